@@ -1,0 +1,91 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "govuk-fab",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "govuk-fab", targets: ["govuk-fab"]),
+        .executable(name: "goreplay", targets: ["goreplay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries mandated by the brief.
+        .systemLibrary(
+            name: "CLibSSH2", pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]),
+        .systemLibrary(
+            name: "CPcap", pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]),
+
+        // govuk-fab: SSH transport, fleet model, tasks, CLI.
+        .target(
+            name: "SSHTransport",
+            dependencies: [
+                "CLibSSH2",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "Fleet",
+            dependencies: [
+                "SSHTransport",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "FleetTasks",
+            dependencies: [
+                "Fleet", "SSHTransport",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "GovukFabCLI",
+            dependencies: [
+                "Fleet", "FleetTasks", "SSHTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "govuk-fab", dependencies: ["GovukFabCLI"]),
+
+        // goreplay: replay engine, live capture, CLI.
+        .target(
+            name: "Replay",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(name: "Capture", dependencies: ["CPcap", "Replay"]),
+        .target(name: "GoReplayCLI", dependencies: ["Replay", "Capture"]),
+        .executableTarget(name: "goreplay", dependencies: ["GoReplayCLI"]),
+
+        // Real sshd hosts on loopback for tests and the demo.
+        .target(name: "TestFleet", resources: [.copy("Scripts")]),
+
+        .testTarget(name: "SSHTransportTests", dependencies: ["SSHTransport", "TestFleet"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestFleet"]),
+        .testTarget(name: "FleetTasksTests", dependencies: ["FleetTasks", "Fleet", "TestFleet"]),
+        .testTarget(
+            name: "ReplayTests",
+            dependencies: [
+                "Replay",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "Replay"]),
+        .testTarget(name: "TestFleetTests", dependencies: ["TestFleet"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestFleet", "Fleet"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
