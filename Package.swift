@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "goreplay", dependencies: ["GoReplayCLI"]),
 
         // Real sshd hosts on loopback for tests and the demo.
-        .target(name: "TestFleet", resources: [.copy("Scripts")]),
+        .target(name: "TestFleet"),
 
         .testTarget(name: "SSHTransportTests", dependencies: ["SSHTransport", "TestFleet"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestFleet"]),

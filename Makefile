@@ -1,0 +1,33 @@
+# The README's two commands are `make demo` and `make test`; both install what
+# they need on a fresh Debian 12 machine (as root).
+SWIFT ?= swift
+SWIFT_FLAGS ?=
+
+.PHONY: all deps build release test demo demo-down bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+demo: deps release
+	@scripts/demo.sh
+
+demo-down:
+	@scripts/demo.sh down
+
+bench: deps release
+	@bench/run.sh
+
+clean:
+	rm -rf .build
