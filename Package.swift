@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "govuk-fab",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "govuk-fab", targets: ["govuk-fab"]),
         .executable(name: "goreplay", targets: ["goreplay"]),
@@ -31,6 +31,15 @@ let package = Package(
             dependencies: [
                 "CLibSSH2",
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(name: "SSHConfig"),
+        .target(
+            name: "PuppetDB",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .target(
             name: "Fleet",
@@ -84,6 +93,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Replay"]),
+        .testTarget(name: "SSHConfigTests", dependencies: ["SSHConfig"]),
+        .testTarget(name: "PuppetDBTests", dependencies: ["PuppetDB"]),
         .testTarget(name: "TestFleetTests", dependencies: ["TestFleet"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestFleet", "Fleet"]),
     ],
