@@ -1,0 +1,152 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// ISO 8601 timestamps in UTC with milliseconds, as used in JSON events and the audit log.
+public enum AuditTimestamp {
+    /// `2026-11-25T23:30:00.000Z`.
+    public static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        return formatter.string(from: date)
+    }
+}
+
+/// One line of the audit log: who ran what, where, and how it went.
+public struct AuditRecord: Sendable, Hashable {
+    /// One host's outcome for one task.
+    public struct HostEntry: Sendable, Hashable {
+        /// Host name.
+        public var host: String
+        /// Task as written.
+        public var task: String
+        /// How it ended.
+        public var outcome: HostOutcome
+
+        /// Creates an entry.
+        public init(host: String, task: String, outcome: HostOutcome) {
+            self.host = host
+            self.task = task
+            self.outcome = outcome
+        }
+    }
+
+    /// Local login name of whoever ran the command.
+    public var user: String
+    /// When the run ended.
+    public var time: Date
+    /// Environment name.
+    public var environment: String
+    /// The full command line, `argv[0]` included.
+    public var argv: [String]
+    /// Per-host, per-task outcomes.
+    public var hosts: [HostEntry]
+    /// Whether the run was interrupted.
+    public var interrupted: Bool
+    /// The exit code the run ended with.
+    public var exitCode: FleetExitCode
+
+    /// Creates a record.
+    public init(user: String, time: Date, environment: String, argv: [String], hosts: [HostEntry],
+                interrupted: Bool, exitCode: FleetExitCode) {
+        self.user = user
+        self.time = time
+        self.environment = environment
+        self.argv = argv
+        self.hosts = hosts
+        self.interrupted = interrupted
+        self.exitCode = exitCode
+    }
+
+    /// A record from a run's summary.
+    public init(user: String, argv: [String], summary: RunSummary) {
+        self.init(user: user, time: summary.time, environment: summary.environment, argv: argv,
+                  hosts: summary.results.map { HostEntry(host: $0.host, task: $0.task, outcome: $0.outcome) },
+                  interrupted: summary.interrupted, exitCode: summary.exitCode)
+    }
+
+    /// The record as one JSON line (sorted keys, ending in `\n`).
+    public var jsonLine: String {
+        let entries: [JSONValue] = hosts.map { entry in
+            var object: [String: JSONValue] = ["host": .string(entry.host), "task": .string(entry.task),
+                                               "outcome": .string(entry.outcome.kind)]
+            if let status = entry.outcome.exitStatus { object["exit_status"] = .int(Int(status)) }
+            return .object(object)
+        }
+        let object: [String: JSONValue] = [
+            "user": .string(user), "time": .time(time), "environment": .string(environment),
+            "argv": .strings(argv), "hosts": .array(entries), "interrupted": .bool(interrupted),
+            "exit_code": .int(Int(exitCode.rawValue)),
+        ]
+        return JSONValue.object(object).encoded + "\n"
+    }
+}
+
+/// Why an audit record could not be written.
+public struct AuditLogError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The file or directory concerned.
+    public var path: String
+    /// What failed (from `errno`).
+    public var reason: String
+    public var description: String { "cannot write audit log \(path): \(reason)" }
+}
+
+/// The append-only audit log, `$XDG_STATE_HOME/govuk-fab/audit.jsonl`.
+///
+/// Each record is written with one `write(2)` on a descriptor opened with `O_APPEND`, so
+/// records from concurrent runs never interleave. The file is created with mode 0600 and
+/// its directory with 0700.
+public struct AuditLog: Sendable {
+    /// Path of the log file.
+    public let path: String
+
+    /// Uses `path` as the log file.
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// `$XDG_STATE_HOME/govuk-fab/audit.jsonl`, else `$HOME/.local/state/govuk-fab/audit.jsonl`;
+    /// `nil` if neither variable is set to an absolute path.
+    public init?(environment: [String: String]) {
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
+            path = "\(state)/govuk-fab/audit.jsonl"
+        } else if let home = environment["HOME"], home.hasPrefix("/") {
+            path = "\(home)/.local/state/govuk-fab/audit.jsonl"
+        } else {
+            return nil
+        }
+    }
+
+    /// Appends `record` as one line, creating the directory and file if needed.
+    public func append(_ record: AuditRecord) throws(AuditLogError) {
+        try createDirectory((path as NSString).deletingLastPathComponent)
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw AuditLogError(path: path, reason: Self.errnoText()) }
+        defer { close(descriptor) }
+        let bytes = Array(record.jsonLine.utf8)
+        let written = bytes.withUnsafeBytes { buffer in write(descriptor, buffer.baseAddress, buffer.count) }
+        guard written == bytes.count else {
+            throw AuditLogError(path: path, reason: written < 0 ? Self.errnoText() : "short write")
+        }
+    }
+
+    /// `mkdir -p` with mode 0700 for every directory it creates.
+    private func createDirectory(_ directory: String) throws(AuditLogError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw AuditLogError(path: directory, reason: "not a directory") }
+            return
+        }
+        let parent = (directory as NSString).deletingLastPathComponent
+        if parent != directory, !parent.isEmpty { try createDirectory(parent) }
+        guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+            throw AuditLogError(path: directory, reason: Self.errnoText())
+        }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+}

@@ -1,0 +1,124 @@
+import Foundation
+
+/// Fabric-style text: `[host] out: …` / `[host] err: …` lines, per-host status lines and a final table.
+public struct TextRenderer: FleetEventRenderer {
+    /// Whether to use ANSI colours (the CLI decides, e.g. only on a terminal).
+    public var colour: Bool
+    private var lines: OutputLineBuffer
+
+    /// Creates a renderer.
+    public init(colour: Bool = false, maximumLineBytes: Int = 64 * 1024) {
+        self.colour = colour
+        self.lines = OutputLineBuffer(maximumLineBytes: maximumLineBytes)
+    }
+
+    public mutating func render(_ event: FleetEvent) -> String {
+        var out: [String] = []
+        switch event {
+        case .runStarted(let environment, let hosts, let tasks, _):
+            out.append(paint("\(environment): \(hosts.count) host\(hosts.count == 1 ? "" : "s")", .bold)
+                + (hosts.isEmpty ? "" : " (\(hosts.joined(separator: ", ")))"))
+            out.append("tasks: " + tasks.joined(separator: " "))
+        case .taskStarted(let host, let task, let command, _):
+            out.append(prefix(host) + "Executing task '\(task)'")
+            if let command { out.append(prefix(host) + "run: \(command)") }
+        case .output(let host, let stream, let bytes, _):
+            for line in lines.append(bytes, host: host, stream: stream) {
+                out.append(outputLine(host: host, stream: stream, line: line))
+            }
+        case .hostFinished(let result):
+            for (stream, line) in lines.flush(host: result.host) {
+                out.append(outputLine(host: result.host, stream: stream, line: line))
+            }
+            out.append(finishedLine(result))
+        case .notice(let host, let message, _):
+            out.append((host.map(prefix) ?? "") + message)
+        case .summary(let summary):
+            for pending in lines.flushAll() {
+                out.append(outputLine(host: pending.host, stream: pending.stream, line: pending.line))
+            }
+            out.append(contentsOf: summaryTable(summary))
+        }
+        return out.isEmpty ? "" : out.joined(separator: "\n") + "\n"
+    }
+
+    /// The summary table and a closing line.
+    public func summaryTable(_ summary: RunSummary) -> [String] {
+        var rows: [[String]] = [["HOST"] + summary.tasks.map { $0.uppercased() } + ["EXIT", "TIME", "LAST STDERR"]]
+        var failures: Set<Int> = []
+        for host in summary.hosts {
+            let results = summary.results.filter { $0.host == host }
+            let cells = summary.tasks.map { task in results.last { $0.task == task }?.outcome.description ?? "-" }
+            let firstFailure = results.first { $0.outcome.isFailure }
+            let exit = firstFailure.map { $0.outcome.exitStatus.map(String.init) ?? "-" } ?? (results.isEmpty ? "-" : "0")
+            let time = results.reduce(Duration.zero) { $0 + $1.duration }
+            let stderr = firstFailure.map { Self.clip($0.lastStderrLine ?? Self.detail($0.outcome) ?? "", to: 100) } ?? ""
+            if firstFailure != nil { failures.insert(rows.count) }
+            rows.append([host] + cells + [exit, DurationText.format(time), stderr])
+        }
+        let widths = rows.reduce(into: [Int](repeating: 0, count: rows[0].count)) { widths, row in
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        var out = ["", paint("Summary (\(summary.environment), \(DurationText.format(summary.duration))):", .bold)]
+        for (index, row) in rows.enumerated() {
+            let padded = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            var line = padded.joined(separator: "  ")
+            while line.hasSuffix(" ") { line.removeLast() }
+            if index == 0 { line = paint(line, .bold) } else if failures.contains(index) { line = paint(line, .red) }
+            out.append(line)
+        }
+        let failed = summary.failedHosts.count
+        let ok = summary.hosts.count - failed
+        let code = summary.exitCode
+        var closing = "\(summary.hosts.count) host\(summary.hosts.count == 1 ? "" : "s"): \(ok) ok, \(failed) failed"
+        if summary.interrupted { closing += "; interrupted" }
+        closing += "; exit code \(code.rawValue)"
+        out.append(paint(closing, code == .success ? .green : .red))
+        return out
+    }
+
+    // MARK: - Pieces
+
+    private enum Style: String {
+        case bold = "1", red = "31", green = "32", yellow = "33", cyan = "36"
+    }
+
+    private func paint(_ text: String, _ style: Style) -> String {
+        colour ? "\u{1B}[\(style.rawValue)m\(text)\u{1B}[0m" : text
+    }
+
+    private func prefix(_ host: String) -> String {
+        paint("[\(host)]", .cyan) + " "
+    }
+
+    private func outputLine(host: String, stream: RemoteStream, line: String) -> String {
+        prefix(host) + (stream == .stdout ? "out: " : paint("err:", .yellow) + " ") + line
+    }
+
+    private func finishedLine(_ result: HostTaskResult) -> String {
+        let time = DurationText.format(result.duration)
+        switch result.outcome {
+        case .exited(0):
+            return prefix(result.host) + paint("ok", .green) + ": \(result.task) (\(time))"
+        case .skipped(let reason):
+            return prefix(result.host) + "skipped: \(result.task) (\(reason))"
+        default:
+            var line = prefix(result.host) + paint("FAILED", .red) + ": \(result.task) \(result.outcome) after \(time)"
+            if let detail = Self.detail(result.outcome) { line += ": \(detail)" }
+            if let stderr = result.lastStderrLine, !stderr.isEmpty { line += " — \(Self.clip(stderr, to: 200))" }
+            return line
+        }
+    }
+
+    /// The message carried by a connection failure.
+    private static func detail(_ outcome: HostOutcome) -> String? {
+        if case .connectionFailed(let message) = outcome { return message }
+        return nil
+    }
+
+    private static func clip(_ text: String, to length: Int) -> String {
+        text.count <= length ? text : String(text.prefix(length - 1)) + "…"
+    }
+}
