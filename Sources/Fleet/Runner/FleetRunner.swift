@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import SSHTransport
+
+/// What happens to a host after one of its tasks fails.
+public enum FailurePolicy: Sendable, Hashable {
+    /// The failed host gets no later tasks; the other hosts go on (default).
+    case dropFailedHosts
+    /// `--warn-only`: a failed host stays in for later tasks.
+    case warnOnly
+    /// `--abort-on-failure`: after the first failure no new host or task
+    /// starts; commands already running finish.
+    case abortOnFailure
+}
+
+/// How a run is carried out.
+public struct RunnerOptions: Sendable {
+    /// Hosts worked on at once (1 = `--serial`).
+    public var parallelism: Int
+    public var failurePolicy: FailurePolicy
+    /// Connection settings; identity files, known_hosts and timeouts come
+    /// from the inventory unless the command line overrides them.
+    public var client: SSHClientOptions
+
+    public init(parallelism: Int, failurePolicy: FailurePolicy = .dropFailedHosts, client: SSHClientOptions) {
+        self.parallelism = max(1, parallelism)
+        self.failurePolicy = failurePolicy
+        self.client = client
+    }
+}
+
+/// One task and the hosts it runs on (Fabric: hosts accumulate left to right).
+public struct PlannedTask: Sendable {
+    public var task: any FleetTask
+    public var hosts: [Host]
+
+    public init(task: any FleetTask, hosts: [Host]) {
+        self.task = task
+        self.hosts = hosts
+    }
+}
+
+/// The result of a run: the summary the renderers print, and the exit status
+/// scripts rely on.
+public struct RunReport: Sendable {
+    public var summary: RunSummary
+    public var outcomes: [TaskOutcomeRecord]
+    public var exitStatus: Int32
+}
+
+/// One task's outcome on one host, with the task's own message.
+public struct TaskOutcomeRecord: Sendable, Hashable {
+    public var host: String
+    public var task: String
+    public var outcome: TaskOutcome
+}
+
+/// Runs planned tasks over hosts: each task over every selected host, at most
+/// `parallelism` at once, before the next task starts; one SSH session per
+/// host for the whole run.
+public struct FleetRunner: Sendable {
+    public let context: RunContext
+    public let options: RunnerOptions
+    let emit: @Sendable (FleetEvent) -> Void
+
+    public init(context: RunContext, options: RunnerOptions, emit: @escaping @Sendable (FleetEvent) -> Void) {
+        self.context = context
+        self.options = options
+        self.emit = emit
+    }
+
+    /// Runs every step and always returns a report, also when interrupted
+    /// (the calling task cancelled): then hosts not finished are reported as
+    /// such and the report says `interrupted`.
+    public func run(_ steps: [PlannedTask]) async -> RunReport {
+        let started = ContinuousClock.now
+        let inventory = context.inventory
+        var allHosts: [String] = []
+        for step in steps { for host in step.hosts where !allHosts.contains(host.name) { allHosts.append(host.name) } }
+        let taskNames = steps.map(\.task.invocation.raw)
+        emit(.runStarted(environment: inventory.name, hosts: allHosts, tasks: taskNames, time: Date()))
+
+        let reactor: SSHReactor?
+        do {
+            reactor = try SSHReactor()
+        } catch {
+            reactor = nil
+            emit(.notice(host: nil, message: "cannot start the SSH event loop: \(error)", time: Date()))
+        }
+        let pool = reactor.map { ConnectionPool(reactor: $0, inventory: inventory, options: options.client, logger: context.logger) }
+
+        var results: [HostTaskResult] = []
+        var records: [TaskOutcomeRecord] = []
+        var failedHosts = Set<String>()
+        var aborted = false
+        var exitOverride: Int32?
+
+        for step in steps {
+            let task = step.task
+            let name = task.invocation.raw
+            var stepOutcomes: [TaskOutcome] = []
+            var pending: [Host] = []
+            for host in step.hosts {
+                if Task.isCancelled || aborted {
+                    let reason = Task.isCancelled ? "interrupted before it started" : "not started: run aborted after a failure"
+                    results.append(skip(host, name, reason))
+                } else if failedHosts.contains(host.name) && options.failurePolicy != .warnOnly {
+                    results.append(skip(host, name, "failed in an earlier task"))
+                } else {
+                    pending.append(host)
+                }
+            }
+            let finished = await runStep(task: task, hosts: pending, pool: pool, aborted: &aborted)
+            for (host, outcome, result) in finished {
+                results.append(result)
+                records.append(TaskOutcomeRecord(host: host, task: name, outcome: outcome))
+                stepOutcomes.append(outcome)
+                if outcome.outcome.isFailure { failedHosts.insert(host) }
+            }
+            // Hosts the step never reached (interrupted or aborted mid-step).
+            let reached = Set(finished.map(\.0))
+            for host in pending where !reached.contains(host.name) {
+                results.append(skip(host, name, Task.isCancelled ? "interrupted" : "not started: run aborted after a failure"))
+            }
+            if let status = task.exitStatus(for: stepOutcomes) {
+                exitOverride = max(exitOverride ?? 0, status)
+            }
+        }
+
+        if let pool { await pool.closeAll() }
+        reactor?.shutdown()
+
+        let summary = RunSummary(
+            environment: inventory.name, hosts: allHosts, tasks: taskNames, results: results,
+            interrupted: Task.isCancelled, duration: ContinuousClock.now - started, time: Date())
+        emit(.summary(summary))
+        var exitStatus = summary.exitCode.rawValue
+        if let exitOverride, !summary.interrupted { exitStatus = exitOverride }
+        return RunReport(summary: summary, outcomes: records, exitStatus: exitStatus)
+    }
+
+    private func skip(_ host: Host, _ task: String, _ reason: String) -> HostTaskResult {
+        let result = HostTaskResult(host: host.name, task: task, outcome: .skipped(reason: reason),
+                                    duration: .zero, lastStderrLine: reason, time: Date())
+        emit(.hostFinished(result))
+        return result
+    }
+
+    /// Runs one task on `hosts`, at most `parallelism` at once, in host order.
+    private func runStep(
+        task: any FleetTask, hosts: [Host], pool: ConnectionPool?, aborted: inout Bool
+    ) async -> [(String, TaskOutcome, HostTaskResult)] {
+        var finished: [(String, TaskOutcome, HostTaskResult)] = []
+        var stopStarting = aborted
+        await withTaskGroup(of: (String, TaskOutcome, HostTaskResult).self) { group in
+            var next = 0
+            func startNext() {
+                let host = hosts[next]
+                next += 1
+                group.addTask { await self.runOne(task: task, host: host, pool: pool) }
+            }
+            while next < hosts.count && next < options.parallelism { startNext() }
+            for await item in group {
+                finished.append(item)
+                if item.1.outcome.isFailure && options.failurePolicy == .abortOnFailure { stopStarting = true }
+                if !stopStarting && !Task.isCancelled && next < hosts.count { startNext() }
+            }
+        }
+        aborted = stopStarting
+        // Report in host order, not completion order.
+        let order = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.name, $0) })
+        return finished.sorted { (order[$0.0] ?? 0) < (order[$1.0] ?? 0) }
+    }
+
+    private func runOne(task: any FleetTask, host: Host, pool: ConnectionPool?) async -> (String, TaskOutcome, HostTaskResult) {
+        let name = task.invocation.raw
+        let started = ContinuousClock.now
+        let planned = task.plannedCommands(on: host, context: context)
+        emit(.taskStarted(host: host.name, task: name, command: planned.first, time: Date()))
+        let tail = StderrTail()
+        let outcome: TaskOutcome
+
+        if context.dryRun && task.dryRunMode == .printCommands {
+            for command in planned { emit(.notice(host: host.name, message: "would run: \(command)", time: Date())) }
+            outcome = TaskOutcome(outcome: .skipped(reason: "dry run"), message: "dry run: nothing changed")
+        } else if let pool {
+            outcome = await connectAndRun(task: task, host: host, pool: pool, tail: tail)
+        } else {
+            outcome = TaskOutcome(outcome: .connectionFailed("no SSH event loop"), message: "no SSH event loop")
+        }
+        if let message = outcome.message, !outcome.outcome.isFailure || tail.lastLine == nil {
+            emit(.notice(host: host.name, message: message, time: Date()))
+        }
+        let last = outcome.outcome.isFailure ? (outcome.message ?? tail.lastLine) : nil
+        let result = HostTaskResult(host: host.name, task: name, outcome: outcome.outcome,
+                                    duration: ContinuousClock.now - started, lastStderrLine: last, time: Date())
+        emit(.hostFinished(result))
+        return (host.name, outcome, result)
+    }
+
+    private func connectAndRun(task: any FleetTask, host: Host, pool: ConnectionPool, tail: StderrTail) async -> TaskOutcome {
+        let session: SSHSession
+        do {
+            session = try await pool.session(for: host)
+        } catch is CancellationError {
+            return TaskOutcome(outcome: .skipped(reason: "interrupted while connecting"), message: "interrupted while connecting")
+        } catch {
+            let text = "\(error)"
+            return TaskOutcome(outcome: .connectionFailed(text), message: text)
+        }
+        let user = session.endpoint.user
+        let hostContext = HostContext(host: host, run: context, session: session, user: user,
+                                      taskName: task.invocation.name, emit: emit, stderrTail: tail)
+        do {
+            return try await task.run(on: hostContext)
+        } catch is CancellationError {
+            return TaskOutcome(outcome: .skipped(reason: "interrupted while running"), message: "interrupted while running")
+        } catch let error as SSHError {
+            if error.kind.isConnectivity {
+                return TaskOutcome(outcome: .connectionFailed("\(error)"), message: "\(error)")
+            }
+            return TaskOutcome(outcome: .exited(status: 255), message: "\(error)")
+        } catch {
+            return TaskOutcome(outcome: .exited(status: 1), message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import SSHTransport
+
+/// A built-in task or playbook, ready to run on hosts: `sdo:…`, `app.start:…`,
+/// `recover-goreplay`. The runner knows tasks only through this protocol, so
+/// tasks live in their own target and are tested alone.
+public protocol FleetTask: Sendable {
+    /// The command-line word this task came from, e.g. `sdo:rm /etc/x`.
+    var invocation: TaskInvocation { get }
+    /// Whether the task changes hosts: changing tasks need confirmation in
+    /// environments with `confirm_changes`, read-only ones never ask.
+    var changesHosts: Bool { get }
+    /// How `--dry-run` treats the task.
+    var dryRunMode: DryRunMode { get }
+    /// Checks made before any connection, e.g. the data-sync window.
+    func preflight(_ context: RunContext) throws(TaskRefusal)
+    /// The exact remote commands the task would run on `host`, for `--dry-run`.
+    func plannedCommands(on host: Host, context: RunContext) -> [String]
+    /// Runs the task on one connected host.
+    func run(on host: HostContext) async throws -> TaskOutcome
+    /// Combines per-host results into an exit status when the task has its
+    /// own exit semantics (monitoring checks); nil keeps the runner's codes.
+    func exitStatus(for outcomes: [TaskOutcome]) -> Int32?
+}
+
+extension FleetTask {
+    public var dryRunMode: DryRunMode { .printCommands }
+    public func preflight(_ context: RunContext) throws(TaskRefusal) {}
+    public func exitStatus(for outcomes: [TaskOutcome]) -> Int32? { nil }
+}
+
+/// What `--dry-run` does for a task.
+public enum DryRunMode: Sendable, Hashable {
+    /// Print the commands, connect to nothing.
+    case printCommands
+    /// Connect and read state with read-only commands, then print the
+    /// per-host plan (recovery plans depend on what each host is in).
+    case readStateOnly
+}
+
+/// A task's refusal to run at all, before any host is touched.
+public struct TaskRefusal: Error, Sendable, CustomStringConvertible {
+    public var task: String
+    public var reason: String
+    public var remedy: String?
+
+    public init(task: String, reason: String, remedy: String? = nil) {
+        self.task = task
+        self.reason = reason
+        self.remedy = remedy
+    }
+
+    public var description: String {
+        "\(task): refused: \(reason)" + (remedy.map { " — \($0)" } ?? "")
+    }
+}
+
+/// A check task's result in monitoring-plugin terms (Nagios/Icinga).
+public enum CheckStatus: Int32, Sendable, Hashable, Comparable, CustomStringConvertible {
+    case ok = 0, warning = 1, critical = 2, unknown = 3
+
+    public static func < (a: CheckStatus, b: CheckStatus) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .ok: "OK"
+        case .warning: "WARNING"
+        case .critical: "CRITICAL"
+        case .unknown: "UNKNOWN"
+        }
+    }
+}
+
+/// How a task ended on one host.
+public struct TaskOutcome: Sendable, Hashable {
+    public var outcome: HostOutcome
+    /// One line for the summary: what was found and done.
+    public var message: String?
+    /// Set by check tasks.
+    public var checkStatus: CheckStatus?
+    /// Whether the task changed anything on the host.
+    public var changed: Bool
+
+    public init(outcome: HostOutcome, message: String? = nil, checkStatus: CheckStatus? = nil, changed: Bool = false) {
+        self.outcome = outcome
+        self.message = message
+        self.checkStatus = checkStatus
+        self.changed = changed
+    }
+
+    public static func ok(_ message: String? = nil, changed: Bool = false) -> TaskOutcome {
+        TaskOutcome(outcome: .exited(status: 0), message: message, changed: changed)
+    }
+
+    public static func failed(status: Int32 = 1, _ message: String) -> TaskOutcome {
+        TaskOutcome(outcome: .exited(status: status), message: message)
+    }
+}
+
+/// Settings shared by every host of one run.
+public struct RunContext: Sendable {
+    public var inventory: Inventory
+    public var time: TimeSource
+    public var dryRun: Bool
+    /// `--force`: run even inside the data-sync window.
+    public var force: Bool
+    public var commandTimeout: Duration?
+    public var logger: Logger
+
+    public init(
+        inventory: Inventory, time: TimeSource = .system, dryRun: Bool = false, force: Bool = false,
+        commandTimeout: Duration? = nil, logger: Logger = Logger(label: "govuk-fab")
+    ) {
+        self.inventory = inventory
+        self.time = time
+        self.dryRun = dryRun
+        self.force = force
+        self.commandTimeout = commandTimeout
+        self.logger = logger
+    }
+}

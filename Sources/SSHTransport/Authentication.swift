@@ -1,0 +1,200 @@
+import CLibSSH2
+import Foundation
+import Logging
+
+/// A configured private key file and what we could learn of its public half without a passphrase.
+struct IdentityFile {
+    let path: String
+    /// The SSH wire-format public key, from `path.pub` or the unencrypted header of an OpenSSH key.
+    let publicBlob: [UInt8]?
+    /// e.g. "ssh-ed25519", "ssh-rsa"; nil if unknown.
+    let keyType: String?
+
+    init(path: String) {
+        self.path = path
+        var blob: [UInt8]?
+        var type: String?
+        if let pub = try? String(contentsOfFile: path + ".pub", encoding: .utf8) {
+            let fields = pub.split(separator: " ")
+            if fields.count >= 2, let data = Data(base64Encoded: String(fields[1])) { blob = Array(data) }
+        }
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            if text.contains("BEGIN RSA PRIVATE KEY") { type = "ssh-rsa" }
+            if blob == nil, text.contains("BEGIN OPENSSH PRIVATE KEY") { blob = Self.openSSHPublicBlob(text) }
+        }
+        self.publicBlob = blob
+        self.keyType = blob.flatMap(keyTypeOfBlob) ?? type
+    }
+
+    /// The public key stored unencrypted in an `openssh-key-v1` file: magic, cipher, kdf, kdf options,
+    /// key count, then the first public key.
+    static func openSSHPublicBlob(_ text: String) -> [UInt8]? {
+        let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        guard let data = Data(base64Encoded: body) else { return nil }
+        var reader = WireReader(Array(data))
+        let magic = Array("openssh-key-v1".utf8) + [0]
+        guard reader.bytes(magic.count) == magic else { return nil }
+        for _ in 0..<3 { guard reader.string() != nil else { return nil } }
+        guard let count = reader.uint32(), count >= 1 else { return nil }
+        return reader.string()
+    }
+}
+
+/// Reads SSH wire-format fields (RFC 4251 §5).
+struct WireReader {
+    private let buffer: [UInt8]
+    private var offset = 0
+
+    init(_ buffer: [UInt8]) { self.buffer = buffer }
+
+    mutating func bytes(_ n: Int) -> [UInt8]? {
+        guard n >= 0, offset + n <= buffer.count else { return nil }
+        defer { offset += n }
+        return Array(buffer[offset..<offset + n])
+    }
+
+    mutating func uint32() -> UInt32? {
+        bytes(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } }
+    }
+
+    mutating func string() -> [UInt8]? {
+        uint32().flatMap { bytes(Int($0)) }
+    }
+}
+
+/// The algorithm name at the start of a public key blob.
+func keyTypeOfBlob(_ blob: [UInt8]) -> String? {
+    var reader = WireReader(blob)
+    return reader.string().map { String(decoding: $0, as: UTF8.self) }
+}
+
+extension SessionConnection {
+    /// Agent keys first (those matching a configured identity file first of all, to stay under the
+    /// server's MaxAuthTries), then identity files the agent did not already cover.
+    func authenticate(options: SSHClientOptions, deadline: ContinuousClock.Instant) async throws {
+        let user = endpoint.user
+        let userLength = UInt32(user.utf8.count)
+        var tried: [String] = []
+        var rejectedRSA = 0
+        var rejectedOther = 0
+
+        // Asking for the method list also tells us if "none" was enough.
+        var methods: String?
+        while true {
+            if let list = libssh2_userauth_list(session, user, userLength) {
+                methods = String(cString: list)
+                break
+            }
+            if libssh2_userauth_authenticated(session) != 0 { return }
+            let errno = libssh2_session_last_errno(session)
+            guard errno == LIBSSH2_ERROR_EAGAIN else {
+                throw error(.auth, "asking for authentication methods failed")
+            }
+            if try await !waitForSocket(deadline: deadline) {
+                throw SSHError(endpoint: endpoint, operation: .auth, kind: .connectTimeout,
+                               message: "authentication did not finish within the connect timeout")
+            }
+        }
+        if let methods, !methods.split(separator: ",").contains("publickey") {
+            throw SSHError(
+                endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
+                message: "server for \(user)@\(endpoint.host) does not accept public-key authentication (offers: \(methods))",
+                remedy: "enable PubkeyAuthentication on the server")
+        }
+
+        let identities = options.identityFiles.map { IdentityFile(path: expandTilde($0)) }
+        var coveredByAgent = Set<String>()
+
+        /// Runs one attempt; true means authenticated. Auth rejections are recorded, other failures thrown.
+        func attempt(_ label: String, keyType: String?, _ body: () -> Int32) async throws -> Bool {
+            let rc = try await call(.auth, "authentication", deadline: deadline, timeoutKind: .connectTimeout, body)
+            if rc == 0 { return true }
+            let (_, message) = lastError(session)
+            switch rc {
+            case LIBSSH2_ERROR_AUTHENTICATION_FAILED, LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED:
+                tried.append(label)
+                if keyType == "ssh-rsa" { rejectedRSA += 1 } else { rejectedOther += 1 }
+            case LIBSSH2_ERROR_FILE, LIBSSH2_ERROR_KEYFILE_AUTH_FAILED, LIBSSH2_ERROR_METHOD_NOT_SUPPORTED:
+                tried.append("\(label) (could not use it: \(message); a passphrase-protected key must be loaded into ssh-agent)")
+            case LIBSSH2_ERROR_AGENT_PROTOCOL:
+                tried.append("\(label) (agent failed to sign: \(message))")
+            default:
+                throw SSHError(endpoint: endpoint, operation: .auth, kind: kindForLibSSH2Code(rc), code: rc,
+                               message: "authentication with \(label) failed: \(message)")
+            }
+            logger.debug("key rejected", metadata: ["host": "\(endpoint)", "key": "\(label)", "reason": "\(message)"])
+            return false
+        }
+
+        let agentPath = options.agentSocketPath ?? ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"]
+        if options.useAgent, let agentPath, !agentPath.isEmpty, let agent = libssh2_agent_init(session) {
+            defer { libssh2_agent_free(agent) }
+            libssh2_agent_set_identity_path(agent, agentPath)
+            // Agent I/O is a blocking local Unix socket in libssh2 1.10; it answers in microseconds.
+            if libssh2_agent_connect(agent) == 0 {
+                defer { libssh2_agent_disconnect(agent) }
+                if libssh2_agent_list_identities(agent) == 0 {
+                    var agentKeys: [UnsafeMutablePointer<libssh2_agent_publickey>] = []
+                    var previous: UnsafeMutablePointer<libssh2_agent_publickey>?
+                    var current: UnsafeMutablePointer<libssh2_agent_publickey>?
+                    while libssh2_agent_get_identity(agent, &current, previous) == 0, let key = current {
+                        agentKeys.append(key)
+                        previous = key
+                    }
+                    let configuredBlobs = identities.compactMap(\.publicBlob)
+                    func blob(_ key: UnsafeMutablePointer<libssh2_agent_publickey>) -> [UInt8] {
+                        Array(UnsafeBufferPointer(start: key.pointee.blob, count: Int(key.pointee.blob_len)))
+                    }
+                    let ordered = agentKeys.filter { configuredBlobs.contains(blob($0)) }
+                        + agentKeys.filter { !configuredBlobs.contains(blob($0)) }
+                    for key in ordered {
+                        let keyBlob = blob(key)
+                        let type = keyTypeOfBlob(keyBlob)
+                        let comment = key.pointee.comment.map { String(cString: $0) } ?? ""
+                        let label = "agent key \(comment.isEmpty ? "(no comment)" : comment) (\(type ?? "unknown type"))"
+                        if let match = identities.first(where: { $0.publicBlob == keyBlob }) { coveredByAgent.insert(match.path) }
+                        if try await attempt(label, keyType: type, { libssh2_agent_userauth(agent, user, key) }) {
+                            logger.debug("authenticated", metadata: ["host": "\(endpoint)", "key": "\(label)"])
+                            return
+                        }
+                    }
+                } else {
+                    logger.debug("ssh-agent listed no identities", metadata: ["socket": "\(agentPath)"])
+                }
+            } else {
+                logger.debug("cannot connect to ssh-agent", metadata: ["socket": "\(agentPath)"])
+            }
+        }
+
+        for identity in identities where !coveredByAgent.contains(identity.path) {
+            let label = "key file \(identity.path) (\(identity.keyType ?? "unknown type"))"
+            guard FileManager.default.isReadableFile(atPath: identity.path) else {
+                tried.append("\(label) (not readable)")
+                continue
+            }
+            let ok = try await attempt(label, keyType: identity.keyType) {
+                libssh2_userauth_publickey_fromfile_ex(session, user, userLength, nil, identity.path, nil)
+            }
+            if ok {
+                logger.debug("authenticated", metadata: ["host": "\(endpoint)", "key": "\(label)"])
+                return
+            }
+        }
+
+        let who = "\(user)@\(endpoint.hostAndPort)"
+        let triedText = tried.isEmpty
+            ? "no keys were available (agent \(options.useAgent ? (agentPath ?? "not set") : "disabled"), \(identities.count) identity files)"
+            : "tried " + tried.joined(separator: ", ")
+        if rejectedRSA > 0 && rejectedOther == 0 {
+            throw SSHError(
+                endpoint: endpoint, operation: .auth, kind: .rsaKeyRejected, code: LIBSSH2_ERROR_AUTHENTICATION_FAILED,
+                message: "server rejected the RSA key for \(who): libssh2 1.10 can only sign with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; \(triedText)",
+                remedy: "use an ed25519 key (ssh-keygen -t ed25519) and add its public key to the host's authorized_keys")
+        }
+        let rsaNote = rejectedRSA > 0 ? "; note RSA keys cannot work with libssh2 1.10 against OpenSSH ≥ 8.8, use ed25519" : ""
+        throw SSHError(
+            endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
+            message: "authentication failed for \(who): \(triedText)\(rsaNote)",
+            remedy: "check that one of these public keys is in \(user)'s authorized_keys on the host, or configure the right identity file")
+    }
+}

@@ -1,0 +1,203 @@
+import CLibSSH2
+import Foundation
+import Logging
+import Synchronization
+
+extension SSHSession {
+    /// How long after the remote `timeout` (plus its 2 s kill grace) we give up locally and close the channel.
+    static let localTimeoutSlack: Duration = .seconds(5)
+    static let channelWindow: UInt32 = 2 * 1024 * 1024
+    static let channelPacket: UInt32 = 32 * 1024
+
+    /// Runs `command` with the user's login shell (no PTY), delivering stdout and stderr chunks to
+    /// `onOutput` as they arrive, and returns how it ended.
+    ///
+    /// The command always runs under coreutils `timeout` in its own process group (see
+    /// ``remoteCommand(_:timeout:)``), so it is killed remotely when `timeout` passes, when this task is
+    /// cancelled, or when the connection drops. A command that runs past `timeout` returns with
+    /// `timedOut == true`; cancellation closes the channel and throws `CancellationError`.
+    public func execute(
+        _ command: String, timeout: Duration? = nil, onOutput: @escaping @Sendable (OutputChunk) -> Void
+    ) async throws -> CommandResult {
+        try await lock.withLock {
+            try connection.ensureUsable(.exec)
+            return try await connection.execute(
+                Self.remoteCommand(command, timeout: timeout), timeout: timeout, openTimeout: connectTimeout,
+                onOutput: onOutput)
+        }
+    }
+
+    /// Runs `command` and collects its output (for short outputs).
+    public func run(_ command: String, timeout: Duration? = nil) async throws -> (result: CommandResult, stdout: String, stderr: String) {
+        let collected = OutputCollector()
+        let result = try await execute(command, timeout: timeout) { collected.append($0) }
+        let (out, err) = collected.contents
+        return (result, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// The shell text sent to the server.
+    ///
+    /// `timeout` (coreutils) puts the command in a new process group and, on expiry or on SIGTERM,
+    /// signals the whole group (SIGKILL 2 s later if needed); duration 0 means no time limit. The
+    /// command's stdin is /dev/null; the channel's stdin is watched by `cat`, which sees EOF when the
+    /// channel or connection closes and then terminates the group: a cancelled command never lingers.
+    /// A command killed by signal N makes the wrapper kill itself with N, so the server reports the signal.
+    static func remoteCommand(_ command: String, timeout: Duration?) -> String {
+        var limit = "0"
+        if let timeout {
+            let ms = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            limit = "\(ms / 1000).\(String(ms % 1000 + 1000).dropFirst())"
+        }
+        return """
+            exec 3<&0 </dev/null
+            timeout -k 2 \(limit) "${SHELL:-/bin/sh}" -c \(shellQuote(command)) & c=$!
+            { cat >/dev/null; kill -TERM $c; } <&3 >/dev/null 2>&1 & w=$!
+            exec 3<&-
+            wait $c; s=$?
+            kill $w 2>/dev/null
+            [ $s -gt 128 ] && [ $s -lt 160 ] && kill -$((s - 128)) $$
+            exit $s
+            """
+    }
+}
+
+/// Gathers output chunks from the callback (which may run on any thread).
+final class OutputCollector: Sendable {
+    private let state = Mutex<([UInt8], [UInt8])>(([], []))
+    func append(_ chunk: OutputChunk) {
+        state.withLock { s in
+            if chunk.stream == .stdout { s.0 += chunk.bytes } else { s.1 += chunk.bytes }
+        }
+    }
+    var contents: ([UInt8], [UInt8]) { state.withLock { $0 } }
+}
+
+extension SessionConnection {
+    func execute(
+        _ remoteCommand: String, timeout: Duration?, openTimeout: Duration,
+        onOutput: @Sendable (OutputChunk) -> Void
+    ) async throws -> CommandResult {
+        let started = ContinuousClock.now
+        let openDeadline = started + openTimeout
+        let channel: OpaquePointer
+        do {
+            guard let opened = try await callPointer(.exec, "opening a channel", deadline: openDeadline, timeoutKind: .channelFailure, {
+                libssh2_channel_open_ex(session, "session", 7, SSHSession.channelWindow, SSHSession.channelPacket, nil, 0)
+            }) else {
+                throw error(.exec, "could not open a channel")
+            }
+            channel = opened
+        } catch {
+            // A half-done channel open leaves per-session state behind; do not reuse the session.
+            unusableReason = "a channel open was abandoned (\(error))"
+            throw error
+        }
+
+        var result: CommandResult?
+        do {
+            let rc = try await call(.exec, "starting the command", deadline: openDeadline, timeoutKind: .channelFailure) {
+                libssh2_channel_process_startup(channel, "exec", 4, remoteCommand, UInt32(remoteCommand.utf8.count))
+            }
+            guard rc == 0 else { throw error(.exec, "the server refused to start the command") }
+            result = try await readUntilClosed(channel, started: started, timeout: timeout, onOutput: onOutput)
+        } catch {
+            await abandon(channel)
+            throw error
+        }
+        guard let result else { preconditionFailure("unreachable") }
+        return result
+    }
+
+    /// Reads both streams each turn (polling only when both would block, so a command filling stderr can
+    /// never stall stdout), then closes the channel and reads exit status and signal.
+    private func readUntilClosed(
+        _ channel: OpaquePointer, started: ContinuousClock.Instant, timeout: Duration?,
+        onOutput: @Sendable (OutputChunk) -> Void
+    ) async throws -> CommandResult {
+        let localDeadline = timeout.map { started + $0 + SSHSession.localTimeoutSlack }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let streams: [(Int32, OutputChunk.Stream)] = [(0, .stdout), (SSH_EXTENDED_DATA_STDERR, .stderr)]
+        while true {
+            var progressed = false
+            for (id, stream) in streams {
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { raw in
+                        libssh2_channel_read_ex(channel, id, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+                    }
+                    if n > 0 {
+                        onOutput(OutputChunk(stream: stream, bytes: Array(buffer[0..<n])))
+                        progressed = true
+                        continue
+                    }
+                    if n == Int(LIBSSH2_ERROR_EAGAIN) || n == 0 { break }
+                    throw error(.exec, "reading command output failed")
+                }
+            }
+            if libssh2_channel_eof(channel) != 0 { break }
+            if progressed { continue }
+            try Task.checkCancellation()
+            if try await !waitForSocket(deadline: localDeadline) {
+                logger.warning("command exceeded its timeout and the remote side did not stop it; closing the channel", metadata: ["host": "\(endpoint)"])
+                await abandon(channel)
+                return CommandResult(exitStatus: -1, exitSignal: nil, timedOut: true, duration: .now - started)
+            }
+        }
+
+        let closeDeadline = ContinuousClock.now + .seconds(10)
+        var rc = try await call(.exec, "closing the channel", deadline: closeDeadline, timeoutKind: .sessionClosed) {
+            libssh2_channel_close(channel)
+        }
+        if rc == 0 {
+            rc = try await call(.exec, "waiting for channel close", deadline: closeDeadline, timeoutKind: .sessionClosed) {
+                libssh2_channel_wait_closed(channel)
+            }
+        }
+        if rc != 0 { throw error(.exec, "closing the channel failed") }
+        let duration = ContinuousClock.now - started
+        let status = libssh2_channel_get_exit_status(channel)
+        var signalPointer: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        var messagePointer: UnsafeMutablePointer<CChar>?
+        var messageLength = 0
+        var languagePointer: UnsafeMutablePointer<CChar>?
+        var languageLength = 0
+        _ = libssh2_channel_get_exit_signal(
+            channel, &signalPointer, &signalLength, &messagePointer, &messageLength, &languagePointer, &languageLength)
+        let signal = signalPointer.map { String(cString: $0) }
+        for pointer in [signalPointer, messagePointer, languagePointer] {
+            if let pointer { libssh2_free(session, pointer) }
+        }
+        await freeChannel(channel)
+        // `timeout` exits 124 when it stopped the command (or is SIGKILLed with -k after 2 more seconds).
+        let timedOut = timeout.map { duration >= $0 && (status == 124 || signal == "KILL") } ?? false
+        return CommandResult(exitStatus: status, exitSignal: signal, timedOut: timedOut, duration: duration)
+    }
+
+    private func freeChannel(_ channel: OpaquePointer) async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        let rc = try? await call(.exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+            libssh2_channel_free(channel)
+        }
+        if rc == nil { unusableReason = "a channel could not be freed in time" }
+    }
+
+    /// Closes a channel we stop reading (cancelled or timed out). The close reaches sshd, which closes
+    /// the command's stdin; the wrapper's watcher then kills the command's process group. Bounded to 2 s
+    /// and not cancellable, since it is the clean-up of a cancellation.
+    func abandon(_ channel: OpaquePointer) async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        do {
+            _ = try await call(.exec, "sending EOF", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+                libssh2_channel_send_eof(channel)
+            }
+            _ = try await call(.exec, "closing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+                libssh2_channel_close(channel)
+            }
+            _ = try await call(.exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+                libssh2_channel_free(channel)
+            }
+        } catch {
+            unusableReason = "an abandoned channel could not be closed (\(error))"
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import CLibSSH2
+import Foundation
+import Logging
+
+/// A host-key algorithm libssh2 1.10 can negotiate, with the matching known_hosts type bits.
+struct HostKeyType: Sendable, Hashable {
+    /// The SSH algorithm name, as in known_hosts and `HostKeyAlgorithms`.
+    let algorithm: String
+    /// `LIBSSH2_KNOWNHOST_KEY_*`.
+    let knownHostBits: Int32
+
+    /// In the order we prefer them (OpenSSH's default puts ed25519 first too).
+    static let all: [HostKeyType] = [
+        HostKeyType(algorithm: "ssh-ed25519", knownHostBits: LIBSSH2_KNOWNHOST_KEY_ED25519),
+        HostKeyType(algorithm: "ecdsa-sha2-nistp256", knownHostBits: LIBSSH2_KNOWNHOST_KEY_ECDSA_256),
+        HostKeyType(algorithm: "ecdsa-sha2-nistp384", knownHostBits: LIBSSH2_KNOWNHOST_KEY_ECDSA_384),
+        HostKeyType(algorithm: "ecdsa-sha2-nistp521", knownHostBits: LIBSSH2_KNOWNHOST_KEY_ECDSA_521),
+        HostKeyType(algorithm: "ssh-rsa", knownHostBits: LIBSSH2_KNOWNHOST_KEY_SSHRSA),
+    ]
+
+    /// Maps `libssh2_session_hostkey`'s `LIBSSH2_HOSTKEY_TYPE_*`.
+    init?(hostKeyType: Int32) {
+        switch hostKeyType {
+        case LIBSSH2_HOSTKEY_TYPE_ED25519: self = Self.all[0]
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: self = Self.all[1]
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: self = Self.all[2]
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: self = Self.all[3]
+        case LIBSSH2_HOSTKEY_TYPE_RSA: self = Self.all[4]
+        default: return nil
+        }
+    }
+
+    init(algorithm: String, knownHostBits: Int32) {
+        self.algorithm = algorithm
+        self.knownHostBits = knownHostBits
+    }
+}
+
+/// Strict host-key checking against OpenSSH known_hosts files, which are only ever read.
+final class KnownHosts {
+    private let collection: OpaquePointer
+    private let session: OpaquePointer
+    /// How many entries were loaded, for log lines.
+    private(set) var entryCount = 0
+
+    /// Reads every file line by line, skipping (with a warning naming file:line) any line libssh2
+    /// cannot parse, instead of `libssh2_knownhost_readfile`'s failing at the first bad line.
+    init?(files: [String], session: OpaquePointer, logger: Logger) {
+        guard let collection = libssh2_knownhost_init(session) else { return nil }
+        self.collection = collection
+        self.session = session
+        for file in files {
+            let path = expandTilde(file)
+            guard FileManager.default.fileExists(atPath: path) else {
+                logger.debug("known_hosts file not found, skipped", metadata: ["file": "\(path)"])
+                continue
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                logger.warning("cannot read known_hosts file \(path), skipped")
+                continue
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                if line.hasPrefix("@") {
+                    logger.warning("\(path):\(index + 1): known_hosts markers (@cert-authority, @revoked) are not supported by libssh2 1.10; line skipped")
+                    continue
+                }
+                let rc = line.withCString { libssh2_knownhost_readline(collection, $0, strlen($0), LIBSSH2_KNOWNHOST_FILE_OPENSSH) }
+                if rc == 0 {
+                    entryCount += 1
+                } else {
+                    let (_, message) = lastError(session)
+                    logger.warning("\(path):\(index + 1): skipping malformed known_hosts line: \(message)")
+                }
+            }
+        }
+    }
+
+    deinit { libssh2_knownhost_free(collection) }
+
+    private func check(host: String, port: Int, key: UnsafeRawBufferPointer, type: HostKeyType) -> Int32 {
+        var entry: UnsafeMutablePointer<libssh2_knownhost>?
+        let typeMask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | type.knownHostBits
+        return host.withCString { hostPointer in
+            libssh2_knownhost_checkp(
+                collection, hostPointer, Int32(port), key.baseAddress?.assumingMemoryBound(to: CChar.self),
+                key.count, typeMask, &entry)
+        }
+    }
+
+    /// The key types the files hold for `host:port` (plain or hashed names): checking a dummy key with a
+    /// type's bits gives MISMATCH exactly when an entry of that type exists.
+    func knownTypes(host: String, port: Int) -> [HostKeyType] {
+        let dummy: [UInt8] = [0, 0, 0, 1, 0x2a]
+        return dummy.withUnsafeBytes { bytes in
+            HostKeyType.all.filter { check(host: host, port: port, key: bytes, type: $0) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH }
+        }
+    }
+
+    /// `LIBSSH2_KNOWNHOST_CHECK_*` for the key the server presented, checked with its type bits so an
+    /// entry of another type can never count as a mismatch.
+    func verify(host: String, port: Int, key: UnsafeRawBufferPointer, type: HostKeyType) -> Int32 {
+        check(host: host, port: port, key: key, type: type)
+    }
+}
+
+/// `~/x` to `$HOME/x`.
+func expandTilde(_ path: String) -> String {
+    guard path == "~" || path.hasPrefix("~/") else { return path }
+    let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+    return home + path.dropFirst()
+}
+
+/// The fingerprint as OpenSSH prints it: `SHA256:` + unpadded base64.
+func openSSHFingerprint(sha256: [UInt8]) -> String {
+    var encoded = Data(sha256).base64EncodedString()
+    while encoded.hasSuffix("=") { encoded.removeLast() }
+    return "SHA256:" + encoded
+}
