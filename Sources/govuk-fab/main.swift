@@ -1,1 +1,3 @@
 import GovukFabCLI
+
+await GovukFab.mainWithDocumentedExitCodes()

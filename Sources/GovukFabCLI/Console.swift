@@ -1,0 +1,139 @@
+import Fleet
+import FleetTasks
+import Foundation
+import Synchronization
+
+/// All terminal output of one run. Events are rendered and written under one
+/// lock, so lines from two hosts never mix; errors go to stderr as one line.
+final class Console: Sendable {
+    private let state: Mutex<any FleetEventRenderer>
+    let json: Bool
+    let colour: Bool
+
+    init(json: Bool, colour: Invocation.Colour) {
+        self.json = json
+        let useColour = !json && colour == .auto && Console.stdoutIsTerminal
+            && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        self.colour = useColour
+        if json {
+            state = Mutex(JSONLinesRenderer())
+        } else {
+            state = Mutex(TextRenderer(colour: useColour))
+        }
+    }
+
+    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+    static var stdinIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+    func emit(_ event: FleetEvent) {
+        state.withLock { renderer in
+            let text = renderer.render(event)
+            if !text.isEmpty { Console.write(text, to: STDOUT_FILENO) }
+        }
+    }
+
+    /// Prints `message` as `govuk-fab: error: …` (or a JSON error event) and
+    /// returns `code` for the caller to exit with.
+    func fail(_ message: String, code: FleetExitCode) -> Int32 {
+        if json {
+            let object: [String: Any] = ["event": "error", "message": message, "exit_code": Int(code.rawValue)]
+            Console.write(Console.jsonLine(object), to: STDOUT_FILENO)
+        }
+        Console.write("govuk-fab: error: \(message)\n", to: STDERR_FILENO)
+        return code.rawValue
+    }
+
+    func warn(_ message: String) {
+        Console.write("govuk-fab: warning: \(message)\n", to: STDERR_FILENO)
+    }
+
+    /// Asks on the terminal; only "yes" proceeds.
+    func confirm(_ prompt: String) -> Bool {
+        Console.write(prompt, to: STDERR_FILENO)
+        guard let answer = readLine(strippingNewline: true) else { return false }
+        return answer.trimmingCharacters(in: .whitespaces).lowercased() == "yes"
+    }
+
+    // MARK: Local (host-less) output
+
+    func hostListing(_ hosts: [Fleet.Host]) -> [String] {
+        let sorted = Inventory.sortedForListing(hosts)
+        if json {
+            return sorted.map { host in
+                Console.jsonLine([
+                    "event": "host", "name": host.name, "address": host.address, "node_class": host.nodeClass,
+                    "puppet_classes": host.puppetClasses,
+                ]).trimmingCharacters(in: .newlines)
+            }
+        }
+        return sorted.map(\.name)
+    }
+
+    func classListing(_ summary: ClassSummary) -> [String] {
+        if json {
+            return summary.puppetClasses.map {
+                Console.jsonLine(["event": "class", "kind": "puppet_class", "name": $0.name, "hosts": $0.hostCount])
+                    .trimmingCharacters(in: .newlines)
+            } + summary.nodeClasses.map {
+                Console.jsonLine(["event": "class", "kind": "node_class", "name": $0.name, "hosts": $0.hostCount])
+                    .trimmingCharacters(in: .newlines)
+            }
+        }
+        var lines = ["Node classes (class:NAME):"]
+        lines += summary.nodeClasses.map { "  \($0.name) (\($0.hostCount) host\($0.hostCount == 1 ? "" : "s"))" }
+        lines.append("Puppet classes (puppet_class:NAME):")
+        lines += summary.puppetClasses.map { "  \($0.name) (\($0.hostCount) host\($0.hostCount == 1 ? "" : "s"))" }
+        return lines
+    }
+
+    func helpText(_ descriptor: TaskDescriptor) -> [String] {
+        var lines = ["\(descriptor.usage)", "  \(descriptor.summary)"]
+        if !descriptor.details.isEmpty { lines += descriptor.details.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 } }
+        lines.append("  \(descriptor.changesHosts ? "changes hosts (asks for confirmation where the environment requires it)" : "read-only")")
+        if descriptor.source != "built-in" { lines.append("  defined in \(descriptor.source)") }
+        return lines
+    }
+
+    func emitLocal(_ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        Console.write(lines.joined(separator: "\n") + "\n", to: STDOUT_FILENO)
+    }
+
+    func printTaskList(_ descriptors: [TaskDescriptor]) {
+        if json {
+            emitLocal(descriptors.map {
+                Console.jsonLine(["event": "task", "name": $0.name, "usage": $0.usage, "summary": $0.summary,
+                                  "changes_hosts": $0.changesHosts, "source": $0.source])
+                    .trimmingCharacters(in: .newlines)
+            })
+            return
+        }
+        let width = descriptors.map(\.usage.count).max() ?? 0
+        var lines = ["Available tasks:", ""]
+        lines += descriptors.map { "    " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }
+        lines += ["", "Selectors: puppet_class:NAME[,NAME] class:NAME node_type:NAME application:APP all, and -H HOSTS"]
+        emitLocal(lines)
+    }
+
+    // MARK: Plumbing
+
+    static func jsonLine(_ object: [String: Any]) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}\n" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// Writes all of `text`, retrying short writes; a closed pipe is ignored
+    /// (SIGPIPE is ignored process-wide).
+    static func write(_ text: String, to fd: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
