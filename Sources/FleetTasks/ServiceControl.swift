@@ -1,14 +1,5 @@
+import Fleet
 import SSHTransport
-
-/// How a host runs its daemons. GOV.UK's Ubuntu hosts used upstart (the `gor`
-/// job), newer ones systemd; hosts with no init system at all (the test and
-/// demo fleet) use govuk-fab's own minimal supervisor.
-public enum ServiceManagerKind: String, Sendable, CaseIterable, Codable {
-    case systemd
-    case upstart
-    case sysv
-    case supervisor
-}
 
 /// Actions `app.*` tasks perform.
 public enum ServiceAction: String, Sendable, CaseIterable {
@@ -57,9 +48,9 @@ public enum SupervisorLayout {
 /// Builds the remote shell commands for a service manager. Everything a
 /// command interpolates is a validated `ServiceName` or a quoted constant.
 public struct ServiceControl: Sendable {
-    public var kind: ServiceManagerKind
+    public var kind: ServiceManager
 
-    public init(kind: ServiceManagerKind) { self.kind = kind }
+    public init(kind: ServiceManager) { self.kind = kind }
 
     /// A command that exits 0 when `name` is defined on the host.
     public func existsCommand(_ name: ServiceName) -> String {

@@ -7,7 +7,8 @@ public struct HostContext: Sendable {
     public let host: Host
     public let run: RunContext
     let session: SSHSession
-    let user: String
+    /// The SSH user the session logged in as.
+    public let user: String
     let taskName: String
     let emit: @Sendable (FleetEvent) -> Void
     let stderrTail: StderrTail

@@ -1,0 +1,216 @@
+import Fleet
+import Foundation
+import SSHTransport
+
+/// `deploy-goreplay`: upload the goreplay binary to every selected host,
+/// verify it, install it atomically, write the service definition from the
+/// inventory, and restart only where something changed.
+///
+/// Nothing is ever half-installed: the binary is uploaded under a staging
+/// name and checked with `sha256sum` on the host before one `mv` puts it in
+/// place; a failed or interrupted upload leaves the old binary running.
+public struct DeployGoReplay: FleetTask {
+    public let invocation: TaskInvocation
+    public let binary: ReplayBinary
+    public var changesHosts: Bool { true }
+    public var dryRunMode: DryRunMode { .readStateOnly }
+
+    /// How long to wait for a goreplay process after (re)starting it.
+    static let processWait = 20
+
+    public init(invocation: TaskInvocation, binary: ReplayBinary) {
+        self.invocation = invocation
+        self.binary = binary
+    }
+
+    public func preflight(_ context: RunContext) throws(TaskRefusal) {
+        let window = context.inventory.dataSync.window
+        let now = context.time.now()
+        if window.contains(now) && !context.force {
+            throw TaskRefusal(
+                task: invocation.name,
+                reason: "inside the data-sync window (\(window.describe(at: now))): GoReplay is off on purpose while staging databases are dropped",
+                remedy: "deploy after the window ends, or pass --force to install anyway (it will not start GoReplay on hosts whose marker says 'true')")
+        }
+        guard context.inventory.replay != nil else {
+            throw TaskRefusal(task: invocation.name, reason: "the \(context.inventory.name) inventory has no replay: block",
+                              remedy: "add replay settings (docs/inventory.md)")
+        }
+    }
+
+    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+        let manager = context.inventory.serviceManager(for: host)
+        guard let definition = try? ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager),
+              let replay = context.inventory.replay
+        else { return ["# no replay settings for \(host.name)"] }
+        return [
+            "upload \(binary.path) (sha256 \(binary.sha256.prefix(12))…) to \(replay.binaryPath) via a staging file",
+            "write \(definition.path): \(([replay.binaryPath] + definition.arguments).map(shellQuote).joined(separator: " "))",
+            "restart \(replay.service) if the binary or the definition changed",
+        ]
+    }
+
+    public func run(on host: HostContext) async throws -> TaskOutcome {
+        let inventory = host.inventory
+        guard let replay = inventory.replay else { return .failed("no replay settings") }
+        let manager = inventory.serviceManager(for: host.host)
+        let definition: ReplayServiceDefinition
+        do {
+            definition = try ReplayServiceDefinition.render(for: host.host, inventory: inventory, manager: manager)
+        } catch {
+            return .failed("\(error)")
+        }
+        let service: ServiceName
+        do {
+            service = try ServiceName(validating: replay.service)
+        } catch {
+            return .failed("\(error)")
+        }
+        let control = ServiceControl(kind: manager)
+        let marker = inventory.dataSync.marker
+
+        // 1. What is there now.
+        let state = try await host.execute(
+            Self.stateScript(binary: replay.binaryPath, definition: definition.path, marker: marker,
+                             status: control.statusCommand(service)),
+            sudo: true, echo: false)
+        guard state.succeeded else {
+            return TaskOutcome(outcome: state.outcome, message: "reading state failed: \(state.stderr.lastLine ?? "exit \(state.exitStatus)")")
+        }
+        let facts = KeyValueLines(state.stdout)
+        let binaryCurrent = facts["binary"] == binary.sha256
+        let definitionHash = Self.sha256Hex(definition.content)
+        let definitionCurrent = facts["definition"] == definitionHash
+        let wasRunning = facts["running"] == "yes"
+        let syncInProgress = facts["marker"] == "true"
+
+        var did: [String] = []
+        if host.run.dryRun {
+            var plan: [String] = []
+            plan.append(binaryCurrent ? "binary up to date" : "would install binary (sha256 \(binary.sha256.prefix(12))…)")
+            plan.append(definitionCurrent ? "definition up to date" : "would write \(definition.path)")
+            if !binaryCurrent || !definitionCurrent || !wasRunning {
+                plan.append(syncInProgress ? "would not start: data-sync marker is 'true'" : "would (re)start \(service)")
+            }
+            return .ok("dry run: " + plan.joined(separator: "; "))
+        }
+
+        // 2. Binary: staging upload, verify on the host, one atomic mv.
+        if !binaryCurrent {
+            let directory = (replay.binaryPath as NSString).deletingLastPathComponent
+            let stagingDirectory = host.user == "root" ? directory : "/tmp"
+            let staging = "\(stagingDirectory)/.goreplay.govuk-fab-\(UInt32.random(in: 0...UInt32.max))"
+            if host.user == "root" {
+                let mkdir = try await host.execute("mkdir -p \(shellQuote(directory))", echo: false)
+                guard mkdir.succeeded else { return .failed("cannot create \(directory): \(mkdir.stderr.lastLine ?? "")") }
+            }
+            do {
+                try await host.upload(file: binary.path, to: staging, mode: 0o755)
+            } catch {
+                _ = try? await host.execute("rm -f \(shellQuote(staging))", sudo: true, echo: false)
+                throw error
+            }
+            let install = try await host.execute(
+                Self.installScript(staging: staging, final: replay.binaryPath, sha256: binary.sha256),
+                sudo: true, echo: false)
+            guard install.succeeded else {
+                return TaskOutcome(outcome: install.outcome,
+                                   message: "binary not installed (old one kept): \(install.stderr.lastLine ?? "exit \(install.exitStatus)")")
+            }
+            did.append("binary installed (sha256 \(binary.sha256.prefix(12))…)")
+        }
+
+        // 3. Service definition, written atomically.
+        if !definitionCurrent {
+            let write = try await host.execute(
+                AtomicFile.writeScript(path: definition.path, content: definition.content, mode: definition.mode)
+                    + (definition.afterChange.map { " && " + $0 } ?? ""),
+                sudo: true, echo: false)
+            guard write.succeeded else {
+                return TaskOutcome(outcome: write.outcome, message: "writing \(definition.path) failed: \(write.stderr.lastLine ?? "")")
+            }
+            did.append("\(definition.path) written")
+        }
+
+        // 4. Restart only where something changed; never start during a data sync.
+        let changed = !binaryCurrent || !definitionCurrent
+        if syncInProgress {
+            if changed { did.append("not started: data-sync marker is 'true'") }
+            return .ok(did.isEmpty ? "up to date; data sync in progress, not running" : did.joined(separator: "; "), changed: changed)
+        }
+        if changed || !wasRunning {
+            let action: ServiceAction = wasRunning ? .restart : .start
+            let result = try await host.execute(control.command(action, service), sudo: true, echo: false)
+            guard result.succeeded else {
+                return TaskOutcome(outcome: result.outcome, message: (did + ["\(action.rawValue) \(service) failed: \(result.stderr.lastLine ?? result.stdout.lastLine ?? "")"]).joined(separator: "; "))
+            }
+            let wait = try await host.execute(Self.waitForProcess(seconds: Self.processWait), echo: false)
+            let count = Int(wait.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            guard count > 0 else {
+                return .failed((did + ["\(service) \(action.rawValue)ed but no goreplay process after \(Self.processWait)s; see the service log"]).joined(separator: "; "))
+            }
+            did.append("\(service) \(wasRunning ? "restarted" : "started"); \(count) process\(count == 1 ? "" : "es")")
+            return .ok(did.joined(separator: "; "), changed: true)
+        }
+        return .ok("up to date, nothing to do")
+    }
+
+    static func stateScript(binary: String, definition: String, marker: String, status: String) -> String {
+        """
+        b=\(shellQuote(binary)); d=\(shellQuote(definition)); m=\(shellQuote(marker))
+        if [ -f "$b" ]; then echo "binary=$(sha256sum < "$b" | cut -d' ' -f1)"; else echo binary=none; fi
+        if [ -f "$d" ]; then echo "definition=$(sha256sum < "$d" | cut -d' ' -f1)"; else echo definition=none; fi
+        if [ -f "$m" ]; then echo "marker=$(head -c 64 "$m" | tr -d '\\n')"; else echo marker_missing=1; fi
+        if { \(status); } >/dev/null 2>&1; then echo running=yes; else echo running=no; fi
+        """
+    }
+
+    /// Verifies the staged file's hash, then replaces the binary with one
+    /// rename on the binary's own filesystem; the running process keeps the
+    /// old inode, so a live goreplay is never disturbed until restart.
+    static func installScript(staging: String, final: String, sha256: String) -> String {
+        """
+        s=\(shellQuote(staging)); f=\(shellQuote(final)); want=\(sha256)
+        got=$(sha256sum < "$s" | cut -d' ' -f1)
+        if [ "$got" != "$want" ]; then rm -f "$s"; echo "sha256 mismatch on host: $got, expected $want" >&2; exit 1; fi
+        mkdir -p "$(dirname "$f")" || exit 1
+        if [ "$(dirname "$s")" = "$(dirname "$f")" ]; then chmod 0755 "$s" && mv -f "$s" "$f"
+        else t="$f.govuk-fab-new.$$"; cp "$s" "$t" && chmod 0755 "$t" && mv -f "$t" "$f"; r=$?; rm -f "$s" "$t"; [ $r -eq 0 ] || exit $r; fi
+        [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$want" ] || { echo "installed binary does not match" >&2; exit 1; }
+        """
+    }
+
+    /// Polls until a goreplay process runs (bounded), printing the count.
+    static func waitForProcess(seconds: Int) -> String {
+        "i=0; while [ $i -lt \(seconds * 5) ]; do n=$(pgrep -x goreplay | wc -l); [ \"$n\" -gt 0 ] && break; sleep 0.2; i=$((i+1)); done; pgrep -x goreplay | wc -l"
+    }
+
+    static func sha256Hex(_ text: String) -> String {
+        SHA256Hex.of(Array(text.utf8))
+    }
+}
+
+/// `goreplay.config`: shows the service definition deploy-goreplay would
+/// write on each host; read-only, connects to nothing.
+public struct ShowReplayConfig: FleetTask {
+    public let invocation: TaskInvocation
+    public var changesHosts: Bool { false }
+
+    public init(invocation: TaskInvocation) { self.invocation = invocation }
+
+    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] { [] }
+
+    public func run(on host: HostContext) async throws -> TaskOutcome {
+        let manager = host.inventory.serviceManager(for: host.host)
+        do {
+            let definition = try ReplayServiceDefinition.render(for: host.host, inventory: host.inventory, manager: manager)
+            host.notice("\(definition.path) (\(manager)):")
+            for line in definition.content.split(separator: "\n", omittingEmptySubsequences: false) {
+                host.notice("  " + line)
+            }
+            return .ok()
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
