@@ -316,6 +316,14 @@ public struct ReplayArguments: Sendable, Hashable {
     /// Further arguments passed as given.
     public var extraArgs: [String]
 
+    /// In `capture`, replaced by the host's own address when the service is written.
+    public static let addressPlaceholder = "{address}"
+
+    /// The capture address for `host`, with `{address}` filled in.
+    public func capture(for host: Host) -> String {
+        capture.replacingOccurrences(of: Self.addressPlaceholder, with: host.address)
+    }
+
     /// Creates arguments.
     public init(capture: String, targets: [String], allowMethods: [String] = [], extraArgs: [String] = []) {
         self.capture = capture

@@ -210,8 +210,10 @@ public enum InventoryParser {
                                    allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
         let captureTree = try map.required("capture")
         let capture = try captureTree.nonEmptyString()
-        // goreplay accepts ":80" (every interface), so an empty host is allowed here.
-        let parsed = GatewayHop.parse(capture.hasPrefix(":") ? "0.0.0.0" + capture : capture)
+        // goreplay accepts ":80" (every interface), so an empty host is allowed here;
+        // `{address}` stands for each host's own address (see docs/inventory.md).
+        let concrete = capture.replacingOccurrences(of: ReplayArguments.addressPlaceholder, with: "127.0.0.1")
+        let parsed = GatewayHop.parse(concrete.hasPrefix(":") ? "0.0.0.0" + concrete : concrete)
         guard case .success(let hop) = parsed, hop.port != nil, hop.user == nil else {
             throw captureTree.invalid(capture, "expected [address]:port, e.g. 127.0.0.1:7999 or :80")
         }

@@ -29,7 +29,7 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
         }
         let service = settings.service
         let binary = settings.binaryPath
-        let argv = arguments(args)
+        let argv = arguments(args, host: host)
         let header = "Written by govuk-fab deploy-goreplay from the \(inventory.name) inventory; local changes are overwritten."
         switch manager {
         case .supervisor:
@@ -80,8 +80,8 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
     }
 
     /// goreplay's command line from the inventory's arguments, in GoReplay's spelling.
-    static func arguments(_ args: ReplayArguments) -> [String] {
-        var argv = ["--input-raw", args.capture]
+    static func arguments(_ args: ReplayArguments, host: Fleet.Host) -> [String] {
+        var argv = ["--input-raw", args.capture(for: host)]
         for target in args.targets { argv += ["--output-http", target] }
         for method in args.allowMethods { argv += ["--http-allow-method", method] }
         return argv + args.extraArgs
