@@ -80,7 +80,9 @@ let package = Package(
         // Real sshd hosts on loopback for tests and the demo.
         .target(name: "TestFleet"),
 
-        .testTarget(name: "SSHTransportTests", dependencies: ["SSHTransport", "TestFleet"]),
+        .testTarget(
+            name: "SSHTransportTests",
+            dependencies: ["SSHTransport", "TestFleet", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestFleet"]),
         .testTarget(name: "FleetTasksTests", dependencies: ["FleetTasks", "Fleet", "TestFleet"]),
         .testTarget(

@@ -87,25 +87,24 @@ extension SessionConnection {
                 throw error(.exec, "could not open a channel")
             }
             channel = opened
+        } catch let refused as SSHError where refused.code != nil {
+            throw refused  // the server said no; the session itself is fine
         } catch {
-            // A half-done channel open leaves per-session state behind; do not reuse the session.
+            // A channel open abandoned half-way (timeout, cancellation) leaves per-session state behind.
             unusableReason = "a channel open was abandoned (\(error))"
             throw error
         }
 
-        var result: CommandResult?
         do {
             let rc = try await call(.exec, "starting the command", deadline: openDeadline, timeoutKind: .channelFailure) {
                 libssh2_channel_process_startup(channel, "exec", 4, remoteCommand, UInt32(remoteCommand.utf8.count))
             }
             guard rc == 0 else { throw error(.exec, "the server refused to start the command") }
-            result = try await readUntilClosed(channel, started: started, timeout: timeout, onOutput: onOutput)
+            return try await readUntilClosed(channel, started: started, timeout: timeout, onOutput: onOutput)
         } catch {
             await abandon(channel)
             throw error
         }
-        guard let result else { preconditionFailure("unreachable") }
-        return result
     }
 
     /// Reads both streams each turn (polling only when both would block, so a command filling stderr can

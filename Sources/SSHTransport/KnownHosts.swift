@@ -59,20 +59,35 @@ final class KnownHosts {
                 logger.warning("cannot read known_hosts file \(path), skipped")
                 continue
             }
-            let text = String(decoding: data, as: UTF8.self)
-            for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-                if line.isEmpty || line.hasPrefix("#") { continue }
-                if line.hasPrefix("@") {
-                    logger.warning("\(path):\(index + 1): known_hosts markers (@cert-authority, @revoked) are not supported by libssh2 1.10; line skipped")
+            // Byte-level parsing: this runs on every connect, and Foundation string trimming was most
+            // of the client's CPU per host.
+            let bytes = [UInt8](data)
+            var lineNumber = 0
+            for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                lineNumber += 1
+                let line = trimmedASCII(rawLine)
+                guard let first = line.first, first != UInt8(ascii: "#") else { continue }
+                if first == UInt8(ascii: "@") {
+                    logger.warning("\(path):\(lineNumber): known_hosts markers (@cert-authority, @revoked) are not supported by libssh2 1.10; line skipped")
                     continue
                 }
-                let rc = line.withCString { libssh2_knownhost_readline(collection, $0, strlen($0), LIBSSH2_KNOWNHOST_FILE_OPENSSH) }
+                // libssh2 keeps lines with unknown key types; reject lines that cannot be entries at all.
+                let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
+                guard fields.count >= 3, looksLikeBase64(fields[2]) else {
+                    logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
+                    continue
+                }
+                // NUL-terminated as well as length-delimited, in case libssh2 scans past the length.
+                let rc = (Array(line) + [0]).withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) {
+                        libssh2_knownhost_readline(collection, $0.baseAddress, $0.count - 1, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+                    }
+                }
                 if rc == 0 {
                     entryCount += 1
                 } else {
                     let (_, message) = lastError(session)
-                    logger.warning("\(path):\(index + 1): skipping malformed known_hosts line: \(message)")
+                    logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line: \(message)")
                 }
             }
         }
@@ -103,6 +118,23 @@ final class KnownHosts {
     /// entry of another type can never count as a mismatch.
     func verify(host: String, port: Int, key: UnsafeRawBufferPointer, type: HostKeyType) -> Int32 {
         check(host: host, port: port, key: key, type: type)
+    }
+}
+
+/// The line without leading and trailing ASCII whitespace (including a CR from CRLF files).
+private func trimmedASCII(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+    let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0d || $0 == 0x0b || $0 == 0x0c }
+    guard let start = line.firstIndex(where: { !isSpace($0) }), let end = line.lastIndex(where: { !isSpace($0) })
+    else { return [] }
+    return line[start...end]
+}
+
+/// Standard base64 alphabet, padded to a multiple of 4.
+private func looksLikeBase64(_ field: ArraySlice<UInt8>) -> Bool {
+    guard !field.isEmpty, field.count % 4 == 0 else { return false }
+    return field.allSatisfy { byte in
+        (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte)
+            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
     }
 }
 

@@ -36,6 +36,7 @@ public final class SSHSession: Sendable {
         let started = ContinuousClock.now
         let deadline = started + options.connectTimeout
         let socket = try await TCPConnector.connect(to: endpoint, deadline: deadline, reactor: reactor)
+        let tcpDone = ContinuousClock.now
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             Glibc.close(socket)
             throw SSHError(endpoint: endpoint, operation: .connect, kind: .protocolError,
@@ -48,7 +49,9 @@ public final class SSHSession: Sendable {
         do {
             let (fingerprint, algorithm) = try await connection.handshakeAndVerifyHostKey(
                 knownHostsFiles: options.knownHostsFiles, deadline: deadline)
+            let handshakeDone = ContinuousClock.now
             try await connection.authenticate(options: options, deadline: deadline)
+            let authDone = ContinuousClock.now
             if let interval = options.keepaliveInterval {
                 let seconds = max(1, Int32(clamping: interval.components.seconds))
                 libssh2_keepalive_config(session, 1, UInt32(seconds))
@@ -56,7 +59,8 @@ public final class SSHSession: Sendable {
             }
             logger.debug("connected", metadata: [
                 "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",
-                "ms": "\((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000 + (ContinuousClock.now - started).components.seconds * 1000)",
+                "tcp_ms": "\(milliseconds(tcpDone - started))", "handshake_ms": "\(milliseconds(handshakeDone - tcpDone))",
+                "auth_ms": "\(milliseconds(authDone - handshakeDone))",
             ])
             return SSHSession(
                 connection: connection, fingerprint: fingerprint, algorithm: algorithm,
@@ -143,4 +147,8 @@ extension SessionConnection {
             throw error(.hostKey, "checking the host key against known_hosts failed", kind: .protocolError)
         }
     }
+}
+
+func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
 }

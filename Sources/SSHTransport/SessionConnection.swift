@@ -61,6 +61,7 @@ final class SessionConnection: @unchecked Sendable {
             if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
             if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
             if events == 0 { events = Int16(POLLIN) }
+            if events & Int16(POLLIN) != 0 { enableQuickAck() }
             var wakeAt = deadline
             if let k = nextKeepalive, wakeAt.map({ k < $0 }) ?? true { wakeAt = k }
             let outcome = try await reactor.waitForSocket(
@@ -74,6 +75,14 @@ final class SessionConnection: @unchecked Sendable {
             }
             if let deadline, deadline <= now { return false }
         }
+    }
+
+    /// sshd leaves Nagle on for non-PTY sessions, so its second small packet waits for our ACK; Linux's
+    /// delayed ACK would hold that for up to 40 ms. Quick-ACK mode is not sticky, so re-arm it before
+    /// each wait for input.
+    private func enableQuickAck() {
+        var one: Int32 = 1
+        setsockopt(socket, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Calls an int-returning libssh2 function until it stops returning `EAGAIN`.
