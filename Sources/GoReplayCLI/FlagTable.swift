@@ -1,0 +1,210 @@
+import Replay
+
+/// Every flag `goreplay` accepts, in help order.
+enum FlagTable {
+    static let byName: [String: FlagSpec] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+
+    private static func bool(
+        _ name: String, _ section: String, _ help: String, aliasOf: String? = nil,
+        _ set: @escaping @Sendable (inout GoReplayOptions, Bool) -> Void
+    ) -> FlagSpec {
+        FlagSpec(name: name, kind: .bool, valueName: "", help: help, section: section, aliasOf: aliasOf) { options, text in
+            set(&options, try FlagValues.bool(text))
+        }
+    }
+
+    private static func value(
+        _ name: String, _ valueName: String, _ section: String, _ help: String, aliasOf: String? = nil,
+        _ set: @escaping @Sendable (inout GoReplayOptions, String) throws -> Void
+    ) -> FlagSpec {
+        FlagSpec(name: name, kind: .value, valueName: valueName, help: help, section: section, aliasOf: aliasOf, apply: set)
+    }
+
+    static let input = "Inputs"
+    static let raw = "Live capture (--input-raw; needs the capture build)"
+    static let httpOut = "HTTP output"
+    static let fileOut = "File and other outputs"
+    static let filters = "Filters and rewrites (requests only; their responses follow)"
+    static let global = "General"
+
+    // Filter flag bodies, shared with their 0.16 aliases.
+    private static let allowMethod: @Sendable (inout GoReplayOptions, String) throws -> Void = { $0.modifier.allowMethods.append($1) }
+    private static let allowURL: @Sendable (inout GoReplayOptions, String) throws -> Void = {
+        $0.modifier.allowURLs.append(try RegexPattern($1))
+    }
+    private static let allowHeader: @Sendable (inout GoReplayOptions, String) throws -> Void = {
+        $0.modifier.allowHeaders.append(try HTTPModifierConfig.headerPattern($1))
+    }
+    private static let setHeader: @Sendable (inout GoReplayOptions, String) throws -> Void = {
+        let (name, value) = try HTTPModifierConfig.splitHeaderRule($1)
+        $0.modifier.setHeaders.append((name, value))
+    }
+    private static let rewriteURL: @Sendable (inout GoReplayOptions, String) throws -> Void = {
+        let (pattern, template) = try HTTPModifierConfig.rewriteURLRule($1)
+        $0.modifier.rewriteURLs.append((pattern, template))
+    }
+    private static let headerLimiter: @Sendable (inout GoReplayOptions, String) throws -> Void = {
+        let (name, percent) = try HTTPModifierConfig.limiterRule($1, separator: ":")
+        $0.modifier.headerLimiters.append((name, percent))
+    }
+
+    static let all: [FlagSpec] = [
+        // Inputs.
+        value("input-file", "PATH[|N%]", input, "Replay a .gor file or glob (repeatable). |200% = twice as fast.") {
+            $0.inputFiles.append(try FlagValues.address($1))
+        },
+        bool("input-file-loop", input, "Start the input files again when they end.") { $0.inputFileLoop = $1 },
+        value("input-file-max-wait", "DURATION", input, "Longest pause between two recorded requests.") {
+            $0.inputFileMaxWait = try FlagValues.duration($1)
+        },
+        value("input-file-read-depth", "N", input, "Accepted for compatibility (records are merged by timestamp across files).") {
+            $0.inputFileReadDepth = try FlagValues.int($1)
+        },
+        bool("input-file-dry-run", input, "Count the records and their time span, replay nothing.") { $0.inputFileDryRun = $1 },
+        value("input-dummy", "X", input, "Emit a GET / request every second (repeatable; value ignored).") {
+            $0.inputDummy.append($1)
+        },
+        // Live capture.
+        value("input-raw", "[HOST|IFACE]:PORT", raw, "Capture HTTP traffic on a port (repeatable).") {
+            $0.raw.addresses.append(try FlagValues.address($1))
+        },
+        bool("input-raw-track-response", raw, "Also capture responses (type 2).") { $0.raw.trackResponse = $1 },
+        value("input-raw-expire", "DURATION", raw, "Give up on an incomplete message after this long (2s).") {
+            $0.raw.expire = try FlagValues.duration($1)
+        },
+        value("input-raw-bpf-filter", "EXPR", raw, "BPF filter instead of the generated one.") { $0.raw.bpfFilter = $1 },
+        value("input-raw-snaplen", "SIZE", raw, "Bytes captured per packet.") { $0.raw.snaplen = Int(try FlagValues.size($1)) },
+        value("input-raw-buffer-size", "SIZE", raw, "Kernel capture buffer size.") {
+            $0.raw.bufferSize = Int(try FlagValues.size($1))
+        },
+        bool("input-raw-override-snaplen", raw, "Capture whole 64 KiB packets (GRO/TSO).") { $0.raw.overrideSnaplen = $1 },
+        value("input-raw-engine", "NAME", raw, "libpcap (default), raw_socket, af_packet, pcap_file.") { $0.raw.engine = $1 },
+        value("input-raw-realip-header", "NAME", raw, "Add NAME: <client IP> to captured requests.") {
+            $0.raw.realIPHeader = $1
+        },
+        bool("input-raw-allow-incomplete", raw, "Emit messages that expired with missing packets.") {
+            $0.raw.allowIncomplete = $1
+        },
+        value("input-raw-protocol", "NAME", raw, "http (default) or binary.") { $0.raw.protocolName = $1 },
+        bool("input-raw-promisc", raw, "Promiscuous mode.") { $0.raw.promiscuous = $1 },
+        value("input-raw-timestamp-type", "TYPE", raw, "pcap timestamp type, or go for the wall clock.") {
+            $0.raw.timestampType = $1
+        },
+        value("input-raw-buffer-timeout", "DURATION", raw, "pcap read timeout.") {
+            $0.raw.bufferTimeout = try FlagValues.duration($1)
+        },
+        value("input-raw-ignore-interface", "NAME", raw, "Skip this interface (repeatable).") {
+            $0.raw.ignoredInterfaces.append($1)
+        },
+        // HTTP output.
+        value("output-http", "URL[|N|N%]", httpOut, "Replay requests to URL (repeatable). A path in URL replaces the request's.") {
+            let address = try FlagValues.address($1)
+            _ = try HTTPTarget(parsing: address.address)
+            $0.outputHTTP.append(address)
+        },
+        value("output-http-workers", "N", httpOut, "Keep-alive connections per target (default 10; 0 = default).") {
+            let workers = try FlagValues.int($1)
+            $0.http.workers = workers == 0 ? 10 : workers
+        },
+        value("output-http-workers-min", "N", httpOut, "Accepted for compatibility (connections open on demand).") {
+            _ = try FlagValues.int($1)
+        },
+        value("output-http-worker-timeout", "DURATION", httpOut, "Accepted for compatibility.") {
+            _ = try FlagValues.duration($1)
+        },
+        value("output-http-queue-len", "N", httpOut, "Requests waiting per target; more are dropped and counted (1000).") {
+            $0.http.queueLength = try FlagValues.int($1)
+        },
+        value("output-http-timeout", "DURATION", httpOut, "Time limit of one exchange, connect included (5s).") {
+            $0.http.timeout = try FlagValues.duration($1)
+            if $0.http.timeout < .milliseconds(100) { $0.http.timeout = .seconds(1) }
+        },
+        bool("output-http-track-response", httpOut, "Pass replayed responses (type 3) to the other outputs.") {
+            $0.http.trackResponses = $1
+        },
+        bool("output-http-skip-verify", httpOut, "Do not verify the target's TLS certificate.") { $0.http.skipVerify = $1 },
+        bool("output-http-stats", httpOut, "With --stats, print per-target queue and progress lines.") { $0.outputHTTPStats = $1 },
+        value("output-http-stats-ms", "MS", httpOut, "Interval of --output-http-stats lines (5000).") {
+            $0.outputHTTPStatsInterval = .milliseconds(try FlagValues.int($1, minimum: 1))
+        },
+        value("output-http-redirects", "N", httpOut, "Accepted for compatibility; redirects are never followed.") {
+            _ = try FlagValues.int($1)
+        },
+        value("output-http-response-buffer", "SIZE", httpOut, "Accepted for compatibility.") { _ = try FlagValues.size($1) },
+        bool("http-original-host", httpOut, "Keep the captured Host header (default: the target's).") {
+            $0.http.originalHost = $1
+        },
+        // File and other outputs.
+        value("output-file", "PATH[|N|N%]", fileOut, "Append records to a .gor file (repeatable). %Y%m%d%H%M%S, %NS, %t, %r, %i in PATH.") {
+            $0.outputFiles.append(try FlagValues.address($1))
+        },
+        bool("output-file-append", fileOut, "One file per name, no _0/_1 chunks.") { $0.file.append = $1 },
+        value("output-file-size-limit", "SIZE", fileOut, "Start a new chunk at this size (32mb; 0 = none).") {
+            $0.file.sizeLimit = try FlagValues.size($1)
+        },
+        value("output-file-queue-limit", "N", fileOut, "Start a new chunk after N records (256; 0 = none).") {
+            $0.file.queueLimit = try FlagValues.int($1)
+        },
+        value("output-file-max-size-limit", "SIZE", fileOut, "Stop writing after this many bytes in all (1tb).") {
+            $0.file.maxTotalSize = try FlagValues.size($1)
+        },
+        value("output-file-flush-interval", "DURATION", fileOut, "Write buffered records out this often (1s).") {
+            $0.file.flushInterval = try FlagValues.duration($1)
+        },
+        bool("output-stdout", fileOut, "Write records to stdout (.gor framing).") { $0.outputStdout = $1 },
+        bool("output-null", fileOut, "Discard everything (for measuring).") { $0.outputNull = $1 },
+        bool("split-output", fileOut, "Send each message to one output, round robin, instead of to all.") { $0.splitOutput = $1 },
+        // Filters and rewrites.
+        value("http-allow-method", "METHOD", filters, "Only these methods, exact (repeatable).", allowMethod),
+        value("http-allow-url", "REGEX", filters, "Only requests whose target (path?query) matches (repeatable: any).", allowURL),
+        value("http-disallow-url", "REGEX", filters, "Drop requests whose target matches (repeatable).") {
+            $0.modifier.disallowURLs.append(try RegexPattern($1))
+        },
+        value("http-allow-header", "'NAME: REGEX'", filters, "Only requests with a matching header (repeatable: all).", allowHeader),
+        value("http-disallow-header", "'NAME: REGEX'", filters, "Drop requests with a matching header (repeatable).") {
+            $0.modifier.disallowHeaders.append(try HTTPModifierConfig.headerPattern($1))
+        },
+        value("http-basic-auth-filter", "REGEX", filters, "Only Basic-auth requests whose user:pass matches.") {
+            $0.modifier.basicAuthFilters.append(try RegexPattern($1))
+        },
+        value("http-header-limiter", "'NAME: N%'", filters, "Keep N% of requests, consistently by header value.", headerLimiter),
+        value("http-param-limiter", "'NAME: N%'", filters, "Keep N% of requests, consistently by query parameter.") {
+            let (name, percent) = try HTTPModifierConfig.limiterRule($1, separator: ":")
+            $0.modifier.paramLimiters.append((name, percent))
+        },
+        value("http-set-header", "'NAME: VALUE'", filters, "Set a header; 'NAME:' blanks it (repeatable).", setHeader),
+        value("http-set-param", "NAME=VALUE", filters, "Set a query parameter (repeatable).") {
+            let (name, value) = try HTTPModifierConfig.paramRule($1)
+            $0.modifier.setParams.append((name, value))
+        },
+        value("http-rewrite-url", "REGEX:TARGET", filters, "Rewrite the target with the first matching rule; $1 for groups.", rewriteURL),
+        value("http-rewrite-header", "'NAME: REGEX,TARGET'", filters, "Rewrite a header value (repeatable).") {
+            let (name, pattern, template) = try HTTPModifierConfig.rewriteHeaderRule($1)
+            $0.modifier.rewriteHeaders.append((name, pattern, template))
+        },
+        // General.
+        bool("stats", global, "Enable periodic statistics (see --output-http-stats).") { $0.stats = $1 },
+        value("exit-after", "DURATION", global, "Stop after this long (exit 0).") { $0.exitAfter = try FlagValues.duration($1) },
+        FlagSpec(name: "verbose", kind: .bool, valueName: "", help: "Debug output; --verbose=N sets the level (0-3).", section: global, aliasOf: nil) {
+            options, text in
+            if let level = Int(text) {
+                guard level >= 0 else { throw FlagValueError.reason("expected a level ≥ 0") }
+                options.verbose = level
+            } else {
+                options.verbose = try FlagValues.bool(text) ? max(options.verbose, 1) : 0
+            }
+        },
+        bool("debug", global, "Same as --verbose 1 (GoReplay 0.16).") { $0.verbose = $1 ? max($0.verbose, 1) : 0 },
+        value("copy-buffer-size", "SIZE", global, "Cut payloads to this size (5mb).") {
+            $0.copyBufferSize = Int(try FlagValues.size($1))
+        },
+        // GoReplay 0.16 spellings.
+        bool("output-dummy", fileOut, "", aliasOf: "output-stdout") { $0.outputStdout = $1 },
+        value("output-http-header", "", filters, "", aliasOf: "http-set-header", setHeader),
+        value("output-http-header-filter", "", filters, "", aliasOf: "http-allow-header", allowHeader),
+        value("output-http-header-hash-filter", "", filters, "", aliasOf: "http-header-limiter", headerLimiter),
+        value("output-http-method", "", filters, "", aliasOf: "http-allow-method", allowMethod),
+        value("output-http-rewrite-url", "", filters, "", aliasOf: "http-rewrite-url", rewriteURL),
+        value("output-http-url-regexp", "", filters, "", aliasOf: "http-allow-url", allowURL),
+    ]
+}

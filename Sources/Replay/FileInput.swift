@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOConcurrencyHelpers
+
+/// Settings of `--input-file`.
+public struct FileInputOptions: Sendable {
+    /// `|200%` → 2.0: gaps between records are divided by it.
+    public var speedFactor: Double = 1
+    /// `--input-file-loop`: start again at the end.
+    public var loop = false
+    /// `--input-file-max-wait`: longest pause between two records.
+    public var maxWait: Duration?
+
+    public init() {}
+}
+
+/// `--input-file`: replays `.gor` records with their original pacing
+/// (scaled by the speed factor). Several files (a glob) are merged by
+/// timestamp. Corrupt records are skipped and counted in `statistics`.
+public struct GorFileInput: MessageInput {
+    public let name: String
+    public let paths: [String]
+    public let options: FileInputOptions
+    let statistics: ReplayStatistics?
+
+    /// - Parameter pattern: a path or a glob (`*`, `?`, `[…]`).
+    public init(pattern: String, options: FileInputOptions = FileInputOptions(), statistics: ReplayStatistics? = nil) throws(FileIOError) {
+        self.name = "file:\(pattern)"
+        self.options = options
+        self.statistics = statistics
+        var matches: [String] = []
+        if pattern.contains(where: { "*?[".contains($0) }) {
+            var result = glob_t()
+            defer { globfree(&result) }
+            if glob(pattern, 0, nil, &result) == 0 {
+                for index in 0..<Int(result.gl_pathc) {
+                    if let path = result.gl_pathv[index] { matches.append(String(cString: path)) }
+                }
+            }
+            guard !matches.isEmpty else { throw FileIOError(path: pattern, operation: "glob", code: ENOENT) }
+        } else {
+            matches = [pattern]
+        }
+        // Open each once now so a missing file is reported before replay starts.
+        for path in matches {
+            _ = try GorFileReader(path: path)
+        }
+        self.paths = matches.sorted()
+    }
+
+    public func messages() -> AsyncThrowingStream<ReplayMessage, any Error> {
+        let state = FileReplayState(paths: paths, options: options, statistics: statistics)
+        return AsyncThrowingStream { try await state.next() }
+    }
+}
+
+/// The reading and pacing state behind one `messages()` stream. The stream
+/// calls `next()` one at a time, which is what keeps it safe.
+final class FileReplayState: @unchecked Sendable {
+    private let paths: [String]
+    private let options: FileInputOptions
+    private let statistics: ReplayStatistics?
+    private var readers: [GorFileReader] = []
+    /// Next record of each reader (nil: exhausted).
+    private var heads: [ReplayMessage?] = []
+    private var started = false
+    private var lastTimestamp: Int64?
+    /// Monotonic time at which the last record was due.
+    private var due: Int64 = 0
+
+    init(paths: [String], options: FileInputOptions, statistics: ReplayStatistics?) {
+        self.paths = paths
+        self.options = options
+        self.statistics = statistics
+    }
+
+    private func open() throws {
+        readers = []
+        heads = []
+        for path in paths {
+            readers.append(try GorFileReader(path: path))
+        }
+        for index in readers.indices { heads.append(try pull(index)) }
+    }
+
+    private func pull(_ index: Int) throws -> ReplayMessage? {
+        let before = readers[index].skippedCount
+        let message = try readers[index].next()
+        let after = readers[index].skippedCount
+        if after > before, let statistics {
+            let reasons = readers[index].skippedReasons
+            let path = readers[index].path
+            statistics.updatePipeline { pipeline in
+                pipeline.corruptRecords += after - before
+                for reason in reasons.suffix(after - before) where pipeline.corruptReasons.count < 10 {
+                    pipeline.corruptReasons.append("\(path): \(reason)")
+                }
+            }
+        }
+        return message
+    }
+
+    func next() async throws -> ReplayMessage? {
+        if Task.isCancelled { return nil }
+        if !started {
+            started = true
+            try open()
+            due = monotonicNanoseconds()
+        }
+        var pick = heads.indices.min { a, b in
+            switch (heads[a], heads[b]) {
+            case (let x?, let y?): x.timestamp < y.timestamp
+            case (.some, nil): true
+            default: false
+            }
+        }
+        if let index = pick, heads[index] == nil { pick = nil }
+        if pick == nil {
+            guard options.loop, readers.contains(where: { $0.recordsRead > 0 }) else { return nil }
+            try open()
+            lastTimestamp = nil
+            pick = heads.indices.first { heads[$0] != nil }
+            guard pick != nil else { return nil }
+            return try await next()
+        }
+        guard let index = pick, let message = heads[index] else { return nil }
+        heads[index] = try pull(index)
+        try await pace(message.timestamp)
+        return message
+    }
+
+    /// Waits so records keep their recorded spacing, scaled by the speed factor.
+    private func pace(_ timestamp: Int64) async throws {
+        defer { lastTimestamp = timestamp }
+        guard let last = lastTimestamp else {
+            due = monotonicNanoseconds()
+            return
+        }
+        var gap = Double(max(0, timestamp - last)) / max(options.speedFactor, 0.000_001)
+        if let maxWait = options.maxWait { gap = min(gap, Double(maxWait.nanoseconds)) }
+        due += Int64(gap)
+        let now = monotonicNanoseconds()
+        if due > now + 1_000_000 {
+            try await Task.sleep(nanoseconds: UInt64(due - now))
+        } else if due < now - 1_000_000_000 {
+            // Far behind (a slow consumer): do not burst to catch up.
+            due = now - 1_000_000_000
+        }
+    }
+}

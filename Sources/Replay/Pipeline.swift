@@ -1,0 +1,156 @@
+import Logging
+import NIOConcurrencyHelpers
+
+/// An input with the rate limit from its address suffix.
+public struct InputRoute: Sendable {
+    public var input: any MessageInput
+    public var limit: RateLimit?
+
+    public init(_ input: any MessageInput, limit: RateLimit? = nil) {
+        self.input = input
+        self.limit = limit
+    }
+}
+
+/// An output with the rate limit from its address suffix.
+public struct OutputRoute: Sendable {
+    public var output: any MessageOutput
+    public var limit: RateLimit?
+
+    public init(_ output: any MessageOutput, limit: RateLimit? = nil) {
+        self.output = output
+        self.limit = limit
+    }
+}
+
+/// Moves messages from inputs through filters and rewrites to outputs.
+///
+/// Per request: input limit, then filters/rewrites, then each output's
+/// limit. Responses (types 2 and 3) follow their request: dropped when it
+/// was dropped. With `splitOutput` each message goes to one output, round
+/// robin; otherwise to all.
+public final class ReplayPipeline: Sendable {
+    public let statistics: ReplayStatistics
+    let modifier: HTTPModifier
+    let splitOutput: Bool
+    /// `--copy-buffer-size`: payloads are cut to this many bytes.
+    let maxPayloadSize: Int?
+    let logger: Logger
+    private let outputs: NIOLockedValueBox<[OutputRoute]>
+    private let outputLimiters: NIOLockedValueBox<[RateLimiter?]>
+    private let droppedIDs = NIOLockedValueBox(DroppedIDs())
+    private let roundRobin = NIOLockedValueBox(0)
+
+    public init(
+        modifier: HTTPModifier, splitOutput: Bool = false, maxPayloadSize: Int? = nil,
+        statistics: ReplayStatistics, logger: Logger
+    ) {
+        self.modifier = modifier
+        self.splitOutput = splitOutput
+        self.maxPayloadSize = maxPayloadSize
+        self.statistics = statistics
+        self.logger = logger
+        self.outputs = NIOLockedValueBox([])
+        self.outputLimiters = NIOLockedValueBox([])
+    }
+
+    /// Adds an output; call before `run`.
+    public func addOutput(_ route: OutputRoute) {
+        outputs.withLockedValue { $0.append(route) }
+        outputLimiters.withLockedValue { $0.append(route.limit.map(RateLimiter.init)) }
+    }
+
+    public var outputList: [any MessageOutput] { outputs.withLockedValue { $0.map(\.output) } }
+
+    /// Reads every input to its end (or until cancelled), concurrently.
+    public func run(inputs: [InputRoute]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for route in inputs {
+                group.addTask { await self.pump(route) }
+            }
+        }
+    }
+
+    private func pump(_ route: InputRoute) async {
+        var limiter = route.limit.map(RateLimiter.init)
+        do {
+            for try await message in route.input.messages() {
+                if Task.isCancelled { break }
+                if message.type == .request, limiter?.allow() == false {
+                    statistics.updatePipeline {
+                        $0.requestsRead += 1
+                        $0.inputRateLimited += 1
+                    }
+                    droppedIDs.withLockedValue { $0.insert(message.id) }
+                    continue
+                }
+                process(message)
+            }
+        } catch is CancellationError {
+            // Stopped by --exit-after or a signal: not a failure.
+        } catch {
+            logger.error("input \(route.input.name) failed: \(error)")
+        }
+    }
+
+    /// Filters, rewrites and routes one message (also used for replayed
+    /// responses coming back from HTTP outputs).
+    public func process(_ original: ReplayMessage) {
+        var message = original
+        if let maxPayloadSize, message.payload.count > maxPayloadSize {
+            message.payload.removeSubrange(maxPayloadSize...)
+        }
+        if message.type == .request {
+            guard let payload = modifier.apply(to: message.payload) else {
+                statistics.updatePipeline {
+                    $0.requestsRead += 1
+                    $0.filtered += 1
+                }
+                droppedIDs.withLockedValue { $0.insert(message.id) }
+                return
+            }
+            message.payload = payload
+            statistics.updatePipeline { $0.requestsRead += 1 }
+        } else {
+            if message.type == .response { statistics.updatePipeline { $0.responsesRead += 1 } }
+            if droppedIDs.withLockedValue({ $0.contains(message.id) }) {
+                if message.type == .response { statistics.updatePipeline { $0.filtered += 1 } }
+                return
+            }
+        }
+        route(message)
+    }
+
+    /// Replayed responses skip the filters (their request passed already).
+    public func routeReplayedResponse(_ message: ReplayMessage) {
+        route(message)
+    }
+
+    private func route(_ message: ReplayMessage) {
+        let routes = outputs.withLockedValue { $0 }
+        guard !routes.isEmpty else { return }
+        if splitOutput {
+            let index = roundRobin.withLockedValue { counter in
+                defer { counter &+= 1 }
+                return counter % routes.count
+            }
+            deliver(message, to: routes[index], index: index)
+        } else {
+            for (index, route) in routes.enumerated() {
+                deliver(message, to: route, index: index)
+            }
+        }
+    }
+
+    private func deliver(_ message: ReplayMessage, to route: OutputRoute, index: Int) {
+        if route.limit != nil, message.type == .request {
+            let allowed = outputLimiters.withLockedValue { limiters in limiters[index]?.allow() ?? true }
+            if !allowed {
+                route.output.recordRateLimited()
+                return
+            }
+        }
+        route.output.emit(message)
+    }
+}
+

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Replay benchmark: goreplay vs wrk against the same local nginx, same run.
+#
+#   bench/replay/run.sh [REQUESTS=100000] [CONNECTIONS=50]
+#
+# Prints requests/second, CPU and peak memory of goreplay replaying a
+# REQUESTS-record .gor file as fast as possible over CONNECTIONS keep-alive
+# connections, and wrk's rate at the same concurrency. Needs nginx
+# (apt-get install nginx-light), wrk and /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REQUESTS=${1:-100000}
+CONNS=${2:-50}
+WORK=$(mktemp -d /tmp/replay-bench.XXXXXX)
+NGINX_PID=""
+cleanup() {
+    if [[ -n "$NGINX_PID" ]]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx-light" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    swift build -c release --product goreplay 2>&1 | tail -1
+fi
+BIN=.build/release/goreplay
+
+python3 bench/replay/make_gor.py "$REQUESTS" "$WORK/requests.gor"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$PORT; location / { return 200 "ok\n"; } }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK" &
+NGINX_PID=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+
+echo "== goreplay: $REQUESTS requests, $CONNS connections, nginx (1 worker) on 127.0.0.1:$PORT"
+/usr/bin/time -v "$BIN" --input-file "$WORK/requests.gor|100000000%" \
+    --output-http "http://127.0.0.1:$PORT" --output-http-workers "$CONNS" \
+    --output-http-queue-len "$REQUESTS" 2> "$WORK/replay.err" > /dev/null || true
+grep '^goreplay:' "$WORK/replay.err"
+WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/replay.err")
+SECS=$(python3 -c "p='$WALL'.split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))")
+SENT=$(grep -o 'responses [0-9]*, failed' "$WORK/replay.err" | head -1 | tr -dc '0-9')
+RSS=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/replay.err")
+CPU=$(awk -F': ' '/Percent of CPU this job got/ {print $2}' "$WORK/replay.err")
+REPLAY_RPS=$(python3 -c "print(round(${SENT:-0}/$SECS))")
+echo "goreplay: ${SENT:-0} responses in ${SECS}s = $REPLAY_RPS req/s, CPU $CPU, peak RSS ${RSS} KiB"
+
+echo "== goreplay, memory check: the same file looped for 10 s (queue 1000, drops counted)"
+/usr/bin/time -v "$BIN" --input-file "$WORK/requests.gor|100000000%" --input-file-loop --exit-after 10s \
+    --output-http "http://127.0.0.1:$PORT" --output-http-workers "$CONNS" 2> "$WORK/loop.err" > /dev/null || true
+grep '^goreplay: summary' "$WORK/loop.err"
+echo "goreplay looped: peak RSS $(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/loop.err") KiB"
+
+echo "== wrk: 2 threads, $CONNS connections, 10 s, same server"
+wrk -t2 -c"$CONNS" -d10s "http://127.0.0.1:$PORT/government/news/item-1?page=1" > "$WORK/wrk.out"
+WRK_RPS=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/wrk.out")
+grep -E 'Latency|Requests/sec' "$WORK/wrk.out"
+echo "== result: goreplay $REPLAY_RPS req/s vs wrk $WRK_RPS req/s = $(python3 -c "print(round(100*$REPLAY_RPS/$WRK_RPS))")% of wrk"
