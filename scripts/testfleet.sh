@@ -274,10 +274,15 @@ wait_ready() {
         for name in "${pending[@]}"; do
             hd="$dir/hosts/$name"
             read_file pid "$hd/pid"
-            if [ ! -d "/proc/$pid" ] || ! pid_matches "$pid" "$hd/boot.sh"; then
+            if [ ! -d "/proc/$pid" ]; then
                 echo "testfleet: host $name (pid $pid) exited during startup" >&2
                 host_log_tail "$hd" >&2
                 return 1
+            fi
+            if ! pid_matches "$pid" "$hd/boot.sh"; then
+                # The launching subshell has not exec'd yet (its command line is still ours).
+                still+=("$name")
+                continue
             fi
             child=""
             [ -z "${listening[$hd/sshd.log]:-}" ] \
@@ -632,12 +637,6 @@ cmd_isolate() {
     wait_hosts_gone "$hd"
     echo "$ns" >"$hd/netns"
     launch_host "$dir" "$2"
-    # Until the launching subshell has exec'd, its command line is ours, not boot.sh's.
-    local pid deadline=$((SECONDS + 5))
-    read_file pid "$hd/pid"
-    while [ -d "/proc/$pid" ] && ! pid_matches "$pid" "$hd/boot.sh" && [ "$SECONDS" -lt "$deadline" ]; do
-        sleep 0.02
-    done
     wait_ready "$dir" "$2"
     [ "$bridge" = yes ] || return 0
     # Inside the namespace 127.0.0.0/8 is that namespace's own loopback, so the host keeps its

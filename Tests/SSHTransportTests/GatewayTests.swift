@@ -35,8 +35,8 @@ final class GatewayTests: Sendable {
     let fleet: TestFleet
     let reactor: SSHReactor
 
-    init() throws {
-        fleet = try IsolatedFleet.get()
+    init() async throws {
+        fleet = try await offPool { try IsolatedFleet.get() }
         reactor = try SSHReactor()
     }
 
@@ -188,7 +188,8 @@ final class GatewayTests: Sendable {
             }
             try await Task.sleep(for: .milliseconds(500))
             killedAt = ContinuousClock.now
-            try fleet.stopHost("gw-1")
+            let fleet = self.fleet
+            try await offPool { try fleet.stopHost("gw-1") }
             var all: [(ContinuousClock.Instant, String)] = []
             for try await case let item? in group { all.append(item) }
             return all
@@ -245,4 +246,12 @@ func eventuallyAsync(_ condition: () -> Bool) async -> Bool {
         try? await Task.sleep(for: .milliseconds(20))
     }
     return condition()
+}
+
+/// Runs blocking fleet set-up (subprocesses) on its own thread, so it never holds one of the few
+/// cooperative threads the other suites' connections need meanwhile.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }
