@@ -130,6 +130,9 @@ public struct SSHSettings: Sendable, Hashable {
     public var connectTimeout: Duration
     /// Limit for one remote command, if any.
     public var commandTimeout: Duration?
+    /// The `ssh:` keys the inventory file gave (e.g. `port`), so that ssh_config
+    /// can fill in only what the inventory left to defaults.
+    public var explicitKeys: Set<String> = []
 
     /// Creates settings; defaults match `docs/inventory.md`.
     public init(

@@ -119,6 +119,7 @@ public enum InventoryParser {
         if let value = map["gateway"] { ssh.gateway = try parseGateway(value) }
         if let value = map["connect_timeout"] { ssh.connectTimeout = try value.duration() }
         if let value = map["command_timeout"] { ssh.commandTimeout = try value.duration() }
+        ssh.explicitKeys = Set(sshKeys.filter { map[$0] != nil })
         return ssh
     }
 

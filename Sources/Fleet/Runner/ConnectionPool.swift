@@ -9,16 +9,14 @@ import SSHTransport
 /// per distinct chain: one login on each jump host per run, not one per host.
 actor ConnectionPool {
     private let reactor: SSHReactor
-    private let inventory: Inventory
-    private let options: SSHClientOptions
+    private let resolve: HostConnectionResolver
     private let logger: Logger
     private var sessions: [String: Task<SSHSession, any Error>] = [:]
     private var gateways: [[SSHEndpoint]: Task<SSHGateway, any Error>] = [:]
 
-    init(reactor: SSHReactor, inventory: Inventory, options: SSHClientOptions, logger: Logger) {
+    init(reactor: SSHReactor, resolve: @escaping HostConnectionResolver, logger: Logger) {
         self.reactor = reactor
-        self.inventory = inventory
-        self.options = options
+        self.resolve = resolve
         self.logger = logger
     }
 
@@ -29,12 +27,12 @@ actor ConnectionPool {
         if let existing = sessions[host.name] {
             connecting = existing
         } else {
-            let endpoint = Self.endpoint(for: host, in: inventory)
-            let options = self.options
+            let plan = resolve(host)
+            let endpoint = plan.endpoint
+            let options = plan.options
             let reactor = self.reactor
             let logger = self.logger
-            let chain = Self.gatewayChain(in: inventory)
-            let gatewayTask = chain.isEmpty ? nil : gateway(for: chain)
+            let gatewayTask = plan.gateway.isEmpty ? nil : gateway(for: plan.gateway, options: options)
             let hostName = host.name
             connecting = Task {
                 var gateway: SSHGateway?
@@ -57,11 +55,11 @@ actor ConnectionPool {
         }
     }
 
-    /// The run's gateway for `chain`, connecting it on first use; a chain that
-    /// failed fails every host behind it the same way, without a new attempt.
-    private func gateway(for chain: [SSHEndpoint]) -> Task<SSHGateway, any Error> {
+    /// The run's gateway for `chain`, connecting it on first use (with the
+    /// options of the first host that needs it); a chain that failed fails
+    /// every host behind it the same way, without a new attempt.
+    private func gateway(for chain: [SSHEndpoint], options: SSHClientOptions) -> Task<SSHGateway, any Error> {
         if let existing = gateways[chain] { return existing }
-        let options = self.options
         let reactor = self.reactor
         let logger = self.logger
         let connecting = Task {
@@ -85,20 +83,6 @@ actor ConnectionPool {
         for connecting in chains {
             if let gateway = try? await connecting.value { await gateway.close() }
         }
-    }
-
-    /// The environment's jump hosts as endpoints, outermost first; a hop
-    /// without its own user logs in as the environment's user.
-    static func gatewayChain(in inventory: Inventory) -> [SSHEndpoint] {
-        let defaultUser = inventory.ssh.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-        return inventory.ssh.gateway.map { hop in
-            SSHEndpoint(host: hop.host, port: hop.port ?? 22, user: hop.user ?? defaultUser)
-        }
-    }
-
-    static func endpoint(for host: Host, in inventory: Inventory) -> SSHEndpoint {
-        let user = inventory.user(for: host) ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-        return SSHEndpoint(host: host.address, port: inventory.port(for: host), user: user)
     }
 }
 
