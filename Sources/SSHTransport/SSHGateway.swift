@@ -307,8 +307,8 @@ final class GatewayPump: @unchecked Sendable {
     }
 
     /// Treats an error from a libssh2 call as the end of the bastion connection unless it concerns
-    /// one channel only.
-    private func check(_ rc: Int, _ what: String) throws(GatewayFailure) -> Bool {
+    /// one channel only (then returns false, and the caller closes that tunnel).
+    private func check(_ rc: Int) throws(GatewayFailure) -> Bool {
         switch Int32(rc) {
         case LIBSSH2_ERROR_CHANNEL_CLOSED, LIBSSH2_ERROR_CHANNEL_EOF_SENT, LIBSSH2_ERROR_CHANNEL_FAILURE,
             LIBSSH2_ERROR_CHANNEL_UNKNOWN, LIBSSH2_ERROR_CHANNEL_WINDOW_EXCEEDED,
@@ -316,7 +316,6 @@ final class GatewayPump: @unchecked Sendable {
             return false
         default:
             // Which channel noticed does not matter: the whole connection is gone.
-            _ = what
             var reason = lastError(session).message
             if let outerFailure = outer?.failureReason { reason += " (its own gateway failed: \(outerFailure))" }
             throw GatewayFailure(reason: "connection to the gateway lost: \(reason)")
@@ -338,9 +337,9 @@ final class GatewayPump: @unchecked Sendable {
                 if rc == Int(LIBSSH2_ERROR_EAGAIN) && blockedOutbound { return false }
                 pending = nil
                 if rc < 0 && rc != Int(LIBSSH2_ERROR_EAGAIN) {
-                    if case .read(let t) = call, try !check(rc, "reading a channel") { t.localEOF = true }
-                    if case .write(let t) = call, try !check(rc, "writing a channel") { t.localEOF = true }
-                    if case .close(let t) = call, try !check(rc, "closing a channel") { t.closed = true }
+                    if case .read(let t) = call, try !check(rc) { t.localEOF = true }
+                    if case .write(let t) = call, try !check(rc) { t.localEOF = true }
+                    if case .close(let t) = call, try !check(rc) { t.closed = true }
                 }
                 progressed = true
             }
@@ -404,7 +403,7 @@ final class GatewayPump: @unchecked Sendable {
                     remedy: "check the host is up and reachable from the gateway, and that the gateway allows TCP forwarding")))
                 return true
             }
-            _ = try check(Int(code), "opening a channel to \(target.hostAndPort)")
+            _ = try check(Int(code))
             return true
         }
         if case .open? = pending { pending = nil }
@@ -501,7 +500,7 @@ final class GatewayPump: @unchecked Sendable {
                     }
                     break
                 }
-                if try !check(rc, "reading from the channel to \(t.target.hostAndPort)") {
+                if try !check(rc) {
                     t.channelEOF = true
                     t.localEOF = true
                     progressed = true
@@ -523,7 +522,7 @@ final class GatewayPump: @unchecked Sendable {
                         }
                         break
                     }
-                    if try !check(rc, "writing to the channel to \(t.target.hostAndPort)") { t.localEOF = true }
+                    if try !check(rc) { t.localEOF = true }
                     progressed = true
                     break
                 }
@@ -553,7 +552,7 @@ final class GatewayPump: @unchecked Sendable {
                 if blockedOutbound { pending = .close(t) }
                 return progressed
             }
-            if rc < 0 { _ = try check(rc, "closing the channel to \(t.target.hostAndPort)") }
+            if rc < 0 { _ = try check(rc) }
             t.closed = true
             progressed = true
         }
