@@ -35,7 +35,7 @@ struct FabSession {
         }
 
         // Inventory.
-        let inventory: Inventory
+        var inventory: Inventory
         do {
             if let path = invocation.inventoryPath {
                 inventory = try InventoryLoader.load(file: path, defaultName: environmentName)
@@ -45,6 +45,23 @@ struct FabSession {
             }
         } catch {
             return console.fail("\(error)", code: .usage)
+        }
+
+        // A live source answers the selectors of this command line (cached for cache_ttl).
+        if inventory.source != .file {
+            let words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
+            var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
+            if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty { options.agentSocketPath = socket } else { options.useAgent = false }
+            var logger = Logger(label: "govuk-fab")
+            logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            let lister = LiveHostLister(
+                inventory: inventory, options: options, cacheDirectory: LiveHostLister.defaultCacheDirectory(environment),
+                refresh: invocation.refresh, logger: logger)
+            do {
+                inventory = try await lister.resolve(HostListQuery.queries(for: words))
+            } catch {
+                return console.fail("\(error)", code: .hostFailed)
+            }
         }
 
         // Command words → plan.

@@ -62,6 +62,9 @@ public struct GovukFab: AsyncParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "Connect timeout, e.g. 10s (default: the inventory's).")
     var connectTimeout: String?
 
+    @Flag(help: "Ask a live inventory source again instead of using its cached answer.")
+    var refresh = false
+
     @Option(name: .customShort("F"), help: "ssh_config file to read instead of ~/.ssh/config ('none': no file).")
     var sshConfigFile: String?
 
@@ -103,7 +106,7 @@ public struct GovukFab: AsyncParsableCommand {
             yes: yes, json: json, inventoryPath: inventory, warnOnly: warnOnly, abortOnFailure: abortOnFailure,
             connectTimeout: connectTimeout.flatMap(DurationText.parse),
             commandTimeout: commandTimeout.flatMap(DurationText.parse), sshConfigFile: sshConfigFile,
-            force: force, list: list,
+            refresh: refresh, force: force, list: list,
             colour: noColor ? .never : .auto, argv: CommandLine.arguments)
         let status = await FabSession(invocation: invocation, environment: ProcessInfo.processInfo.environment).run()
         if status != 0 { throw ExitCode(status) }
@@ -152,6 +155,8 @@ struct Invocation: Sendable {
     var commandTimeout: Duration?
     /// `-F FILE`; nil: `~/.ssh/config` if present.
     var sshConfigFile: String?
+    /// `--refresh`: bypass the live inventory cache.
+    var refresh: Bool
     var force: Bool
     var list: Bool
     var colour: Colour

@@ -22,6 +22,10 @@ public struct Inventory: Sendable, Hashable {
     public var replay: ReplaySettings?
     /// Hosts in file order (hosts from `include_hosts` follow the inline ones).
     public var hosts: [Host]
+    /// Where the hosts come from: the file, or a live source queried per run.
+    public var source: InventorySource = .file
+    /// How long a live source's answer is reused (`cache_ttl`).
+    public var cacheTTL: Duration = .seconds(300)
 
     /// Creates an inventory; defaults match `docs/inventory.md`.
     public init(
@@ -334,4 +338,13 @@ public struct ReplayArguments: Sendable, Hashable {
         self.allowMethods = allowMethods
         self.extraArgs = extraArgs
     }
+}
+
+/// Where an environment's hosts come from (`source:`).
+public enum InventorySource: Sendable, Hashable {
+    /// The hosts listed in the inventory file (`source: static`, the default).
+    case file
+    /// A command run on the first gateway hop that prints one host per line, given `-C CLASS` for
+    /// `puppet_class:`, `-c CLASS` for `class:` and nothing for `all` (`govuk_node_list`).
+    case gatewayCommand(String)
 }
