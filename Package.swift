@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "GovukFabCLI",
             dependencies: [
-                "Fleet", "FleetTasks", "SSHTransport",
+                "Fleet", "FleetTasks", "SSHTransport", "SSHConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "govuk-fab", dependencies: ["GovukFabCLI"]),
@@ -100,6 +100,9 @@ let package = Package(
         .testTarget(name: "PuppetDBTests", dependencies: ["PuppetDB"]),
         .testTarget(name: "TestFleetTests", dependencies: ["TestFleet"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestFleet", "Fleet"]),
+        .testTarget(
+            name: "GovukFabCLITests",
+            dependencies: ["GovukFabCLI", "Fleet", "SSHConfig", "SSHTransport", "TestFleet"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,10 @@
 #   testfleet.sh exec DIR NAME CMD [ARG...]        run CMD inside NAME's namespaces
 #                                                  (exit 125: NAME is not running)
 #   testfleet.sh status DIR                        one line per host: name address port state
+#   testfleet.sh isolate DIR NAME [--bridge]       move NAME into the fleet's own network namespace,
+#                                                  reachable only from hosts isolated with it; with
+#                                                  --bridge its address also forwards into the
+#                                                  namespace (socat), so it can serve as the gateway
 #
 # Environment:
 #   TESTFLEET_PATHS          colon-separated private paths
@@ -234,7 +238,9 @@ launch_host() {
         # setsid: not in our process group, so a terminal ^C aimed at a caller
         # does not half-kill the fleet. No fork happens here (we are not a group
         # leader), so $! below is the unshare process itself.
-        exec setsid unshare --mount --pid --uts --fork --mount-proc --kill-child \
+        local -a netns=()
+        [ -s "$hd/netns" ] && netns=(ip netns exec "$(<"$hd/netns")")
+        exec setsid "${netns[@]}" unshare --mount --pid --uts --fork --mount-proc --kill-child \
             --propagation private /bin/bash "$hd/boot.sh"
     ) </dev/null >>"$hd/namespace.log" 2>&1 &
     echo $! >"$hd/pid"
@@ -268,10 +274,15 @@ wait_ready() {
         for name in "${pending[@]}"; do
             hd="$dir/hosts/$name"
             read_file pid "$hd/pid"
-            if [ ! -d "/proc/$pid" ] || ! pid_matches "$pid" "$hd/boot.sh"; then
+            if [ ! -d "/proc/$pid" ]; then
                 echo "testfleet: host $name (pid $pid) exited during startup" >&2
                 host_log_tail "$hd" >&2
                 return 1
+            fi
+            if ! pid_matches "$pid" "$hd/boot.sh"; then
+                # The launching subshell has not exec'd yet (its command line is still ours).
+                still+=("$name")
+                continue
             fi
             child=""
             [ -z "${listening[$hd/sshd.log]:-}" ] \
@@ -498,6 +509,7 @@ cmd_down() {
         kill -TERM "$watcher" 2>/dev/null || true
     fi
     [ "$failed" -eq 0 ] || die "some hosts of $dir did not stop; subnet claim kept"
+    stop_network_namespace "$dir"
     release_subnet "$dir"
     if [ "$purge" = yes ]; then
         rm -rf --one-file-system "$dir"
@@ -573,6 +585,76 @@ cmd_status() {
     done <"$dir/hosts.tsv"
 }
 
+# The fleet's private network namespace (one per fleet, named after its subnet).
+network_namespace_name() {
+    local subnet
+    read_file subnet "$1/subnet"
+    echo "testfleet-${subnet//./-}"
+}
+
+# Stops the bridges (each its own process group) and deletes the namespace.
+stop_network_namespace() {
+    local dir=$1 hd pid ns
+    for hd in "$dir"/hosts/*/; do
+        hd=${hd%/}
+        read_file pid "$hd/bridge.pid"
+        if [ -n "$pid" ] && pid_matches "$pid" "$hd/bridge.sh"; then
+            kill -TERM -- "-$pid" 2>/dev/null || true
+        fi
+        rm -f "$hd/bridge.pid"
+    done
+    read_file ns "$dir/netns"
+    if [ -n "$ns" ] && [ -e "/run/netns/$ns" ]; then
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    rm -f "$dir/netns"
+}
+
+cmd_isolate() {
+    [ $# -ge 2 ] && [ $# -le 3 ] || usage
+    require_fleet "$1"
+    require_root
+    local bridge=no
+    if [ $# -eq 3 ]; then
+        [ "$3" = "--bridge" ] || usage
+        bridge=yes
+    fi
+    command -v ip >/dev/null || die "missing ip (install iproute2)"
+    [ "$bridge" = no ] || command -v socat >/dev/null || die "missing socat (apt-get install socat)"
+    local dir hd ns addr port
+    dir=$(absolute_dir "$1")
+    hd=$(host_dir "$dir" "$2")
+    [ -e "$dir/up" ] || die "fleet $dir is down"
+    ns=$(network_namespace_name "$dir")
+    if [ ! -e "/run/netns/$ns" ]; then
+        ip netns add "$ns" || die "cannot create network namespace $ns"
+        ip -n "$ns" link set lo up
+        echo "$ns" >"$dir/netns"
+    fi
+    read_file addr "$hd/address"
+    read_file port "$hd/port"
+    kill_host "$hd"
+    wait_hosts_gone "$hd"
+    echo "$ns" >"$hd/netns"
+    launch_host "$dir" "$2"
+    wait_ready "$dir" "$2"
+    [ "$bridge" = yes ] || return 0
+    # Inside the namespace 127.0.0.0/8 is that namespace's own loopback, so the host keeps its
+    # address there; the bridge listens on the same address outside and connects inside.
+    printf '#!/bin/bash\nexec ip netns exec %q socat STDIO TCP:%q:%q,nodelay\n' "$ns" "$addr" "$port" >"$hd/bridge.sh"
+    chmod +x "$hd/bridge.sh"
+    (
+        close_inherited_fds
+        exec setsid socat "TCP-LISTEN:$port,bind=$addr,reuseaddr,fork,nodelay" "EXEC:$hd/bridge.sh"
+    ) </dev/null >>"$hd/bridge.log" 2>&1 &
+    echo $! >"$hd/bridge.pid"
+    local deadline=$((SECONDS + 10))
+    until [ -n "$(ss -Hltn "src $addr:$port" 2>/dev/null)" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "bridge for ${hd##*/} not listening on $addr:$port"
+        sleep 0.05
+    done
+}
+
 main() {
     [ $# -ge 1 ] || usage
     local command=$1
@@ -584,6 +666,7 @@ main() {
     start-host) cmd_start_host "$@" ;;
     exec) cmd_exec "$@" ;;
     status) cmd_status "$@" ;;
+    isolate) cmd_isolate "$@" ;;
     -h | --help | help) usage ;;
     *) echo "testfleet: unknown command '$command'" >&2; usage ;;
     esac

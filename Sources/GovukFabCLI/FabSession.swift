@@ -2,6 +2,7 @@ import Fleet
 import FleetTasks
 import Foundation
 import Logging
+import SSHConfig
 import SSHTransport
 
 /// One run of govuk-fab: inventory → plan → confirmation → runner → output,
@@ -34,7 +35,7 @@ struct FabSession {
         }
 
         // Inventory.
-        let inventory: Inventory
+        var inventory: Inventory
         do {
             if let path = invocation.inventoryPath {
                 inventory = try InventoryLoader.load(file: path, defaultName: environmentName)
@@ -44,6 +45,23 @@ struct FabSession {
             }
         } catch {
             return console.fail("\(error)", code: .usage)
+        }
+
+        // A live source answers the selectors of this command line (cached for cache_ttl).
+        if inventory.source != .file {
+            let words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
+            var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
+            if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty { options.agentSocketPath = socket } else { options.useAgent = false }
+            var logger = Logger(label: "govuk-fab")
+            logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            let lister = LiveHostLister(
+                inventory: inventory, options: options, cacheDirectory: LiveHostLister.defaultCacheDirectory(environment),
+                refresh: invocation.refresh, logger: logger)
+            do {
+                inventory = try await lister.resolve(HostListQuery.queries(for: words))
+            } catch {
+                return console.fail("\(error)", code: .hostFailed)
+            }
         }
 
         // Command words → plan.
@@ -135,8 +153,22 @@ struct FabSession {
         var client = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
         if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty { client.agentSocketPath = socket } else { client.useAgent = false }
         let policy: FailurePolicy = invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
+        var connections: HostConnectionResolver?
+        do {
+            if let config = try SSHConfigLayer.load(path: invocation.sshConfigFile) {
+                let layer = SSHConfigLayer(
+                    config: config, inventory: inventory, base: client, commandLineConnectTimeout: invocation.connectTimeout)
+                var seen = Set<String>()
+                let hosts = planned.flatMap(\.hosts).filter { seen.insert($0.name).inserted }
+                for warning in layer.warnings(for: hosts) { console.warn(warning) }
+                connections = { layer.connection(for: $0) }
+            }
+        } catch {
+            return console.fail("\(error)", code: .usage)
+        }
         let options = RunnerOptions(
-            parallelism: invocation.parallel ?? inventory.parallelism, failurePolicy: policy, client: client)
+            parallelism: invocation.parallel ?? inventory.parallelism, failurePolicy: policy, client: client,
+            connections: connections)
         let console = self.console
         let runner = FleetRunner(context: context, options: options) { console.emit($0) }
         let runTask = Task { await runner.run(planned) }

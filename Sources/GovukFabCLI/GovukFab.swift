@@ -62,6 +62,12 @@ public struct GovukFab: AsyncParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "Connect timeout, e.g. 10s (default: the inventory's).")
     var connectTimeout: String?
 
+    @Flag(help: "Ask a live inventory source again instead of using its cached answer.")
+    var refresh = false
+
+    @Option(name: .customShort("F"), help: "ssh_config file to read instead of ~/.ssh/config ('none': no file).")
+    var sshConfigFile: String?
+
     @Option(name: .customLong("command-timeout"), help: "Per-command timeout, e.g. 5m; the remote command is killed.")
     var commandTimeout: String?
 
@@ -99,7 +105,8 @@ public struct GovukFab: AsyncParsableCommand {
             words: words, hosts: hosts, excludeHosts: excludeHosts, parallel: serial ? 1 : parallel, dryRun: dryRun,
             yes: yes, json: json, inventoryPath: inventory, warnOnly: warnOnly, abortOnFailure: abortOnFailure,
             connectTimeout: connectTimeout.flatMap(DurationText.parse),
-            commandTimeout: commandTimeout.flatMap(DurationText.parse), force: force, list: list,
+            commandTimeout: commandTimeout.flatMap(DurationText.parse), sshConfigFile: sshConfigFile,
+            refresh: refresh, force: force, list: list,
             colour: noColor ? .never : .auto, argv: CommandLine.arguments)
         let status = await FabSession(invocation: invocation, environment: ProcessInfo.processInfo.environment).run()
         if status != 0 { throw ExitCode(status) }
@@ -146,6 +153,10 @@ struct Invocation: Sendable {
     var abortOnFailure: Bool
     var connectTimeout: Duration?
     var commandTimeout: Duration?
+    /// `-F FILE`; nil: `~/.ssh/config` if present.
+    var sshConfigFile: String?
+    /// `--refresh`: bypass the live inventory cache.
+    var refresh: Bool
     var force: Bool
     var list: Bool
     var colour: Colour

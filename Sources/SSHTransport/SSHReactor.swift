@@ -56,7 +56,15 @@ public final class SSHReactor: Sendable {
     func waitForSocket(
         _ fd: Int32, events: Int16, deadline: ContinuousClock.Instant?, cancellable: Bool = true
     ) async throws -> SocketWaitOutcome {
-        try await core.wait(fd: fd, events: events, deadline: deadline, cancellable: cancellable)
+        try await core.wait(fds: [PollRequest(fd: fd, events: events)], deadline: deadline, cancellable: cancellable)
+    }
+
+    /// Suspends until any of `requests` is ready, or the deadline passes (a gateway's pump waits on its
+    /// own socket and every tunnel's local end at once).
+    func waitForAny(
+        _ requests: [PollRequest], deadline: ContinuousClock.Instant?, cancellable: Bool = true
+    ) async throws -> SocketWaitOutcome {
+        try await core.wait(fds: requests, deadline: deadline, cancellable: cancellable)
     }
 }
 
@@ -75,11 +83,16 @@ public enum ReactorError: Error, CustomStringConvertible {
     }
 }
 
+/// One descriptor and the `poll` events to wait for on it.
+struct PollRequest: Sendable {
+    var fd: Int32
+    var events: Int16
+}
+
 /// The shared state of the reactor; the thread and the waiting tasks meet here under one lock.
 final class ReactorCore: Sendable {
     private struct Waiter {
-        var fd: Int32
-        var events: Int16
+        var fds: [PollRequest]
         var deadline: ContinuousClock.Instant?
         var continuation: CheckedContinuation<SocketWaitOutcome, any Error>
     }
@@ -125,7 +138,7 @@ final class ReactorCore: Sendable {
     }
 
     func wait(
-        fd: Int32, events: Int16, deadline: ContinuousClock.Instant?, cancellable: Bool
+        fds: [PollRequest], deadline: ContinuousClock.Instant?, cancellable: Bool
     ) async throws -> SocketWaitOutcome {
         let id = state.withLock { s in
             s.nextID += 1
@@ -135,7 +148,7 @@ final class ReactorCore: Sendable {
             let refusal: (any Error)? = self.state.withLock { s in
                 if s.stopped { return CancellationError() }
                 if s.cancelledEarly.remove(id) != nil { return CancellationError() }
-                s.waiters[id] = Waiter(fd: fd, events: events, deadline: deadline, continuation: continuation)
+                s.waiters[id] = Waiter(fds: fds, deadline: deadline, continuation: continuation)
                 return nil
             }
             if let refusal { continuation.resume(throwing: refusal) } else { self.wake() }
@@ -158,7 +171,8 @@ final class ReactorCore: Sendable {
     /// The poll loop; runs on the reactor's own thread until ``shutdown()``.
     func run() {
         var pollFDs: [pollfd] = []
-        var ids: [UInt64] = []
+        /// Each waiter's id and the range of its entries in `pollFDs`.
+        var ids: [(id: UInt64, range: Range<Int>)] = []
         while true {
             pollFDs.removeAll(keepingCapacity: true)
             ids.removeAll(keepingCapacity: true)
@@ -166,8 +180,9 @@ final class ReactorCore: Sendable {
             let (stopped, nearest) = state.withLock { s -> (Bool, ContinuousClock.Instant?) in
                 var nearest: ContinuousClock.Instant?
                 for (id, w) in s.waiters {
-                    pollFDs.append(pollfd(fd: w.fd, events: w.events, revents: 0))
-                    ids.append(id)
+                    let start = pollFDs.count
+                    for request in w.fds { pollFDs.append(pollfd(fd: request.fd, events: request.events, revents: 0)) }
+                    ids.append((id, start..<pollFDs.count))
                     if let d = w.deadline, nearest.map({ d < $0 }) ?? true { nearest = d }
                 }
                 return (s.stopped, nearest)
@@ -189,9 +204,9 @@ final class ReactorCore: Sendable {
             let now = ContinuousClock.now
             var toResume: [(CheckedContinuation<SocketWaitOutcome, any Error>, SocketWaitOutcome)] = []
             state.withLock { s in
-                for (index, id) in ids.enumerated() {
+                for (id, range) in ids {
                     guard let w = s.waiters[id] else { continue }
-                    if pollFDs[index + 1].revents != 0 {
+                    if range.contains(where: { pollFDs[$0].revents != 0 }) {
                         s.waiters[id] = nil
                         toResume.append((w.continuation, .ready))
                     } else if let d = w.deadline, d <= now {

@@ -30,13 +30,48 @@ public final class SSHSession: Sendable {
 
     /// Connects, verifies the host key strictly against known_hosts and authenticates, all within
     /// `options.connectTimeout`. Cancelling the task abandons the attempt and closes the socket.
+    ///
+    /// With a `gateway`, the connection is a `direct-tcpip` channel opened on the gateway's session
+    /// (`endpoint.host` is resolved and connected to by the gateway); the same timeout covers opening
+    /// the channel, and the host key is checked for `endpoint` exactly as for a direct connection.
     public static func connect(
-        to endpoint: SSHEndpoint, options: SSHClientOptions, reactor: SSHReactor, logger: Logger
+        to endpoint: SSHEndpoint, options: SSHClientOptions, reactor: SSHReactor, logger: Logger,
+        via gateway: SSHGateway? = nil
     ) async throws -> SSHSession {
+        let deadline = ContinuousClock.now + options.connectTimeout
+        let socket: Int32
+        if let gateway {
+            socket = try await gateway.openTunnel(to: endpoint, deadline: deadline)
+        } else {
+            socket = try await TCPConnector.connect(to: endpoint, deadline: deadline, reactor: reactor)
+        }
+        let (connection, fingerprint, algorithm) = try await SessionConnection.establish(
+            socket: socket, endpoint: endpoint, options: options, reactor: reactor, logger: logger,
+            deadline: deadline, gateway: gateway)
+        return SSHSession(
+            connection: connection, fingerprint: fingerprint, algorithm: algorithm,
+            connectTimeout: options.connectTimeout)
+    }
+
+    /// The gateway this session runs through, if any.
+    public var gateway: SSHGateway? { connection.gateway }
+
+    /// Closes the connection (waiting for any running operation to finish first). Idempotent.
+    public func close() async {
+        await lock.lockUncancellable()
+        await connection.closeGracefully()
+        lock.unlock()
+    }
+}
+
+extension SessionConnection {
+    /// Starts a libssh2 session on a connected `socket` (owned from here on: closed on failure),
+    /// checks the host key and authenticates before `deadline`.
+    static func establish(
+        socket: Int32, endpoint: SSHEndpoint, options: SSHClientOptions, reactor: SSHReactor, logger: Logger,
+        deadline: ContinuousClock.Instant, gateway: SSHGateway?
+    ) async throws -> (SessionConnection, fingerprint: String, algorithm: String) {
         let started = ContinuousClock.now
-        let deadline = started + options.connectTimeout
-        let socket = try await TCPConnector.connect(to: endpoint, deadline: deadline, reactor: reactor)
-        let tcpDone = ContinuousClock.now
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             Glibc.close(socket)
             throw SSHError(endpoint: endpoint, operation: .connect, kind: .protocolError,
@@ -45,7 +80,7 @@ public final class SSHSession: Sendable {
         libssh2_session_set_blocking(session, 0)
         let connection = SessionConnection(
             session: session, socket: socket, endpoint: endpoint, reactor: reactor, logger: logger,
-            keepaliveInterval: options.keepaliveInterval)
+            keepaliveInterval: options.keepaliveInterval, gateway: gateway)
         do {
             let (fingerprint, algorithm) = try await connection.handshakeAndVerifyHostKey(
                 knownHostsFiles: options.knownHostsFiles, deadline: deadline)
@@ -59,27 +94,17 @@ public final class SSHSession: Sendable {
             }
             logger.debug("connected", metadata: [
                 "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",
-                "tcp_ms": "\(milliseconds(tcpDone - started))", "handshake_ms": "\(milliseconds(handshakeDone - tcpDone))",
+                "via": "\(gateway.map { "\($0.endpoint)" } ?? "direct")",
+                "handshake_ms": "\(milliseconds(handshakeDone - started))",
                 "auth_ms": "\(milliseconds(authDone - handshakeDone))",
             ])
-            return SSHSession(
-                connection: connection, fingerprint: fingerprint, algorithm: algorithm,
-                connectTimeout: options.connectTimeout)
+            return (connection, fingerprint, algorithm)
         } catch {
             connection.free()
             throw error
         }
     }
 
-    /// Closes the connection (waiting for any running operation to finish first). Idempotent.
-    public func close() async {
-        await lock.lockUncancellable()
-        await connection.closeGracefully()
-        lock.unlock()
-    }
-}
-
-extension SessionConnection {
     /// Runs the SSH handshake preferring host-key algorithms known_hosts already has for this host, then
     /// checks the key presented with its type bits (libssh2 1.10 would otherwise negotiate ECDSA and,
     /// checked without type bits, report a known ed25519-only host as "changed").

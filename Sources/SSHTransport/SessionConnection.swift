@@ -18,6 +18,8 @@ final class SessionConnection: @unchecked Sendable {
     let reactor: SSHReactor
     let logger: Logger
     let keepaliveInterval: Duration?
+    /// The gateway whose channel carries this session's socket, if any.
+    let gateway: SSHGateway?
     var nextKeepalive: ContinuousClock.Instant?
     var sftp: OpaquePointer?
     /// Set when the session can no longer be used (closed, or a request was abandoned half-way).
@@ -25,7 +27,8 @@ final class SessionConnection: @unchecked Sendable {
     private var freed = false
 
     init(session: OpaquePointer, socket: Int32, endpoint: SSHEndpoint, reactor: SSHReactor, logger: Logger,
-         keepaliveInterval: Duration?) {
+         keepaliveInterval: Duration?, gateway: SSHGateway? = nil) {
+        self.gateway = gateway
         self.session = session
         self.socket = socket
         self.endpoint = endpoint
@@ -39,9 +42,14 @@ final class SessionConnection: @unchecked Sendable {
         _ operation: SSHError.Operation, _ context: String, kind: SSHError.Kind? = nil, remedy: String? = nil
     ) -> SSHError {
         let (code, message) = lastError(session)
+        // Behind a gateway, a dropped socket usually means the gateway went away: say so.
+        var gatewayNote = ""
+        if let gateway, let reason = gateway.failureReason {
+            gatewayNote = " (the gateway \(gateway.endpoint) failed: \(reason))"
+        }
         return SSHError(
             endpoint: endpoint, operation: operation, kind: kind ?? kindForLibSSH2Code(code), code: code,
-            message: "\(context): \(message)", remedy: remedy)
+            message: "\(context): \(message)\(gatewayNote)", remedy: remedy)
     }
 
     func ensureUsable(_ operation: SSHError.Operation) throws {

@@ -117,6 +117,19 @@ public final class TestFleet: Sendable {
         try runScript(["stop-host", workDirectory, try requireHost(name).name])
     }
 
+    /// Moves a host into the fleet's own network namespace (created on first use), where it keeps
+    /// its address but is reachable only from the other isolated hosts. With `bridge`, its address
+    /// outside forwards into the namespace, so it can serve as the gateway to the others. Needs `ip`
+    /// (and `socat` for a bridge); see ``supportsIsolation``.
+    public func isolate(_ name: String, bridge: Bool = false) throws(TestFleetError) {
+        try runScript(["isolate", workDirectory, try requireHost(name).name] + (bridge ? ["--bridge"] : []))
+    }
+
+    /// Whether ``isolate(_:bridge:)`` can work here: root, `ip netns` and `socat`.
+    public static var supportsIsolation: Bool {
+        isSupported && ["/usr/bin/socat", "/usr/sbin/ip"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     /// Starts a stopped host again (same address, keys and private files).
     public func startHost(_ name: String) throws(TestFleetError) {
         try runScript(["start-host", workDirectory, try requireHost(name).name])

@@ -22,6 +22,10 @@ public struct Inventory: Sendable, Hashable {
     public var replay: ReplaySettings?
     /// Hosts in file order (hosts from `include_hosts` follow the inline ones).
     public var hosts: [Host]
+    /// Where the hosts come from: the file, or a live source queried per run.
+    public var source: InventorySource = .file
+    /// How long a live source's answer is reused (`cache_ttl`).
+    public var cacheTTL: Duration = .seconds(300)
 
     /// Creates an inventory; defaults match `docs/inventory.md`.
     public init(
@@ -130,6 +134,9 @@ public struct SSHSettings: Sendable, Hashable {
     public var connectTimeout: Duration
     /// Limit for one remote command, if any.
     public var commandTimeout: Duration?
+    /// The `ssh:` keys the inventory file gave (e.g. `port`), so that ssh_config
+    /// can fill in only what the inventory left to defaults.
+    public var explicitKeys: Set<String> = []
 
     /// Creates settings; defaults match `docs/inventory.md`.
     public init(
@@ -331,4 +338,13 @@ public struct ReplayArguments: Sendable, Hashable {
         self.allowMethods = allowMethods
         self.extraArgs = extraArgs
     }
+}
+
+/// Where an environment's hosts come from (`source:`).
+public enum InventorySource: Sendable, Hashable {
+    /// The hosts listed in the inventory file (`source: static`, the default).
+    case file
+    /// A command run on the first gateway hop that prints one host per line, given `-C CLASS` for
+    /// `puppet_class:`, `-c CLASS` for `class:` and nothing for `all` (`govuk_node_list`).
+    case gatewayCommand(String)
 }

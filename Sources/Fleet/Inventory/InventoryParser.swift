@@ -6,7 +6,7 @@ public enum InventoryParser {
     /// Keys allowed at the top of an inventory file.
     public static let environmentKeys = [
         "name", "ssh", "parallelism", "confirm_changes", "data_sync", "services", "replay",
-        "hosts", "include_hosts",
+        "hosts", "include_hosts", "source", "cache_ttl",
     ]
     /// Keys allowed under `ssh`.
     public static let sshKeys = [
@@ -37,6 +37,8 @@ public enum InventoryParser {
         if let value = top["data_sync"] { inventory.dataSync = try parseDataSync(value) }
         if let value = top["services"] { inventory.services = try parseServices(value) }
         if let value = top["replay"] { inventory.replay = try parseReplay(value) }
+        if let value = top["source"] { inventory.source = try parseSource(value) }
+        if let value = top["cache_ttl"] { inventory.cacheTTL = try value.duration() }
 
         var located: [(host: Host, location: SourceLocation)] = []
         if let hosts = top["hosts"] {
@@ -50,7 +52,7 @@ public enum InventoryParser {
             let included = try includedRoot.mapping(context: "an include_hosts file", allowedKeys: ["hosts"])
             located += try parseHosts(try included.required("hosts"))
         }
-        guard top.entries["hosts"] != nil || top.entries["include_hosts"] != nil else {
+        guard top.entries["hosts"] != nil || top.entries["include_hosts"] != nil || inventory.source != .file else {
             throw root.error(.missingKey(key: "hosts", in: "the environment"))
         }
         try checkUnique(located, defaultPort: inventory.ssh.port)
@@ -105,6 +107,19 @@ public enum InventoryParser {
         }
     }
 
+    /// `static`, or `{gateway_command: CMD}`.
+    static func parseSource(_ tree: YAMLTree) throws(InventoryError) -> InventorySource {
+        if case .scalar = tree.node {
+            let text = try tree.nonEmptyString()
+            guard text == "static" else {
+                throw tree.error(.invalidValue(path: tree.path, value: text, reason: "expected 'static' or {gateway_command: CMD}"))
+            }
+            return .file
+        }
+        let map = try tree.mapping(context: "source", allowedKeys: ["gateway_command"])
+        return .gatewayCommand(try map.required("gateway_command").nonEmptyString())
+    }
+
     static func parseSSH(_ tree: YAMLTree, baseDirectory: String) throws(InventoryError) -> SSHSettings {
         let map = try tree.mapping(context: "ssh", allowedKeys: sshKeys)
         var ssh = SSHSettings()
@@ -119,6 +134,7 @@ public enum InventoryParser {
         if let value = map["gateway"] { ssh.gateway = try parseGateway(value) }
         if let value = map["connect_timeout"] { ssh.connectTimeout = try value.duration() }
         if let value = map["command_timeout"] { ssh.commandTimeout = try value.duration() }
+        ssh.explicitKeys = Set(sshKeys.filter { map[$0] != nil })
         return ssh
     }
 

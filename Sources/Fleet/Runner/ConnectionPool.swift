@@ -4,17 +4,19 @@ import SSHTransport
 
 /// One SSH session per host for the whole run (as Fabric 1 cached its
 /// connections), opened on first use and shared by the run's tasks.
+///
+/// Hosts behind the environment's `gateway:` chain share one ``SSHGateway``
+/// per distinct chain: one login on each jump host per run, not one per host.
 actor ConnectionPool {
     private let reactor: SSHReactor
-    private let inventory: Inventory
-    private let options: SSHClientOptions
+    private let resolve: HostConnectionResolver
     private let logger: Logger
     private var sessions: [String: Task<SSHSession, any Error>] = [:]
+    private var gateways: [[SSHEndpoint]: Task<SSHGateway, any Error>] = [:]
 
-    init(reactor: SSHReactor, inventory: Inventory, options: SSHClientOptions, logger: Logger) {
+    init(reactor: SSHReactor, resolve: @escaping HostConnectionResolver, logger: Logger) {
         self.reactor = reactor
-        self.inventory = inventory
-        self.options = options
+        self.resolve = resolve
         self.logger = logger
     }
 
@@ -25,12 +27,24 @@ actor ConnectionPool {
         if let existing = sessions[host.name] {
             connecting = existing
         } else {
-            let endpoint = Self.endpoint(for: host, in: inventory)
-            let options = self.options
+            let plan = resolve(host)
+            let endpoint = plan.endpoint
+            let options = plan.options
             let reactor = self.reactor
             let logger = self.logger
+            let gatewayTask = plan.gateway.isEmpty ? nil : gateway(for: plan.gateway, options: options)
+            let hostName = host.name
             connecting = Task {
-                try await SSHSession.connect(to: endpoint, options: options, reactor: reactor, logger: logger)
+                var gateway: SSHGateway?
+                if let gatewayTask {
+                    do {
+                        gateway = try await gatewayTask.value
+                    } catch let error as SSHError {
+                        throw error.asGatewayError(for: hostName)
+                    }
+                }
+                return try await SSHSession.connect(
+                    to: endpoint, options: options, reactor: reactor, logger: logger, via: gateway)
             }
             sessions[host.name] = connecting
         }
@@ -41,6 +55,21 @@ actor ConnectionPool {
         }
     }
 
+    /// The run's gateway for `chain`, connecting it on first use (with the
+    /// options of the first host that needs it); a chain that failed fails
+    /// every host behind it the same way, without a new attempt.
+    private func gateway(for chain: [SSHEndpoint], options: SSHClientOptions) -> Task<SSHGateway, any Error> {
+        if let existing = gateways[chain] { return existing }
+        let reactor = self.reactor
+        let logger = self.logger
+        let connecting = Task {
+            try await SSHGateway.connect(chain: chain, options: options, reactor: reactor, logger: logger)
+        }
+        gateways[chain] = connecting
+        return connecting
+    }
+
+    /// Closes every session, then the gateways they ran through.
     func closeAll() async {
         let all = sessions.values
         sessions.removeAll()
@@ -49,11 +78,11 @@ actor ConnectionPool {
                 group.addTask { if let session = try? await connecting.value { await session.close() } }
             }
         }
-    }
-
-    static func endpoint(for host: Host, in inventory: Inventory) -> SSHEndpoint {
-        let user = inventory.user(for: host) ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-        return SSHEndpoint(host: host.address, port: inventory.port(for: host), user: user)
+        let chains = gateways.values
+        gateways.removeAll()
+        for connecting in chains {
+            if let gateway = try? await connecting.value { await gateway.close() }
+        }
     }
 }
 

@@ -21,11 +21,18 @@ public struct RunnerOptions: Sendable {
     /// Connection settings; identity files, known_hosts and timeouts come
     /// from the inventory unless the command line overrides them.
     public var client: SSHClientOptions
+    /// Per-host endpoint, gateway chain and options; nil: from the inventory
+    /// and `client` (``HostConnection/fromInventory(_:in:options:)``).
+    public var connections: HostConnectionResolver?
 
-    public init(parallelism: Int, failurePolicy: FailurePolicy = .dropFailedHosts, client: SSHClientOptions) {
+    public init(
+        parallelism: Int, failurePolicy: FailurePolicy = .dropFailedHosts, client: SSHClientOptions,
+        connections: HostConnectionResolver? = nil
+    ) {
         self.parallelism = max(1, parallelism)
         self.failurePolicy = failurePolicy
         self.client = client
+        self.connections = connections
     }
 }
 
@@ -87,7 +94,9 @@ public struct FleetRunner: Sendable {
             reactor = nil
             emit(.notice(host: nil, message: "cannot start the SSH event loop: \(error)", time: Date()))
         }
-        let pool = reactor.map { ConnectionPool(reactor: $0, inventory: inventory, options: options.client, logger: context.logger) }
+        let client = options.client
+        let resolve = options.connections ?? { HostConnection.fromInventory($0, in: inventory, options: client) }
+        let pool = reactor.map { ConnectionPool(reactor: $0, resolve: resolve, logger: context.logger) }
 
         var results: [HostTaskResult] = []
         var records: [TaskOutcomeRecord] = []
