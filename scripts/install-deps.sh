@@ -15,6 +15,9 @@ packages=(
   wrk                  # load for benchmarks
   tcpdump              # capture debugging
   python3              # demo HTTP apps
+  socat                # bridges into isolated test-fleet network namespaces (gateway tests)
+  curl                 # demo traffic
+  iproute2             # ip netns for gateway tests
 )
 
 missing=()

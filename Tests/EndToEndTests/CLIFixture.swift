@@ -104,7 +104,7 @@ final class FleetInventory: @unchecked Sendable {
               port: 2222
               identity_files: [\(fleet.clientKeyPath)]
               known_hosts: [\(fleet.knownHostsPath)]
-              connect_timeout: 5s
+              connect_timeout: 20s
               command_timeout: 60s
             parallelism: 10
             confirm_changes: \(confirmChanges)

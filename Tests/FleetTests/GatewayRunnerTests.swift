@@ -36,7 +36,7 @@ struct GatewayRunnerTests {
             name: "isolated",
             ssh: SSHSettings(
                 user: "root", port: 2222, identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
-                gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(3)),
+                gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)),
             hosts: inner.map { Fleet.Host(name: $0.name, address: $0.address) })
         var client = SSHClientOptions.from(inventory)
         client.useAgent = false

@@ -40,7 +40,7 @@ struct LiveInventoryTests {
         var inventory = Inventory(
             name: "live",
             ssh: SSHSettings(user: "root", identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
-                             gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(5)))
+                             gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)))
         inventory.source = .gatewayCommand(command)
         var options = SSHClientOptions.from(inventory)
         options.useAgent = false

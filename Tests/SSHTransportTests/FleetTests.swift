@@ -20,7 +20,7 @@ enum SharedFleet {
 
     static func options(_ fleet: TestFleet) -> SSHClientOptions {
         SSHClientOptions(
-            connectTimeout: .seconds(10), useAgent: false, identityFiles: [fleet.clientKeyPath],
+            connectTimeout: .seconds(30), useAgent: false, identityFiles: [fleet.clientKeyPath],
             knownHostsFiles: [fleet.knownHostsPath])
     }
 

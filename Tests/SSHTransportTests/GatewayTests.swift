@@ -48,7 +48,7 @@ final class GatewayTests: Sendable {
     }
 
     var options: SSHClientOptions {
-        SSHClientOptions(connectTimeout: .seconds(5), useAgent: false, identityFiles: [fleet.clientKeyPath],
+        SSHClientOptions(connectTimeout: .seconds(20), useAgent: false, identityFiles: [fleet.clientKeyPath],
                          knownHostsFiles: [fleet.knownHostsPath])
     }
 

@@ -33,7 +33,7 @@ struct StandaloneFixture {
 
     func options(knownHosts: String, identityFiles: [String]? = nil) -> SSHClientOptions {
         SSHClientOptions(
-            connectTimeout: .seconds(5), useAgent: false, identityFiles: identityFiles ?? [clientKey],
+            connectTimeout: .seconds(30), useAgent: false, identityFiles: identityFiles ?? [clientKey],
             knownHostsFiles: [knownHosts])
     }
 
@@ -229,7 +229,9 @@ struct AuthenticationTests {
             #expect(error.kind == .connectTimeout)
             #expect(error.operation == .handshake)
         }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // A loose bound: a correctness check that it gives up rather than
+        // hangs, on a 2-core machine shared with the rest of the suite.
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test("connect can be cancelled while the server stays silent")
