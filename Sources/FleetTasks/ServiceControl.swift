@@ -4,6 +4,9 @@ import SSHTransport
 /// Actions `app.*` tasks perform.
 public enum ServiceAction: String, Sendable, CaseIterable {
     case start, stop, restart, reload, status
+
+    /// Whether the action changes the host (`status` only reads).
+    public var changesHosts: Bool { self != .status }
 }
 
 /// A service name that is safe to put in a shell command: validated once, so
@@ -24,7 +27,8 @@ public struct ServiceName: Sendable, Hashable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
-public enum ServiceNameError: Error, CustomStringConvertible, Equatable {
+/// Why a service name was refused.
+public enum ServiceNameError: Error, Sendable, CustomStringConvertible, Hashable {
     /// The name has characters no service manager allows.
     case invalid(String)
 
@@ -45,18 +49,23 @@ public enum SupervisorLayout {
     public static let logDirectory = "/var/log/govuk-fab"
 }
 
+/// Exit status of a resolved service command when no candidate name exists
+/// on the host (LSB "program is not installed").
+public let serviceNotInstalledStatus: Int32 = 5
+
 /// Builds the remote shell commands for a service manager. Everything a
 /// command interpolates is a validated `ServiceName` or a quoted constant.
 public struct ServiceControl: Sendable {
-    public var kind: ServiceManager
+    public var manager: ServiceManager
 
-    public init(kind: ServiceManager) { self.kind = kind }
+    public init(manager: ServiceManager) { self.manager = manager }
 
     /// A command that exits 0 when `name` is defined on the host.
     public func existsCommand(_ name: ServiceName) -> String {
         let n = name.rawValue
-        switch kind {
+        switch manager {
         case .systemd:
+            // `systemctl cat` fails for units that have no file.
             return "systemctl cat -- \(n).service >/dev/null 2>&1"
         case .upstart:
             return "test -f /etc/init/\(n).conf"
@@ -73,10 +82,11 @@ public struct ServiceControl: Sendable {
         command(.status, name)
     }
 
-    /// The command for `action`; run it with sudo.
+    /// The command for `action` on one known name; run it with sudo (except
+    /// `status`). Starting a running service and stopping a stopped one succeed.
     public func command(_ action: ServiceAction, _ name: ServiceName) -> String {
         let n = name.rawValue
-        switch kind {
+        switch manager {
         case .systemd:
             switch action {
             case .status: return "systemctl status --no-pager --lines=0 -- \(n).service"
@@ -86,15 +96,19 @@ public struct ServiceControl: Sendable {
             // upstart's `restart` keeps the old job config (puppet-gor notes
             // this), so restart is stop-then-start.
             switch action {
-            case .status: return "initctl status \(n)"
+            case .status:
+                return "s=$(initctl status \(n)) || exit 4; echo \"$s\"; "
+                    + "case \"$s\" in *start/running*) exit 0;; *) exit 3;; esac"
             case .restart: return "{ initctl stop \(n) || true; } && initctl start \(n)"
             case .reload: return "initctl reload \(n)"
             case .start:
                 // initctl start fails when already running; starting a running
                 // service is success for an operator.
-                return "initctl status \(n) | grep -q start/running || initctl start \(n)"
+                return "if initctl status \(n) | grep -q start/running; then echo \"\(n) already running\"; "
+                    + "else initctl start \(n); fi"
             case .stop:
-                return "initctl status \(n) | grep -q stop/waiting || initctl stop \(n)"
+                return "if initctl status \(n) | grep -q stop/waiting; then echo \"\(n) not running\"; "
+                    + "else initctl stop \(n); fi"
             }
         case .sysv:
             return "service \(n) \(action.rawValue)"
@@ -103,20 +117,43 @@ public struct ServiceControl: Sendable {
         }
     }
 
+    /// One remote command that acts on the first of `candidates` defined on
+    /// the host (e.g. `goreplay`, then the legacy upstart job `gor`), telling
+    /// the operator which name it used when it is not the first. Exits
+    /// ``serviceNotInstalledStatus`` with a message when none exists.
+    public func resolvedCommand(_ action: ServiceAction, candidates: [ServiceName]) -> String {
+        guard let first = candidates.first else { return "echo 'no service name given' >&2; exit 2" }
+        var script = ""
+        for (index, name) in candidates.enumerated() {
+            let keyword = index == 0 ? "if" : "elif"
+            let note = name == first ? "" : "echo \(shellQuote("\(first) is service '\(name)' on this host")); "
+            script += "\(keyword) \(existsCommand(name)); then \(note)( \(command(action, name)) ); "
+        }
+        let tried = candidates.map(\.rawValue).joined(separator: ", ")
+        let missing = "no \(manager) service named \(tried) on this host"
+        script += "else echo \(shellQuote(missing)) >&2; exit \(serviceNotInstalledStatus); fi"
+        return script
+    }
+
     private static func supervisorScript(_ action: ServiceAction, _ n: String) -> String {
         let dir = "\(SupervisorLayout.servicesDirectory)/\(n)"
         let pidFile = "\(SupervisorLayout.runDirectory)/\(n).pid"
         let log = "\(SupervisorLayout.logDirectory)/\(n).log"
         // `running` succeeds when the recorded pid is alive and is not a zombie.
+        // `setsid -f` detaches the daemon completely (a shell that started it
+        // with `&` may wait for it, holding the SSH channel open); the small
+        // shell records its own pid and execs `run`, which execs the daemon,
+        // so the pid recorded is the daemon's.
         let running = """
             running() { [ -f \(pidFile) ] && p=$(cat \(pidFile)) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null \
             && ! grep -q '^State:.*Z' /proc/"$p"/status 2>/dev/null; }
             """
         let start = """
             if running; then echo "\(n) already running (pid $p)"; else \
-            mkdir -p \(SupervisorLayout.runDirectory) \(SupervisorLayout.logDirectory) && \
-            (cd / && setsid \(dir)/run </dev/null >>\(log) 2>&1 & echo $! >\(pidFile)) && \
-            sleep 0.2 && if running; then echo "\(n) started (pid $(cat \(pidFile)))"; \
+            mkdir -p \(SupervisorLayout.runDirectory) \(SupervisorLayout.logDirectory) && rm -f \(pidFile) && \
+            (cd / && setsid -f /bin/sh -c 'echo $$ >\(pidFile); exec \(dir)/run' </dev/null >>\(log) 2>&1) && \
+            i=0; while [ ! -s \(pidFile) ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+            sleep 0.2; if running; then echo "\(n) started (pid $(cat \(pidFile)))"; \
             else echo "\(n) exited at once; last log lines:" >&2; tail -n 5 \(log) >&2; exit 1; fi; fi
             """
         let stop = """
@@ -124,7 +161,7 @@ public struct ServiceControl: Sendable {
             sleep 0.1; i=$((i+1)); done; kill -0 "$p" 2>/dev/null && kill -KILL "$p"; rm -f \(pidFile); \
             echo "\(n) stopped"; else rm -f \(pidFile); echo "\(n) not running"; fi
             """
-        let exists = "[ -x \(dir)/run ] || { echo \"no such service: \(n) (no \(dir)/run)\" >&2; exit 5; }"
+        let exists = "[ -x \(dir)/run ] || { echo \"no such service: \(n) (no \(dir)/run)\" >&2; exit \(serviceNotInstalledStatus); }"
         let body: String
         switch action {
         case .start: body = start

@@ -105,7 +105,8 @@ struct FabSession {
                 continue
             case "help":
                 guard let name = step.task.positional.first else {
-                    return console.fail("help needs a task name, e.g. help:recover-goreplay (see --list)", code: .usage)
+                    console.printTaskList(registry.descriptors)
+                    continue
                 }
                 guard let descriptor = registry.descriptor(named: name) else {
                     let hint = NameSuggestions.hint(NameSuggestions.near(name, in: registry.descriptors.map(\.name)))
@@ -206,21 +207,7 @@ enum ResourcePaths {
         return unique(paths).filter { FileManager.default.fileExists(atPath: $0) }
     }
 
-    /// The nearest parent of the executable holding both `inventories/` and `Package.swift`.
-    static func checkoutRoot() -> String? {
-        var url = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
-        if !url.path.hasPrefix("/") { return nil }
-        for _ in 0..<6 {
-            url.deleteLastPathComponent()
-            let path = url.path
-            if FileManager.default.fileExists(atPath: path + "/Package.swift"),
-               FileManager.default.fileExists(atPath: path + "/inventories") {
-                return path
-            }
-            if path == "/" { break }
-        }
-        return nil
-    }
+    static func checkoutRoot() -> String? { CheckoutLocator.root() }
 
     private static func unique(_ paths: [String]) -> [String] {
         var seen = Set<String>()

@@ -189,7 +189,9 @@ public struct FleetRunner: Sendable {
         let tail = StderrTail()
         let outcome: TaskOutcome
 
-        if context.dryRun && task.dryRunMode == .printCommands {
+        if let known = task.outcomeWithoutConnecting(on: host, context: context) {
+            outcome = known
+        } else if context.dryRun && task.dryRunMode == .printCommands {
             for command in planned { emit(.notice(host: host.name, message: "would run: \(command)", time: Date())) }
             outcome = TaskOutcome(outcome: .skipped(reason: "dry run"), message: "dry run: nothing changed")
         } else if let pool {

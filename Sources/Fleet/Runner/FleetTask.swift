@@ -22,12 +22,16 @@ public protocol FleetTask: Sendable {
     /// Combines per-host results into an exit status when the task has its
     /// own exit semantics (monitoring checks); nil keeps the runner's codes.
     func exitStatus(for outcomes: [TaskOutcome]) -> Int32?
+    /// The host's outcome when it is known without connecting (a check that
+    /// is suspended inside the data-sync window); nil connects and runs.
+    func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome?
 }
 
 extension FleetTask {
     public var dryRunMode: DryRunMode { .printCommands }
     public func preflight(_ context: RunContext) throws(TaskRefusal) {}
     public func exitStatus(for outcomes: [TaskOutcome]) -> Int32? { nil }
+    public func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome? { nil }
 }
 
 /// What `--dry-run` does for a task.

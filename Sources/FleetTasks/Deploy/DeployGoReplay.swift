@@ -11,14 +11,14 @@ import SSHTransport
 /// place; a failed or interrupted upload leaves the old binary running.
 public struct DeployGoReplay: FleetTask {
     public let invocation: TaskInvocation
-    public let binary: ReplayBinary
+    public let binary: ReplayBinarySource
     public var changesHosts: Bool { true }
     public var dryRunMode: DryRunMode { .readStateOnly }
 
     /// How long to wait for a goreplay process after (re)starting it.
     static let processWait = 20
 
-    public init(invocation: TaskInvocation, binary: ReplayBinary) {
+    public init(invocation: TaskInvocation, binary: ReplayBinarySource) {
         self.invocation = invocation
         self.binary = binary
     }
@@ -36,6 +36,11 @@ public struct DeployGoReplay: FleetTask {
             throw TaskRefusal(task: invocation.name, reason: "the \(context.inventory.name) inventory has no replay: block",
                               remedy: "add replay settings (docs/inventory.md)")
         }
+        do {
+            _ = try binary.resolve()
+        } catch {
+            throw TaskRefusal(task: invocation.name, reason: error.reason, remedy: error.remedy)
+        }
     }
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
@@ -43,6 +48,7 @@ public struct DeployGoReplay: FleetTask {
         guard let definition = try? ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager),
               let replay = context.inventory.replay
         else { return ["# no replay settings for \(host.name)"] }
+        guard let binary = try? binary.resolve() else { return ["# no goreplay binary"] }
         return [
             "upload \(binary.path) (sha256 \(binary.sha256.prefix(12))…) to \(replay.binaryPath) via a staging file",
             "write \(definition.path): \(([replay.binaryPath] + definition.arguments).map(shellQuote).joined(separator: " "))",
@@ -53,6 +59,12 @@ public struct DeployGoReplay: FleetTask {
     public func run(on host: HostContext) async throws -> TaskOutcome {
         let inventory = host.inventory
         guard let replay = inventory.replay else { return .failed("no replay settings") }
+        let binary: ReplayBinary
+        do {
+            binary = try self.binary.resolve()
+        } catch {
+            return .failed("\(error)")
+        }
         let manager = inventory.serviceManager(for: host.host)
         let definition: ReplayServiceDefinition
         do {
@@ -66,7 +78,7 @@ public struct DeployGoReplay: FleetTask {
         } catch {
             return .failed("\(error)")
         }
-        let control = ServiceControl(kind: manager)
+        let control = ServiceControl(manager: manager)
         let marker = inventory.dataSync.marker
 
         // 1. What is there now.

@@ -1,0 +1,76 @@
+import Fleet
+import Foundation
+
+/// `data-sync.start` / `data-sync.finish`: what govuk-puppet's nightly crons
+/// did on each GoReplay host (`echo 'true' > MARKER; initctl stop gor`, then
+/// `echo '' > MARKER; initctl start gor`), with an atomic marker write and the
+/// service resolved through the aliases. Lets operators and tests reproduce a
+/// data sync. `finish` restarts replay, so like `recover-goreplay` it refuses
+/// inside the window unless `--force`.
+public struct DataSyncTask: FleetTask {
+    public enum Phase: String, Sendable { case start, finish }
+
+    public let invocation: TaskInvocation
+    public let phase: Phase
+    /// Bound for the wait until processes are gone (start) or running (finish).
+    public var processTimeout: Duration
+
+    public init(phase: Phase, invocation: TaskInvocation? = nil, processTimeout: Duration = .seconds(20)) {
+        self.phase = phase
+        self.invocation = invocation ?? TaskInvocation(name: "data-sync.\(phase.rawValue)")
+        self.processTimeout = processTimeout
+    }
+
+    public var changesHosts: Bool { true }
+
+    public func preflight(_ context: RunContext) throws(TaskRefusal) {
+        if phase == .finish { try refuseInsideDataSyncWindow(task: invocation.name, context) }
+    }
+
+    /// The marker content: the cron's `echo 'true'` for start, zero bytes for finish.
+    var markerContent: String { phase == .start ? "true\n" : "" }
+
+    func script(for host: Fleet.Host, in inventory: Inventory) throws(ServiceNameError) -> String {
+        let candidates = try serviceCandidates(goReplayServiceName, in: inventory)
+        let control = ServiceControl(manager: inventory.serviceManager(for: host))
+        return [
+            GoReplayScripts.writeMarker(inventory.dataSync.marker, content: markerContent),
+            "( \(control.resolvedCommand(phase == .start ? .stop : .start, candidates: candidates)) )",
+            GoReplayScripts.waitForProcesses(atLeastOne: phase == .finish, timeout: processTimeout),
+        ].joined(separator: " && ")
+    }
+
+    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+        guard let script = try? script(for: host, in: context.inventory) else { return [] }
+        return [remoteCommand(script, sudo: true, on: host, in: context.inventory)]
+    }
+
+    public func run(on host: HostContext) async throws -> TaskOutcome {
+        do {
+            try preflight(host.run)
+        } catch {
+            return .failed(error.description)
+        }
+        let result = try await host.execute(try script(for: host.host, in: host.inventory), sudo: true, echo: false)
+        let count = GoReplayScripts.processCount(in: result.stdout)
+        // The service command's own line, e.g. "gor stopped" or "gor already running".
+        let serviceLine = result.stdout.split(separator: "\n")
+            .first { !$0.hasPrefix("procs=") && !$0.contains(" is service ") }.map(String.init)
+        let markerText = phase == .start ? "marker set to 'true'" : "marker emptied"
+        var parts = [markerText]
+        if let serviceLine { parts.append(serviceLine) }
+        if let count { parts.append(processCountText(count)) }
+        if result.succeeded {
+            return .ok(parts.joined(separator: "; "), changed: true)
+        }
+        if result.sudoNeedsPassword || result.timedOut { return outcome(of: result, on: host) }
+        if result.exitStatus == serviceNotInstalledStatus {
+            return .failed(status: serviceNotInstalledStatus, lastLine(of: result) ?? "no goreplay service on this host")
+        }
+        let reason = count != nil
+            ? "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
+            : (lastLine(of: result) ?? "exit \(result.exitStatus)")
+        return TaskOutcome(outcome: result.succeeded ? .exited(status: 1) : result.outcome,
+                           message: parts.joined(separator: "; ") + "; failed: " + reason, changed: true)
+    }
+}

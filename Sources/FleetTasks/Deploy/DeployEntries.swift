@@ -1,0 +1,86 @@
+import Fleet
+import Foundation
+import Synchronization
+
+extension TaskRegistry {
+    static var deployEntries: [Entry] {
+        [
+            Entry(descriptor: TaskDescriptor(
+                name: "deploy-goreplay", usage: "deploy-goreplay[:binary=PATH]",
+                summary: "Install goreplay and its service on each host; restart only what changed.",
+                details: """
+                    Takes the release build of this repository's `goreplay` (building it if missing), or
+                    `binary=PATH`, or `$GOVUK_FAB_GOREPLAY_BINARY`. On every host in parallel: uploads it
+                    over SFTP under a staging name, checks its SHA-256 on the host, and moves it into place
+                    (`replay.binary_path`) with one rename, so a failed or interrupted upload leaves the old
+                    binary running. Writes the service definition from the inventory's `replay.args` for
+                    the host or its class (a systemd unit, an upstart job, or a supervisor run script) if it
+                    differs, and (re)starts the service only where the binary or the definition changed.
+                    A second run changes nothing and says so. Refuses inside the data-sync window unless
+                    `--force`, and never starts GoReplay on a host whose marker says `true`.
+                    `--dry-run` reads each host's state and prints what would change.
+                    """, changesHosts: true)
+            ) { invocation, _ throws(TaskError) in
+                let usage = "deploy-goreplay[:binary=PATH]"
+                if let extra = invocation.positional.first {
+                    throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
+                }
+                var explicit: String?
+                for keyword in invocation.keywords {
+                    guard keyword.name == "binary" else {
+                        throw TaskError(word: invocation.raw, problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+                    }
+                    explicit = keyword.value
+                }
+                return DeployGoReplay(invocation: invocation, binary: ReplayBinarySource(explicit: explicit))
+            },
+            Entry(descriptor: TaskDescriptor(
+                name: "goreplay.config", usage: "goreplay.config",
+                summary: "Show the goreplay service definition deploy-goreplay would write (read-only).",
+                details: """
+                    Renders, for each selected host, the service definition `deploy-goreplay` writes from the
+                    inventory's `replay` settings: path, service manager and content. Connects to nothing.
+                    """, changesHosts: false)
+            ) { invocation, _ throws(TaskError) in
+                try noArguments(invocation, usage: "goreplay.config")
+                return ShowReplayConfig(invocation: invocation)
+            },
+        ]
+    }
+}
+
+/// Where deploy-goreplay's binary comes from, located and hashed once per
+/// run (in preflight, before any host is touched).
+public final class ReplayBinarySource: Sendable {
+    let explicit: String?
+    private let located = Mutex<ReplayBinary?>(nil)
+
+    public init(explicit: String?) { self.explicit = explicit }
+
+    public func resolve() throws(DeployError) -> ReplayBinary {
+        if let binary = located.withLock({ $0 }) { return binary }
+        let binary = try ReplayBinary.locate(
+            explicit: explicit, environment: ProcessInfo.processInfo.environment, checkoutRoot: CheckoutLocator.root())
+        located.withLock { $0 = binary }
+        return binary
+    }
+}
+
+/// The repository checkout the running binary was built in, if any: the
+/// nearest parent of the executable holding `Package.swift` and `inventories/`.
+public enum CheckoutLocator {
+    public static func root(executable: String = CommandLine.arguments.first ?? "") -> String? {
+        var url = URL(fileURLWithPath: executable).resolvingSymlinksInPath()
+        guard url.path.hasPrefix("/") else { return nil }
+        for _ in 0..<6 {
+            url.deleteLastPathComponent()
+            let path = url.path
+            if FileManager.default.fileExists(atPath: path + "/Package.swift"),
+               FileManager.default.fileExists(atPath: path + "/inventories") {
+                return path
+            }
+            if path == "/" { break }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,219 @@
+import Fleet
+import Foundation
+
+/// A multi-step recipe from `playbooks/*.yml`, validated at load time; see
+/// `docs/playbooks.md` for the format.
+public struct Playbook: Sendable, Hashable {
+    public var name: String
+    public var summary: String
+    public var details: String
+    /// `changes:` — whether it changes hosts (asks for confirmation in production).
+    public var changes: Bool
+    /// `respect_data_sync_window:` — refuse inside the window unless `--force`.
+    public var respectDataSyncWindow: Bool
+    public var steps: [PlaybookStep]
+    /// The file it came from, and the line of its `name:`.
+    public var path: String
+    public var nameLine: Int?
+
+    public var descriptor: TaskDescriptor {
+        var text = details.isEmpty ? summary : details
+        if respectDataSyncWindow { text += "\n\nRefuses inside the data-sync window unless `--force`." }
+        text += "\n\nSteps:\n\n" + steps.enumerated().map { "\($0.offset + 1). \($0.element.summary)" }.joined(separator: "\n")
+        return TaskDescriptor(name: name, usage: name, summary: summary, details: text, changesHosts: changes,
+                              source: "playbooks/" + ((path as NSString).lastPathComponent))
+    }
+}
+
+/// One step; `condition` is its `when:`.
+public struct PlaybookStep: Sendable, Hashable {
+    public enum Action: Sendable, Hashable {
+        /// `run: CMD` as the SSH user.
+        case run(String)
+        /// `sudo: CMD` through `sudo -n`.
+        case sudo(String)
+        /// `service: {action, name, as}`: alias-resolved; `as` records
+        /// `running`/`stopped` (and `AS_name`, the name used) after the action.
+        case service(ServiceAction, logicalName: String, as: String?)
+        /// `ensure_file: {path, content, mode}`: atomic, only when different.
+        case ensureFile(path: Template, content: String, mode: String?)
+        /// `read_file: {path, as}`: content without trailing newlines ('' if
+        /// missing) and `AS_exists` (`true` or '').
+        case readFile(path: Template, as: String)
+        /// `read_command: {command, as, sudo}`: stdout without trailing newlines.
+        case readCommand(String, as: String, sudo: Bool)
+        /// `wait_for_process: {name, timeout, state}`: sets `procs`.
+        case waitForProcess(name: String, timeout: Duration, running: Bool)
+        /// `message: TEXT`: appended to the host's report.
+        case message(Template)
+    }
+
+    public var action: Action
+    public var condition: Condition?
+    /// Line of the step in its file.
+    public var line: Int
+
+    /// One line for `help:TASK`.
+    var summary: String {
+        let base: String
+        switch action {
+        case .run(let command): base = "run `\(command)`"
+        case .sudo(let command): base = "sudo `\(command)`"
+        case .service(let action, let name, _): base = "\(action.rawValue) service \(name)"
+        case .ensureFile(let path, let content, _): base = "ensure \(path.text) contains \(content.debugDescription)"
+        case .readFile(let path, let name): base = "read \(path.text) as \(name)"
+        case .readCommand(let command, let name, _): base = "read `\(command)` as \(name)"
+        case .waitForProcess(let name, let timeout, let running):
+            base = "wait up to \(DurationText.format(timeout)) for \(running ? "a" : "no") \(name) process"
+        case .message(let text): base = "report \"\(text.text)\""
+        }
+        return base + (condition.map { " when `\($0.text)`" } ?? "")
+    }
+}
+
+/// Text with `{{NAME}}` references, checked against defined names at load time.
+public struct Template: Sendable, Hashable {
+    public var text: String
+    public var references: [String]
+
+    func render(_ values: [String: String]) -> String {
+        var result = text
+        for name in references { result = result.replacingOccurrences(of: "{{\(name)}}", with: values[name] ?? "") }
+        return result
+    }
+}
+
+/// A `when:` expression: clauses joined by `and`, each `NAME`, `not NAME`,
+/// `NAME == 'text'` or `NAME != 'text'`.
+public struct Condition: Sendable, Hashable {
+    public enum Clause: Sendable, Hashable {
+        case truthy(String)
+        case falsy(String)
+        case equals(String, String)
+        case notEquals(String, String)
+
+        var name: String {
+            switch self {
+            case .truthy(let n), .falsy(let n), .equals(let n, _), .notEquals(let n, _): n
+            }
+        }
+    }
+
+    public var clauses: [Clause]
+    public var text: String
+
+    func holds(_ values: [String: String]) -> Bool {
+        clauses.allSatisfy { clause in
+            switch clause {
+            case .truthy(let name): !(values[name] ?? "").isEmpty
+            case .falsy(let name): (values[name] ?? "").isEmpty
+            case .equals(let name, let literal): (values[name] ?? "") == literal
+            case .notEquals(let name, let literal): (values[name] ?? "") != literal
+            }
+        }
+    }
+
+    /// Parses the tiny expression language; `nil` problem text on success.
+    static func parse(_ text: String) -> Result<Condition, ConditionError> {
+        var clauses: [Clause] = []
+        let parts = text.components(separatedBy: " and ")
+        for raw in parts {
+            let part = raw.trimmingCharacters(in: .whitespaces)
+            if let clause = parseClause(part) {
+                clauses.append(clause)
+            } else {
+                return .failure(ConditionError(clause: part))
+            }
+        }
+        return .success(Condition(clauses: clauses, text: text))
+    }
+
+    private static func parseClause(_ part: String) -> Clause? {
+        for (op, make) in [("==", Clause.equals), ("!=", Clause.notEquals)] {
+            let sides = part.components(separatedBy: op)
+            if sides.count == 2 {
+                let name = sides[0].trimmingCharacters(in: .whitespaces)
+                let literal = sides[1].trimmingCharacters(in: .whitespaces)
+                guard isVariableName(name), literal.count >= 2, literal.first == "'", literal.last == "'" else { return nil }
+                let inner = String(literal.dropFirst().dropLast())
+                guard !inner.contains("'") else { return nil }
+                return make(name, inner)
+            }
+        }
+        if part.hasPrefix("not ") {
+            let name = String(part.dropFirst(4)).trimmingCharacters(in: .whitespaces)
+            return isVariableName(name) ? .falsy(name) : nil
+        }
+        return isVariableName(part) ? .truthy(part) : nil
+    }
+}
+
+struct ConditionError: Error {
+    var clause: String
+}
+
+/// `[a-z_][a-z0-9_]*`.
+func isVariableName(_ name: String) -> Bool {
+    guard let first = name.first, first == "_" || ("a"..."z").contains(first) else { return false }
+    return name.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+}
+
+/// A playbook that cannot be used, located: `playbooks/x.yml:7:5: message`.
+public struct PlaybookError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var problem: Problem
+
+    public init(_ problem: Problem, at location: SourceLocation) {
+        self.problem = problem
+        self.location = location
+    }
+
+    public enum Problem: Sendable, Hashable, CustomStringConvertible {
+        /// The file could not be read.
+        case unreadable(String)
+        /// Not valid YAML.
+        case syntax(String)
+        /// A key the format does not have; `suggestion` is the nearest valid one.
+        case unknownKey(key: String, in: String, suggestion: String?)
+        /// A required key is absent.
+        case missingKey(key: String, in: String)
+        /// A value of the wrong YAML type.
+        case wrongType(key: String, expected: String)
+        /// A value of the right type that is not acceptable.
+        case invalidValue(key: String, value: String, reason: String)
+        /// A step with none, or more than one, of the step keys.
+        case stepKind(found: [String])
+        /// `{{NAME}}` or a `when:` naming a value no earlier step reads.
+        case undefinedName(String, defined: [String])
+        /// A `when:` that is not in the expression language.
+        case badCondition(clause: String)
+        /// The playbook's name is a built-in task's or another playbook's.
+        case nameTaken(name: String, by: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let reason): return "cannot read playbook: \(reason)"
+            case .syntax(let message): return "invalid YAML: \(message)"
+            case .unknownKey(let key, let context, let suggestion):
+                return "unknown key '\(key)' in \(context)" + NameSuggestions.hint(suggestion.map { [$0] } ?? [])
+            case .missingKey(let key, let context): return "missing required key '\(key)' in \(context)"
+            case .wrongType(let key, let expected): return "'\(key)' must be \(expected)"
+            case .invalidValue(let key, let value, let reason): return "'\(key)': invalid value '\(value)': \(reason)"
+            case .stepKind(let found):
+                let kinds = PlaybookLoader.stepKinds.joined(separator: ", ")
+                return found.isEmpty
+                    ? "a step needs one of: \(kinds)"
+                    : "a step has exactly one of \(kinds); found \(found.joined(separator: " and "))"
+            case .undefinedName(let name, let defined):
+                let hint = NameSuggestions.hint(NameSuggestions.near(name, in: defined, limit: 2))
+                return "'\(name)' is not defined by an earlier step\(hint); defined here: \(defined.sorted().joined(separator: ", "))"
+            case .badCondition(let clause):
+                return "cannot read condition '\(clause)': use NAME, not NAME, NAME == 'text' or NAME != 'text', joined by 'and'"
+            case .nameTaken(let name, let other):
+                return "playbook name '\(name)' is already used by \(other == "built-in" ? "a built-in task" : other)"
+            }
+        }
+    }
+
+    public var description: String { "\(location): \(problem)" }
+}
