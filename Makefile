@@ -16,9 +16,12 @@ build: deps
 release: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS)
 
+# The SSH transport's timing checks run on their own, so the many subprocess-
+# driven suites cannot starve their event loop on a 2-core machine.
 test: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
-	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter SSHTransportTests
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS) --skip SSHTransportTests
 
 demo: deps release
 	@scripts/demo.sh

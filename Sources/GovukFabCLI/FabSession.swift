@@ -70,7 +70,8 @@ struct FabSession {
         do {
             words = try FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)
             plan = try CommandPlan.make(
-                words: words, inventory: inventory, explicitHosts: invocation.hosts,
+                words: words, inventory: inventory,
+                explicitHosts: invocation.hosts.flatMap { $0.split(separator: ",").map(String.init) },
                 excluding: invocation.excludeHosts.flatMap { $0.split(separator: ",").map(String.init) },
                 hostlessTasks: ["classes", "help"])
         } catch let error as SelectionError {

@@ -47,9 +47,26 @@ struct CLIResult: CustomStringConvertible {
 
 /// Runs processes with stdin from /dev/null (no TTY, as in CI and scripts).
 enum CLI {
+    /// Runs the binary on a thread of its own, so waiting for it never
+    /// blocks Swift's cooperative pool (two threads on a 2-core machine),
+    /// which the SSH tests running alongside need.
     static func run(
         _ arguments: [String], environment extra: [String: String] = [:], directory: String? = nil,
         interruptAfter: Duration? = nil
+    ) async throws -> CLIResult {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result {
+                    try runBlocking(arguments, environment: extra, directory: directory, interruptAfter: interruptAfter)
+                })
+            }
+            thread.start()
+        }
+    }
+
+    static func runBlocking(
+        _ arguments: [String], environment extra: [String: String], directory: String?,
+        interruptAfter: Duration?
     ) throws -> CLIResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GovukFabBinary.path)
@@ -125,10 +142,10 @@ final class FleetInventory: @unchecked Sendable {
     var names: [String] { fleet.hosts.map(\.name) }
 
     /// govuk-fab --inventory FILE testfleet ARGS…, with its audit log in the fleet's directory.
-    func fab(_ arguments: [String], environment: [String: String] = [:], interruptAfter: Duration? = nil) throws -> CLIResult {
+    func fab(_ arguments: [String], environment: [String: String] = [:], interruptAfter: Duration? = nil) async throws -> CLIResult {
         var env = ["XDG_STATE_HOME": directory + "/state"]
         for (key, value) in environment { env[key] = value }
-        return try CLI.run(["--inventory", inventoryPath, "testfleet"] + arguments, environment: env,
+        return try await CLI.run(["--inventory", inventoryPath, "testfleet"] + arguments, environment: env,
                            interruptAfter: interruptAfter)
     }
 

@@ -8,13 +8,13 @@ struct RunbookTests {
     /// The exact command line from the GoReplay alert runbook removes the
     /// marker on every host and starts the service, including a host whose
     /// service has the legacy upstart name `gor`.
-    @Test func runbookCommandLineRecoversEveryHost() throws {
+    @Test func runbookCommandLineRecoversEveryHost() async throws {
         let fleet = try FleetInventory(hosts: 3)
         for name in fleet.names {
             try fleet.installGoReplayService(on: name, service: name == "gor-3" ? "gor" : "goreplay")
             try fleet.setMarker(on: name, "true\n")
         }
-        let result = try fleet.fab([
+        let result = try await fleet.fab([
             "puppet_class:gor", "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress", "app.start:goreplay",
         ])
         #expect(result.status == 0, "\(result)")
@@ -27,12 +27,12 @@ struct RunbookTests {
 
     /// Where `rm` finds no marker, that host fails alone: Fabric aborted the
     /// whole run there. The failed host gets no later task; the others do.
-    @Test func hostWithoutMarkerFailsAloneAndOthersGoOn() throws {
+    @Test func hostWithoutMarkerFailsAloneAndOthersGoOn() async throws {
         let fleet = try FleetInventory(hosts: 3)
         for name in fleet.names { try fleet.installGoReplayService(on: name) }
         try fleet.setMarker(on: "gor-1", "true")
         try fleet.setMarker(on: "gor-3", "true")
-        let result = try fleet.fab([
+        let result = try await fleet.fab([
             "puppet_class:gor", "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress", "app.start:goreplay",
         ])
         #expect(result.status == 1, "\(result)")
@@ -45,23 +45,23 @@ struct RunbookTests {
     }
 
     /// `--warn-only` keeps a failed host in; `--abort-on-failure` starts nothing after the first failure.
-    @Test func failurePolicies() throws {
+    @Test func failurePolicies() async throws {
         let fleet = try FleetInventory(hosts: 3)
         let failOnTwo = "do:test \"$(hostname)\" != gor-2"
-        let warn = try fleet.fab(["all", failOnTwo, "do:echo second-$(hostname)", "--warn-only"])
+        let warn = try await fleet.fab(["all", failOnTwo, "do:echo second-$(hostname)", "--warn-only"])
         #expect(warn.status == 1)
         #expect(warn.stdout.contains("[gor-2] out: second-gor-2"), "\(warn)")
 
-        let abort = try fleet.fab(["all", failOnTwo, "do:echo second-$(hostname)", "--abort-on-failure", "--serial"])
+        let abort = try await fleet.fab(["all", failOnTwo, "do:echo second-$(hostname)", "--abort-on-failure", "--serial"])
         #expect(abort.status == 1)
         #expect(!abort.stdout.contains("out: second-"), "no task starts after the failure: \(abort)")
         #expect(!abort.stdout.contains("[gor-3] Executing"), "gor-3 was not started: \(abort)")
     }
 
     /// Exit status and signal of each host, and output lines never mixed between hosts.
-    @Test func outputPerHostAndExitSignals() throws {
+    @Test func outputPerHostAndExitSignals() async throws {
         let fleet = try FleetInventory(hosts: 3)
-        let result = try fleet.fab(["all", "do:for i in 1 2 3 4 5; do echo line-$i-$(hostname); done; test $(hostname) != gor-3 || kill -TERM $$"])
+        let result = try await fleet.fab(["all", "do:for i in 1 2 3 4 5; do echo line-$i-$(hostname); done; test $(hostname) != gor-3 || kill -TERM $$"])
         #expect(result.status == 1, "\(result)")
         for name in ["gor-1", "gor-2", "gor-3"] {
             for i in 1...5 { #expect(result.stdout.contains("[\(name)] out: line-\(i)-\(name)\n"), "\(name) line \(i)") }
@@ -72,9 +72,9 @@ struct RunbookTests {
     }
 
     /// `--json` gives one event per line that scripts can parse.
-    @Test func jsonEvents() throws {
+    @Test func jsonEvents() async throws {
         let fleet = try FleetInventory(hosts: 2)
-        let result = try fleet.fab(["all", "do:echo hello", "--json"])
+        let result = try await fleet.fab(["all", "do:echo hello", "--json"])
         #expect(result.status == 0, "\(result)")
         let events = result.jsonEvents
         #expect(events.count == result.stdout.split(separator: "\n").count, "every line is JSON")
@@ -87,10 +87,10 @@ struct RunbookTests {
 
     /// `--dry-run` prints hosts and exact commands and connects to nothing:
     /// it succeeds even with every host down.
-    @Test func dryRunConnectsToNothing() throws {
+    @Test func dryRunConnectsToNothing() async throws {
         let fleet = try FleetInventory(hosts: 2)
         for name in fleet.names { try fleet.fleet.stopHost(name) }
-        let result = try fleet.fab(["puppet_class:gor", "sdo:rm /etc/x", "app.start:goreplay", "--dry-run"])
+        let result = try await fleet.fab(["puppet_class:gor", "sdo:rm /etc/x", "app.start:goreplay", "--dry-run"])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("rm /etc/x"))
         #expect(result.stdout.contains("would run"), "\(result.stdout)")
@@ -98,26 +98,26 @@ struct RunbookTests {
 
     /// A changing task in an environment that needs confirmation is refused
     /// without a terminal (exit 3) and runs with --yes; read-only tasks never ask.
-    @Test func confirmationWithoutTerminal() throws {
+    @Test func confirmationWithoutTerminal() async throws {
         let fleet = try FleetInventory(hosts: 2, confirmChanges: true)
         for name in fleet.names { try fleet.installGoReplayService(on: name) }
-        let refused = try fleet.fab(["all", "app.start:goreplay"])
+        let refused = try await fleet.fab(["all", "app.start:goreplay"])
         #expect(refused.status == 3, "\(refused)")
         #expect(refused.stderr.contains("--yes"))
         #expect(try !fleet.goreplayRunning(on: "gor-1"))
-        let status = try fleet.fab(["all", "app.status:goreplay"])
-        #expect(status.status == 1, "status of a stopped service is a failure, but it never asks: \(status)")
-        #expect(!status.stderr.contains("confirmation"))
-        let yes = try fleet.fab(["all", "app.start:goreplay", "--yes"])
+        let status = try await fleet.fab(["all", "app.status:goreplay"])
+        #expect(status.status == 0, "app.status is read-only and never asks: \(status)")
+        #expect(status.stdout.contains("not running"), "\(status.stdout)")
+        let yes = try await fleet.fab(["all", "app.start:goreplay", "--yes"])
         #expect(yes.status == 0, "\(yes)")
         #expect(try fleet.goreplayRunning(on: "gor-1"))
     }
 
     /// An unreachable host is reported, the others are not hidden.
-    @Test func unreachableHostDoesNotHideOthers() throws {
+    @Test func unreachableHostDoesNotHideOthers() async throws {
         let fleet = try FleetInventory(hosts: 3)
         try fleet.fleet.stopHost("gor-2")
-        let result = try fleet.fab(["all", "do:echo up-$(hostname)"])
+        let result = try await fleet.fab(["all", "do:echo up-$(hostname)"])
         #expect(result.status == 1)
         #expect(result.stdout.contains("[gor-1] out: up-gor-1"))
         #expect(result.stdout.contains("[gor-3] out: up-gor-3"))
@@ -125,26 +125,26 @@ struct RunbookTests {
     }
 
     /// Ctrl-C stops the run, kills the remote commands, reports, writes the audit record, exits 130.
-    @Test func interruptStopsRemoteCommands() throws {
+    @Test func interruptStopsRemoteCommands() async throws {
         let fleet = try FleetInventory(hosts: 2)
-        let result = try fleet.fab(["all", "do:sleep 47"], interruptAfter: .milliseconds(2500))
+        let result = try await fleet.fab(["all", "do:sleep 47"], interruptAfter: .milliseconds(2500))
         #expect(result.status == 130, "\(result)")
-        Thread.sleep(forTimeInterval: 1)
-        for name in fleet.names { #expect(try fleet.processCount("'sleep 47'", on: name) == 0, "\(name) still runs sleep") }
+        try await Task.sleep(for: .seconds(1))
+        for name in fleet.names { #expect(try fleet.processCount("'[s]leep 47'", on: name) == 0, "\(name) still runs sleep") }
         let audit = fleet.auditLines
         #expect(audit.count == 1)
         #expect(audit.first?.contains("\"interrupted\":true") == true, "\(audit)")
     }
 
     /// Selectors: puppet class case-insensitively, node class, -H, unions without duplicates.
-    @Test func selectorsAndHostsTask() throws {
+    @Test func selectorsAndHostsTask() async throws {
         let fleet = try FleetInventory(hosts: 3)
-        let byClass = try fleet.fab(["puppet_class:GOR", "hosts"])
+        let byClass = try await fleet.fab(["puppet_class:GOR", "hosts"])
         #expect(byClass.status == 0)
         #expect(byClass.stdout.split(separator: "\n") == ["gor-1", "gor-2", "gor-3"], "\(byClass)")
-        let nodeClass = try fleet.fab(["class:cache", "hosts"])
+        let nodeClass = try await fleet.fab(["class:cache", "hosts"])
         #expect(nodeClass.stdout.split(separator: "\n") == ["gor-1"], "\(nodeClass)")
-        let union = try fleet.fab(["class:cache", "puppet_class:govuk::node::s_backend", "hosts", "-H", "gor-1"])
+        let union = try await fleet.fab(["class:cache", "puppet_class:govuk::node::s_backend", "hosts", "-H", "gor-1"])
         #expect(union.stdout.split(separator: "\n") == ["gor-1", "gor-2", "gor-3"], "\(union)")
     }
 }

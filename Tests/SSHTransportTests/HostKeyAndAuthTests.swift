@@ -255,7 +255,9 @@ struct AuthenticationTests {
         } catch {
             #expect(error is CancellationError)
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Well under the 30 s connect timeout: cancelled, not timed out
+        // (loose, as the suite shares two cores with the rest of the tests).
+        #expect(ContinuousClock.now - started < .seconds(15))
     }
 
     @Test("a closed port is reported as connection refused")
