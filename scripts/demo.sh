@@ -77,6 +77,8 @@ cp "$RUN/known_hosts" "$FLEET/known_hosts"
     done <"$RUN/hosts.tsv"
 } >"$FLEET/hosts.yml"
 cat "$FLEET/hosts.yml"
+# What Puppet would have made on a real cache host: the data-sync marker's directory.
+while IFS=$'\t' read -r name _ _ root; do mkdir -p "$root/etc/govuk/env.d"; done <"$RUN/hosts.tsv"
 
 step "2. A production app on each cache host (port $APP_PORT), and a staging server (127.0.0.1:$STAGING_PORT)"
 while IFS=$'\t' read -r name address _ _; do

@@ -67,9 +67,12 @@ public struct DataSyncTask: FleetTask {
         if result.exitStatus == serviceNotInstalledStatus {
             return .failed(status: serviceNotInstalledStatus, lastLine(of: result) ?? "no goreplay service on this host")
         }
-        let reason = count != nil
-            ? "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
-            : (lastLine(of: result) ?? "exit \(result.exitStatus)")
+        // Without a process count the script stopped before the service step:
+        // the marker may not have been written, so say only what failed.
+        guard count != nil else {
+            return TaskOutcome(outcome: result.outcome, message: lastLine(of: result) ?? "exit \(result.exitStatus)", changed: false)
+        }
+        let reason = "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
         return TaskOutcome(outcome: result.succeeded ? .exited(status: 1) : result.outcome,
                            message: parts.joined(separator: "; ") + "; failed: " + reason, changed: true)
     }

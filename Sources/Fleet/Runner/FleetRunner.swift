@@ -185,7 +185,10 @@ public struct FleetRunner: Sendable {
         let name = task.invocation.raw
         let started = ContinuousClock.now
         let planned = task.plannedCommands(on: host, context: context)
-        emit(.taskStarted(host: host.name, task: name, command: planned.first, time: Date()))
+        // Fabric printed `run: CMD`; a built-in task's multi-line script is
+        // noise there (--dry-run prints it in full).
+        let shown = planned.first.flatMap { $0.contains("\n") || $0.count > 200 ? nil : $0 }
+        emit(.taskStarted(host: host.name, task: name, command: shown, time: Date()))
         let tail = StderrTail()
         let outcome: TaskOutcome
 

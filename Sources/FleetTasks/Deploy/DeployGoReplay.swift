@@ -173,7 +173,7 @@ public struct DeployGoReplay: FleetTask {
         if [ -f "$b" ]; then echo "binary=$(sha256sum < "$b" | cut -d' ' -f1)"; else echo binary=none; fi
         if [ -f "$d" ]; then echo "definition=$(sha256sum < "$d" | cut -d' ' -f1)"; else echo definition=none; fi
         if [ -f "$m" ]; then echo "marker=$(head -c 64 "$m" | tr -d '\\n')"; else echo marker_missing=1; fi
-        if { \(status); } >/dev/null 2>&1; then echo running=yes; else echo running=no; fi
+        if ( \(status) ) >/dev/null 2>&1; then echo running=yes; else echo running=no; fi
         """
     }
 
