@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "Fleet",
             dependencies: [
-                "SSHTransport",
+                "SSHTransport", "PuppetDB",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -97,7 +97,7 @@ let package = Package(
             ]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Replay"]),
         .testTarget(name: "SSHConfigTests", dependencies: ["SSHConfig"]),
-        .testTarget(name: "PuppetDBTests", dependencies: ["PuppetDB"]),
+        .testTarget(name: "PuppetDBTests", dependencies: ["PuppetDB", "Fleet"]),
         .testTarget(name: "TestFleetTests", dependencies: ["TestFleet"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestFleet", "Fleet"]),
         .testTarget(

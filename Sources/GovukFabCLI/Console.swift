@@ -7,8 +7,12 @@ import Synchronization
 /// lock, so lines from two hosts never mix; errors go to stderr as one line.
 final class Console: Sendable {
     private let state: Mutex<any FleetEventRenderer>
+    /// The progress line shown at the bottom of a terminal.
+    private let progress = Mutex(Progress())
     let json: Bool
     let colour: Bool
+    /// Only on a terminal, and never with --json.
+    let showsProgress: Bool
 
     init(json: Bool, colour: Invocation.Colour) {
         self.json = json
@@ -16,6 +20,7 @@ final class Console: Sendable {
             && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
             && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         self.colour = useColour
+        self.showsProgress = !json && Console.stdoutIsTerminal && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         if json {
             state = Mutex(JSONLinesRenderer())
         } else {
@@ -29,7 +34,16 @@ final class Console: Sendable {
     func emit(_ event: FleetEvent) {
         state.withLock { renderer in
             let text = renderer.render(event)
-            if !text.isEmpty { Console.write(text, to: STDOUT_FILENO) }
+            guard showsProgress else {
+                if !text.isEmpty { Console.write(text, to: STDOUT_FILENO) }
+                return
+            }
+            // Erase the progress line, print, and draw it again below.
+            let line = progress.withLock { progress in
+                progress.update(with: event)
+                return progress.line
+            }
+            Console.write("\r\u{1B}[K" + text + (line ?? ""), to: STDOUT_FILENO)
         }
     }
 
@@ -135,5 +149,29 @@ final class Console: Sendable {
             }
             bytes = bytes.dropFirst(written)
         }
+    }
+}
+
+/// Counts for the terminal's progress line: "[12/50 host-tasks done, 1 failed]".
+struct Progress: Sendable {
+    var total = 0
+    var done = 0
+    var failed = 0
+    var finished = false
+
+    mutating func update(with event: FleetEvent) {
+        switch event {
+        case .runStarted(_, let hosts, let tasks, _): total = hosts.count * max(1, tasks.count)
+        case .hostFinished(let result):
+            done += 1
+            if result.outcome.isFailure { failed += 1 }
+        case .summary: finished = true
+        default: break
+        }
+    }
+
+    var line: String? {
+        guard total > 0, !finished else { return nil }
+        return "[\(done)/\(total) done\(failed > 0 ? ", \(failed) failed" : "")]"
     }
 }

@@ -347,4 +347,22 @@ public enum InventorySource: Sendable, Hashable {
     /// A command run on the first gateway hop that prints one host per line, given `-C CLASS` for
     /// `puppet_class:`, `-c CLASS` for `class:` and nothing for `all` (`govuk_node_list`).
     case gatewayCommand(String)
+    /// PuppetDB's v4 query API: nodes whose catalogue declares a class.
+    case puppetDB(PuppetDBSource)
+}
+
+/// Where PuppetDB answers, and the TLS files for an https URL.
+public struct PuppetDBSource: Sendable, Hashable {
+    /// e.g. `https://puppetdb.example:8081` or `http://127.0.0.1:8080`.
+    public var url: String
+    public var caCertificate: String?
+    public var clientCertificate: String?
+    public var clientKey: String?
+
+    public init(url: String, caCertificate: String? = nil, clientCertificate: String? = nil, clientKey: String? = nil) {
+        self.url = url
+        self.caCertificate = caCertificate
+        self.clientCertificate = clientCertificate
+        self.clientKey = clientKey
+    }
 }

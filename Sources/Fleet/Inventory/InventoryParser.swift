@@ -112,11 +112,23 @@ public enum InventoryParser {
         if case .scalar = tree.node {
             let text = try tree.nonEmptyString()
             guard text == "static" else {
-                throw tree.error(.invalidValue(path: tree.path, value: text, reason: "expected 'static' or {gateway_command: CMD}"))
+                throw tree.error(.invalidValue(path: tree.path, value: text,
+                                               reason: "expected 'static', {gateway_command: CMD} or {puppetdb: {url: URL}}"))
             }
             return .file
         }
-        let map = try tree.mapping(context: "source", allowedKeys: ["gateway_command"])
+        let map = try tree.mapping(context: "source", allowedKeys: ["gateway_command", "puppetdb"])
+        if let puppetdb = map["puppetdb"] {
+            let settings = try puppetdb.mapping(context: "source.puppetdb", allowedKeys: ["url", "ca", "cert", "key"])
+            let urlTree = try settings.required("url")
+            let url = try urlTree.nonEmptyString()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw urlTree.invalid(url, "expected an http:// or https:// URL")
+            }
+            return .puppetDB(PuppetDBSource(
+                url: url, caCertificate: try settings["ca"]?.nonEmptyString(),
+                clientCertificate: try settings["cert"]?.nonEmptyString(), clientKey: try settings["key"]?.nonEmptyString()))
+        }
         return .gatewayCommand(try map.required("gateway_command").nonEmptyString())
     }
 

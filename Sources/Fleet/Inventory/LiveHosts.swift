@@ -1,4 +1,5 @@
 import Foundation
+import PuppetDB
 import Logging
 import SSHTransport
 
@@ -35,8 +36,9 @@ public struct HostListQuery: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The questions a command line's selectors need answered (`node_type:` and `application:` need
-    /// every host's classes, which a node list does not give: they ask for all hosts).
+    /// The questions a command line's selectors need answered. As fabric-scripts did,
+    /// `application:APP` asks for puppet class `govuk::apps::APP` and `node_type:NAME` for
+    /// `govuk::node::s_NAME`.
     public static func queries(for words: [CommandWord]) -> [HostListQuery] {
         var queries: [HostListQuery] = []
         func add(_ query: HostListQuery) { if !queries.contains(query) { queries.append(query) } }
@@ -44,7 +46,11 @@ public struct HostListQuery: Sendable, Hashable, CustomStringConvertible {
             switch selector {
             case .puppetClass(let names): names.forEach { add(HostListQuery(.puppetClass($0))) }
             case .nodeClass(let names): names.forEach { add(HostListQuery(.nodeClass($0))) }
-            case .all, .nodeType, .application: add(HostListQuery(.all))
+            case .all: add(HostListQuery(.all))
+            case .application(let apps):
+                apps.forEach { add(HostListQuery(.puppetClass("govuk::apps::" + $0.replacingOccurrences(of: "-", with: "_")))) }
+            case .nodeType(let types):
+                types.forEach { add(HostListQuery(.puppetClass("govuk::node::s_" + $0))) }
             case .hosts: break
             }
         }
@@ -96,18 +102,32 @@ public struct LiveHostLister: Sendable {
         switch inventory.source {
         case .file: "\(inventory.name) (file)"
         case .gatewayCommand(let command): "\(inventory.name) (gateway command \(command))"
+        case .puppetDB(let source): "\(inventory.name) (PuppetDB \(source.url))"
         }
     }
 
     /// The inventory with its hosts from the source: each query's hosts, with the puppet class or node
     /// class that selected them, so the selectors then match exactly those.
     public func resolve(_ queries: [HostListQuery]) async throws -> Inventory {
-        guard case .gatewayCommand(let command) = inventory.source else { return inventory }
+        let fetch: @Sendable (HostListQuery) async throws -> String
+        let parseAnswer: (String, HostListQuery) throws -> [Host]
+        switch inventory.source {
+        case .file:
+            return inventory
+        case .gatewayCommand(let command):
+            fetch = { query in
+                try await runOnGateway(([command] + query.arguments.map(shellQuote)).joined(separator: " "), query: query)
+            }
+            parseAnswer = { output, query in try parse(output, query: query) }
+        case .puppetDB(let source):
+            fetch = { query in try await askPuppetDB(source, query) }
+            parseAnswer = { output, query in try parsePuppetDB(output, query: query) }
+        }
         var hosts: [Host] = []
         var index: [String: Int] = [:]
         for query in queries {
-            let output = try await answer(query, command: command)
-            for host in try parse(output, query: query) {
+            let output = try await answer(query, fetch: fetch)
+            for host in try parseAnswer(output, query) {
                 if let at = index[host.name] {
                     hosts[at].puppetClasses += host.puppetClasses.filter { !hosts[at].puppetClasses.contains($0) }
                     if case .nodeClass = query.kind { hosts[at].nodeClass = host.nodeClass }
@@ -147,7 +167,7 @@ public struct LiveHostLister: Sendable {
     }
 
     /// The cached answer if fresh, else the command's output (then cached).
-    func answer(_ query: HostListQuery, command: String) async throws -> String {
+    func answer(_ query: HostListQuery, fetch: @Sendable (HostListQuery) async throws -> String) async throws -> String {
         let safeName = (inventory.name + "--" + query.description).map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
         let cacheFile = cacheDirectory + "/" + String(safeName) + ".txt"
         if !refresh,
@@ -158,7 +178,7 @@ public struct LiveHostLister: Sendable {
             logger.debug("live inventory from cache", metadata: ["file": "\(cacheFile)"])
             return cached
         }
-        let output = try await runOnGateway(([command] + query.arguments.map(shellQuote)).joined(separator: " "), query: query)
+        let output = try await fetch(query)
         do {
             try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
             let temporary = cacheFile + ".\(getpid()).tmp"
@@ -201,5 +221,42 @@ public struct LiveHostLister: Sendable {
             throw LiveInventoryError(source: sourceName, message: "'\(commandLine)' on \(endpoint) \(how)\(tail.isEmpty ? "" : ": \(tail)")")
         }
         return ran.stdout
+    }
+
+    /// PuppetDB's answer as cached text: one `certname address node_class` line per node.
+    private func askPuppetDB(_ source: PuppetDBSource, _ query: HostListQuery) async throws -> String {
+        let className: String
+        switch query.kind {
+        case .puppetClass(let name): className = name
+        case .nodeClass, .all:
+            throw LiveInventoryError(
+                source: sourceName,
+                message: "\(query) cannot be asked of PuppetDB here: use puppet_class: (or -H) with a puppetdb source")
+        }
+        let tls = source.caCertificate.map {
+            PuppetDBTLSFiles(caCertificatePath: $0, clientCertificatePath: source.clientCertificate, clientKeyPath: source.clientKey)
+        }
+        do {
+            let client = try PuppetDBClient(baseURL: source.url, tls: tls, timeout: commandTimeout)
+            let nodes = try await client.nodes(withClass: className)
+            return nodes.map { "\($0.certname) \($0.address) \($0.nodeClass ?? "-")" }.joined(separator: "\n") + "\n"
+        } catch {
+            throw LiveInventoryError(source: sourceName, message: "asking for \(query): \(error)")
+        }
+    }
+
+    func parsePuppetDB(_ output: String, query: HostListQuery) throws(LiveInventoryError) -> [Host] {
+        var hosts: [Host] = []
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 3, let label = fields[0].split(separator: ".").first else {
+                throw LiveInventoryError(source: sourceName, message: "cached answer for \(query) is damaged; run with --refresh")
+            }
+            var host = Host(name: String(label), address: fields[1])
+            if fields[2] != "-" { host.nodeClass = fields[2] }
+            if case .puppetClass(let name) = query.kind { host.puppetClasses = [name] }
+            hosts.append(host)
+        }
+        return hosts
     }
 }
