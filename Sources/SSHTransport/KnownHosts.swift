@@ -45,7 +45,10 @@ final class KnownHosts {
 
     /// Reads every file line by line, skipping (with a warning naming file:line) any line libssh2
     /// cannot parse, instead of `libssh2_knownhost_readfile`'s failing at the first bad line.
-    init?(files: [String], session: OpaquePointer, logger: Logger) {
+    /// Only lines that could name `host` reach libssh2 (hashed, wildcard, or containing the name):
+    /// decoding every key of a fleet-sized file on every connect was most of the client's CPU.
+    init?(files: [String], host: String, session: OpaquePointer, logger: Logger) {
+        let hostBytes = Array(host.lowercased().utf8)
         guard let collection = libssh2_knownhost_init(session) else { return nil }
         self.collection = collection
         self.session = session
@@ -77,6 +80,7 @@ final class KnownHosts {
                     logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
                     continue
                 }
+                guard Self.mayName(patterns: fields[0], host: hostBytes) else { continue }
                 // NUL-terminated as well as length-delimited, in case libssh2 scans past the length.
                 let rc = (Array(line) + [0]).withUnsafeBufferPointer { buffer in
                     buffer.withMemoryRebound(to: CChar.self) {
@@ -94,6 +98,21 @@ final class KnownHosts {
     }
 
     deinit { libssh2_knownhost_free(collection) }
+
+    /// Whether a host-patterns field could match `host`: a hashed name (`|1|…`), a wildcard, or a
+    /// field containing the name (plain, `[host]:port`, or negated). Anything else cannot match.
+    static func mayName(patterns: ArraySlice<UInt8>, host: [UInt8]) -> Bool {
+        if patterns.starts(with: Array("|1|".utf8)) { return true }
+        if patterns.contains(UInt8(ascii: "*")) || patterns.contains(UInt8(ascii: "?")) { return true }
+        guard !host.isEmpty, patterns.count >= host.count else { return false }
+        let lowered = patterns.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        var start = 0
+        while start + host.count <= lowered.count {
+            if lowered[start] == host[0] && lowered[start..<(start + host.count)].elementsEqual(host) { return true }
+            start += 1
+        }
+        return false
+    }
 
     private func check(host: String, port: Int, key: UnsafeRawBufferPointer, type: HostKeyType) -> Int32 {
         var entry: UnsafeMutablePointer<libssh2_knownhost>?

@@ -111,7 +111,7 @@ extension SessionConnection {
     func handshakeAndVerifyHostKey(
         knownHostsFiles: [String], deadline: ContinuousClock.Instant
     ) async throws -> (fingerprint: String, algorithm: String) {
-        guard let knownHosts = KnownHosts(files: knownHostsFiles, session: session, logger: logger) else {
+        guard let knownHosts = KnownHosts(files: knownHostsFiles, host: endpoint.host, session: session, logger: logger) else {
             throw SSHError(endpoint: endpoint, operation: .hostKey, kind: .protocolError,
                            message: "libssh2_knownhost_init failed")
         }
