@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "Fleet",
             dependencies: [
-                "SSHTransport", "PuppetDB",
+                "SSHTransport", "SSHConfig", "PuppetDB",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,4 +1,5 @@
 import Foundation
+import SSHConfig
 
 /// One environment's inventory: how to reach its hosts and what they are.
 ///
@@ -169,49 +170,19 @@ public struct GatewayHop: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `[user@]host[:port]` (`[v6addr]:port` for IPv6); a failure carries the reason.
+    /// Parses `[user@]host[:port]` (`[v6addr]:port` for IPv6) with the same rules as ssh_config's
+    /// `ProxyJump` (`JumpSpec`); a failure carries the reason.
     public static func parse(_ text: String) -> Result<GatewayHop, HostSpecError> {
-        var rest = Substring(text)
-        var user: String?
-        if let at = rest.lastIndex(of: "@") {
-            user = String(rest[..<at])
-            rest = rest[rest.index(after: at)...]
-            if user!.isEmpty { return .failure(.init(text: text, reason: "empty user before '@'")) }
+        let spec: JumpSpec
+        do {
+            spec = try JumpSpec(parsing: text)
+        } catch {
+            return .failure(HostSpecError(text: text, reason: error.reason))
         }
-        var host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else {
-                return .failure(.init(text: text, reason: "missing ']' after IPv6 address"))
-            }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else {
-                    return .failure(.init(text: text, reason: "expected ':port' after ']'"))
-                }
-                portText = after.dropFirst()
-            }
-        } else if rest.filter({ $0 == ":" }).count > 1 {
-            host = rest  // bare IPv6 address, no port
-        } else if let colon = rest.firstIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            host = rest
+        guard spec.host.allSatisfy({ $0.isLetter || $0.isNumber || "-._:".contains($0) }) else {
+            return .failure(HostSpecError(text: text, reason: "'\(spec.host)' is not a host name or address"))
         }
-        guard !host.isEmpty else { return .failure(.init(text: text, reason: "empty host name")) }
-        guard host.allSatisfy({ $0.isLetter || $0.isNumber || "-._:".contains($0) }) else {
-            return .failure(.init(text: text, reason: "'\(host)' is not a host name or address"))
-        }
-        var port: Int?
-        if let portText {
-            guard let value = Int(portText), (1...65535).contains(value) else {
-                return .failure(.init(text: text, reason: "port '\(portText)' is not a number from 1 to 65535"))
-            }
-            port = value
-        }
-        return .success(GatewayHop(user: user, host: String(host), port: port))
+        return .success(GatewayHop(user: spec.user, host: spec.host, port: spec.port))
     }
 
     public var description: String {
