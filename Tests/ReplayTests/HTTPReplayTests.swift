@@ -175,7 +175,10 @@ struct HTTPReplayTests {
             let input = try gorFile((0..<290).map { request("GET /\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 10_000_000)
             let run = await runGoReplay(["--input-file", input, "--output-http", server.url + "|50"])
             #expect(run.status == 0)
-            #expect((135...165).contains(server.requests.count), "got \(server.requests.count)")
+            // Never more than 50 per 1-second window: the upper bound is the limiter's promise.
+            // How many windows the 2.9 s of input spans depends on how punctually the input is
+            // paced, which a loaded 2-core CI machine does not guarantee, so the lower bound is loose.
+            #expect((100...165).contains(server.requests.count), "got \(server.requests.count)")
             #expect(run.counter("rate limit") == 290 - server.requests.count)
         }
     }
