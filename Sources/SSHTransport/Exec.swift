@@ -62,14 +62,16 @@ extension SSHSession {
 }
 
 /// Gathers output chunks from the callback (which may run on any thread).
-final class OutputCollector: Sendable {
+public final class OutputCollector: Sendable {
     private let state = Mutex<([UInt8], [UInt8])>(([], []))
-    func append(_ chunk: OutputChunk) {
+    public init() {}
+    public func append(_ chunk: OutputChunk) {
         state.withLock { s in
             if chunk.stream == .stdout { s.0 += chunk.bytes } else { s.1 += chunk.bytes }
         }
     }
-    var contents: ([UInt8], [UInt8]) { state.withLock { $0 } }
+    /// Everything so far: (stdout, stderr).
+    public var contents: ([UInt8], [UInt8]) { state.withLock { $0 } }
 }
 
 extension SessionConnection {

@@ -1,19 +1,6 @@
 import Synchronization
 import SSHTransport
 
-/// Gathers a command's output; the SSH callback may run on any thread.
-final class ResultCollector: Sendable {
-    private let state = Mutex<([UInt8], [UInt8])>(([], []))
-
-    func append(_ chunk: OutputChunk) {
-        state.withLock { s in
-            if chunk.stream == .stdout { s.0 += chunk.bytes } else { s.1 += chunk.bytes }
-        }
-    }
-
-    var contents: ([UInt8], [UInt8]) { state.withLock { $0 } }
-}
-
 /// Keeps the last complete stderr line of a host's task for the summary.
 final class StderrTail: Sendable {
     private let state = Mutex<(partial: [UInt8], last: String?)>(([], nil))

@@ -36,7 +36,7 @@ public struct HostContext: Sendable {
         let remote = sudo && user != "root" ? Self.sudoCommand(command) : command
         let host = self.host.name
         let emit = self.emit
-        let collector = ResultCollector()
+        let collector = OutputCollector()
         let tail = stderrTail
         let result = try await session.execute(remote, timeout: timeout ?? run.commandTimeout) { chunk in
             collector.append(chunk)
