@@ -154,22 +154,10 @@ public struct SSHSettings: Sendable, Hashable {
     }
 }
 
-/// One jump host: `[user@]host[:port]`.
-public struct GatewayHop: Sendable, Hashable, CustomStringConvertible {
-    /// Login user; `nil` uses the environment's user.
-    public var user: String?
-    /// Host name or address (IPv6 addresses may be written in brackets).
-    public var host: String
-    /// Port; `nil` means 22.
-    public var port: Int?
+/// One jump host: `[user@]host[:port]` — the same value ssh_config's `ProxyJump` gives.
+public typealias GatewayHop = JumpSpec
 
-    /// Creates a hop.
-    public init(user: String? = nil, host: String, port: Int? = nil) {
-        self.user = user
-        self.host = host
-        self.port = port
-    }
-
+extension JumpSpec {
     /// Parses `[user@]host[:port]` (`[v6addr]:port` for IPv6) with the same rules as ssh_config's
     /// `ProxyJump` (`JumpSpec`); a failure carries the reason.
     public static func parse(_ text: String) -> Result<GatewayHop, HostSpecError> {
@@ -183,11 +171,6 @@ public struct GatewayHop: Sendable, Hashable, CustomStringConvertible {
             return .failure(HostSpecError(text: text, reason: "'\(spec.host)' is not a host name or address"))
         }
         return .success(GatewayHop(user: spec.user, host: spec.host, port: spec.port))
-    }
-
-    public var description: String {
-        let hostPart = host.contains(":") ? "[\(host)]" : host
-        return (user.map { "\($0)@" } ?? "") + hostPart + (port.map { ":\($0)" } ?? "")
     }
 }
 
