@@ -71,36 +71,16 @@ func keyTypeOfBlob(_ blob: [UInt8]) -> String? {
 extension SessionConnection {
     /// Agent keys first (those matching a configured identity file first of all, to stay under the
     /// server's MaxAuthTries), then identity files the agent did not already cover.
+    ///
+    /// It goes straight to public keys: asking for the method list first ("none" auth) costs a round
+    /// trip plus sshd's anti-enumeration delay on every connection, so the list is only fetched to
+    /// explain a failure.
     func authenticate(options: SSHClientOptions, deadline: ContinuousClock.Instant) async throws {
         let user = endpoint.user
         let userLength = UInt32(user.utf8.count)
         var tried: [String] = []
         var rejectedRSA = 0
         var rejectedOther = 0
-
-        // Asking for the method list also tells us if "none" was enough.
-        var methods: String?
-        while true {
-            if let list = libssh2_userauth_list(session, user, userLength) {
-                methods = String(cString: list)
-                break
-            }
-            if libssh2_userauth_authenticated(session) != 0 { return }
-            let errno = libssh2_session_last_errno(session)
-            guard errno == LIBSSH2_ERROR_EAGAIN else {
-                throw error(.auth, "asking for authentication methods failed")
-            }
-            if try await !waitForSocket(deadline: deadline) {
-                throw SSHError(endpoint: endpoint, operation: .auth, kind: .connectTimeout,
-                               message: "authentication did not finish within the connect timeout")
-            }
-        }
-        if let methods, !methods.split(separator: ",").contains("publickey") {
-            throw SSHError(
-                endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
-                message: "server for \(user)@\(endpoint.host) does not accept public-key authentication (offers: \(methods))",
-                remedy: "enable PubkeyAuthentication on the server")
-        }
 
         let identities = options.identityFiles.map { IdentityFile(path: expandTilde($0)) }
         var coveredByAgent = Set<String>()
@@ -181,6 +161,18 @@ extension SessionConnection {
             }
         }
 
+        switch try await authenticationMethods(user: user, deadline: deadline) {
+        case .authenticated:
+            return
+        case .offered(let methods) where !methods.split(separator: ",").contains("publickey"):
+            throw SSHError(
+                endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
+                message: "server for \(user)@\(endpoint.host) does not accept public-key authentication (offers: \(methods))",
+                remedy: "enable PubkeyAuthentication on the server")
+        case .offered:
+            break
+        }
+
         let who = "\(user)@\(endpoint.hostAndPort)"
         let triedText = tried.isEmpty
             ? "no keys were available (agent \(options.useAgent ? (agentPath ?? "not set") : "disabled"), \(identities.count) identity files)"
@@ -196,5 +188,27 @@ extension SessionConnection {
             endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
             message: "authentication failed for \(who): \(triedText)\(rsaNote)",
             remedy: "check that one of these public keys is in \(user)'s authorized_keys on the host, or configure the right identity file")
+    }
+
+    private enum AuthenticationMethods {
+        case authenticated
+        case offered(String)
+    }
+
+    /// The server's list of authentication methods ("none" auth, which may itself succeed).
+    private func authenticationMethods(user: String, deadline: ContinuousClock.Instant) async throws -> AuthenticationMethods {
+        while true {
+            if let list = libssh2_userauth_list(session, user, UInt32(user.utf8.count)) {
+                return .offered(String(cString: list))
+            }
+            if libssh2_userauth_authenticated(session) != 0 { return .authenticated }
+            guard libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN else {
+                throw error(.auth, "asking for authentication methods failed")
+            }
+            if try await !waitForSocket(deadline: deadline) {
+                throw SSHError(endpoint: endpoint, operation: .auth, kind: .connectTimeout,
+                               message: "authentication did not finish within the connect timeout")
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 extension SSHSession {
-    /// How long after the remote `timeout` (plus its 2 s kill grace) we give up locally and close the channel.
+    /// How long after the remote watcher's timeout (plus its 2 s kill grace) we give up locally and close the channel.
     static let localTimeoutSlack: Duration = .seconds(5)
     static let channelWindow: UInt32 = 2 * 1024 * 1024
     static let channelPacket: UInt32 = 32 * 1024
@@ -12,9 +12,9 @@ extension SSHSession {
     /// Runs `command` with the user's login shell (no PTY), delivering stdout and stderr chunks to
     /// `onOutput` as they arrive, and returns how it ended.
     ///
-    /// The command always runs under coreutils `timeout` in its own process group (see
-    /// ``remoteCommand(_:timeout:)``), so it is killed remotely when `timeout` passes, when this task is
-    /// cancelled, or when the connection drops. A command that runs past `timeout` returns with
+    /// The command always runs under a remote watcher (see ``remoteCommand(_:timeout:)``), so its
+    /// process group is killed remotely when `timeout` passes, when this task is cancelled, or when the
+    /// connection drops. A command that runs past `timeout` returns with
     /// `timedOut == true`; cancellation closes the channel and throws `CancellationError`.
     public func execute(
         _ command: String, timeout: Duration? = nil, onOutput: @escaping @Sendable (OutputChunk) -> Void
@@ -35,28 +35,35 @@ extension SSHSession {
         return (result, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
-    /// The shell text sent to the server.
+    /// The shell text sent to the server (interpreted by the user's login shell, which sshd makes a
+    /// process-group leader).
     ///
-    /// `timeout` (coreutils) puts the command in a new process group and, on expiry or on SIGTERM,
-    /// signals the whole group (SIGKILL 2 s later if needed); duration 0 means no time limit. The
-    /// command's stdin is /dev/null; the channel's stdin is watched by `cat`, which sees EOF when the
-    /// channel or connection closes and then terminates the group: a cancelled command never lingers.
-    /// A command killed by signal N makes the wrapper kill itself with N, so the server reports the signal.
+    /// The command is `eval`ed in that shell, with stdin from /dev/null. A background watcher holds the
+    /// channel's stdin and waits for EOF (the channel or connection closed) or for `timeout`; then, if
+    /// the command is still running, it sends SIGTERM to the shell's process group and SIGKILL 2 s
+    /// later. The watcher is started from a subshell so that it is not the shell's job (a bare `wait` in
+    /// the command must not wait for it). Under bash it is a builtin `read -t`, so a command costs two
+    /// forks and no exec; other shells use coreutils `timeout` and `cat`. The watcher outlives a finished
+    /// command only until the channel closes. A command killed by signal N makes the shell kill itself
+    /// with N, so the server reports the signal.
     static func remoteCommand(_ command: String, timeout: Duration?) -> String {
-        var limit = "0"
+        var limit: String?
         if let timeout {
             let ms = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
             limit = "\(ms / 1000).\(String(ms % 1000 + 1000).dropFirst())"
         }
+        let bashWait = limit.map { "read -r -t \($0) _gf_ <&3" } ?? "read -r _gf_ <&3"
+        let otherWait = limit.map { "timeout \($0) cat <&3" } ?? "cat <&3"
         return """
-            exec 3<&0 </dev/null
-            timeout -k 2 \(limit) "${SHELL:-/bin/sh}" -c \(shellQuote(command)) & c=$!
-            { cat >/dev/null; kill -TERM $c; } <&3 >/dev/null 2>&1 & w=$!
-            exec 3<&-
-            wait $c; s=$?
-            kill $w 2>/dev/null
-            [ $s -gt 128 ] && [ $s -lt 160 ] && kill -$((s - 128)) $$
-            exit $s
+            exec 3<&0 </dev/null; _gf_pid=$$
+            _gf_stop() { trap '' TERM; kill -0 $_gf_pid || exit 0; kill -TERM -$_gf_pid || kill -TERM $_gf_pid; sleep 2; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; }
+            if [ -n "${BASH_VERSION-}" ]; then ( { \(bashWait); _gf_stop; } >/dev/null 2>&1 & )
+            else ( { \(otherWait); _gf_stop; } >/dev/null 2>&1 & )
+            fi
+            exec 3<&-; unset -f _gf_stop
+            eval \(shellQuote(command))
+            _gf_s=$?; [ $_gf_s -gt 128 ] && [ $_gf_s -lt 160 ] && kill -$((_gf_s - 128)) $$
+            exit $_gf_s
             """
     }
 }
@@ -169,8 +176,11 @@ extension SessionConnection {
             if let pointer { libssh2_free(session, pointer) }
         }
         await freeChannel(channel)
-        // `timeout` exits 124 when it stopped the command (or is SIGKILLed with -k after 2 more seconds).
-        let timedOut = timeout.map { duration >= $0 && (status == 124 || signal == "KILL") } ?? false
+        // The watcher stops a command at its timeout with SIGTERM, then SIGKILL; a command that traps
+        // SIGTERM may still exit with 143, or 124 if it ran under its own `timeout`.
+        let timedOut = timeout.map {
+            duration >= $0 && (signal == "TERM" || signal == "KILL" || status == 143 || status == 124)
+        } ?? false
         return CommandResult(exitStatus: status, exitSignal: signal, timedOut: timedOut, duration: duration)
     }
 

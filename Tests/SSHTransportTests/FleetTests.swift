@@ -142,7 +142,11 @@ final class FleetTests: Sendable {
         #expect(!pid.isEmpty)
         let gone = try eventually(within: .seconds(5)) { try fleet.run(on: fleet.hosts[2].name, "kill -0 \(pid)").status != 0 }
         #expect(gone, "sleep (pid \(pid) on \(fleet.hosts[2].name)) still running after the timeout")
-        #expect(try fleet.run(on: fleet.hosts[2].name, "pgrep -f '[s]leep 313'").status != 0)
+        // Nothing of the command is left once the watcher's SIGKILL grace (2 s) has passed.
+        let nothingLeft = try eventually(within: .seconds(5)) {
+            try fleet.run(on: fleet.hosts[2].name, "pgrep -f '[s]leep 313'").status != 0
+        }
+        #expect(nothingLeft, "something of the timed-out command is still running")
         // The session stays usable.
         #expect(try await session.run("true").result.succeeded)
         await session.close()
