@@ -30,6 +30,7 @@ let package = Package(
             name: "SSHTransport",
             dependencies: [
                 "CLibSSH2",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "SSHConfig"),

@@ -506,7 +506,8 @@ cmd_down() {
     local watcher
     read_file watcher "$dir/watch.pid"
     if [ -n "$watcher" ] && [ "$watcher" != "$$" ] && pid_matches "$watcher" "testfleet-watch"; then
-        kill -TERM "$watcher" 2>/dev/null || true
+        # KILL, not TERM: a fleet started from a Swift test inherits a signal mask with SIGTERM blocked.
+        kill -KILL "$watcher" 2>/dev/null || true
     fi
     [ "$failed" -eq 0 ] || die "some hosts of $dir did not stop; subnet claim kept"
     stop_network_namespace "$dir"
@@ -599,7 +600,9 @@ stop_network_namespace() {
         hd=${hd%/}
         read_file pid "$hd/bridge.pid"
         if [ -n "$pid" ] && pid_matches "$pid" "$hd/bridge.sh"; then
-            kill -TERM -- "-$pid" 2>/dev/null || true
+            # KILL, not TERM: started from a Swift test, socat inherits a mask that blocks SIGTERM and
+            # would outlive the fleet, holding its address.
+            kill -KILL -- "-$pid" 2>/dev/null || true
         fi
         rm -f "$hd/bridge.pid"
     done

@@ -9,19 +9,28 @@ struct IdentityFile {
     let publicBlob: [UInt8]?
     /// e.g. "ssh-ed25519", "ssh-rsa"; nil if unknown.
     let keyType: String?
+    /// Set for an unencrypted ed25519 key, which is then signed in-process.
+    let inMemoryKey: InMemoryEd25519Key?
 
     init(path: String) {
         self.path = path
         var blob: [UInt8]?
         var type: String?
+        var inMemory: InMemoryEd25519Key?
         if let pub = try? String(contentsOfFile: path + ".pub", encoding: .utf8) {
             let fields = pub.split(separator: " ")
             if fields.count >= 2, let data = Data(base64Encoded: String(fields[1])) { blob = Array(data) }
         }
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             if text.contains("BEGIN RSA PRIVATE KEY") { type = "ssh-rsa" }
-            if blob == nil, text.contains("BEGIN OPENSSH PRIVATE KEY") { blob = Self.openSSHPublicBlob(text) }
+            if text.contains("BEGIN OPENSSH PRIVATE KEY") {
+                inMemory = InMemoryEd25519Key(openSSHText: text)
+                if blob == nil { blob = Self.openSSHPublicBlob(text) }
+            }
         }
+        // A .pub file that does not match the private key: let libssh2 report it as it would.
+        if let key = inMemory, let blob, blob != key.publicBlob { inMemory = nil }
+        self.inMemoryKey = inMemory
         self.publicBlob = blob
         self.keyType = blob.flatMap(keyTypeOfBlob) ?? type
     }
@@ -153,7 +162,8 @@ extension SessionConnection {
                 continue
             }
             let ok = try await attempt(label, keyType: identity.keyType) {
-                libssh2_userauth_publickey_fromfile_ex(session, user, userLength, nil, identity.path, nil)
+                if let key = identity.inMemoryKey { return key.authenticate(session: session, user: user) }
+                return libssh2_userauth_publickey_fromfile_ex(session, user, userLength, nil, identity.path, nil)
             }
             if ok {
                 logger.debug("authenticated", metadata: ["host": "\(endpoint)", "key": "\(label)"])

@@ -129,8 +129,17 @@ struct RunbookTests {
         let fleet = try FleetInventory(hosts: 2)
         let result = try await fleet.fab(["all", "do:sleep 47"], interruptAfter: .milliseconds(2500))
         #expect(result.status == 130, "\(result)")
-        try await Task.sleep(for: .seconds(1))
-        for name in fleet.names { #expect(try fleet.processCount("'[s]leep 47'", on: name) == 0, "\(name) still runs sleep") }
+        // The command dies at once on SIGTERM; the remote watcher (whose argv carries the command
+        // text) lingers for its 2 s SIGKILL grace, so allow 5 s for nothing at all to match.
+        for name in fleet.names {
+            var count = -1
+            let deadline = ContinuousClock.now + .seconds(5)
+            repeat {
+                count = try fleet.processCount("'[s]leep 47'", on: name)
+                if count > 0 { try await Task.sleep(for: .milliseconds(200)) }
+            } while count > 0 && ContinuousClock.now < deadline
+            #expect(count == 0, "\(name) still runs sleep")
+        }
         let audit = fleet.auditLines
         #expect(audit.count == 1)
         #expect(audit.first?.contains("\"interrupted\":true") == true, "\(audit)")

@@ -13,6 +13,7 @@ actor ConnectionPool {
     private let logger: Logger
     private var sessions: [String: Task<SSHSession, any Error>] = [:]
     private var gateways: [[SSHEndpoint]: Task<SSHGateway, any Error>] = [:]
+    private var closing: [Task<Void, Never>] = []
 
     init(reactor: SSHReactor, resolve: @escaping HostConnectionResolver, logger: Logger) {
         self.reactor = reactor
@@ -69,10 +70,20 @@ actor ConnectionPool {
         return connecting
     }
 
+    /// Starts closing one host's session (it has nothing more to run) without holding up the caller;
+    /// ``closeAll()`` waits for it. A later `session(for:)` would reconnect.
+    func close(_ hostName: String) {
+        guard let connecting = sessions.removeValue(forKey: hostName) else { return }
+        closing.append(Task { if let session = try? await connecting.value { await session.close() } })
+    }
+
     /// Closes every session, then the gateways they ran through.
     func closeAll() async {
         let all = sessions.values
         sessions.removeAll()
+        let started = closing
+        closing.removeAll()
+        for task in started { await task.value }
         await withTaskGroup(of: Void.self) { group in
             for connecting in all {
                 group.addTask { if let session = try? await connecting.value { await session.close() } }

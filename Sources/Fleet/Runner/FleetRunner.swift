@@ -103,8 +103,12 @@ public struct FleetRunner: Sendable {
         var failedHosts = Set<String>()
         var aborted = false
         var exitOverride: Int32?
+        // A host's session closes as soon as its last step ends, so a large run does not keep every
+        // connection (and its sshd) open until the slowest host is done.
+        var lastStep: [String: Int] = [:]
+        for (index, step) in steps.enumerated() { for host in step.hosts { lastStep[host.name] = index } }
 
-        for step in steps {
+        for (stepIndex, step) in steps.enumerated() {
             let task = step.task
             let name = task.invocation.raw
             var stepOutcomes: [TaskOutcome] = []
@@ -119,7 +123,8 @@ public struct FleetRunner: Sendable {
                     pending.append(host)
                 }
             }
-            let finished = await runStep(task: task, hosts: pending, pool: pool, aborted: &aborted)
+            let closing = Set(pending.filter { lastStep[$0.name] == stepIndex }.map(\.name))
+            let finished = await runStep(task: task, hosts: pending, pool: pool, closing: closing, aborted: &aborted)
             for (host, outcome, result) in finished {
                 results.append(result)
                 records.append(TaskOutcomeRecord(host: host, task: name, outcome: outcome))
@@ -157,7 +162,7 @@ public struct FleetRunner: Sendable {
 
     /// Runs one task on `hosts`, at most `parallelism` at once, in host order.
     private func runStep(
-        task: any FleetTask, hosts: [Host], pool: ConnectionPool?, aborted: inout Bool
+        task: any FleetTask, hosts: [Host], pool: ConnectionPool?, closing: Set<String>, aborted: inout Bool
     ) async -> [(String, TaskOutcome, HostTaskResult)] {
         var finished: [(String, TaskOutcome, HostTaskResult)] = []
         var stopStarting = aborted
@@ -166,7 +171,11 @@ public struct FleetRunner: Sendable {
             func startNext() {
                 let host = hosts[next]
                 next += 1
-                group.addTask { await self.runOne(task: task, host: host, pool: pool) }
+                group.addTask {
+                    let result = await self.runOne(task: task, host: host, pool: pool)
+                    if closing.contains(host.name) { await pool?.close(host.name) }
+                    return result
+                }
             }
             while next < hosts.count && next < options.parallelism { startNext() }
             for await item in group {
