@@ -84,17 +84,7 @@ struct DemoFlowTests {
     /// A deploy interrupted in the middle of the upload leaves the old binary
     /// installed and running on every host.
     @Test func interruptedDeployKeepsTheOldBinary() async throws {
-        let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
-            replay:
-              binary_path: /opt/goreplay/bin/goreplay
-              service: goreplay
-              args:
-                gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
-            """)
-        let first = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
-                                        environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(first.status == 0, "\(first)")
-        let oldHash = try sha256(GoReplayBinary.path)
+        let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
 
         // A much larger (still valid) binary takes seconds to upload on loopback.
         let big = fleet.directory + "/goreplay-big"
@@ -115,6 +105,43 @@ struct DemoFlowTests {
             #expect(try fleet.fleet.run(on: name, "/opt/goreplay/bin/goreplay --help >/dev/null 2>&1; echo $?").output
                 .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         }
+    }
+
+    /// A binary that cannot run on the host (here: its interpreter is missing, as a Swift runtime
+    /// would be) is refused after upload, before it replaces anything; the old one keeps running.
+    @Test func binaryThatDoesNotRunOnTheHostIsNotInstalled() async throws {
+        let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
+
+        let broken = fleet.directory + "/goreplay-broken"
+        try "#!/nonexistent/swift-runtime/goreplay\n".write(toFile: broken, atomically: true, encoding: .utf8)
+        chmod(broken, 0o755)
+        let refused = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(broken)"],
+                                          environment: ["GOVUK_FAB_NOW": Self.day])
+        #expect(refused.status == 1, "\(refused)")
+        #expect((refused.stdout + refused.stderr).contains("does not run on this host"), "\(refused)")
+        for name in fleet.names {
+            let host = try #require(fleet.fleet.host(named: name))
+            #expect(try sha256(host.realPath("/opt/goreplay/bin/goreplay")) == oldHash, "\(name): binary replaced")
+            #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
+            let leftovers = try fleet.fleet.run(on: name, "ls -A /opt/goreplay/bin").output
+            #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines) == "goreplay", "\(name): staging files left: \(leftovers)")
+        }
+    }
+
+    /// Two cache hosts with this build's goreplay deployed and running; returns the binary's sha256.
+    func fleetWithGoReplayDeployed() async throws -> (FleetInventory, String) {
+        let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
+            replay:
+              binary_path: /opt/goreplay/bin/goreplay
+              service: goreplay
+              args:
+                gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
+            """)
+        let first = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
+                                        environment: ["GOVUK_FAB_NOW": Self.day])
+        #expect(first.status == 0, "\(first)")
+        let oldHash = try sha256(GoReplayBinary.path)
+        return (fleet, oldHash)
     }
 
     func markerContent(_ fleet: FleetInventory, _ name: String) throws -> String? {

@@ -11,9 +11,11 @@ extension TaskRegistry {
                 details: """
                     Takes the release build of this repository's `goreplay` (building it if missing), or
                     `binary=PATH`, or `$GOVUK_FAB_GOREPLAY_BINARY`. On every host in parallel: uploads it
-                    over SFTP under a staging name, checks its SHA-256 on the host, and moves it into place
-                    (`replay.binary_path`) with one rename, so a failed or interrupted upload leaves the old
-                    binary running. Writes the service definition from the inventory's `replay.args` for
+                    over SFTP under a staging name, checks its SHA-256 on the host, checks that it runs
+                    there (`--help`), and moves it into place (`replay.binary_path`) with one rename, so a
+                    failed or interrupted upload, or a binary the host cannot run, leaves the old binary
+                    running. Hosts without a Swift runtime need `make goreplay-static`'s binary
+                    (`binary=.build-static/release/goreplay`). Writes the service definition from the inventory's `replay.args` for
                     the host or its class (a systemd unit, an upstart job, or a supervisor run script) if it
                     differs, and (re)starts the service only where the binary or the definition changed.
                     A second run changes nothing and says so. Refuses inside the data-sync window unless

@@ -177,17 +177,23 @@ public struct DeployGoReplay: FleetTask {
         """
     }
 
-    /// Verifies the staged file's hash, then replaces the binary with one
-    /// rename on the binary's own filesystem; the running process keeps the
-    /// old inode, so a live goreplay is never disturbed until restart.
+    /// Verifies the staged file's hash, checks that it runs on this host (`--help`: a binary built
+    /// against a Swift runtime the host lacks fails here, not after the restart), then replaces the
+    /// binary with one rename on the binary's own filesystem; the running process keeps the old
+    /// inode, so a live goreplay is never disturbed until restart.
     static func installScript(staging: String, final: String, sha256: String) -> String {
         """
         s=\(shellQuote(staging)); f=\(shellQuote(final)); want=\(sha256)
         got=$(sha256sum < "$s" | cut -d' ' -f1)
         if [ "$got" != "$want" ]; then rm -f "$s"; echo "sha256 mismatch on host: $got, expected $want" >&2; exit 1; fi
-        mkdir -p "$(dirname "$f")" || exit 1
-        if [ "$(dirname "$s")" = "$(dirname "$f")" ]; then chmod 0755 "$s" && mv -f "$s" "$f"
-        else t="$f.govuk-fab-new.$$"; cp "$s" "$t" && chmod 0755 "$t" && mv -f "$t" "$f"; r=$?; rm -f "$s" "$t"; [ $r -eq 0 ] || exit $r; fi
+        mkdir -p "$(dirname "$f")" || { rm -f "$s"; exit 1; }
+        if [ "$(dirname "$s")" = "$(dirname "$f")" ]; then n="$s"
+        else n="$f.govuk-fab-new.$$"; cp "$s" "$n"; r=$?; rm -f "$s"; [ $r -eq 0 ] || { rm -f "$n"; exit $r; }; fi
+        chmod 0755 "$n" || { rm -f "$n"; exit 1; }
+        if ! e=$("$n" --help 2>&1 >/dev/null); then
+          rm -f "$n"; echo "the new binary does not run on this host: $(printf '%s\\n' "$e" | tail -n 1) (build it with make goreplay-static)" >&2; exit 1
+        fi
+        mv -f "$n" "$f" || { rm -f "$n"; exit 1; }
         [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$want" ] || { echo "installed binary does not match" >&2; exit 1; }
         """
     }
