@@ -46,11 +46,6 @@ public struct DataSyncTask: FleetTask {
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {
-        do {
-            try preflight(host.run)
-        } catch {
-            return .failed(error.description)
-        }
         let result = try await host.execute(try script(for: host.host, in: host.inventory), sudo: true, echo: false)
         let count = GoReplayScripts.processCount(in: result.stdout)
         // The service command's own line, e.g. "gor stopped" or "gor already running".

@@ -73,11 +73,6 @@ public struct PlaybookTask: FleetTask {
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {
-        do {
-            try preflight(host.run)
-        } catch {
-            return .failed(error.description)
-        }
         var values = builtInValues(host.host, host.inventory)
         var messages: [String] = []
         var changed = false

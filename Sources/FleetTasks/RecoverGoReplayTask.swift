@@ -72,11 +72,6 @@ public struct RecoverGoReplayTask: FleetTask {
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {
-        do {
-            try preflight(host.run)
-        } catch {
-            return .failed(error.description)
-        }
         let inventory = host.inventory
         let read = try await host.execute(try stateScript(for: host.host, in: inventory), sudo: true, echo: false)
         guard read.succeeded else {

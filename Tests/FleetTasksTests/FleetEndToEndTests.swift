@@ -198,6 +198,24 @@ struct FleetEndToEndTests {
         #expect(try setup.goreplayRunning(on: "gor-1"))
     }
 
+    @Test("the runner re-checks the window before each host, so a window that opens mid-run stops the run there")
+    func runnerRechecksWindowPerHost() async throws {
+        let setup = try GoReplayFleet(hostCount: 1)
+        defer { setup.fleet.stop() }
+        try setup.installService(on: "gor-1")
+        try setup.setMarker(on: "gor-1", "true\n")
+        // As if the CLI's check had passed just before 23:00: the runner's own check sees the window.
+        let context = RunContext(inventory: setup.inventory, time: WindowTests.night)
+        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(setup.inventory)),
+                                 emit: { _ in })
+        let report = await runner.run([PlannedTask(task: RecoverGoReplayTask(), hosts: setup.inventory.hosts)])
+        let result = try #require(outcome(report, "gor-1"))
+        #expect(result.outcome.isFailure)
+        #expect(result.message?.contains("refused") == true, "\(result)")
+        #expect(try setup.markerContent(on: "gor-1") == "true\n")
+        #expect(try !setup.goreplayRunning(on: "gor-1"))
+    }
+
     @Test("check-goreplay equals the real check_procs in OK and CRITICAL states; worst status wins")
     func check() async throws {
         let setup = try GoReplayFleet(hostCount: 3)

@@ -203,6 +203,9 @@ public struct FleetRunner: Sendable {
 
         if let known = task.outcomeWithoutConnecting(on: host, context: context) {
             outcome = known
+        } else if let refusal = refusal(of: task) {
+            // Checked again per host: the data-sync window can open during a long run.
+            outcome = .failed(refusal.description)
         } else if context.dryRun && task.dryRunMode == .printCommands {
             for command in planned { emit(.notice(host: host.name, message: "would run: \(command)", time: Date())) }
             outcome = TaskOutcome(outcome: .skipped(reason: "dry run"), message: "dry run: nothing changed")
@@ -219,6 +222,15 @@ public struct FleetRunner: Sendable {
                                     duration: ContinuousClock.now - started, lastStderrLine: last, time: Date())
         emit(.hostFinished(result))
         return (host.name, outcome, result)
+    }
+
+    private func refusal(of task: any FleetTask) -> TaskRefusal? {
+        do {
+            try task.preflight(context)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     private func connectAndRun(task: any FleetTask, host: Host, pool: ConnectionPool, tail: StderrTail) async -> TaskOutcome {

@@ -13,7 +13,8 @@ public protocol FleetTask: Sendable {
     var changesHosts: Bool { get }
     /// How `--dry-run` treats the task.
     var dryRunMode: DryRunMode { get }
-    /// Checks made before any connection, e.g. the data-sync window.
+    /// Checks made before any connection, e.g. the data-sync window: by the CLI once before the
+    /// run (and before asking for confirmation), and by the runner again before each host.
     func preflight(_ context: RunContext) throws(TaskRefusal)
     /// The exact remote commands the task would run on `host`, for `--dry-run`.
     func plannedCommands(on host: Host, context: RunContext) -> [String]
