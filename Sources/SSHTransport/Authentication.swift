@@ -23,9 +23,9 @@ struct IdentityFile {
         }
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             if text.contains("BEGIN RSA PRIVATE KEY") { type = "ssh-rsa" }
-            if text.contains("BEGIN OPENSSH PRIVATE KEY") {
-                inMemory = InMemoryEd25519Key(openSSHText: text)
-                if blob == nil { blob = Self.openSSHPublicBlob(text) }
+            if let file = OpenSSHKeyFile(text: text) {
+                inMemory = InMemoryEd25519Key(file)
+                if blob == nil { blob = file.publicBlob }
             }
         }
         // A .pub file that does not match the private key: let libssh2 report it as it would.
@@ -34,18 +34,32 @@ struct IdentityFile {
         self.publicBlob = blob
         self.keyType = blob.flatMap(keyTypeOfBlob) ?? type
     }
+}
 
-    /// The public key stored unencrypted in an `openssh-key-v1` file: magic, cipher, kdf, kdf options,
-    /// key count, then the first public key.
-    static func openSSHPublicBlob(_ text: String) -> [UInt8]? {
+/// The fields of an `openssh-key-v1` file (`BEGIN OPENSSH PRIVATE KEY`) readable without a
+/// passphrase: magic, cipher, kdf, kdf options, key count, the first public key, then the private
+/// section (encrypted unless the cipher is "none").
+struct OpenSSHKeyFile {
+    let cipher: [UInt8]
+    let publicBlob: [UInt8]
+    let privateSection: [UInt8]
+
+    init?(text: String) {
+        guard text.contains("BEGIN OPENSSH PRIVATE KEY") else { return nil }
         let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         guard let data = Data(base64Encoded: body) else { return nil }
         var reader = WireReader(Array(data))
-        let magic = Array("openssh-key-v1".utf8) + [0]
-        guard reader.bytes(magic.count) == magic else { return nil }
-        for _ in 0..<3 { guard reader.string() != nil else { return nil } }
-        guard let count = reader.uint32(), count >= 1 else { return nil }
-        return reader.string()
+        guard reader.bytes(15) == Array("openssh-key-v1".utf8) + [0],
+              let cipher = reader.string(),
+              reader.string() != nil,  // kdf
+              reader.string() != nil,  // kdf options
+              let count = reader.uint32(), count >= 1,
+              let publicBlob = reader.string(),
+              let privateSection = reader.string()
+        else { return nil }
+        self.cipher = cipher
+        self.publicBlob = publicBlob
+        self.privateSection = privateSection
     }
 }
 

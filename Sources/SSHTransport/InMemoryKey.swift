@@ -13,30 +13,19 @@ struct InMemoryEd25519Key {
     let publicBlob: [UInt8]
     let privateKey: Curve25519.Signing.PrivateKey
 
-    /// Parses the text of an `openssh-key-v1` file; nil unless it holds an unencrypted ed25519 key whose
-    /// private half matches its public half.
-    init?(openSSHText text: String) {
-        let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-        guard let data = Data(base64Encoded: body) else { return nil }
-        var reader = WireReader(Array(data))
-        guard reader.bytes(15) == Array("openssh-key-v1".utf8) + [0],
-              reader.string() == Array("none".utf8),  // cipher
-              reader.string() == Array("none".utf8),  // kdf
-              reader.string() != nil,  // kdf options
-              reader.uint32() == 1,
-              let publicBlob = reader.string(),
-              let privateSection = reader.string()
-        else { return nil }
-        var section = WireReader(privateSection)
+    /// Nil unless `file` holds an unencrypted ed25519 key whose private half matches its public half.
+    init?(_ file: OpenSSHKeyFile) {
+        guard file.cipher == Array("none".utf8) else { return nil }
+        var section = WireReader(file.privateSection)
         guard let check = section.uint32(), section.uint32() == check,
               section.string() == Array("ssh-ed25519".utf8),
               let publicKey = section.string(), publicKey.count == 32,
               let secret = section.string(), secret.count == 64,
               let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: secret[0..<32]),
               Array(key.publicKey.rawRepresentation) == publicKey,
-              publicBlob == Self.wireBlob(publicKey)
+              file.publicBlob == Self.wireBlob(publicKey)
         else { return nil }
-        self.publicBlob = publicBlob
+        self.publicBlob = file.publicBlob
         self.privateKey = key
     }
 
