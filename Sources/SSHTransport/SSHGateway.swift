@@ -66,12 +66,7 @@ public final class SSHGateway: Sendable {
         logger: Logger
     ) async throws -> SSHGateway {
         let deadline = ContinuousClock.now + options.connectTimeout
-        let socket: Int32
-        if let outer {
-            socket = try await outer.openTunnel(to: endpoint, deadline: deadline)
-        } else {
-            socket = try await TCPConnector.connect(to: endpoint, deadline: deadline, reactor: reactor)
-        }
+        let socket = try await TCPConnector.open(to: endpoint, via: outer, deadline: deadline, reactor: reactor)
         // The bastion's own keepalives are not sent: the sessions behind it send theirs through it.
         var hopOptions = options
         hopOptions.keepaliveInterval = nil

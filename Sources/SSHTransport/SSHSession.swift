@@ -39,12 +39,7 @@ public final class SSHSession: Sendable {
         via gateway: SSHGateway? = nil
     ) async throws -> SSHSession {
         let deadline = ContinuousClock.now + options.connectTimeout
-        let socket: Int32
-        if let gateway {
-            socket = try await gateway.openTunnel(to: endpoint, deadline: deadline)
-        } else {
-            socket = try await TCPConnector.connect(to: endpoint, deadline: deadline, reactor: reactor)
-        }
+        let socket = try await TCPConnector.open(to: endpoint, via: gateway, deadline: deadline, reactor: reactor)
         let (connection, fingerprint, algorithm) = try await SessionConnection.establish(
             socket: socket, endpoint: endpoint, options: options, reactor: reactor, logger: logger,
             deadline: deadline, gateway: gateway)

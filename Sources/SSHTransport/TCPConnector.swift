@@ -6,6 +6,15 @@ import Glibc
 
 /// Opens a non-blocking TCP connection with `TCP_NODELAY` before a deadline (libssh2 does not connect).
 enum TCPConnector {
+    /// The socket an SSH session runs over: a direct TCP connection, or through `gateway` one end of
+    /// a socketpair whose other end the gateway pumps into a `direct-tcpip` channel.
+    static func open(
+        to endpoint: SSHEndpoint, via gateway: SSHGateway?, deadline: ContinuousClock.Instant, reactor: SSHReactor
+    ) async throws -> Int32 {
+        if let gateway { return try await gateway.openTunnel(to: endpoint, deadline: deadline) }
+        return try await connect(to: endpoint, deadline: deadline, reactor: reactor)
+    }
+
     static func connect(
         to endpoint: SSHEndpoint, deadline: ContinuousClock.Instant, reactor: SSHReactor
     ) async throws -> Int32 {
