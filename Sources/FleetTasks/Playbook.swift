@@ -11,27 +11,64 @@ public struct Playbook: Sendable, Hashable {
     public var changes: Bool
     /// `respect_data_sync_window:` — refuse inside the window unless `--force`.
     public var respectDataSyncWindow: Bool
+    /// `args:` in positional order.
+    public var arguments: [PlaybookArgument] = []
+    /// `let:` values built from arguments, in order.
+    public var lets: [LetValue] = []
+    /// `hosts:`: where the task runs instead of the selected hosts.
+    public var pin: HostPin?
+    /// `runs_once:`: only on the first of its hosts, once per run.
+    public var runsOnce = false
+    /// `serial:`: one host after another, every step on a host before the next host.
+    public var serial = false
     public var steps: [PlaybookStep]
     /// The file it came from, and the line of its `name:`.
     public var path: String
     public var nameLine: Int?
 
+    /// `puppet.disable:REASON`, `nagios.schedule_downtime:HOST[,MINUTES]`.
+    public var usage: String {
+        arguments.isEmpty ? name : name + ":" + arguments.map(\.usageWord).joined(separator: ",")
+    }
+
+    /// Whether the steps need more than one host task each (pinned steps, calls, serial).
+    var needsExpansion: Bool {
+        serial || steps.contains { $0.pin != nil || $0.isCall }
+    }
+
     public var descriptor: TaskDescriptor {
         var text = details.isEmpty ? summary : details
+        if !arguments.isEmpty {
+            text += "\n\nArguments:\n\n" + arguments.map { argument in
+                "- `\(argument.name)` (\(argument.kind.rawValue)"
+                    + (argument.pattern.map { ", matching `\($0)`" } ?? "")
+                    + (argument.defaultValue.map { ", default `\($0)`" } ?? ", required") + ")"
+                    + (argument.help.isEmpty ? "" : ": \(argument.help)")
+            }.joined(separator: "\n")
+        }
+        if let pin { text += "\n\nRuns on \(pin), not on the selected hosts." }
+        if runsOnce { text += "\n\nRuns once, on the first of its hosts." }
+        if serial { text += "\n\nRuns on one host at a time." }
         if respectDataSyncWindow { text += "\n\nRefuses inside the data-sync window unless `--force`." }
         text += "\n\nSteps:\n\n" + steps.enumerated().map { "\($0.offset + 1). \($0.element.summary)" }.joined(separator: "\n")
-        return TaskDescriptor(name: name, usage: name, summary: summary, details: text, changesHosts: changes,
+        return TaskDescriptor(name: name, usage: usage, summary: summary, details: text, changesHosts: changes,
                               source: "playbooks/" + ((path as NSString).lastPathComponent))
     }
+}
+
+/// A `let:` value: a template over arguments and built-in names.
+public struct LetValue: Sendable, Hashable {
+    public var name: String
+    public var template: Template
 }
 
 /// One step; `condition` is its `when:`.
 public struct PlaybookStep: Sendable, Hashable {
     public enum Action: Sendable, Hashable {
         /// `run: CMD` as the SSH user.
-        case run(String)
+        case run(CommandTemplate)
         /// `sudo: CMD` through `sudo -n`.
-        case sudo(String)
+        case sudo(CommandTemplate)
         /// `service: {action, name, as}`: alias-resolved; `as` records
         /// `running`/`stopped` (and `AS_name`, the name used) after the action.
         case service(ServiceAction, logicalName: String, as: String?)
@@ -41,7 +78,14 @@ public struct PlaybookStep: Sendable, Hashable {
         /// missing) and `AS_exists` (`true` or '').
         case readFile(path: Template, as: String)
         /// `read_command: {command, as, sudo}`: stdout without trailing newlines.
-        case readCommand(String, as: String, sudo: Bool)
+        case readCommand(CommandTemplate, as: String, sudo: Bool)
+        /// `check: {command, as, sudo, attempts, every, required}`: `as` is `true` when the
+        /// command exits 0 (tried up to `attempts` times), else ''. Only a `required` check
+        /// that never succeeds fails the host.
+        case check(CommandTemplate, as: String?, sudo: Bool, attempts: Int, every: Duration, required: Bool)
+        /// `call: {task, args}`: another task, on its own hosts (its pin) or the host this
+        /// step is for; arguments are templates over this playbook's values.
+        case call(task: String, arguments: [Template])
         /// `wait_for_process: {name, timeout, state}`: sets `procs`.
         case waitForProcess(name: String, timeout: Duration, running: Bool)
         /// `message: TEXT`: appended to the host's report.
@@ -50,8 +94,16 @@ public struct PlaybookStep: Sendable, Hashable {
 
     public var action: Action
     public var condition: Condition?
-    /// Line of the step in its file.
+    /// `on:`: the hosts this step runs on instead of the host it is for.
+    public var pin: HostPin?
+    /// Line and column of the step in its file.
     public var line: Int
+    public var column: Int = 0
+
+    var isCall: Bool {
+        if case .call = action { return true }
+        return false
+    }
 
     /// One line for `help:TASK`.
     var summary: String {
@@ -63,11 +115,17 @@ public struct PlaybookStep: Sendable, Hashable {
         case .ensureFile(let path, let content, _): base = "ensure \(path.text) contains \(content.debugDescription)"
         case .readFile(let path, let name): base = "read \(path.text) as \(name)"
         case .readCommand(let command, let name, _): base = "read `\(command)` as \(name)"
+        case .check(let command, let name, let sudo, let attempts, let every, let required):
+            base = "check `\(command)`\(sudo ? " with sudo" : "")"
+                + (attempts > 1 ? ", up to \(attempts) times \(DurationText.format(every)) apart" : "")
+                + (name.map { " as \($0)" } ?? "") + (required ? " (fails the host if it never succeeds)" : "")
+        case .call(let task, let arguments):
+            base = "call `\(task)\(arguments.isEmpty ? "" : ":" + arguments.map(\.text).joined(separator: ","))`"
         case .waitForProcess(let name, let timeout, let running):
             base = "wait up to \(DurationText.format(timeout)) for \(running ? "a" : "no") \(name) process"
         case .message(let text): base = "report \"\(text.text)\""
         }
-        return base + (condition.map { " when `\($0.text)`" } ?? "")
+        return base + (pin.map { " on \($0)" } ?? "") + (condition.map { " when `\($0.text)`" } ?? "")
     }
 }
 

@@ -4,8 +4,10 @@ import Yams
 
 /// Reads and validates playbooks; every error names file, line and column.
 public enum PlaybookLoader {
-    static let topKeys = ["name", "summary", "description", "changes", "respect_data_sync_window", "steps"]
-    static let stepKinds = ["run", "sudo", "service", "ensure_file", "read_file", "read_command", "wait_for_process", "message"]
+    static let topKeys = ["name", "summary", "description", "changes", "respect_data_sync_window",
+                          "args", "let", "hosts", "runs_once", "serial", "steps"]
+    static let stepKinds = ["run", "sudo", "service", "ensure_file", "read_file", "read_command", "check", "call",
+                            "wait_for_process", "message"]
     /// Values every playbook may use: from the inventory and the host, never read from it.
     public static let builtInNames = ["host", "environment", "marker_path"]
 
@@ -69,13 +71,38 @@ public enum PlaybookLoader {
         guard case .sequence(let sequence) = stepsNode, !sequence.isEmpty else {
             throw reader.error(stepsNode, .wrongType(key: "steps", expected: "a non-empty list of steps"))
         }
-        var defined = Set(builtInNames)
+        var defined = Set(builtInNames + commandBuiltInNames)
+        let arguments = try top["args"].map { node throws(PlaybookError) in try reader.arguments(node) } ?? []
+        for argument in arguments {
+            guard !defined.contains(argument.name) else {
+                throw reader.error(top["args"]!, .invalidValue(key: "args", value: argument.name,
+                                                             reason: "'\(argument.name)' is a built-in name; choose another"))
+            }
+            defined.insert(argument.name)
+        }
+        var lets: [LetValue] = []
+        if let letNode = top["let"] {
+            guard case .mapping(let mapping) = letNode else { throw reader.error(letNode, .wrongType(key: "let", expected: "a mapping of NAME: TEMPLATE")) }
+            for (keyNode, valueNode) in mapping {
+                let letName = try reader.variable(keyNode, key: "let")
+                guard !defined.contains(letName) else {
+                    throw reader.invalid(keyNode, key: "let", value: letName, reason: "already defined; choose another name")
+                }
+                lets.append(LetValue(name: letName, template: try reader.template(valueNode, key: "let.\(letName)", defined: defined)))
+                defined.insert(letName)
+            }
+        }
+        let commandNames = defined
+        let pin = try top["hosts"].map { node throws(PlaybookError) in try reader.pin(node, key: "hosts") }
+        let runsOnce = try top["runs_once"].map { node throws(PlaybookError) in try reader.bool(node, key: "runs_once") } ?? false
+        let serial = try top["serial"].map { node throws(PlaybookError) in try reader.bool(node, key: "serial") } ?? false
         var steps: [PlaybookStep] = []
         for stepNode in sequence {
-            steps.append(try reader.step(stepNode, defined: &defined))
+            steps.append(try reader.step(stepNode, defined: &defined, commandNames: commandNames))
         }
         return Playbook(name: name, summary: summary, details: details, changes: changes,
-                        respectDataSyncWindow: window, steps: steps, path: file, nameLine: nameNode.mark?.line)
+                        respectDataSyncWindow: window, arguments: arguments, lets: lets, pin: pin, runsOnce: runsOnce,
+                        serial: serial, steps: steps, path: file, nameLine: nameNode.mark?.line)
     }
 
     /// Typed reads of YAML nodes with located errors.
@@ -150,7 +177,7 @@ public enum PlaybookLoader {
             return name
         }
 
-        func template(_ node: Node, key: String, defined: Set<String>) throws(PlaybookError) -> Template {
+        func template(_ node: Node, key: String, defined: Set<String>, hint: String? = nil) throws(PlaybookError) -> Template {
             let text = try string(node, key: key)
             var references: [String] = []
             var rest = Substring(text)
@@ -159,7 +186,12 @@ public enum PlaybookLoader {
                     throw invalid(node, key: key, value: text, reason: "'{{' without '}}'")
                 }
                 let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-                guard defined.contains(name) else { throw error(node, .undefinedName(name, defined: Array(defined))) }
+                guard defined.contains(name) else {
+                    if let hint {
+                        throw invalid(node, key: key, value: "{{\(name)}}", reason: "'\(name)' is not defined here: \(hint)")
+                    }
+                    throw error(node, .undefinedName(name, defined: Array(defined)))
+                }
                 references.append(name)
                 rest = rest[close.upperBound...]
             }
@@ -172,19 +204,87 @@ public enum PlaybookLoader {
             return Template(text: normalised, references: references)
         }
 
-        /// A shell command: literal, never templated, so nothing read from a
-        /// host is ever pasted into a shell.
-        func command(_ node: Node, key: String) throws(PlaybookError) -> String {
-            let value = try nonEmpty(node, key: key)
-            guard !value.contains("{{") else {
-                throw invalid(node, key: key, value: value,
-                              reason: "commands are not templated (values read from hosts never reach a shell); use a fixed command")
+        /// A shell command whose `{{NAME}}` placeholders are arguments, `let:` values or
+        /// built-in names (never values read from hosts), each rendered as one quoted word.
+        func command(_ node: Node, key: String, names: Set<String>) throws(PlaybookError) -> CommandTemplate {
+            _ = try nonEmpty(node, key: key)
+            let parsed = try template(node, key: key, defined: names, hint: "commands may use arguments, let: values and "
+                                        + commandBuiltInNames.joined(separator: ", ") + ", never values read from hosts")
+            if let quoted = CommandTemplate.quotedPlaceholder(in: parsed.text) {
+                throw invalid(node, key: key, value: quoted,
+                              reason: "a placeholder is quoted for the shell already; remove the quotes around \(quoted) "
+                                + "(or build the text in let:)")
             }
-            return value
+            return CommandTemplate(text: parsed.text, references: parsed.references)
         }
 
-        func step(_ node: Node, defined: inout Set<String>) throws(PlaybookError) -> PlaybookStep {
-            let map = try mapping(node, context: "a step", allowed: PlaybookLoader.stepKinds + ["when"])
+        /// `args:` — a list of `{name, type, pattern, default, help}`.
+        func arguments(_ node: Node) throws(PlaybookError) -> [PlaybookArgument] {
+            guard case .sequence(let sequence) = node else {
+                throw error(node, .wrongType(key: "args", expected: "a list of {name, type, pattern, default, help}"))
+            }
+            var result: [PlaybookArgument] = []
+            for item in sequence {
+                let fields = try mapping(item, context: "an argument", allowed: ["name", "type", "pattern", "default", "help"])
+                let nameNode = try required(fields, "name", in: "an argument", at: item)
+                let name = try variable(nameNode, key: "args.name")
+                guard !result.contains(where: { $0.name == name }) else {
+                    throw invalid(nameNode, key: "args.name", value: name, reason: "declared twice")
+                }
+                var kind = PlaybookArgument.Kind.text
+                if let typeNode = fields["type"] {
+                    let text = try string(typeNode, key: "args.type")
+                    guard let parsed = PlaybookArgument.Kind(rawValue: text) else {
+                        throw invalid(typeNode, key: "args.type", value: text,
+                                      reason: "use " + PlaybookArgument.Kind.allCases.map(\.rawValue).joined(separator: ", "))
+                    }
+                    kind = parsed
+                }
+                var pattern: String?
+                if let patternNode = fields["pattern"] {
+                    let text = try nonEmpty(patternNode, key: "args.pattern")
+                    guard (try? NSRegularExpression(pattern: text)) != nil else {
+                        throw invalid(patternNode, key: "args.pattern", value: text, reason: "not a regular expression")
+                    }
+                    pattern = text
+                }
+                let help = try fields["help"].map { node throws(PlaybookError) in try string(node, key: "args.help") } ?? ""
+                var argument = PlaybookArgument(name: name, kind: kind, pattern: pattern, defaultValue: nil, help: help)
+                if let defaultNode = fields["default"] {
+                    let value = try string(defaultNode, key: "args.default")
+                    if let problem = argument.validate(value) {
+                        throw invalid(defaultNode, key: "args.default", value: value, reason: problem)
+                    }
+                    argument.defaultValue = value
+                } else if let previous = result.last, previous.defaultValue != nil {
+                    throw invalid(nameNode, key: "args.name", value: name,
+                                  reason: "a required argument cannot follow one with a default; give it a default or move it up")
+                }
+                result.append(argument)
+            }
+            return result
+        }
+
+        /// `hosts:` / `on:` — `{host: NAME}`, `{class: NAME}` or `{puppet_class: NAME}`, with `once`.
+        func pin(_ node: Node, key: String) throws(PlaybookError) -> HostPin {
+            let kinds = HostPin.Kind.allCases.map(\.rawValue)
+            let fields = try mapping(node, context: key, allowed: kinds + ["once"])
+            let given = kinds.filter { fields[$0] != nil }
+            guard given.count == 1, let kindName = given.first, let kind = HostPin.Kind(rawValue: kindName),
+                  let valueNode = fields[kindName] else {
+                throw error(node, .invalidValue(key: key, value: given.joined(separator: ", "),
+                                                reason: "give exactly one of " + kinds.joined(separator: ", ")))
+            }
+            let value = try nonEmpty(valueNode, key: "\(key).\(kindName)")
+            guard value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.:-".contains($0)) }) else {
+                throw invalid(valueNode, key: "\(key).\(kindName)", value: value, reason: "letters, digits, '_', '.', ':' and '-'")
+            }
+            let once = try fields["once"].map { node throws(PlaybookError) in try bool(node, key: "\(key).once") } ?? false
+            return HostPin(kind: kind, value: value, once: once, location: location(valueNode))
+        }
+
+        func step(_ node: Node, defined: inout Set<String>, commandNames: Set<String>) throws(PlaybookError) -> PlaybookStep {
+            let map = try mapping(node, context: "a step", allowed: PlaybookLoader.stepKinds + ["when", "on"])
             let kinds = PlaybookLoader.stepKinds.filter { map[$0] != nil }
             guard kinds.count == 1, let kind = kinds.first, let body = map[kind] else {
                 throw error(node, .stepKind(found: kinds))
@@ -203,8 +303,60 @@ public enum PlaybookLoader {
             }
             let action: PlaybookStep.Action
             switch kind {
-            case "run": action = .run(try command(body, key: "run"))
-            case "sudo": action = .sudo(try command(body, key: "sudo"))
+            case "run": action = .run(try command(body, key: "run", names: commandNames))
+            case "sudo": action = .sudo(try command(body, key: "sudo", names: commandNames))
+            case "check":
+                let fields: [String: Node]
+                if case .scalar = body {
+                    fields = ["command": body]
+                } else {
+                    fields = try mapping(body, context: "check", allowed: ["command", "as", "sudo", "attempts", "every", "required"])
+                }
+                let text = try command(try required(fields, "command", in: "check", at: body), key: "check.command", names: commandNames)
+                let name = try fields["as"].map { node throws(PlaybookError) in try variable(node, key: "check.as") }
+                let sudo = try fields["sudo"].map { node throws(PlaybookError) in try bool(node, key: "check.sudo") } ?? false
+                var attempts = 1
+                if let attemptsNode = fields["attempts"] {
+                    let value = try string(attemptsNode, key: "check.attempts")
+                    guard let parsed = Int(value), (1...1000).contains(parsed) else {
+                        throw invalid(attemptsNode, key: "check.attempts", value: value, reason: "a number from 1 to 1000")
+                    }
+                    attempts = parsed
+                }
+                var every = Duration.seconds(5)
+                if let everyNode = fields["every"] {
+                    let value = try string(everyNode, key: "check.every")
+                    guard let parsed = DurationText.parse(value), parsed >= .milliseconds(100), parsed <= .seconds(300) else {
+                        throw invalid(everyNode, key: "check.every", value: value, reason: "a duration from 100ms to 5m, such as 5s")
+                    }
+                    every = parsed
+                }
+                let required = try fields["required"].map { node throws(PlaybookError) in try bool(node, key: "check.required") } ?? false
+                guard name != nil || required else {
+                    throw error(body, .missingKey(key: "as", in: "check (or set required: true)"))
+                }
+                if let name { defined.insert(name) }
+                action = .check(text, as: name, sudo: sudo, attempts: attempts, every: every, required: required)
+            case "call":
+                let taskNode: Node
+                var argumentNodes: [Node] = []
+                if case .scalar = body {
+                    taskNode = body
+                } else {
+                    let fields = try mapping(body, context: "call", allowed: ["task", "args"])
+                    taskNode = try required(fields, "task", in: "call", at: body)
+                    if let argsNode = fields["args"] {
+                        guard case .sequence(let sequence) = argsNode else {
+                            throw error(argsNode, .wrongType(key: "call.args", expected: "a list of values"))
+                        }
+                        argumentNodes = Array(sequence)
+                    }
+                }
+                let task = try nonEmpty(taskNode, key: "call.task")
+                let arguments = try argumentNodes.map { node throws(PlaybookError) in
+                    try template(node, key: "call.args", defined: commandNames)
+                }
+                action = .call(task: task, arguments: arguments)
             case "message": action = .message(try template(body, key: "message", defined: defined))
             case "service":
                 let fields = try mapping(body, context: "service", allowed: ["action", "name", "as"])
@@ -245,7 +397,8 @@ public enum PlaybookLoader {
                 action = .readFile(path: path, as: name)
             case "read_command":
                 let fields = try mapping(body, context: "read_command", allowed: ["command", "as", "sudo"])
-                let text = try command(try required(fields, "command", in: "read_command", at: body), key: "read_command.command")
+                let text = try command(try required(fields, "command", in: "read_command", at: body), key: "read_command.command",
+                                       names: commandNames)
                 let name = try variable(try required(fields, "as", in: "read_command", at: body), key: "read_command.as")
                 let sudo = try fields["sudo"].map { node throws(PlaybookError) in try bool(node, key: "read_command.sudo") } ?? false
                 defined.insert(name)
@@ -280,7 +433,9 @@ public enum PlaybookLoader {
                 defined.insert("procs")
                 action = .waitForProcess(name: process, timeout: timeout, running: running)
             }
-            return PlaybookStep(action: action, condition: condition, line: node.mark?.line ?? 0)
+            let pin = try map["on"].map { node throws(PlaybookError) in try self.pin(node, key: "on") }
+            return PlaybookStep(action: action, condition: condition, pin: pin, line: node.mark?.line ?? 0,
+                                column: node.mark?.column ?? 0)
         }
     }
 }

@@ -27,6 +27,10 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidServiceName(ServiceNameError)
         /// A task the command line handles itself (`hosts`, `classes`, `help`).
         case handledByCommandLine(task: String)
+        /// A playbook argument whose value its declaration refuses.
+        case invalidArgument(task: String, argument: String, value: String, reason: String)
+        /// A playbook pinned to hosts the inventory does not have.
+        case pinnedHostsMissing(task: String, pin: String, reason: String, location: SourceLocation)
 
         public var description: String {
             switch self {
@@ -44,6 +48,10 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
                 return error.description
             case .handledByCommandLine(let task):
                 return "'\(task)' is handled by the command line and runs on no host"
+            case .invalidArgument(let task, let argument, let value, let reason):
+                return "'\(task)' argument '\(argument)' cannot be \(value.debugDescription): \(reason) (see 'help:\(task)')"
+            case .pinnedHostsMissing(let task, let pin, let reason, let location):
+                return "'\(task)' runs on \(pin) (\(location)), but \(reason): add that host to the inventory"
             }
         }
     }

@@ -40,9 +40,11 @@ public struct TaskRegistry: Sendable {
         var descriptor: TaskDescriptor
         /// nil for tasks the command line handles itself.
         var make: Factory?
+        /// Set for playbooks, which `plannedTasks` may expand into several host tasks.
+        var playbook: Playbook?
     }
 
-    private let entries: [String: Entry]
+    let entries: [String: Entry]
 
     init(entries: [Entry]) {
         self.entries = Dictionary(entries.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -61,13 +63,15 @@ public struct TaskRegistry: Sendable {
                                         at: SourceLocation(file: playbook.path, line: playbook.nameLine))
                 }
                 taken[playbook.name] = playbook.path
-                entries.append(Entry(descriptor: playbook.descriptor) { invocation, _ throws(TaskError) in
-                    try noArguments(invocation, usage: playbook.name)
-                    return PlaybookTask(playbook: playbook, invocation: invocation)
-                })
+                entries.append(Entry(descriptor: playbook.descriptor, make: { invocation, _ throws(TaskError) in
+                    PlaybookTask(playbook: playbook, invocation: invocation,
+                                 arguments: try bindArguments(invocation, of: playbook, settings: [:]))
+                }, playbook: playbook))
             }
         }
-        return TaskRegistry(entries: entries)
+        let registry = TaskRegistry(entries: entries)
+        try registry.validateCalls()
+        return registry
     }
 
     /// Every task, sorted by name (for `--list` and `help:TASK`).
