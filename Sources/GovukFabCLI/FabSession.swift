@@ -119,8 +119,8 @@ struct FabSession {
                 break
             }
             do {
-                let task = try registry.makeTask(step.task, inventory: inventory)
-                planned.append(PlannedTask(task: task, hosts: step.hosts))
+                // A playbook with pinned steps or calls becomes several host tasks.
+                planned += try registry.plannedTasks(step.task, hosts: step.hosts, inventory: inventory)
             } catch {
                 return console.fail("\(error)", code: .usage)
             }
