@@ -14,8 +14,11 @@ import Synchronization
 public final class TestFleet: Sendable {
     /// The hosts, in order `<prefix>-1` ... `<prefix>-N`.
     public let hosts: [TestFleetHost]
-    /// The login user on every host.
+    /// The default login on every host: as in production, not root, with passwordless (NOPASSWD)
+    /// sudo. It exists only inside the hosts (their own /etc/passwd and sudoers).
     public let user: String
+    /// The same key also logs in as root, for tests that need it.
+    public let rootUser = "root"
     /// Private key (ed25519, no passphrase) that every host accepts.
     public let clientKeyPath: String
     /// known_hosts with each host's ed25519 and ECDSA keys as `[address]:port type key`.
@@ -84,7 +87,9 @@ public final class TestFleet: Sendable {
         self.workDirectory = directory
         self.scriptPath = scriptPath
         self.purgeOnStop = purgeOnStop
-        self.user = "root"
+        self.user = try Self.readLines(directory + "/fleet.env")
+            .first { $0.hasPrefix("TESTFLEET_USER=") }
+            .map { String($0.dropFirst("TESTFLEET_USER=".count)) } ?? "root"
         self.clientKeyPath = directory + "/client/id_ed25519"
         self.knownHostsPath = directory + "/known_hosts"
         self.sshConfigPath = directory + "/ssh_config"
@@ -155,8 +160,10 @@ public final class TestFleet: Sendable {
 
     /// Arguments for the real `ssh` client to reach `host` with the fleet's key and
     /// strict host key checking, e.g. `["ssh"] + sshArguments(for: h) + ["uptime"]`.
-    public func sshArguments(for host: TestFleetHost) -> [String] {
-        [
+    /// `user` defaults to ``user``; pass ``rootUser`` to log in as root.
+    public func sshArguments(for host: TestFleetHost, user: String? = nil) -> [String] {
+        let user = user ?? self.user
+        return [
             "-i", clientKeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", "UserKnownHostsFile=\(knownHostsPath)", "-o", "StrictHostKeyChecking=yes",
             "-o", "ConnectTimeout=10", "-p", String(host.port), "\(user)@\(host.address)",

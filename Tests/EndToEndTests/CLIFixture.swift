@@ -117,7 +117,7 @@ final class FleetInventory: @unchecked Sendable {
         var yaml = """
             name: testfleet
             ssh:
-              user: root
+              user: \(fleet.user)
               port: 2222
               identity_files: [\(fleet.clientKeyPath)]
               known_hosts: [\(fleet.knownHostsPath)]

@@ -18,11 +18,11 @@ struct GatewayEndToEndTests {
         var yaml = """
             name: testfleet
             ssh:
-              user: root
+              user: \(fleet.user)
               port: 2222
               identity_files: [\(fleet.clientKeyPath)]
               known_hosts: [\(fleet.knownHostsPath)]
-              gateway: root@\(gateway.address):\(gateway.port)
+              gateway: \(fleet.user)@\(gateway.address):\(gateway.port)
               connect_timeout: 3s
               command_timeout: 60s
             parallelism: 10

@@ -35,7 +35,7 @@ struct GatewayRunnerTests {
         let inventory = Inventory(
             name: "isolated",
             ssh: SSHSettings(
-                user: "root", port: 2222, identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
+                user: fleet.user, port: 2222, identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
                 gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)),
             hosts: inner.map { Fleet.Host(name: $0.name, address: $0.address) })
         var client = SSHClientOptions.from(inventory)

@@ -24,9 +24,10 @@ enum SharedFleet {
             knownHostsFiles: [fleet.knownHostsPath])
     }
 
-    static func connect(_ fleet: TestFleet, _ host: TestFleetHost, reactor: SSHReactor) async throws -> SSHSession {
+    /// Logs in as the fleet's default (non-root) user, or as `user`.
+    static func connect(_ fleet: TestFleet, _ host: TestFleetHost, user: String? = nil, reactor: SSHReactor) async throws -> SSHSession {
         try await SSHSession.connect(
-            to: SSHEndpoint(host: host.address, port: host.port, user: fleet.user), options: options(fleet),
+            to: SSHEndpoint(host: host.address, port: host.port, user: user ?? fleet.user), options: options(fleet),
             reactor: reactor, logger: quietLogger)
     }
 }
@@ -51,6 +52,8 @@ final class FleetTests: Sendable {
         fleet = try SharedFleet.get()
         reactor = try SSHReactor()
         scratch = try makeTemporaryDirectory("govuk-fab-ssh-test")
+        // The hosts' non-root login reads and writes here (mkdtemp made it 0700).
+        chmod(scratch, 0o1777)
     }
 
     deinit {
@@ -178,7 +181,8 @@ final class FleetTests: Sendable {
         #expect(try shell("head -c 52428800 /dev/urandom > \(local)").status == 0)
         let localHash = String(try shell("sha256sum \(local)").output.prefix(64))
         let host = fleet.hosts[4]
-        let session = try await SharedFleet.connect(fleet, host, reactor: reactor)
+        // The transport has no sudo: writing a root-owned directory needs the root login.
+        let session = try await SharedFleet.connect(fleet, host, user: fleet.rootUser, reactor: reactor)
         let started = ContinuousClock.now
         try await session.upload(file: local, to: "/opt/goreplay/big.bin", mode: 0o640)
         let elapsed = ContinuousClock.now - started
@@ -204,7 +208,7 @@ final class FleetTests: Sendable {
 
     @Test("uploading over an existing file replaces it atomically (new inode, exact mode)")
     func atomicReplace() async throws {
-        let session = try await connect(5)
+        let session = try await SharedFleet.connect(fleet, fleet.hosts[5], user: fleet.rootUser, reactor: reactor)
         let path = "/etc/govuk/app.conf"
         try await session.upload(data: Array("one\n".utf8), to: path, mode: 0o600)
         let before = try await session.run("stat -c '%i %a' \(path); cat \(path)").stdout

@@ -5,9 +5,9 @@ import Testing
 
 /// Runs the real `ssh` client against `host` and returns its exit status and output.
 private func ssh(
-    _ fleet: TestFleet, _ host: TestFleetHost, _ command: String, extraOptions: [String] = []
+    _ fleet: TestFleet, _ host: TestFleetHost, _ command: String, extraOptions: [String] = [], user: String? = nil
 ) throws -> SubprocessResult {
-    try runSubprocess("/usr/bin/ssh", extraOptions + fleet.sshArguments(for: host) + [command])
+    try runSubprocess("/usr/bin/ssh", extraOptions + fleet.sshArguments(for: host, user: user) + [command])
 }
 
 /// The live processes in the PID namespace with this /proc/PID/ns/pid link.
@@ -74,6 +74,23 @@ struct TestFleetTests {
         #expect(mismatch.output.contains("HOST IDENTIFICATION HAS CHANGED"), "\(mismatch.output)")
     }
 
+    @Test("the default login is production's: a non-root user whose sudo needs no password; root still logs in")
+    func loginIsNonRootWithSudo() throws {
+        let fleet = try TestFleet.start(TestFleetOptions(hostCount: 1))
+        defer { fleet.stop() }
+        let host = try #require(fleet.host(named: "host-1"))
+        #expect(fleet.user != "root")
+        let plain = try ssh(fleet, host, "id -un; hostname; sudo -n id -un")
+        #expect(plain.status == 0, "\(plain.output)")
+        // No "unable to resolve host" or other sudo noise: stderr is empty.
+        #expect(plain.output == "\(fleet.user)\nhost-1\nroot\n")
+        #expect(try ssh(fleet, host, "touch /etc/govuk/x").status != 0)
+        let root = try ssh(fleet, host, "id -u", user: fleet.rootUser)
+        #expect(root.output == "0\n")
+        // The user exists only inside the hosts, never on this machine.
+        #expect(getpwnam(fleet.user) == nil)
+    }
+
     @Test("a file under one host's private path exists only on that host")
     func privatePathsArePerHost() throws {
         let fleet = try TestFleet.start(TestFleetOptions(hostCount: 3))
@@ -107,7 +124,7 @@ struct TestFleetTests {
 
         // Written on host-2 over ssh: lands in host-2's tree, invisible to host-1.
         let host2 = try #require(fleet.host(named: "host-2"))
-        #expect(try ssh(fleet, host2, "mkdir -p /run/govuk-fab && echo 42 > /run/govuk-fab/app.pid").status == 0)
+        #expect(try ssh(fleet, host2, "sudo -n sh -c 'mkdir -p /run/govuk-fab && echo 42 > /run/govuk-fab/app.pid'").status == 0)
         #expect(try String(contentsOfFile: host2.realPath("/run/govuk-fab/app.pid"), encoding: .utf8) == "42\n")
         #expect(try fleet.run(on: "host-1", "test -e /run/govuk-fab/app.pid").status == 1)
     }
