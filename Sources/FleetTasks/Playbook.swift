@@ -21,6 +21,8 @@ public struct Playbook: Sendable, Hashable {
     public var runsOnce = false
     /// `serial:`: one host after another, every step on a host before the next host.
     public var serial = false
+    /// `max_hosts:`: refuse a selection of more hosts (fabric-scripts' one-host guards).
+    public var maxHosts: Int?
     public var steps: [PlaybookStep]
     /// The file it came from, and the line of its `name:`.
     public var path: String
@@ -28,7 +30,12 @@ public struct Playbook: Sendable, Hashable {
 
     /// `puppet.disable:REASON`, `nagios.schedule_downtime:HOST[,MINUTES]`.
     public var usage: String {
-        arguments.isEmpty ? name : name + ":" + arguments.map(\.usageWord).joined(separator: ",")
+        var text = name
+        for (index, argument) in arguments.enumerated() {
+            let separator = index == 0 ? ":" : ","
+            text += argument.defaultValue == nil ? separator + argument.name.uppercased() : "[\(separator)\(argument.name.uppercased())]"
+        }
+        return text
     }
 
     /// Whether the steps need more than one host task each (pinned steps, calls, serial).
@@ -49,6 +56,7 @@ public struct Playbook: Sendable, Hashable {
         if let pin { text += "\n\nRuns on \(pin), not on the selected hosts." }
         if runsOnce { text += "\n\nRuns once, on the first of its hosts." }
         if serial { text += "\n\nRuns on one host at a time." }
+        if let maxHosts { text += "\n\nRefuses more than \(maxHosts) host\(maxHosts == 1 ? "" : "s") (select with -H)." }
         if respectDataSyncWindow { text += "\n\nRefuses inside the data-sync window unless `--force`." }
         text += "\n\nSteps:\n\n" + steps.enumerated().map { "\($0.offset + 1). \($0.element.summary)" }.joined(separator: "\n")
         return TaskDescriptor(name: name, usage: usage, summary: summary, details: text, changesHosts: changes,

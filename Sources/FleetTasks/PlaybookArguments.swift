@@ -61,8 +61,6 @@ public struct PlaybookArgument: Sendable, Hashable {
         return nil
     }
 
-    /// How `help:TASK` and the usage line show it.
-    var usageWord: String { defaultValue == nil ? name.uppercased() : "[\(name.uppercased())]" }
 }
 
 /// Hosts a playbook or step is pinned to, from the inventory (fabric-scripts' `@hosts`).

@@ -5,7 +5,7 @@ import Yams
 /// Reads and validates playbooks; every error names file, line and column.
 public enum PlaybookLoader {
     static let topKeys = ["name", "summary", "description", "changes", "respect_data_sync_window",
-                          "args", "let", "hosts", "runs_once", "serial", "steps"]
+                          "args", "let", "hosts", "runs_once", "serial", "max_hosts", "steps"]
     static let stepKinds = ["run", "sudo", "service", "ensure_file", "read_file", "read_command", "check", "call",
                             "wait_for_process", "message"]
     /// Values every playbook may use: from the inventory and the host, never read from it.
@@ -96,13 +96,21 @@ public enum PlaybookLoader {
         let pin = try top["hosts"].map { node throws(PlaybookError) in try reader.pin(node, key: "hosts") }
         let runsOnce = try top["runs_once"].map { node throws(PlaybookError) in try reader.bool(node, key: "runs_once") } ?? false
         let serial = try top["serial"].map { node throws(PlaybookError) in try reader.bool(node, key: "serial") } ?? false
+        var maxHosts: Int?
+        if let maxNode = top["max_hosts"] {
+            let text = try reader.string(maxNode, key: "max_hosts")
+            guard let value = Int(text), value >= 1 else {
+                throw reader.invalid(maxNode, key: "max_hosts", value: text, reason: "a whole number from 1")
+            }
+            maxHosts = value
+        }
         var steps: [PlaybookStep] = []
         for stepNode in sequence {
             steps.append(try reader.step(stepNode, defined: &defined, commandNames: commandNames))
         }
         return Playbook(name: name, summary: summary, details: details, changes: changes,
                         respectDataSyncWindow: window, arguments: arguments, lets: lets, pin: pin, runsOnce: runsOnce,
-                        serial: serial, steps: steps, path: file, nameLine: nameNode.mark?.line)
+                        serial: serial, maxHosts: maxHosts, steps: steps, path: file, nameLine: nameNode.mark?.line)
     }
 
     /// Typed reads of YAML nodes with located errors.
@@ -352,9 +360,18 @@ public enum PlaybookLoader {
                         argumentNodes = Array(sequence)
                     }
                 }
-                let task = try nonEmpty(taskNode, key: "call.task")
-                let arguments = try argumentNodes.map { node throws(PlaybookError) in
+                var task = try nonEmpty(taskNode, key: "call.task")
+                var arguments = try argumentNodes.map { node throws(PlaybookError) in
                     try template(node, key: "call.args", defined: commandNames)
+                }
+                // `call: app.stop:mongodb` — Fabric's word, fixed arguments split on commas.
+                if case .scalar = body, let colon = task.firstIndex(of: ":") {
+                    arguments = task[task.index(after: colon)...].split(separator: ",", omittingEmptySubsequences: false)
+                        .map { Template(text: String($0), references: []) }
+                    task = String(task[..<colon])
+                    if arguments.contains(where: { $0.text.contains("{{") }) {
+                        throw invalid(body, key: "call", value: task, reason: "use {task: NAME, args: [...]} for arguments with {{NAME}}")
+                    }
                 }
                 action = .call(task: task, arguments: arguments)
             case "message": action = .message(try template(body, key: "message", defined: defined))

@@ -54,6 +54,9 @@ extension TaskRegistry {
         var targets = selected
         if let pin = playbook.pin { targets = try resolve(pin, for: invocation, in: inventory) }
         if playbook.runsOnce { targets = Array(targets.prefix(1)) }
+        if let maxHosts = playbook.maxHosts, targets.count > maxHosts {
+            throw TaskError(word: invocation.raw, problem: .tooManyHosts(task: invocation.name, limit: maxHosts, selected: targets.count))
+        }
         guard playbook.needsExpansion || !gates.isEmpty || !completes.isEmpty else {
             return [PlannedTask(task: PlaybookTask(playbook: playbook, invocation: invocation, arguments: arguments), hosts: targets)]
         }

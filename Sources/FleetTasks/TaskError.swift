@@ -29,6 +29,8 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
         case handledByCommandLine(task: String)
         /// A playbook argument whose value its declaration refuses.
         case invalidArgument(task: String, argument: String, value: String, reason: String)
+        /// A task that runs on at most `limit` hosts was given more.
+        case tooManyHosts(task: String, limit: Int, selected: Int)
         /// A playbook pinned to hosts the inventory does not have.
         case pinnedHostsMissing(task: String, pin: String, reason: String, location: SourceLocation)
 
@@ -50,6 +52,9 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
                 return "'\(task)' is handled by the command line and runs on no host"
             case .invalidArgument(let task, let argument, let value, let reason):
                 return "'\(task)' argument '\(argument)' cannot be \(value.debugDescription): \(reason) (see 'help:\(task)')"
+            case .tooManyHosts(let task, let limit, let selected):
+                return "'\(task)' runs on at most \(limit) host\(limit == 1 ? "" : "s") at a time, but \(selected) are selected: "
+                    + "select \(limit == 1 ? "one" : "fewer") with -H HOST"
             case .pinnedHostsMissing(let task, let pin, let reason, let location):
                 return "'\(task)' runs on \(pin) (\(location)), but \(reason): add that host to the inventory"
             }

@@ -31,6 +31,24 @@ public struct TaskDescriptor: Sendable, Hashable {
     }
 }
 
+extension TaskDescriptor {
+    /// The module of a task, as fabric-scripts' modules: `puppet` for `puppet.disable` and
+    /// for the module's default task `puppet`; '' for top-level tasks such as `do`.
+    public var module: String {
+        if let dot = name.firstIndex(of: ".") { return String(name[..<dot]) }
+        return TaskDescriptor.moduleDefaults.contains(name) ? name : ""
+    }
+
+    /// Default tasks of fabric-scripts modules (`fab production all apt`).
+    static let moduleDefaults: Set<String> = ["puppet", "apt", "cache"]
+
+    /// Top-level tasks first, then each module in name order, tasks sorted by name.
+    public static func groupedByModule(_ descriptors: [TaskDescriptor]) -> [(module: String, tasks: [TaskDescriptor])] {
+        let groups = Dictionary(grouping: descriptors, by: \.module)
+        return groups.keys.sorted().map { (module: $0, tasks: groups[$0]!.sorted { $0.name < $1.name }) }
+    }
+}
+
 /// Every task govuk-fab knows: the built-ins and the playbooks, validated
 /// when the registry is made so a bad playbook fails before any host is touched.
 public struct TaskRegistry: Sendable {

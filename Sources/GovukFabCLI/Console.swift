@@ -125,7 +125,11 @@ final class Console: Sendable {
         }
         let width = descriptors.map(\.usage.count).max() ?? 0
         var lines = ["Available tasks:", ""]
-        lines += descriptors.map { "    " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }
+        // Grouped by module as `fab -l` showed fabric-scripts: `puppet.disable` under puppet.
+        for (module, tasks) in TaskDescriptor.groupedByModule(descriptors) {
+            if !module.isEmpty { lines += ["", "  \(module)"] }
+            lines += tasks.map { "    " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }
+        }
         lines += ["", "Selectors: puppet_class:NAME[,NAME] class:NAME node_type:NAME application:APP all, and -H HOSTS"]
         emitLocal(lines)
     }
