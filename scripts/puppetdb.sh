@@ -277,17 +277,21 @@ fill() {
     add_node "bouncer-1.$d" 10.1.0.21 bouncer Govuk_bouncer::Gor Gor Govuk::Node::S_bouncer
     add_node "backend-1.$d" 10.1.0.31 backend Govuk::Node::S_backend Govuk::Apps::Publisher
     add_node "frontend-1.$d" 10.1.0.41 frontend Govuk::Node::S_frontend Govuk::Apps::Frontend
+    # Facts are reported by the nodes themselves: forged-1 claims an address that smuggles a
+    # second host line; govuk-fab must leave it out and keep trusted-1.
+    add_node "trusted-1.$d" 10.1.0.51 trust Trust_test
+    add_node "forged-1.$d" '10.0.0.5 -\nprod-db-1 10.9.9.9' trust Trust_test
     # Commands are processed asynchronously; wait (bounded) until every catalogue is queryable.
     local query='["and",["=","type","Class"],["=","title","Settings"]]' waited=0 count
     while true; do
         count=$(curl -s --max-time 5 -G "$BASE_URL/pdb/query/v4/resources" --data-urlencode "query=$query" \
             | grep -o '"certname"' | wc -l || true)
-        [ "$count" -ge 6 ] && break
-        [ "$waited" -ge 60 ] && die "only $count of 6 catalogues stored after 60s"
+        [ "$count" -ge 8 ] && break
+        [ "$waited" -ge 60 ] && die "only $count of 8 catalogues stored after 60s"
         sleep 1
         waited=$((waited + 1))
     done
-    log "6 nodes loaded"
+    log "8 nodes loaded"
 }
 
 print_env() {

@@ -32,6 +32,11 @@ struct PuppetDBInventoryTests {
         #expect(try await select(["node_type:cache"]) == ["cache-1", "cache-2", "cache-3"])
     }
 
+    @Test("a node whose own ipaddress fact smuggles a second host line is left out; its neighbour stays")
+    func forgedFactsAreLeftOut() async throws {
+        #expect(try await select(["puppet_class:trust_test"]) == ["trusted-1"])
+    }
+
     @Test func unknownClassIsNoMatchNotASilentEmptyList() async throws {
         await #expect(throws: SelectionError.self) { _ = try await select(["puppet_class:no_such_class"]) }
     }

@@ -79,6 +79,11 @@ public enum InventoryParser {
     // MARK: - Sections
 
     static func compose(_ text: String, file: String) throws(InventoryError) -> YAMLTree {
+        if let deep = YAMLNestingLimit.firstViolation(in: text) {
+            throw InventoryError(
+                .syntax("nested more than \(YAMLNestingLimit.maximumDepth) levels deep; no inventory needs that, so the file is refused unread"),
+                at: SourceLocation(file: file, line: deep.line, column: deep.column))
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)

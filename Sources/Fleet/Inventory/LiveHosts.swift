@@ -109,25 +109,32 @@ public struct LiveHostLister: Sendable {
     /// The inventory with its hosts from the source: each query's hosts, with the puppet class or node
     /// class that selected them, so the selectors then match exactly those.
     public func resolve(_ queries: [HostListQuery]) async throws -> Inventory {
-        let fetch: @Sendable (HostListQuery) async throws -> String
-        let parseAnswer: (String, HostListQuery) throws -> [Host]
+        let fetch: @Sendable (HostListQuery) async throws -> [HostListAnswer.Entry]
         switch inventory.source {
         case .file:
             return inventory
         case .gatewayCommand(let command):
             fetch = { query in
-                try await runOnGateway(([command] + query.arguments.map(shellQuote)).joined(separator: " "), query: query)
+                let commandLine = ([command] + query.arguments.map(shellQuote)).joined(separator: " ")
+                return try parse(try await runOnGateway(commandLine, query: query), query: query)
             }
-            parseAnswer = { output, query in try parse(output, query: query) }
         case .puppetDB(let source):
+            if source.url.lowercased().hasPrefix("http://") {
+                logger.warning("PuppetDB at \(source.url) is plain HTTP: its answers could be altered in transit; use https:// with ca_certificate")
+            }
             fetch = { query in try await askPuppetDB(source, query) }
-            parseAnswer = { output, query in try parsePuppetDB(output, query: query) }
         }
         var hosts: [Host] = []
         var index: [String: Int] = [:]
         for query in queries {
-            let output = try await answer(query, fetch: fetch)
-            for host in try parseAnswer(output, query) {
+            for entry in try await answer(query, fetch: fetch) {
+                var host = Host(name: entry.name, address: entry.address)
+                switch query.kind {
+                case .puppetClass(let name): host.puppetClasses = [name]
+                case .nodeClass(let name): host.nodeClass = name
+                case .all: break
+                }
+                if let nodeClass = entry.nodeClass { host.nodeClass = nodeClass }
                 if let at = index[host.name] {
                     hosts[at].puppetClasses += host.puppetClasses.filter { !hosts[at].puppetClasses.contains($0) }
                     if case .nodeClass = query.kind { hosts[at].nodeClass = host.nodeClass }
@@ -143,51 +150,47 @@ public struct LiveHostLister: Sendable {
     }
 
     /// One line per host: the first DNS label is the name (as fabric-scripts kept it), the line the address.
-    func parse(_ output: String, query: HostListQuery) throws(LiveInventoryError) -> [Host] {
-        var hosts: [Host] = []
+    func parse(_ output: String, query: HostListQuery) throws(LiveInventoryError) -> [HostListAnswer.Entry] {
+        var entries: [HostListAnswer.Entry] = []
         for (number, raw) in output.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
-            guard line.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }),
-                  let label = line.split(separator: ".").first, !label.isEmpty
-            else {
+            guard HostNameRules.isHostName(line), let label = line.split(separator: ".").first, !label.isEmpty else {
                 throw LiveInventoryError(
                     source: sourceName,
                     message: "line \(number + 1) of the answer to \(query) is not a host name: '\(line.prefix(80))'")
             }
-            var host = Host(name: String(label), address: line)
-            switch query.kind {
-            case .puppetClass(let name): host.puppetClasses = [name]
-            case .nodeClass(let name): host.nodeClass = name
-            case .all: break
+            if !entries.contains(where: { $0.name == label }) {
+                entries.append(HostListAnswer.Entry(name: String(label), address: line))
             }
-            if !hosts.contains(where: { $0.name == host.name }) { hosts.append(host) }
         }
-        return hosts
+        return entries
     }
 
-    /// The cached answer if fresh, else the command's output (then cached).
-    func answer(_ query: HostListQuery, fetch: @Sendable (HostListQuery) async throws -> String) async throws -> String {
-        let safeName = (inventory.name + "--" + query.description).map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
-        let cacheFile = cacheDirectory + "/" + String(safeName) + ".txt"
-        if !refresh,
-           let attributes = try? FileManager.default.attributesOfItem(atPath: cacheFile),
-           let modified = attributes[.modificationDate] as? Date,
-           Date().timeIntervalSince(modified) < Double(inventory.cacheTTL.components.seconds),
-           let cached = try? String(contentsOfFile: cacheFile, encoding: .utf8) {
-            logger.debug("live inventory from cache", metadata: ["file": "\(cacheFile)"])
-            return cached
+    /// The cached answer if fresh, else the source's (then cached). Cached entries are checked
+    /// again: the cache directory is the user's, but a file in it is still input.
+    func answer(
+        _ query: HostListQuery, fetch: @Sendable (HostListQuery) async throws -> [HostListAnswer.Entry]
+    ) async throws -> [HostListAnswer.Entry] {
+        let cache = HostListCache(directory: cacheDirectory)
+        let key = "\(sourceName) \(query)"
+        if !refresh, let cached = cache.read(key: key, ttl: inventory.cacheTTL, now: Date()),
+           cached.hosts.allSatisfy(Self.isValid) {
+            logger.debug("live inventory from cache", metadata: ["file": "\(cache.path(for: key))"])
+            return cached.hosts
         }
-        let output = try await fetch(query)
+        let entries = try await fetch(query)
         do {
-            try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-            let temporary = cacheFile + ".\(getpid()).tmp"
-            try output.write(toFile: temporary, atomically: false, encoding: .utf8)
-            _ = rename(temporary, cacheFile)
+            try cache.write(HostListAnswer(key: key, fetched: Date(), hosts: entries))
         } catch {
-            logger.warning("cannot cache the host list in \(cacheFile): \(error)")
+            logger.warning("cannot cache the host list in \(cacheDirectory): \(error)")
         }
-        return output
+        return entries
+    }
+
+    static func isValid(_ entry: HostListAnswer.Entry) -> Bool {
+        HostNameRules.isHostName(entry.name) && !entry.name.contains(".") && HostNameRules.isAddress(entry.address)
+            && (entry.nodeClass.map(HostNameRules.isNodeClass) ?? true)
     }
 
     private func runOnGateway(_ commandLine: String, query: HostListQuery) async throws -> String {
@@ -223,8 +226,9 @@ public struct LiveHostLister: Sendable {
         return ran.stdout
     }
 
-    /// PuppetDB's answer as cached text: one `certname address node_class` line per node.
-    private func askPuppetDB(_ source: PuppetDBSource, _ query: HostListQuery) async throws -> String {
+    /// PuppetDB's nodes for a puppet class. Facts come from the nodes themselves, so a node whose
+    /// certname, address or node class breaks the host-name rules is left out, with a warning.
+    private func askPuppetDB(_ source: PuppetDBSource, _ query: HostListQuery) async throws -> [HostListAnswer.Entry] {
         let className: String
         switch query.kind {
         case .puppetClass(let name): className = name
@@ -236,27 +240,22 @@ public struct LiveHostLister: Sendable {
         let tls = source.caCertificate.map {
             PuppetDBTLSFiles(caCertificatePath: $0, clientCertificatePath: source.clientCertificate, clientKeyPath: source.clientKey)
         }
+        let nodes: [PuppetDBNode]
         do {
             let client = try PuppetDBClient(baseURL: source.url, tls: tls, timeout: commandTimeout)
-            let nodes = try await client.nodes(withClass: className)
-            return nodes.map { "\($0.certname) \($0.address) \($0.nodeClass ?? "-")" }.joined(separator: "\n") + "\n"
+            nodes = try await client.nodes(withClass: className)
         } catch {
             throw LiveInventoryError(source: sourceName, message: "asking for \(query): \(error)")
         }
-    }
-
-    func parsePuppetDB(_ output: String, query: HostListQuery) throws(LiveInventoryError) -> [Host] {
-        var hosts: [Host] = []
-        for line in output.split(separator: "\n") {
-            let fields = line.split(separator: " ").map(String.init)
-            guard fields.count == 3, let label = fields[0].split(separator: ".").first else {
-                throw LiveInventoryError(source: sourceName, message: "cached answer for \(query) is damaged; run with --refresh")
+        var entries: [HostListAnswer.Entry] = []
+        for node in nodes {
+            let entry = HostListAnswer.Entry(name: node.shortName, address: node.address, nodeClass: node.nodeClass)
+            guard HostNameRules.isHostName(node.certname), Self.isValid(entry) else {
+                logger.warning("PuppetDB node \(node.certname.debugDescription.prefix(80)) left out: its certname or facts (address \(node.address.debugDescription.prefix(80)), node class \((node.nodeClass ?? "-").debugDescription.prefix(40))) are not a host name")
+                continue
             }
-            var host = Host(name: String(label), address: fields[1])
-            if fields[2] != "-" { host.nodeClass = fields[2] }
-            if case .puppetClass(let name) = query.kind { host.puppetClasses = [name] }
-            hosts.append(host)
+            if !entries.contains(where: { $0.name == entry.name }) { entries.append(entry) }
         }
-        return hosts
+        return entries
     }
 }
