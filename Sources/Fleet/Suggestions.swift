@@ -3,7 +3,8 @@ public enum NameSuggestions {
     /// Returns up to `limit` candidates near `name`, best first.
     ///
     /// A candidate qualifies when its case-insensitive edit distance to `name` is small for
-    /// its length, or when one contains the other (so `gor` suggests `router::gor`).
+    /// its length, or when one contains the other and both have three letters or more (so `gor`
+    /// suggests `router::gor`).
     public static func near(
         _ name: String, in candidates: some Sequence<String>, limit: Int = 5
     ) -> [String] {
@@ -18,7 +19,8 @@ public enum NameSuggestions {
             let distance = editDistance(wanted, lowered)
             if distance <= threshold {
                 scored.append((distance, candidate))
-            } else if wanted.count >= 2, lowered.contains(wanted) || wanted.contains(lowered) {
+            } else if min(wanted.count, lowered.count) >= 3, lowered.contains(wanted) || wanted.contains(lowered) {
+                // Three letters at least: `do` inside `nagios.schedule_downtime` is chance, not a typo.
                 // Containment ranks after every close spelling.
                 scored.append((threshold + 1 + abs(lowered.count - wanted.count), candidate))
             }

@@ -26,9 +26,28 @@ struct FabSession {
         } catch {
             return console.fail("\(error)", code: .usage)
         }
+        // Information that needs no environment: -l, --shortlist, -F, -d NAME, help:TASK.
         if invocation.list {
-            console.printTaskList(registry.descriptors)
+            printTaskList(registry.descriptors, format: invocation.listFormat)
             return 0
+        }
+        if let name = invocation.display {
+            return showHelp(name, registry: registry)
+        }
+        if let first = invocation.words.first, first == "help" || first.hasPrefix("help:") {
+            guard invocation.words.count == 1 else {
+                return console.fail("word 2 '\(invocation.words[1])': help takes no other words;"
+                    + " give the environment first to run tasks, e.g. govuk-fab production help:\(invocation.words[1])", code: .usage)
+            }
+            let name = String(first.dropFirst("help".count).drop { $0 == ":" })
+            if name.isEmpty {
+                printTaskList(registry.descriptors, format: invocation.listFormat)
+                return 0
+            }
+            return showHelp(name, registry: registry)
+        }
+        for file in invocation.identityFiles where !FileManager.default.isReadableFile(atPath: expandTilde(file)) {
+            return console.fail("-i \(file): no readable key file there; give the path of a private key", code: .usage)
         }
         guard let environmentName = invocation.words.first else {
             return console.fail("missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", code: .usage)
@@ -46,12 +65,24 @@ struct FabSession {
         } catch {
             return console.fail("\(error)", code: .usage)
         }
+        // Command-line connection settings beat the inventory's (and so ssh_config's).
+        if let user = invocation.user {
+            inventory.ssh.user = user
+            inventory.ssh.explicitKeys.insert("user")
+        }
+        if let port = invocation.port {
+            inventory.ssh.port = port
+            inventory.ssh.explicitKeys.insert("port")
+        }
+        if let gateway = invocation.gateway {
+            inventory.ssh.gateway = [gateway]
+            inventory.ssh.explicitKeys.insert("gateway")
+        }
 
         // A live source answers the selectors of this command line (cached for cache_ttl).
         if inventory.source != .file {
             let words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
-            var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
-            if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty { options.agentSocketPath = socket } else { options.useAgent = false }
+            let options = clientOptions(for: inventory)
             var logger = Logger(label: "govuk-fab")
             logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
             let lister = LiveHostLister(
@@ -65,15 +96,21 @@ struct FabSession {
         }
 
         // Command words → plan.
-        let words: [CommandWord]
+        var words: [CommandWord]
         let plan: CommandPlan
         do {
             words = try FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)
+            // `-- COMMAND` runs last on the hosts selected so far, as Fabric's remainder command did.
+            if let command = invocation.remainderCommand {
+                guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
+                    return console.fail("'--' needs a command after it, e.g. -- uname -a", code: .usage)
+                }
+                words.append(.task(TaskInvocation(name: "do", positional: [command], raw: "-- " + command)))
+            }
             plan = try CommandPlan.make(
-                words: words, inventory: inventory,
-                explicitHosts: invocation.hosts.flatMap { $0.split(separator: ",").map(String.init) },
-                excluding: invocation.excludeHosts.flatMap { $0.split(separator: ",").map(String.init) },
-                hostlessTasks: ["classes", "help"])
+                words: words, inventory: inventory, explicitHosts: invocation.hosts, roles: invocation.roles,
+                excluding: invocation.excludeHosts, hostlessTasks: ["classes", "help"],
+                knownTasks: Set(registry.descriptors.map(\.name)).union(["hosts", "classes", "help"]))
         } catch let error as SelectionError {
             return console.fail("\(error)", code: error.exitCode)
         } catch {
@@ -88,10 +125,12 @@ struct FabSession {
             return console.fail("\(error)", code: .usage)
         }
         var logger = Logger(label: "govuk-fab")
-        logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? (invocation.outputLevels.shows(.debug) ? .debug : .warning)
         let context = RunContext(
             inventory: inventory, time: time, dryRun: invocation.dryRun, force: invocation.force,
-            commandTimeout: invocation.commandTimeout ?? inventory.ssh.commandTimeout, logger: logger)
+            commandTimeout: invocation.commandTimeout ?? inventory.ssh.commandTimeout, logger: logger,
+            settings: invocation.settings)
 
         // Host-less tasks and tasks.
         var planned: [PlannedTask] = []
@@ -152,27 +191,34 @@ struct FabSession {
         }
 
         // Run, with Ctrl-C stopping scheduling and closing remote commands.
-        var client = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
-        if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty { client.agentSocketPath = socket } else { client.useAgent = false }
+        let client = clientOptions(for: inventory)
         let policy: FailurePolicy = invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
         var connections: HostConnectionResolver?
         do {
             if let config = try SSHConfigLayer.load(path: invocation.sshConfigFile) {
-                let layer = SSHConfigLayer(
+                var layer = SSHConfigLayer(
                     config: config, inventory: inventory, base: client, commandLineConnectTimeout: invocation.connectTimeout)
+                layer.usesConfigIdentityFiles = !invocation.noKeys
+                layer.commandLineKeepalive = invocation.keepalive != nil
                 var seen = Set<String>()
                 let hosts = planned.flatMap(\.hosts).filter { seen.insert($0.name).inserted }
                 for warning in layer.warnings(for: hosts) { console.warn(warning) }
-                connections = { layer.connection(for: $0) }
+                let configured = layer
+                connections = { configured.connection(for: $0) }
             }
         } catch {
             return console.fail("\(error)", code: .usage)
         }
-        let options = RunnerOptions(
+        var options = RunnerOptions(
             parallelism: invocation.parallel ?? inventory.parallelism, failurePolicy: policy, client: client,
             connections: connections)
+        options.connectionAttempts = invocation.connectionAttempts
+        options.skipBadHosts = invocation.skipBadHosts
         let console = self.console
-        let runner = FleetRunner(context: context, options: options) { console.emit($0) }
+        let levels = invocation.outputLevels
+        let runner = FleetRunner(context: context, options: options) { event in
+            if levels.shows(event) { console.emit(event) }
+        }
         let runTask = Task { await runner.run(planned) }
         let interrupts = InterruptWatcher { runTask.cancel() }
         let report = await runTask.value
@@ -188,6 +234,66 @@ struct FabSession {
             }
         }
         return report.exitStatus
+    }
+}
+
+extension FabSession {
+    /// SSH client options from the inventory with the command line's -t, -i, -k, -a, --keepalive
+    /// and --system-known-hosts applied.
+    func clientOptions(for inventory: Inventory) -> SSHClientOptions {
+        var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
+        if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty, invocation.useAgent {
+            options.agentSocketPath = socket
+        } else {
+            options.useAgent = false
+        }
+        let given = invocation.identityFiles.map(expandTilde)
+        options.identityFiles = given + (invocation.noKeys ? [] : options.identityFiles.filter { !given.contains($0) })
+        if let keepalive = invocation.keepalive {
+            options.keepaliveInterval = keepalive == 0 ? nil : .seconds(keepalive)
+        }
+        if invocation.systemKnownHosts, !options.knownHostsFiles.contains(SSHConfigLayer.systemKnownHostsFile) {
+            options.knownHostsFiles.append(SSHConfigLayer.systemKnownHostsFile)
+        }
+        return options
+    }
+
+    /// `--list` in Fabric's formats: `short` (names), `normal` (names and summaries), `nested`
+    /// (names grouped by their dotted prefix).
+    func printTaskList(_ descriptors: [TaskDescriptor], format: ListFormat) {
+        switch format {
+        case .normal:
+            console.printTaskList(descriptors)
+        case .short:
+            console.emitLocal(descriptors.map(\.name))
+        case .nested:
+            var lines: [String] = []
+            var group: String?
+            for name in descriptors.map(\.name).sorted() {
+                let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+                if parts.count == 2 {
+                    if group != parts[0] { lines.append("\(parts[0]):") }
+                    group = parts[0]
+                    lines.append("    " + parts[1])
+                } else {
+                    group = nil
+                    lines.append(name)
+                }
+            }
+            console.emitLocal(lines)
+        }
+    }
+
+    /// `-d NAME` and `help:NAME`.
+    func showHelp(_ name: String, registry: TaskRegistry) -> Int32 {
+        let builtIns = ["hosts", "classes", "help"]
+        guard let descriptor = registry.descriptor(named: name) else {
+            let known = registry.descriptors.map(\.name) + builtIns
+            let hint = NameSuggestions.hint(NameSuggestions.near(name, in: known))
+            return console.fail("no task named '\(name)'\(hint); see govuk-fab --list", code: .usage)
+        }
+        console.emitLocal(console.helpText(descriptor))
+        return 0
     }
 }
 

@@ -11,13 +11,21 @@ struct SSHConfigLayer: Sendable {
     let inventory: Inventory
     /// Options from the command line and the inventory (identity files, known_hosts, timeouts).
     let base: SSHClientOptions
-    /// `--connect-timeout`, which beats everything.
+    /// `-t`/`--connect-timeout`, which beats everything.
     let commandLineConnectTimeout: Duration?
+    /// False with `-k`: ssh_config's IdentityFile lines are not used either.
+    var usesConfigIdentityFiles = true
+    /// `--keepalive` was given, so ServerAliveInterval does not replace it.
+    var commandLineKeepalive = false
 
-    /// `-F FILE` (`none`: no file), else `~/.ssh/config` if it exists.
+    /// `--system-known-hosts` adds this file; it stays when ssh_config sets UserKnownHostsFile.
+    static let systemKnownHostsFile = "/etc/ssh/ssh_known_hosts"
+
+    /// `--ssh-config-path FILE` (`none`: no file), else `~/.ssh/config` if it exists.
     static func load(path: String?) throws(SSHConfigError) -> SSHConfigFile? {
         if let path {
-            return path == "none" ? nil : try SSHConfigFile.load(path: path)
+            // `/dev/null` is OpenSSH users' other spelling of "no file".
+            return path == "none" || path == "/dev/null" ? nil : try SSHConfigFile.load(path: path)
         }
         let environment = SSHConfigEnvironment.current()
         guard FileManager.default.fileExists(atPath: environment.homeDirectory + "/.ssh/config") else { return nil }
@@ -47,15 +55,15 @@ struct SSHConfigLayer: Sendable {
         var options = base
         options.connectTimeout = commandLineConnectTimeout
             ?? (has("connect_timeout") ? inventory.ssh.connectTimeout : nil) ?? resolved.connectTimeout ?? .seconds(10)
-        for file in resolved.identityFiles where !options.identityFiles.contains(file) {
+        for file in resolved.identityFiles where usesConfigIdentityFiles && !options.identityFiles.contains(file) {
             options.identityFiles.append(file)
         }
         // Agent keys are not limited to the files in libssh2's API, so IdentitiesOnly means "files only".
         if resolved.identitiesOnly == true && !options.identityFiles.isEmpty { options.useAgent = false }
         if !has("known_hosts"), let files = resolved.userKnownHostsFiles, !files.isEmpty {
-            options.knownHostsFiles = files
+            options.knownHostsFiles = files + base.knownHostsFiles.filter { $0 == SSHConfigLayer.systemKnownHostsFile }
         }
-        if let interval = resolved.serverAliveInterval { options.keepaliveInterval = interval }
+        if !commandLineKeepalive, let interval = resolved.serverAliveInterval { options.keepaliveInterval = interval }
 
         let hopUser = (has("user") ? inventory.ssh.user : nil) ?? localUser
         let gateway: [SSHEndpoint]

@@ -29,17 +29,35 @@ public struct TaskInvocation: Sendable, Hashable, CustomStringConvertible {
     /// Positional arguments in order, escapes removed.
     public var positional: [String]
     /// Keyword arguments in command-line order (a keyword may repeat; the task decides).
+    /// Fabric's per-task host keywords are not here: they are in ``hosts``, ``roles`` and
+    /// ``excludeHosts``.
     public var keywords: [TaskKeyword]
+    /// `host=NAME` / `hosts=A;B`: this task's own hosts, replacing the hosts selected before it.
+    public var hosts: [String]
+    /// `role=NAME` / `roles=A;B`: this task's own node classes, added to ``hosts``.
+    public var roles: [String]
+    /// `exclude_hosts=A;B`: hosts this task leaves out.
+    public var excludeHosts: [String]
     /// The word exactly as given.
     public var raw: String
 
     /// Creates an invocation.
-    public init(name: String, positional: [String] = [], keywords: [TaskKeyword] = [], raw: String? = nil) {
+    public init(
+        name: String, positional: [String] = [], keywords: [TaskKeyword] = [], hosts: [String] = [],
+        roles: [String] = [], excludeHosts: [String] = [], raw: String? = nil
+    ) {
         self.name = name
         self.positional = positional
         self.keywords = keywords
+        self.hosts = hosts
+        self.roles = roles
+        self.excludeHosts = excludeHosts
         self.raw = raw ?? name
     }
+
+    /// Whether the task names its own hosts or roles (Fabric: they then replace `-H`, `-R` and
+    /// the selectors before it for this task only).
+    public var hasOwnHosts: Bool { !hosts.isEmpty || !roles.isEmpty }
 
     /// The last value given for `keyword`, if any.
     public func keyword(_ keyword: String) -> String? {

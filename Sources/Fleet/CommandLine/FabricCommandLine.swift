@@ -57,21 +57,91 @@ public enum FabricCommandLine {
         guard let argumentText, !argumentText.isEmpty else {
             return .task(TaskInvocation(name: name, raw: word))
         }
+        var own = OwnHosts()
         if freeFormTasks.contains(name) {
-            let command = argumentText.replacingOccurrences(of: "\\,", with: ",")
+            // A trailing run of host keywords is stripped and applied, so `sdo:'cmd',hosts=a` runs
+            // `cmd` on `a` only; `\,` keeps a comma that would otherwise start one.
+            var segments = commandSegments(argumentText)
+            var trailing: [TaskKeyword] = []
+            while let last = segments.last, let keyword = hostKeyword(in: last) {
+                trailing.insert(keyword, at: 0)
+                segments.removeLast()
+            }
+            for keyword in trailing { try own.apply(keyword) }
+            let command = segments.joined(separator: ",").replacingOccurrences(of: "\\,", with: ",")
             guard !command.trimmingCharacters(in: .whitespaces).isEmpty else { throw .emptyCommand(task: name) }
-            return .task(TaskInvocation(name: name, positional: [command], raw: word))
+            return .task(TaskInvocation(
+                name: name, positional: [command], hosts: own.hosts, roles: own.roles, excludeHosts: own.excludeHosts,
+                raw: word))
         }
         var positional: [String] = []
         var keywords: [TaskKeyword] = []
         for argument in try splitArguments(argumentText) {
             if let keyword = argument.keyword {
-                keywords.append(keyword)
+                if hostKeywords.contains(keyword.name) {
+                    try own.apply(keyword)
+                } else {
+                    keywords.append(keyword)
+                }
             } else {
                 positional.append(argument.text)
             }
         }
-        return .task(TaskInvocation(name: name, positional: positional, keywords: keywords, raw: word))
+        return .task(TaskInvocation(
+            name: name, positional: positional, keywords: keywords, hosts: own.hosts, roles: own.roles,
+            excludeHosts: own.excludeHosts, raw: word))
+    }
+
+    /// Fabric 1's per-task keywords that choose the task's hosts instead of being passed to it.
+    public static let hostKeywords: Set<String> = ["host", "hosts", "role", "roles", "exclude_hosts"]
+
+    /// A task's own hosts, roles and exclusions, as Fabric 1's `parse_arguments` builds them:
+    /// a later `host`/`hosts` replaces an earlier one (likewise roles and exclusions), and each
+    /// `;`-separated name is trimmed.
+    struct OwnHosts {
+        var hosts: [String] = []
+        var roles: [String] = []
+        var excludeHosts: [String] = []
+
+        mutating func apply(_ keyword: TaskKeyword) throws(CommandLineError.Problem) {
+            let names = keyword.name == "host" || keyword.name == "role"
+                ? [keyword.value.trimmingCharacters(in: .whitespaces)]
+                : keyword.value.split(separator: ";", omittingEmptySubsequences: false)
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+            // Fabric would try to connect to a host named ""; an empty name is always a slip.
+            guard !names.contains("") else { throw .emptyHostKeyword(keyword.name) }
+            switch keyword.name {
+            case "host", "hosts": hosts = names
+            case "role", "roles": roles = names
+            default: excludeHosts = names
+            }
+        }
+    }
+
+    /// Splits a free-form command at commas not preceded by a backslash, keeping escapes as written.
+    static func commandSegments(_ text: String) -> [String] {
+        var segments: [String] = []
+        var current = ""
+        var previous: Character?
+        for character in text {
+            if character == ",", previous != "\\" {
+                segments.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+            previous = character
+        }
+        segments.append(current)
+        return segments
+    }
+
+    /// The host keyword a free-form segment consists of, if it is exactly `KEY=VALUE` with a host key.
+    static func hostKeyword(in segment: String) -> TaskKeyword? {
+        guard let arguments = try? splitArguments(segment), arguments.count == 1,
+            let keyword = arguments[0].keyword, hostKeywords.contains(keyword.name)
+        else { return nil }
+        return keyword
     }
 
     static func parseSelector(name: String, argumentText: String?) throws(CommandLineError.Problem) -> Selector {
@@ -184,6 +254,8 @@ public struct CommandLineError: Error, Sendable, Hashable, CustomStringConvertib
         case emptySelectorValue(String)
         /// `do:` or `sdo:` with nothing to run.
         case emptyCommand(task: String)
+        /// `hosts=a;;b`, `host=`: a per-task host keyword with an empty name.
+        case emptyHostKeyword(String)
 
         public var description: String {
             switch self {
@@ -201,6 +273,9 @@ public struct CommandLineError: Error, Sendable, Hashable, CustomStringConvertib
                 return "selector '\(name)' has an empty value"
             case .emptyCommand(let task):
                 return "'\(task)' needs a command, e.g. \(task):'uptime'"
+            case .emptyHostKeyword(let keyword):
+                return "'\(keyword)=' has an empty name; give names separated by ';', e.g. \(keyword)=cache-1"
+                    + (keyword == "host" || keyword == "role" ? "" : ";cache-2")
             }
         }
     }

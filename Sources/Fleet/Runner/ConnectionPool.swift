@@ -15,10 +15,14 @@ actor ConnectionPool {
     private var gateways: [[SSHEndpoint]: Task<SSHGateway, any Error>] = [:]
     private var closing: [Task<Void, Never>] = []
 
-    init(reactor: SSHReactor, resolve: @escaping HostConnectionResolver, logger: Logger) {
+    /// Connect attempts per host (`-n`); only connectivity failures are retried.
+    private let attempts: Int
+
+    init(reactor: SSHReactor, resolve: @escaping HostConnectionResolver, logger: Logger, attempts: Int = 1) {
         self.reactor = reactor
         self.resolve = resolve
         self.logger = logger
+        self.attempts = max(1, attempts)
     }
 
     /// The host's session; a host that failed to connect fails the same way
@@ -35,6 +39,7 @@ actor ConnectionPool {
             let logger = self.logger
             let gatewayTask = plan.gateway.isEmpty ? nil : gateway(for: plan.gateway, options: options)
             let hostName = host.name
+            let attempts = self.attempts
             connecting = Task {
                 var gateway: SSHGateway?
                 if let gatewayTask {
@@ -44,8 +49,18 @@ actor ConnectionPool {
                         throw error.asGatewayError(for: hostName)
                     }
                 }
-                return try await SSHSession.connect(
-                    to: endpoint, options: options, reactor: reactor, logger: logger, via: gateway)
+                var attempt = 1
+                while true {
+                    do {
+                        return try await SSHSession.connect(
+                            to: endpoint, options: options, reactor: reactor, logger: logger, via: gateway)
+                    } catch let error as SSHError where error.kind.isConnectivity && attempt < attempts && !Task.isCancelled {
+                        logger.info("connect attempt \(attempt) of \(attempts) to \(hostName) failed: \(error)")
+                        attempt += 1
+                        // A refused port answers at once; a pause gives a restarting sshd a chance.
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                }
             }
             sessions[host.name] = connecting
         }

@@ -24,6 +24,12 @@ public struct RunnerOptions: Sendable {
     /// Per-host endpoint, gateway chain and options; nil: from the inventory
     /// and `client` (``HostConnection/fromInventory(_:in:options:)``).
     public var connections: HostConnectionResolver?
+    /// `-n N`: attempts to connect to a host when the failure is connectivity (refused, timeout,
+    /// unresolved), not host key or authentication.
+    public var connectionAttempts: Int = 1
+    /// `--skip-bad-hosts`: with ``FailurePolicy/abortOnFailure``, a host that cannot be reached
+    /// does not abort the run.
+    public var skipBadHosts: Bool = false
 
     public init(
         parallelism: Int, failurePolicy: FailurePolicy = .dropFailedHosts, client: SSHClientOptions,
@@ -96,7 +102,9 @@ public struct FleetRunner: Sendable {
         }
         let client = options.client
         let resolve = options.connections ?? { HostConnection.fromInventory($0, in: inventory, options: client) }
-        let pool = reactor.map { ConnectionPool(reactor: $0, resolve: resolve, logger: context.logger) }
+        let pool = reactor.map {
+            ConnectionPool(reactor: $0, resolve: resolve, logger: context.logger, attempts: options.connectionAttempts)
+        }
 
         var results: [HostTaskResult] = []
         var records: [TaskOutcomeRecord] = []
@@ -180,7 +188,12 @@ public struct FleetRunner: Sendable {
             while next < hosts.count && next < options.parallelism { startNext() }
             for await item in group {
                 finished.append(item)
-                if item.1.outcome.isFailure && options.failurePolicy == .abortOnFailure { stopStarting = true }
+                let unreachable = { if case .connectionFailed = item.1.outcome { true } else { false } }()
+                if item.1.outcome.isFailure && options.failurePolicy == .abortOnFailure,
+                    !(options.skipBadHosts && unreachable)
+                {
+                    stopStarting = true
+                }
                 if !stopStarting && !Task.isCancelled && next < hosts.count { startNext() }
             }
         }

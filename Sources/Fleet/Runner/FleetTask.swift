@@ -112,10 +112,12 @@ public struct RunContext: Sendable {
     public var force: Bool
     public var commandTimeout: Duration?
     public var logger: Logger
+    /// `--set KEY=VALUE,…` (Fabric's `env` settings), for playbooks; a bare `KEY` is `"True"`.
+    public var settings: [String: String]
 
     public init(
         inventory: Inventory, time: TimeSource = .system, dryRun: Bool = false, force: Bool = false,
-        commandTimeout: Duration? = nil, logger: Logger = Logger(label: "govuk-fab")
+        commandTimeout: Duration? = nil, logger: Logger = Logger(label: "govuk-fab"), settings: [String: String] = [:]
     ) {
         self.inventory = inventory
         self.time = time
@@ -123,5 +125,6 @@ public struct RunContext: Sendable {
         self.force = force
         self.commandTimeout = commandTimeout
         self.logger = logger
+        self.settings = settings
     }
 }

@@ -29,19 +29,36 @@ public struct CommandPlan: Sendable, Hashable {
 
     /// Builds a plan, resolving every selector before anything runs.
     ///
+    /// A task with its own `host=`/`hosts=`/`role=`/`roles=` runs on exactly those hosts (and
+    /// the node classes named as roles) instead of the ones selected before it, as in Fabric 1;
+    /// its `exclude_hosts=` and the global `-x` are removed from whichever hosts it gets.
+    ///
     /// - Parameters:
     ///   - words: parsed positional words (``FabricCommandLine/parse(_:freeFormTasks:indexOffset:)``).
     ///   - explicitHosts: `-H` values, already split on commas.
+    ///   - roles: `-R` node classes, selected with `-H` before the first word.
     ///   - excluding: `-x` host names removed from every step.
+    ///   - knownTasks: when given, every task name is checked against it first, so a mistyped
+    ///     task is reported as such rather than as a selector problem.
     public static func make(
-        words: [CommandWord], inventory: Inventory, explicitHosts: [String] = [], excluding: [String] = [],
-        hostlessTasks: Set<String> = defaultHostlessTasks
+        words: [CommandWord], inventory: Inventory, explicitHosts: [String] = [], roles: [String] = [],
+        excluding: [String] = [], hostlessTasks: Set<String> = defaultHostlessTasks, knownTasks: Set<String>? = nil
     ) throws(SelectionError) -> CommandPlan {
+        if let knownTasks {
+            for case .task(let task) in words where !knownTasks.contains(task.name) {
+                throw SelectionError(subject: task.raw, problem: .unknownTask(
+                    task.name, suggestions: NameSuggestions.near(task.name, in: knownTasks.sorted(), limit: 3)))
+            }
+        }
         var selectors: [Selector] = explicitHosts.isEmpty ? [] : [.hosts(explicitHosts)]
+        if !roles.isEmpty { selectors.append(.nodeClass(roles)) }
         var steps: [Step] = []
         var warnings: [String] = []
         var pendingSelector: Selector?
         var cached: (count: Int, selection: HostSelection)?
+        func note(_ selection: HostSelection) {
+            warnings += selection.warnings.filter { !warnings.contains($0) }
+        }
         for word in words {
             switch word {
             case .selector(let selector):
@@ -50,15 +67,32 @@ public struct CommandPlan: Sendable, Hashable {
             case .task(let task):
                 pendingSelector = nil
                 if hostlessTasks.contains(task.name) {
+                    if task.hasOwnHosts || !task.excludeHosts.isEmpty {
+                        throw SelectionError(subject: task.raw, problem: .hostKeywordsOnHostlessTask(task: task.name))
+                    }
                     steps.append(Step(task: task, hosts: []))
+                    continue
+                }
+                if task.hasOwnHosts {
+                    var own: [Selector] = task.hosts.isEmpty ? [] : [.hosts(task.hosts)]
+                    if !task.roles.isEmpty { own.append(.nodeClass(task.roles)) }
+                    let selection = try inventory.select(own, excluding: excluding + task.excludeHosts)
+                    note(selection)
+                    steps.append(Step(task: task, hosts: selection.hosts))
                     continue
                 }
                 guard !selectors.isEmpty else {
                     throw SelectionError(subject: task.raw, problem: .taskWithoutHosts(task: task.name))
                 }
+                if !task.excludeHosts.isEmpty {
+                    let selection = try inventory.select(selectors, excluding: excluding + task.excludeHosts)
+                    note(selection)
+                    steps.append(Step(task: task, hosts: selection.hosts))
+                    continue
+                }
                 if cached?.count != selectors.count {
                     let selection = try inventory.select(selectors, excluding: excluding)
-                    warnings += selection.warnings.filter { !warnings.contains($0) }
+                    note(selection)
                     cached = (selectors.count, selection)
                 }
                 steps.append(Step(task: task, hosts: cached?.selection.hosts ?? []))

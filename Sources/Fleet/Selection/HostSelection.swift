@@ -45,6 +45,10 @@ public struct SelectionError: Error, Sendable, Hashable, CustomStringConvertible
         case taskWithoutHosts(task: String)
         /// Selectors after the last task select hosts that nothing runs on.
         case selectorAfterLastTask
+        /// No task has this name.
+        case unknownTask(String, suggestions: [String])
+        /// `help:x,hosts=a`: host keywords on a task that runs on no host.
+        case hostKeywordsOnHostlessTask(task: String)
     }
 
     /// Exit code for this error: no-match kinds give ``FleetExitCode/noHostsMatched``, the rest usage.
@@ -72,9 +76,13 @@ public struct SelectionError: Error, Sendable, Hashable, CustomStringConvertible
             return "\(subject): no task given; add one, e.g. 'hosts' to list the selection"
         case .taskWithoutHosts(let task):
             return "\(subject): task '\(task)' comes before any host selector, so it would run nowhere;"
-                + " put selectors (puppet_class:, class:, node_type:, application:, all, -H) first"
+                + " put selectors (puppet_class:, class:, node_type:, application:, all, -H) first, or give it hosts=NAME;NAME"
         case .selectorAfterLastTask:
             return "\(subject): selector after the last task selects hosts for nothing; move it before the task"
+        case .unknownTask(let name, let suggestions):
+            return "\(subject): unknown task '\(name)'" + NameSuggestions.hint(suggestions) + "; see govuk-fab --list"
+        case .hostKeywordsOnHostlessTask(let task):
+            return "\(subject): '\(task)' runs on no host, so host=, hosts=, role=, roles= and exclude_hosts= mean nothing here"
         }
     }
 }
