@@ -81,7 +81,13 @@ struct FabSession {
 
         // A live source answers the selectors of this command line (cached for cache_ttl).
         if inventory.source != .file {
-            let words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
+            var words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
+            // Roles (-R, role=/roles=) are node classes, so the source is asked for them too.
+            let roles = invocation.roles + words.flatMap { word -> [String] in
+                if case .task(let task) = word { return task.roles }
+                return []
+            }
+            if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
             let options = clientOptions(for: inventory)
             var logger = Logger(label: "govuk-fab")
             logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Fleet
 
@@ -197,5 +198,35 @@ struct PerTaskHostsPlanTests {
         #expect(error?.description.contains("did you mean 'nagios.schedule_downtime_for'") == true)
         // Known tasks still get the selector-order error.
         #expect(planError(["uptime"], known: known)?.problem == .taskWithoutHosts(task: "uptime"))
+    }
+}
+
+@Suite("fabric-scripts environments")
+struct FabricScriptsEnvironmentTests {
+    static let inventories = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("inventories").path
+
+    /// Every environment task of fabric-scripts' fabfile loads, with the jumpbox it set as `env.gateway`.
+    @Test(arguments: [
+        ("test", "test", "jumpbox.pink.test.govuk.digital"),
+        ("training", "training", "jumpbox.training.govuk.digital"),
+        ("ci", "ci", "ci-jumpbox.integration.publishing.service.gov.uk"),
+        ("aws_staging", "aws_staging", "jumpbox.blue.staging.govuk.digital"),
+        ("staging_aws", "aws_staging", "jumpbox.blue.staging.govuk.digital"),
+        ("aws_production", "aws_production", "jumpbox.blue.production.govuk.digital"),
+        ("production_aws", "aws_production", "jumpbox.blue.production.govuk.digital"),
+        ("integration", "integration", "jumpbox.blue.integration.govuk.digital"),
+        ("production", "production", "jumpbox.publishing.service.gov.uk"),
+        ("staging", "staging", "jumpbox.staging.publishing.service.gov.uk"),
+    ])
+    func environmentAndGateway(word: String, name: String, gateway: String) throws {
+        let inventory = try InventoryLoader.load(environment: word, searchPaths: [Self.inventories])
+        #expect(inventory.name == name)
+        #expect(inventory.ssh.gateway.map(\.host) == [gateway])
+    }
+
+    @Test func productionOnAWSAsksBeforeChanges() throws {
+        #expect(try InventoryLoader.load(environment: "production_aws", searchPaths: [Self.inventories]).confirmChanges)
+        #expect(try !InventoryLoader.load(environment: "staging_aws", searchPaths: [Self.inventories]).confirmChanges)
     }
 }

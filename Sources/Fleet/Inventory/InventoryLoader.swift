@@ -16,7 +16,8 @@ public enum InventoryLoader {
     ///
     /// - Throws: ``InventoryError`` with ``InventoryError/Problem/unknownEnvironment(name:available:searched:)``
     ///   if no directory has the file, or any parse error located in the file.
-    public static func load(environment: String, searchPaths: [String]) throws(InventoryError) -> Inventory {
+    public static func load(environment given: String, searchPaths: [String]) throws(InventoryError) -> Inventory {
+        let environment = environmentAliases[given] ?? given
         guard isValidEnvironmentName(environment) else {
             throw unknownEnvironment(environment, searchPaths: searchPaths)
         }
@@ -37,6 +38,9 @@ public enum InventoryLoader {
         let name = defaultName ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         return try InventoryParser.parse(text, file: path, defaultName: name)
     }
+
+    /// fabric-scripts' second names for an environment (`fab production_aws` was `fab aws_production`).
+    public static let environmentAliases = ["staging_aws": "aws_staging", "production_aws": "aws_production"]
 
     /// Environment names available in `searchPaths`, sorted and de-duplicated.
     public static func availableEnvironments(searchPaths: [String]) -> [String] {

@@ -209,7 +209,9 @@ public struct FleetRunner: Sendable {
         let planned = task.plannedCommands(on: host, context: context)
         // Fabric printed `run: CMD`; a built-in task's multi-line script is
         // noise there (--dry-run prints it in full).
-        let shown = planned.first.flatMap { $0.contains("\n") || $0.count > 200 ? nil : $0 }
+        // A dry run prints each command once, as `would run:`.
+        let printsPlan = context.dryRun && task.dryRunMode == .printCommands
+        let shown = printsPlan ? nil : planned.first.flatMap { $0.contains("\n") || $0.count > 200 ? nil : $0 }
         emit(.taskStarted(host: host.name, task: name, command: shown, time: Date()))
         let tail = StderrTail()
         let outcome: TaskOutcome
