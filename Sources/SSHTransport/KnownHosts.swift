@@ -42,16 +42,22 @@ final class KnownHosts {
     private let session: OpaquePointer
     /// How many entries were loaded, for log lines.
     private(set) var entryCount = 0
+    /// Key blobs marked `@revoked` for this host.
+    private(set) var revokedKeys: [[UInt8]] = []
 
     /// Reads every file line by line, skipping (with a warning naming file:line) any line libssh2
     /// cannot parse, instead of `libssh2_knownhost_readfile`'s failing at the first bad line.
     /// Only lines that could name `host` reach libssh2 (hashed, wildcard, or containing the name):
     /// decoding every key of a fleet-sized file on every connect was most of the client's CPU.
-    init?(files: [String], host: String, session: OpaquePointer, logger: Logger) {
+    init?(files: [String], host: String, port: Int, session: OpaquePointer, logger: Logger) {
         let hostBytes = Array(host.lowercased().utf8)
+        let lookupName = KnownHostsEntry.lookupName(host: host, port: port)
+        let plainName = host.lowercased()
         guard let collection = libssh2_knownhost_init(session) else { return nil }
         self.collection = collection
         self.session = session
+        // Entries that name the host, found by OpenSSH's rules (negation, wildcards, hashing).
+        var candidates: [(entry: KnownHostsEntry, bracketed: Bool, at: String)] = []
         for file in files {
             let path = expandTilde(file)
             guard FileManager.default.fileExists(atPath: path) else {
@@ -71,7 +77,15 @@ final class KnownHosts {
                 let line = trimmedASCII(rawLine)
                 guard let first = line.first, first != UInt8(ascii: "#") else { continue }
                 if first == UInt8(ascii: "@") {
-                    logger.warning("\(path):\(lineNumber): known_hosts markers (@cert-authority, @revoked) are not supported by libssh2 1.10; line skipped")
+                    // OpenSSH refuses a key listed as @revoked for the host even when another line lists it.
+                    guard let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self)),
+                          entry.marker == .revoked else {
+                        logger.warning("\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped")
+                        continue
+                    }
+                    if entry.matches(lookupName) || entry.matches(plainName), let blob = entry.keyBlob {
+                        revokedKeys.append(blob)
+                    }
                     continue
                 }
                 // libssh2 keeps lines with unknown key types; reject lines that cannot be entries at all.
@@ -80,19 +94,33 @@ final class KnownHosts {
                     logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
                     continue
                 }
-                guard Self.mayName(patterns: fields[0], host: hostBytes) else { continue }
-                // NUL-terminated as well as length-delimited, in case libssh2 scans past the length.
-                let rc = (Array(line) + [0]).withUnsafeBufferPointer { buffer in
-                    buffer.withMemoryRebound(to: CChar.self) {
-                        libssh2_knownhost_readline(collection, $0.baseAddress, $0.count - 1, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-                    }
+                guard Self.mayName(patterns: fields[0], host: hostBytes),
+                      let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self))
+                else { continue }
+                if lookupName != plainName, entry.matches(lookupName) {
+                    candidates.append((entry, true, "\(path):\(lineNumber)"))
+                } else if entry.matches(plainName) {
+                    candidates.append((entry, lookupName == plainName, "\(path):\(lineNumber)"))
                 }
-                if rc == 0 {
-                    entryCount += 1
-                } else {
-                    let (_, message) = lastError(session)
-                    logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line: \(message)")
+            }
+        }
+        // As OpenSSH: for another port, `[host]:port` entries of a key type decide; plain `host`
+        // entries of that type count only when there are none. libssh2 would try both and take any
+        // match, so it sees only the chosen entries, all under the one name it compares first.
+        let bracketedTypes = Set(candidates.filter(\.bracketed).map(\.entry.keyType))
+        for candidate in candidates where candidate.bracketed || !bracketedTypes.contains(candidate.entry.keyType) {
+            let canonical = Array("\(lookupName) \(candidate.entry.keyType) \(candidate.entry.base64Key)".utf8)
+            // NUL-terminated as well as length-delimited, in case libssh2 scans past the length.
+            let rc = (canonical + [0]).withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    libssh2_knownhost_readline(collection, $0.baseAddress, $0.count - 1, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
                 }
+            }
+            if rc == 0 {
+                entryCount += 1
+            } else {
+                let (_, message) = lastError(session)
+                logger.warning("\(candidate.at): skipping malformed known_hosts line: \(message)")
             }
         }
     }
@@ -131,6 +159,11 @@ final class KnownHosts {
         return dummy.withUnsafeBytes { bytes in
             HostKeyType.all.filter { check(host: host, port: port, key: bytes, type: $0) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH }
         }
+    }
+
+    /// Whether the presented key is marked `@revoked` for this host.
+    func isRevoked(key: UnsafeRawBufferPointer) -> Bool {
+        revokedKeys.contains { $0.elementsEqual(key) }
     }
 
     /// `LIBSSH2_KNOWNHOST_CHECK_*` for the key the server presented, checked with its type bits so an

@@ -26,6 +26,8 @@ public struct SSHError: Error, CustomStringConvertible, Sendable {
         case unknownHostKey(fingerprint: String, keyType: String)
         /// known_hosts lists a different key of this type for this host.
         case hostKeyChanged(fingerprint: String, keyType: String)
+        /// known_hosts marks the presented key `@revoked` for this host.
+        case hostKeyRevoked(fingerprint: String, keyType: String)
         /// No offered key was accepted.
         case authenticationFailed
         /// Only RSA keys were offered and the server rejected them (libssh2 1.10 signs ssh-rsa/SHA-1 only).

@@ -106,7 +106,7 @@ extension SessionConnection {
     func handshakeAndVerifyHostKey(
         knownHostsFiles: [String], deadline: ContinuousClock.Instant
     ) async throws -> (fingerprint: String, algorithm: String) {
-        guard let knownHosts = KnownHosts(files: knownHostsFiles, host: endpoint.host, session: session, logger: logger) else {
+        guard let knownHosts = KnownHosts(files: knownHostsFiles, host: endpoint.host, port: endpoint.port, session: session, logger: logger) else {
             throw SSHError(endpoint: endpoint, operation: .hostKey, kind: .protocolError,
                            message: "libssh2_knownhost_init failed")
         }
@@ -146,6 +146,13 @@ extension SessionConnection {
             key: UnsafeRawBufferPointer(start: keyPointer, count: keyLength), type: type)
         let hostName = endpoint.port == 22 ? endpoint.host : "[\(endpoint.host)]:\(endpoint.port)"
         let files = knownHostsFiles.joined(separator: ", ")
+        if knownHosts.isRevoked(key: UnsafeRawBufferPointer(start: keyPointer, count: keyLength)) {
+            throw SSHError(
+                endpoint: endpoint, operation: .hostKey,
+                kind: .hostKeyRevoked(fingerprint: fingerprint, keyType: type.algorithm),
+                message: "REVOKED HOST KEY for \(hostName): the server presented \(type.algorithm) key \(fingerprint), which \(files) marks @revoked",
+                remedy: "do not connect; the host must be given a new key, then update known_hosts")
+        }
         switch result {
         case LIBSSH2_KNOWNHOST_CHECK_MATCH:
             return (fingerprint, type.algorithm)
