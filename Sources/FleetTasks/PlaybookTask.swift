@@ -207,8 +207,10 @@ public struct PlaybookTask: FleetTask {
                 .replacingOccurrences(of: #"\n+$"#, with: "", options: .regularExpression) : ""
             return .ok(changed: false, message: nil)
         case .check(_, let name, _, let attempts, _, let required):
-            if result.sudoNeedsPassword || result.timedOut || result.exitSignal != nil {
-                return .failed("\(where_) could not run its check", result)
+            // A check that cannot run (126/127: not executable, not found) is not a "no":
+            // `when: not primary` must never follow from a missing `mongo`.
+            if result.sudoNeedsPassword || result.timedOut || result.exitSignal != nil || [126, 127].contains(result.exitStatus) {
+                return .failed("\(where_) could not run its check: \(lastLine(of: result) ?? "exit \(result.exitStatus)")", result)
             }
             if let name { values[name] = result.succeeded ? "true" : "" }
             if required && !result.succeeded {

@@ -4,15 +4,16 @@ import Foundation
 /// doing anything, so a fleet test can assert exactly what a task ran on which host,
 /// as which user, in which order and with which quoting. A reboot is a stub, never real.
 ///
-/// The stubs live in the test machine's `/usr/local/sbin`, which is first on the PATH of
-/// every login and of sudo's `secure_path`, because `/usr` cannot be a private path. A
+/// The stubs live in the test machine's `/usr/local/bin`, which comes before the system's
+/// directories on the PATH of every login (root or not) and in sudo's `secure_path`;
+/// `/usr` cannot be a private path. A
 /// stub acts only on a host that has `/etc/govuk-fab/stubs/enabled` (a private path, so
 /// per host); everywhere else, the test machine included, it execs the real command of
 /// the same name further down the PATH, so installing a stub changes nothing outside
 /// the hosts a test enables.
 public struct TestFleetHostStubs: Sendable {
     /// Where stubs are installed on the test machine (shared by every host).
-    public static let binDirectory = "/usr/local/sbin"
+    public static let binDirectory = "/usr/local/bin"
     /// Per host (a default private path): `enabled`, `calls`, and per command
     /// `NAME.exit`, `NAME.out`, `NAME.err` or `NAME.sh` (sourced, with the arguments).
     public static let stateDirectory = "/etc/govuk-fab/stubs"
@@ -25,8 +26,11 @@ public struct TestFleetHostStubs: Sendable {
         public var user: String
         public var command: String
         public var arguments: [String]
+        /// When it was called (nanoseconds since the epoch, the host's clock is the machine's).
+        public var time: UInt64
 
-        public init(user: String, command: String, arguments: [String]) {
+        public init(user: String, command: String, arguments: [String], time: UInt64 = 0) {
+            self.time = time
             self.user = user
             self.command = command
             self.arguments = arguments
@@ -92,17 +96,24 @@ public struct TestFleetHostStubs: Sendable {
         try body.write(toFile: "\(directory)/\(command).sh", atomically: true, encoding: .utf8)
     }
 
+    /// Every call recorded on any of `hosts`, oldest first, with the host's name.
+    public func calls(on hosts: [String]) throws -> [(host: String, call: Call)] {
+        var all: [(host: String, call: Call)] = []
+        for host in hosts { all += try calls(on: host).map { (host, $0) } }
+        return all.sorted { $0.call.time < $1.call.time }
+    }
+
     /// Every call recorded on `host`, oldest first.
     public func calls(on host: String) throws -> [Call] {
         let path = try realPath(host, Self.stateDirectory) + "/calls"
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count >= 2 else { return nil }
-            let arguments = fields.dropFirst(2).map { field in
+            guard fields.count >= 3 else { return nil }
+            let arguments = fields.dropFirst(3).map { field in
                 Data(base64Encoded: field).map { String(decoding: $0, as: UTF8.self) } ?? "<undecodable \(field)>"
             }
-            return Call(user: fields[0], command: fields[1], arguments: Array(arguments))
+            return Call(user: fields[1], command: fields[2], arguments: Array(arguments), time: UInt64(fields[0]) ?? 0)
         }
     }
 
@@ -139,7 +150,7 @@ public struct TestFleetHostStubs: Sendable {
           export PATH
           exec "$n" "$@"
         fi
-        line="$(id -un)	$n"
+        line="$(date +%s%N)	$(id -un)	$n"
         for a in "$@"; do line="$line	$(printf '%s' "$a" | base64 -w0)"; done
         printf '%s\\n' "$line" >>"$d/calls"
         if [ -f "$d/$n.sh" ]; then . "$d/$n.sh"; exit $?; fi
@@ -154,5 +165,6 @@ public struct TestFleetHostStubs: Sendable {
 /// A stub that cannot be installed or read.
 public struct StubError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
