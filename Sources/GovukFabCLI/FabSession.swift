@@ -115,7 +115,7 @@ struct FabSession {
             }
             plan = try CommandPlan.make(
                 words: words, inventory: inventory, explicitHosts: invocation.hosts, roles: invocation.roles,
-                excluding: invocation.excludeHosts, hostlessTasks: ["classes", "help"],
+                excluding: invocation.excludeHosts, hostlessTasks: Set(["classes", "help"]).union(registry.pinnedTaskNames),
                 knownTasks: Set(registry.descriptors.map(\.name)).union(["hosts", "classes", "help"]))
         } catch let error as SelectionError {
             return console.fail("\(error)", code: error.exitCode)
