@@ -18,6 +18,8 @@ packages=(
   socat                # bridges into isolated test-fleet network namespaces (gateway tests)
   curl                 # demo traffic
   iproute2             # ip netns for gateway tests
+  iptables             # packet drops inside the test fleet's own network namespace (dead-link tests)
+  time                 # /usr/bin/time -v for bench/output-flood.sh
 )
 
 missing=()

@@ -18,6 +18,12 @@
 #                                                  reachable only from hosts isolated with it; with
 #                                                  --bridge its address also forwards into the
 #                                                  namespace (socat), so it can serve as the gateway
+#   testfleet.sh drop DIR NAME                     inside the fleet's namespace, drop every packet to NAME's
+#                                                  sshd (iptables): a network cut with TCP left half-open
+#   testfleet.sh undrop DIR NAME                   stop dropping
+#   testfleet.sh stall DIR NAME                    SIGSTOP NAME's bridge (every socat of it): TCP stays up,
+#                                                  no byte flows (a stalled gateway)
+#   testfleet.sh resume DIR NAME                   SIGCONT the bridge
 #
 # Environment:
 #   TESTFLEET_PATHS          colon-separated private paths
@@ -694,6 +700,47 @@ cmd_isolate() {
     done
 }
 
+# The isolated host's namespace, or die: faults are made only inside the fleet's own network
+# namespace, never on this machine's loopback.
+isolated_host() {
+    local hd=$1 ns
+    read_file ns "$hd/netns"
+    [ -n "$ns" ] && [ -e "/run/netns/$ns" ] || die "host ${hd##*/} is not isolated (testfleet.sh isolate first)"
+    echo "$ns"
+}
+
+cmd_drop() {
+    [ $# -eq 3 ] || usage
+    require_fleet "$2"
+    require_root
+    command -v iptables >/dev/null || die "missing iptables (apt-get install iptables)"
+    local action=$1 dir hd ns addr port
+    dir=$(absolute_dir "$2")
+    hd=$(host_dir "$dir" "$3")
+    ns=$(isolated_host "$hd")
+    read_file addr "$hd/address"
+    read_file port "$hd/port"
+    local -a rule=(INPUT -d "$addr" -p tcp --dport "$port" -j DROP)
+    if [ "$action" = drop ]; then
+        ip netns exec "$ns" iptables -w -C "${rule[@]}" 2>/dev/null || ip netns exec "$ns" iptables -w -I "${rule[@]}"
+    else
+        while ip netns exec "$ns" iptables -w -D "${rule[@]}" 2>/dev/null; do :; done
+    fi
+}
+
+cmd_stall() {
+    [ $# -eq 3 ] || usage
+    require_fleet "$2"
+    require_root
+    local action=$1 dir hd pid
+    dir=$(absolute_dir "$2")
+    hd=$(host_dir "$dir" "$3")
+    read_file pid "$hd/bridge.pid"
+    [ -n "$pid" ] && pid_matches "$pid" "$hd/bridge.sh" || die "host ${hd##*/} has no bridge (testfleet.sh isolate --bridge first)"
+    # The bridge is its own process group (setsid): the listener, its forks and the socats inside.
+    if [ "$action" = stall ]; then kill -STOP -- "-$pid"; else kill -CONT -- "-$pid"; fi
+}
+
 main() {
     [ $# -ge 1 ] || usage
     local command=$1
@@ -706,6 +753,8 @@ main() {
     exec) cmd_exec "$@" ;;
     status) cmd_status "$@" ;;
     isolate) cmd_isolate "$@" ;;
+    drop | undrop) cmd_drop "$command" "$@" ;;
+    stall | resume) cmd_stall "$command" "$@" ;;
     -h | --help | help) usage ;;
     *) echo "testfleet: unknown command '$command'" >&2; usage ;;
     esac

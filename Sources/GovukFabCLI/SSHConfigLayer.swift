@@ -63,7 +63,10 @@ struct SSHConfigLayer: Sendable {
         if !has("known_hosts"), let files = resolved.userKnownHostsFiles, !files.isEmpty {
             options.knownHostsFiles = files + base.knownHostsFiles.filter { $0 == SSHConfigLayer.systemKnownHostsFile }
         }
-        if !commandLineKeepalive, let interval = resolved.serverAliveInterval { options.keepaliveInterval = interval }
+        if !commandLineKeepalive, !has("keepalive_interval"), let interval = resolved.serverAliveInterval {
+            options.keepaliveInterval = interval
+        }
+        if !has("keepalive_count_max"), let count = resolved.serverAliveCountMax { options.keepaliveCountMax = max(1, count) }
 
         let hopUser = (has("user") ? inventory.ssh.user : nil) ?? localUser
         let gateway: [SSHEndpoint]

@@ -16,21 +16,25 @@ extension SSHSession {
     /// process group is killed remotely when `timeout` passes, when this task is cancelled, or when the
     /// connection drops. A command that runs past `timeout` returns with
     /// `timedOut == true`; cancellation closes the channel and throws `CancellationError`.
+    ///
+    /// With `sudo`, the command and its watcher run as root through `sudo -n` (never prompting; see
+    /// ``remoteCommand(_:timeout:sudo:)``). Callers logged in as root pass `false`.
     public func execute(
-        _ command: String, timeout: Duration? = nil, onOutput: @escaping @Sendable (OutputChunk) -> Void
+        _ command: String, sudo: Bool = false, timeout: Duration? = nil,
+        onOutput: @escaping @Sendable (OutputChunk) -> Void
     ) async throws -> CommandResult {
         try await lock.withLock {
             try connection.ensureUsable(.exec)
             return try await connection.execute(
-                Self.remoteCommand(command, timeout: timeout), timeout: timeout, openTimeout: connectTimeout,
+                Self.remoteCommand(command, timeout: timeout, sudo: sudo), timeout: timeout, openTimeout: connectTimeout,
                 onOutput: onOutput)
         }
     }
 
     /// Runs `command` and collects its output (for short outputs).
-    public func run(_ command: String, timeout: Duration? = nil) async throws -> (result: CommandResult, stdout: String, stderr: String) {
+    public func run(_ command: String, sudo: Bool = false, timeout: Duration? = nil) async throws -> (result: CommandResult, stdout: String, stderr: String) {
         let collected = OutputCollector()
-        let result = try await execute(command, timeout: timeout) { collected.append($0) }
+        let result = try await execute(command, sudo: sudo, timeout: timeout) { collected.append($0) }
         let (out, err) = collected.contents
         return (result, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
@@ -46,7 +50,19 @@ extension SSHSession {
     /// forks and no exec; other shells use coreutils `timeout` and `cat`. The watcher outlives a finished
     /// command only until the channel closes. A command killed by signal N makes the shell kill itself
     /// with N, so the server reports the signal.
-    static func remoteCommand(_ command: String, timeout: Duration?) -> String {
+    ///
+    /// With `sudo`, the whole wrapper runs as root: `sudo -n -- setsid -w /bin/sh -c WRAPPER`. sudo ignores
+    /// a signal sent from its own process group, and the login user may not signal root's processes, so
+    /// a watcher outside sudo could never stop a sudo'd command. Inside, the watcher is root, its shell
+    /// leads its own process group (setsid), and the channel's stdin still reaches it through sudo
+    /// (no PTY), so EOF and the timeout stop everything the command started.
+    static func remoteCommand(_ command: String, timeout: Duration?, sudo: Bool = false) -> String {
+        let wrapper = watchedCommand(command, timeout: timeout)
+        guard sudo else { return wrapper }
+        return "exec sudo -n -- setsid -w /bin/sh -c \(shellQuote(wrapper))"
+    }
+
+    private static func watchedCommand(_ command: String, timeout: Duration?) -> String {
         var limit: String?
         if let timeout {
             let ms = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)

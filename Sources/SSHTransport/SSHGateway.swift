@@ -67,11 +67,10 @@ public final class SSHGateway: Sendable {
     ) async throws -> SSHGateway {
         let deadline = ContinuousClock.now + options.connectTimeout
         let socket = try await TCPConnector.open(to: endpoint, via: outer, deadline: deadline, reactor: reactor)
-        // The bastion's own keepalives are not sent: the sessions behind it send theirs through it.
-        var hopOptions = options
-        hopOptions.keepaliveInterval = nil
+        // The hop counts its own keepalives (ServerAliveInterval/CountMax, like every host): a gateway
+        // that stalls fails every tunnel within the bound, even behind hosts that send none.
         let (connection, fingerprint, _) = try await SessionConnection.establish(
-            socket: socket, endpoint: endpoint, options: hopOptions, reactor: reactor, logger: logger,
+            socket: socket, endpoint: endpoint, options: options, reactor: reactor, logger: logger,
             deadline: deadline, gateway: outer)
         let pump: GatewayPump
         do {
@@ -283,6 +282,18 @@ final class GatewayPump: @unchecked Sendable {
                 break
             }
             if hasHiddenWork() { continue }
+            if tunnels.isEmpty && inFlight == nil {
+                // Idle: nothing reads the socket, so replies would go unseen; count from the next use.
+                connection.restartKeepaliveCount()
+            } else if pending == nil {
+                // (Never between a half-sent packet and its retry.)
+                do {
+                    _ = try connection.checkAlive()
+                } catch {
+                    failure = (error as? SSHError)?.message ?? "\(error)"
+                    break
+                }
+            }
             do {
                 try await waitForWork()
             } catch {

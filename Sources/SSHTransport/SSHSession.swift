@@ -75,17 +75,18 @@ extension SessionConnection {
         libssh2_session_set_blocking(session, 0)
         let connection = SessionConnection(
             session: session, socket: socket, endpoint: endpoint, reactor: reactor, logger: logger,
-            keepaliveInterval: options.keepaliveInterval, gateway: gateway)
+            keepaliveInterval: options.keepaliveInterval, keepaliveCountMax: options.keepaliveCountMax, gateway: gateway)
         do {
             let (fingerprint, algorithm) = try await connection.handshakeAndVerifyHostKey(
                 knownHostsFiles: options.knownHostsFiles, deadline: deadline)
             let handshakeDone = ContinuousClock.now
             try await connection.authenticate(options: options, deadline: deadline)
             let authDone = ContinuousClock.now
-            if let interval = options.keepaliveInterval {
-                let seconds = max(1, Int32(clamping: interval.components.seconds))
-                libssh2_keepalive_config(session, 1, UInt32(seconds))
-                connection.nextKeepalive = .now + .seconds(Int(seconds))
+            if options.keepaliveInterval != nil {
+                // want_reply, so a live server always answers; libssh2's own 1 s minimum spacing
+                // never holds back one of ours (SessionConnection schedules them).
+                libssh2_keepalive_config(session, 1, 1)
+                connection.keepalivesStarted = true
             }
             logger.debug("connected", metadata: [
                 "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",

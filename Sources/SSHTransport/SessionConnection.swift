@@ -17,24 +17,87 @@ final class SessionConnection: @unchecked Sendable {
     let endpoint: SSHEndpoint
     let reactor: SSHReactor
     let logger: Logger
+    /// OpenSSH's `ServerAliveInterval`: after this long without a byte from the server, send a
+    /// keepalive that wants a reply; nil sends none (and never gives up on a silent server).
     let keepaliveInterval: Duration?
+    /// OpenSSH's `ServerAliveCountMax`: unanswered keepalives before the connection counts as lost.
+    let keepaliveCountMax: Int
     /// The gateway whose channel carries this session's socket, if any.
     let gateway: SSHGateway?
-    var nextKeepalive: ContinuousClock.Instant?
+    /// When the last byte arrived from the server (CLOCK_MONOTONIC ns), written by the receive
+    /// callback libssh2 calls for every read of this session's socket (``recordingReceive``).
+    private let lastReceived: UnsafeMutablePointer<Int64>
+    /// `lastReceived` when keepalives were last counted; any change means the server answered.
+    private var receivedAtLastCount: Int64
+    /// Keepalives sent since the server was last heard from.
+    private(set) var keepalivesUnanswered = 0
+    /// When the next keepalive is due (or the connection is declared lost).
+    private var nextKeepalive: ContinuousClock.Instant?
+    /// Keepalives start only once the session is established (the connect deadline covers before).
+    var keepalivesStarted = false
     var sftp: OpaquePointer?
     /// Set when the session can no longer be used (closed, or a request was abandoned half-way).
     var unusableReason: String?
     private var freed = false
 
     init(session: OpaquePointer, socket: Int32, endpoint: SSHEndpoint, reactor: SSHReactor, logger: Logger,
-         keepaliveInterval: Duration?, gateway: SSHGateway? = nil) {
+         keepaliveInterval: Duration?, keepaliveCountMax: Int = 3, gateway: SSHGateway? = nil) {
         self.gateway = gateway
         self.session = session
         self.socket = socket
         self.endpoint = endpoint
         self.reactor = reactor
         self.logger = logger
-        self.keepaliveInterval = keepaliveInterval
+        // ServerAliveInterval 0 means "off", as in OpenSSH.
+        self.keepaliveInterval = keepaliveInterval.flatMap { $0 > .zero ? $0 : nil }
+        self.keepaliveCountMax = max(0, keepaliveCountMax)
+        lastReceived = .allocate(capacity: 1)
+        lastReceived.initialize(to: monotonicNanoseconds())
+        receivedAtLastCount = lastReceived.pointee
+        // libssh2 hands the session's abstract pointer to the receive callback.
+        libssh2_session_abstract(session).pointee = UnsafeMutableRawPointer(lastReceived)
+        _ = libssh2_session_callback_set(
+            session, LIBSSH2_CALLBACK_RECV, unsafeBitCast(recordingReceive, to: UnsafeMutableRawPointer.self))
+    }
+
+    /// Counts keepalives the way OpenSSH does: after `keepaliveInterval` without a byte from the server
+    /// one is sent (with want-reply, so a live server always answers) and the next is due an interval
+    /// later; any byte from the server resets the count. Once `keepaliveCountMax` have gone unanswered
+    /// for an interval each, the connection is lost: interval × (count max + 1) of silence in all.
+    /// (A session idle between tasks is probed at once when used again.) Returns when to look again.
+    func checkAlive() throws -> ContinuousClock.Instant? {
+        guard keepalivesStarted, let interval = keepaliveInterval else { return nil }
+        let now = ContinuousClock.now
+        let received = lastReceived.pointee
+        if received != receivedAtLastCount {
+            receivedAtLastCount = received
+            keepalivesUnanswered = 0
+            nextKeepalive = now + interval
+        }
+        guard let due = nextKeepalive, due <= now else { return nextKeepalive }
+        if keepalivesUnanswered >= keepaliveCountMax {
+            let silence = Duration.nanoseconds(monotonicNanoseconds() - received)
+            let reason = "connection lost: no answer from the server for \(DurationFormat.seconds(silence)) "
+                + "(\(keepaliveCountMax) keepalives unanswered, ServerAliveInterval \(DurationFormat.seconds(interval)))"
+                + (gateway.map { " through the gateway \($0.endpoint)" } ?? "")
+            unusableReason = reason
+            throw SSHError(
+                endpoint: endpoint, operation: .exec, kind: .sessionClosed, message: reason,
+                remedy: gateway.map { "check the gateway \($0.endpoint) and the network behind it" }
+                    ?? "check the host is up and the network to it works")
+        }
+        var secondsToNext: Int32 = 0
+        _ = libssh2_keepalive_send(session, &secondsToNext)
+        keepalivesUnanswered += 1
+        nextKeepalive = now + interval
+        return nextKeepalive
+    }
+
+    /// Forgets past silence: for a gateway that sat idle (nothing read its socket, so replies were
+    /// not seen) and is now carrying traffic again.
+    func restartKeepaliveCount() {
+        keepalivesUnanswered = 0
+        nextKeepalive = keepaliveInterval.map { .now + $0 }
     }
 
     /// Builds an error from the session's last libssh2 error, read right now.
@@ -71,17 +134,11 @@ final class SessionConnection: @unchecked Sendable {
             if events == 0 { events = Int16(POLLIN) }
             if events & Int16(POLLIN) != 0 { enableQuickAck() }
             var wakeAt = deadline
-            if let k = nextKeepalive, wakeAt.map({ k < $0 }) ?? true { wakeAt = k }
+            if let k = try checkAlive(), wakeAt.map({ k < $0 }) ?? true { wakeAt = k }
             let outcome = try await reactor.waitForSocket(
                 socket, events: events, deadline: wakeAt, cancellable: cancellable)
             if case .ready = outcome { return true }
-            let now = ContinuousClock.now
-            if let k = nextKeepalive, k <= now, let interval = keepaliveInterval {
-                var secondsToNext: Int32 = 0
-                _ = libssh2_keepalive_send(session, &secondsToNext)
-                nextKeepalive = now + (secondsToNext > 0 ? .seconds(Int(secondsToNext)) : interval)
-            }
-            if let deadline, deadline <= now { return false }
+            if let deadline, deadline <= .now { return false }
         }
     }
 
@@ -157,11 +214,43 @@ final class SessionConnection: @unchecked Sendable {
         Glibc.close(socket)
     }
 
+    deinit {
+        free()
+        lastReceived.deallocate()
+    }
+
     /// With the socket shut down, `EAGAIN` can only come back a few times; never loop forever.
     private func retryBriefly(_ body: () -> Int32) {
         var attempts = 0
         while body() == LIBSSH2_ERROR_EAGAIN && attempts < 8 { attempts += 1 }
     }
 
-    deinit { free() }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the receive callback is C and cannot use Swift clocks cheaply).
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// libssh2's socket read (`_libssh2_recv`: `-errno` on failure) that also stamps the session's
+/// `lastReceived` whenever bytes arrive, which is how unanswered keepalives are counted.
+private let recordingReceive: @convention(c) (
+    Int32, UnsafeMutableRawPointer?, Int, Int32, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> Int = { socket, buffer, length, flags, abstract in
+    let n = recv(socket, buffer, length, flags)
+    if n < 0 { return -Int(errno) }
+    if n > 0, let stamp = abstract?.pointee?.assumingMemoryBound(to: Int64.self) {
+        stamp.pointee = monotonicNanoseconds()
+    }
+    return n
+}
+
+/// Durations in operator text: "6 s", "1.5 s".
+enum DurationFormat {
+    static func seconds(_ d: Duration) -> String {
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000) s" : String(format: "%.1f s", Double(ms) / 1000)
+    }
 }

@@ -24,8 +24,12 @@ public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
 public struct SSHClientOptions: Sendable {
     /// Covers TCP connect, SSH banner and key exchange, host-key check and authentication together.
     public var connectTimeout: Duration = .seconds(10)
-    /// How often to send an SSH keepalive while waiting; nil disables them.
+    /// OpenSSH's `ServerAliveInterval`: after this long without hearing from the server, send a
+    /// keepalive that wants a reply; nil disables them (a dead link then hangs until a timeout).
     public var keepaliveInterval: Duration? = .seconds(15)
+    /// OpenSSH's `ServerAliveCountMax`: the connection is lost once this many keepalives in a row go
+    /// unanswered, i.e. after interval × (count + 1) of silence (15 s × 3: 60 s).
+    public var keepaliveCountMax: Int = 3
     /// Try keys held by ssh-agent first.
     public var useAgent: Bool = true
     /// The agent's socket; nil means `$SSH_AUTH_SOCK`.
@@ -41,8 +45,10 @@ public struct SSHClientOptions: Sendable {
         useAgent: Bool = true,
         agentSocketPath: String? = nil,
         identityFiles: [String] = [],
-        knownHostsFiles: [String] = ["~/.ssh/known_hosts"]
+        knownHostsFiles: [String] = ["~/.ssh/known_hosts"],
+        keepaliveCountMax: Int = 3
     ) {
+        self.keepaliveCountMax = keepaliveCountMax
         self.connectTimeout = connectTimeout
         self.keepaliveInterval = keepaliveInterval
         self.useAgent = useAgent

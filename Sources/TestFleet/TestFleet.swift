@@ -130,6 +130,33 @@ public final class TestFleet: Sendable {
         try runScript(["isolate", workDirectory, try requireHost(name).name] + (bridge ? ["--bridge"] : []))
     }
 
+    /// Drops every packet to an isolated host's sshd inside the fleet's network namespace (iptables),
+    /// leaving its TCP connections half-open: a network cut. ``restorePackets(to:)`` undoes it.
+    public func dropPackets(to name: String) throws(TestFleetError) {
+        try runScript(["drop", workDirectory, try requireHost(name).name])
+    }
+
+    /// Stops dropping packets to `name`.
+    public func restorePackets(to name: String) throws(TestFleetError) {
+        try runScript(["undrop", workDirectory, try requireHost(name).name])
+    }
+
+    /// SIGSTOPs a bridged host's forwarder (every socat of its bridge): its TCP connections stay up and
+    /// no byte flows, as with a stalled gateway. ``resumeBridge(_:)`` undoes it.
+    public func stallBridge(_ name: String) throws(TestFleetError) {
+        try runScript(["stall", workDirectory, try requireHost(name).name])
+    }
+
+    /// SIGCONTs a stalled bridge.
+    public func resumeBridge(_ name: String) throws(TestFleetError) {
+        try runScript(["resume", workDirectory, try requireHost(name).name])
+    }
+
+    /// Whether ``dropPackets(to:)`` can work here: isolation and `iptables`.
+    public static var supportsPacketDrop: Bool {
+        supportsIsolation && FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables")
+    }
+
     /// Whether ``isolate(_:bridge:)`` can work here: root, `ip netns` and `socat`.
     public static var supportsIsolation: Bool {
         isSupported && ["/usr/bin/socat", "/usr/sbin/ip"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }

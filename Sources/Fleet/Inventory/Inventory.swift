@@ -135,6 +135,11 @@ public struct SSHSettings: Sendable, Hashable {
     public var connectTimeout: Duration
     /// Limit for one remote command, if any.
     public var commandTimeout: Duration?
+    /// ssh_config's `ServerAliveInterval`: a keepalive after this long without a byte from a host or
+    /// gateway. With `keepaliveCountMax` it bounds how long a dead link can hang a run (15 s × 4 = 60 s).
+    public var keepaliveInterval: Duration = .seconds(15)
+    /// ssh_config's `ServerAliveCountMax`: unanswered keepalives before the connection counts as lost.
+    public var keepaliveCountMax: Int = 3
     /// The `ssh:` keys the inventory file gave (e.g. `port`), so that ssh_config
     /// can fill in only what the inventory left to defaults.
     public var explicitKeys: Set<String> = []

@@ -11,6 +11,7 @@ public enum InventoryParser {
     /// Keys allowed under `ssh`.
     public static let sshKeys = [
         "user", "port", "identity_files", "known_hosts", "gateway", "connect_timeout", "command_timeout",
+        "keepalive_interval", "keepalive_count_max",
     ]
     /// Keys allowed in each host.
     public static let hostKeys = [
@@ -151,6 +152,8 @@ public enum InventoryParser {
         if let value = map["gateway"] { ssh.gateway = try parseGateway(value) }
         if let value = map["connect_timeout"] { ssh.connectTimeout = try value.duration() }
         if let value = map["command_timeout"] { ssh.commandTimeout = try value.duration() }
+        if let value = map["keepalive_interval"] { ssh.keepaliveInterval = try value.duration() }
+        if let value = map["keepalive_count_max"] { ssh.keepaliveCountMax = try value.int(in: 1...100) }
         ssh.explicitKeys = Set(sshKeys.filter { map[$0] != nil })
         return ssh
     }

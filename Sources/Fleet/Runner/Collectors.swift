@@ -27,3 +27,31 @@ final class StderrTail: Sendable {
 }
 
 import Foundation
+
+/// Keeps the first `limit` bytes of each stream of one command, so a command's result holds what a
+/// task parses while a flood streams past without growing memory.
+final class BoundedOutput: Sendable {
+    let limit: Int
+    private let state = Mutex<(out: [UInt8], err: [UInt8], outPassed: Bool, errPassed: Bool)>(([], [], false, false))
+
+    init(limit: Int) { self.limit = max(0, limit) }
+
+    func append(_ chunk: OutputChunk) {
+        state.withLock { s in
+            if chunk.stream == .stdout {
+                let room = limit - s.out.count
+                if chunk.bytes.count > room { s.outPassed = true }
+                if room > 0 { s.out += chunk.bytes.prefix(room) }
+            } else {
+                let room = limit - s.err.count
+                if chunk.bytes.count > room { s.errPassed = true }
+                if room > 0 { s.err += chunk.bytes.prefix(room) }
+            }
+        }
+    }
+
+    /// What was kept, and whether either stream passed the limit.
+    var contents: (stdout: [UInt8], stderr: [UInt8], passedLimit: Bool) {
+        state.withLock { ($0.out, $0.err, $0.outPassed || $0.errPassed) }
+    }
+}

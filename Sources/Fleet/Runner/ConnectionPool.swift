@@ -117,6 +117,8 @@ extension SSHClientOptions {
     public static func from(_ inventory: Inventory, connectTimeout: Duration? = nil) -> SSHClientOptions {
         var options = SSHClientOptions()
         options.connectTimeout = connectTimeout ?? inventory.ssh.connectTimeout
+        options.keepaliveInterval = inventory.ssh.keepaliveInterval
+        options.keepaliveCountMax = inventory.ssh.keepaliveCountMax
         options.identityFiles = inventory.ssh.identityFiles.map(expandTilde)
         if !inventory.ssh.knownHosts.isEmpty {
             options.knownHostsFiles = inventory.ssh.knownHosts.map(expandTilde)

@@ -26,19 +26,29 @@ public struct HostContext: Sendable {
 
     public var inventory: Inventory { run.inventory }
 
+    /// The output a result keeps unless the caller says otherwise: enough for any state a task parses,
+    /// small enough that a flood on many hosts at once stays in a few megabytes.
+    public static let defaultKeptOutput = 1 << 20
+
     /// Runs `command` on the host. With `sudo`, it runs through `sudo -n`
     /// (never prompts: a host whose sudo wants a password fails with a clear
-    /// message instead of hanging); as root, sudo is skipped. With `echo`,
-    /// output lines appear as `[host] out:`/`err:` events as they arrive.
+    /// message instead of hanging), and its watcher runs as root inside sudo, so a
+    /// timeout or Ctrl-C stops everything it started; as root, sudo is skipped.
+    /// With `echo`, output lines appear as `[host] out:`/`err:` events as they arrive.
+    ///
+    /// Output streams through; the result keeps the first `keepOutput` bytes of each
+    /// stream. A command run for its output (`echo: false`) that passes that limit
+    /// throws ``OutputLimitExceeded``, since a parser would otherwise read half a state.
     public func execute(
-        _ command: String, sudo: Bool = false, echo: Bool = true, timeout: Duration? = nil
+        _ command: String, sudo: Bool = false, echo: Bool = true, timeout: Duration? = nil,
+        keepOutput: Int = HostContext.defaultKeptOutput
     ) async throws -> RemoteResult {
-        let remote = sudo && user != "root" ? Self.sudoCommand(command) : command
+        let asRoot = sudo && user != "root"
         let host = self.host.name
         let emit = self.emit
-        let collector = OutputCollector()
+        let collector = BoundedOutput(limit: keepOutput)
         let tail = stderrTail
-        let result = try await session.execute(remote, timeout: timeout ?? run.commandTimeout) { chunk in
+        let result = try await session.execute(command, sudo: asRoot, timeout: timeout ?? run.commandTimeout) { chunk in
             collector.append(chunk)
             if chunk.stream == .stderr { tail.append(chunk.bytes) }
             if echo {
@@ -46,14 +56,15 @@ public struct HostContext: Sendable {
                              bytes: chunk.bytes, time: Date()))
             }
         }
-        let (out, err) = collector.contents
+        let (out, err, passed) = collector.contents
+        if passed && !echo { throw OutputLimitExceeded(host: host, limit: keepOutput) }
         let stderr = String(decoding: err, as: UTF8.self)
-        let needsPassword = sudo && user != "root" && result.exitStatus == 1
+        let needsPassword = asRoot && result.exitStatus == 1
             && (stderr.contains("a password is required") || stderr.contains("a terminal is required"))
         return RemoteResult(
             exitStatus: result.exitStatus, exitSignal: result.exitSignal, timedOut: result.timedOut,
             duration: result.duration, stdout: String(decoding: out, as: UTF8.self), stderr: stderr,
-            sudoNeedsPassword: needsPassword)
+            sudoNeedsPassword: needsPassword, outputTruncated: passed)
     }
 
     /// Uploads a local file (SFTP to a temporary name, then moved into place).
@@ -71,8 +82,9 @@ public struct HostContext: Sendable {
         emit(.notice(host: host.name, message: message, time: Date()))
     }
 
-    /// `sudo -n` never asks for a password; `sh -c` gets the command quoted
-    /// exactly once.
+    /// What `--dry-run` shows for a sudo'd command: `sudo -n` never asks for a password; `sh -c` gets
+    /// the command quoted exactly once. (What is sent also carries the watcher; see
+    /// `SSHSession.execute(_:sudo:timeout:onOutput:)`.)
     public static func sudoCommand(_ command: String) -> String {
         "sudo -n -- /bin/sh -c \(shellQuote(command))"
     }
@@ -88,6 +100,8 @@ public struct RemoteResult: Sendable, Hashable {
     public var stderr: String
     /// sudo refused because it wanted a password.
     public var sudoNeedsPassword: Bool
+    /// The command printed more than the caller kept; `stdout`/`stderr` hold the start.
+    public var outputTruncated: Bool
 
     public var succeeded: Bool { exitStatus == 0 && exitSignal == nil && !timedOut }
 
@@ -99,7 +113,8 @@ public struct RemoteResult: Sendable, Hashable {
     }
 
     public init(exitStatus: Int32, exitSignal: String? = nil, timedOut: Bool = false, duration: Duration = .zero,
-                stdout: String = "", stderr: String = "", sudoNeedsPassword: Bool = false) {
+                stdout: String = "", stderr: String = "", sudoNeedsPassword: Bool = false,
+                outputTruncated: Bool = false) {
         self.exitStatus = exitStatus
         self.exitSignal = exitSignal
         self.timedOut = timedOut
@@ -107,5 +122,17 @@ public struct RemoteResult: Sendable, Hashable {
         self.stdout = stdout
         self.stderr = stderr
         self.sudoNeedsPassword = sudoNeedsPassword
+        self.outputTruncated = outputTruncated
+    }
+}
+
+/// A command run for its output printed more than the task reads.
+public struct OutputLimitExceeded: Error, CustomStringConvertible, Sendable {
+    public var host: String
+    public var limit: Int
+
+    public var description: String {
+        "the command's output on \(host) passed the \(limit / 1024) KiB this task reads; "
+            + "its state is not what the task expects (run the command with do: to see it)"
     }
 }
