@@ -21,12 +21,13 @@ public struct GovukFab: AsyncParsableCommand {
               govuk-fab --list
             """,
         discussion: """
-            Selectors: puppet_class:NAME[,NAME], class:NAME, node_type:NAME, application:APP, all, -H HOSTS.
-            Tasks take Fabric 1 arguments: task:a,b,key=value; \\, and \\= escape. host=, hosts=A;B, role=,
-            roles=A;B and exclude_hosts=A;B choose that task's own hosts. Tasks run left to right, each over
-            all its hosts before the next starts; hosts run in parallel unless --serial. Exit codes: 0 ok, 1 some host failed, 2 usage or
-            inventory error, 3 refused, 4 no hosts matched, 130 interrupted (check-goreplay: 0-3 as a plugin).
-            Shell completion: govuk-fab --generate-completion-script bash|zsh|fish.
+            Selectors: puppet_class:NAME[,NAME], class:NAME, node_type:NAME, application:APP, all, -H HOSTS, -R CLASSES.
+
+            Tasks take Fabric 1 arguments: task:a,b,key=value (\\, and \\= escape). host=NAME, hosts=A;B, role=CLASS, roles=A;B and exclude_hosts=A;B choose that task's own hosts. Tasks run left to right, each over all its hosts before the next starts; hosts run in parallel unless --serial, and a failed host does not stop the others unless --abort-on-failure.
+
+            Fabric options that would weaken security or have no meaning here (-A, -D, -p, -I, -f, -c, -s, --gss-*, --skip-unknown-tasks) are refused with the reason; docs/fabric-compat.md compares every fab option.
+
+            Exit codes: 0 ok, 1 some host failed, 2 usage or inventory error, 3 refused, 4 no hosts matched, 130 interrupted (check-goreplay: 0-3 as a plugin). Shell completion: govuk-fab --generate-completion-script bash|zsh|fish.
             """)
 
     @Argument(help: ArgumentHelp(

@@ -61,6 +61,9 @@ struct FabricOptionsCLITests {
         (["production", "--", " "], "'--' needs a command"),
         (["production", "hosts:hosts=cache-1;;cache-2"], "empty name"),
         (["aws_productoin", "all", "hosts"], "did you mean 'aws_production'"),
+        (["production", "app.strat:nginx"], "unknown task 'app.strat' (did you mean 'app.start'"),
+        (["production", "cache-1", "do:uptime"], "did you mean '-H cache-1'"),
+        (["production", "do:uptime,hosts=cache-9"], "host 'cache-9' is not in the production inventory"),
     ])
     func refusals(arguments: [String], expected: String) async throws {
         let result = try await CLI.run(arguments)

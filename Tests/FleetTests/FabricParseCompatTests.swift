@@ -197,6 +197,9 @@ struct PerTaskHostsPlanTests {
         #expect(error?.problem == .unknownTask("nagios.schedule_downtime", suggestions: ["nagios.schedule_downtime_for"]))
         #expect(error?.exitCode == .usage)
         #expect(error?.description.contains("did you mean 'nagios.schedule_downtime_for'") == true)
+        // A host or class name typed as a word is pointed at its selector.
+        #expect(planError(["cache-1", "uptime"], known: known)?.problem == .unknownTask("cache-1", suggestions: ["-H cache-1"]))
+        #expect(planError(["backend", "uptime"], known: known)?.problem == .unknownTask("backend", suggestions: ["class:backend"]))
         // Known tasks still get the selector-order error.
         #expect(planError(["uptime"], known: known)?.problem == .taskWithoutHosts(task: "uptime"))
     }

@@ -46,8 +46,14 @@ public struct CommandPlan: Sendable, Hashable {
     ) throws(SelectionError) -> CommandPlan {
         if let knownTasks {
             for case .task(let task) in words where !knownTasks.contains(task.name) {
-                throw SelectionError(subject: task.raw, problem: .unknownTask(
-                    task.name, suggestions: NameSuggestions.near(task.name, in: knownTasks.sorted(), limit: 3)))
+                // A bare host or class name is a selector typed without its prefix.
+                var suggestions: [String] = []
+                if let host = inventory.host(named: task.name) { suggestions.append("-H \(host.name)") }
+                if inventory.hosts.contains(where: { Inventory.dashless($0.nodeClass) == Inventory.dashless(task.name) }) {
+                    suggestions.append("class:\(task.name)")
+                }
+                suggestions += NameSuggestions.near(task.name, in: knownTasks.sorted(), limit: 3)
+                throw SelectionError(subject: task.raw, problem: .unknownTask(task.name, suggestions: suggestions))
             }
         }
         var selectors: [Selector] = explicitHosts.isEmpty ? [] : [.hosts(explicitHosts)]
