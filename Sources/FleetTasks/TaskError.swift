@@ -61,5 +61,9 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "task '\(word)': \(problem)" }
+    /// One line whatever the word holds: control characters are shown escaped.
+    public var description: String {
+        let shown = word.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+        return "task '\(shown)': \(problem)"
+    }
 }

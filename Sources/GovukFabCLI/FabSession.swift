@@ -165,7 +165,8 @@ struct FabSession {
             }
             do {
                 // A playbook with pinned steps or calls becomes several host tasks.
-                planned += try registry.plannedTasks(step.task, hosts: step.hosts, inventory: inventory)
+                planned += try registry.plannedTasks(step.task, hosts: step.hosts, inventory: inventory,
+                                                     settings: invocation.settings)
             } catch {
                 return console.fail("\(error)", code: .usage)
             }

@@ -38,8 +38,15 @@ final class CatalogueFleet: @unchecked Sendable {
         directory = fleet.workDirectory + "/catalogue"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         inventoryPath = directory + "/production.yml"
+        try Self.inventory(fleet, name: "production", confirm: false).write(toFile: inventoryPath, atomically: true, encoding: .utf8)
+        try Self.inventory(fleet, name: "staging", confirm: false).write(toFile: directory + "/staging.yml", atomically: true, encoding: .utf8)
+        try Self.inventory(fleet, name: "production", confirm: true)
+            .write(toFile: directory + "/confirming.yml", atomically: true, encoding: .utf8)
+    }
+
+    static func inventory(_ fleet: TestFleet, name: String, confirm: Bool) -> String {
         var yaml = """
-            name: production
+            name: \(name)
             ssh:
               user: \(fleet.user)
               port: 2222
@@ -48,7 +55,7 @@ final class CatalogueFleet: @unchecked Sendable {
               connect_timeout: 20s
               command_timeout: 60s
             parallelism: 10
-            confirm_changes: false
+            confirm_changes: \(confirm)
             services:
               manager: sysv
             hosts:
@@ -57,7 +64,7 @@ final class CatalogueFleet: @unchecked Sendable {
         for (host, entry) in zip(fleet.hosts, Self.layout) {
             yaml += "  - {name: \(entry.name), address: \(host.address), port: \(host.port), node_class: \(entry.nodeClass)}\n"
         }
-        try yaml.write(toFile: inventoryPath, atomically: true, encoding: .utf8)
+        return yaml
     }
 
     deinit { fleet.stop() }
@@ -119,11 +126,13 @@ final class CatalogueFleet: @unchecked Sendable {
         return result
     }
 
-    /// `govuk-fab --inventory FILE production ARGS… --yes`, as an operator runs it.
-    func fab(_ arguments: [String]) async throws -> FabRun {
+    /// `govuk-fab --inventory FILE [--yes] ENVIRONMENT ARGS…`, as an operator runs it (stdin not a terminal).
+    func fab(_ arguments: [String], environment name: String = "production", inventory: String? = nil,
+             yes: Bool = true) async throws -> FabRun {
         let environment = ["XDG_STATE_HOME": directory + "/state", "GOVUK_FAB_PLAYBOOK_DIR": Self.repositoryRoot + "/playbooks"]
-        return try await FabRun.run(["--inventory", inventoryPath, "--yes", "production"] + arguments, environment: environment,
-                                    directory: Self.repositoryRoot)
+        let file = directory + "/" + (inventory ?? "\(name).yml")
+        return try await FabRun.run(["--inventory", file] + (yes ? ["--yes"] : []) + [name] + arguments,
+                                    environment: environment, directory: Self.repositoryRoot)
     }
 
     static var repositoryRoot: String {
