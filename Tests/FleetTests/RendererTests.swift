@@ -107,7 +107,30 @@ struct TextRendererTests {
         summary.interrupted = true
         let text = renderer.render(.summary(summary))
         #expect(text.hasPrefix("[cache-1] out: half\n"))
-        #expect(text.hasSuffix("3 hosts: 1 ok, 2 failed; interrupted; exit code 130\n"))
+        #expect(text.hasSuffix("3 hosts: 1 ok, 2 failed; run interrupted; exit code 130\n"))
+    }
+
+    @Test("hosts stopped mid-command by Ctrl-C are 'interrupted' in the text summary, never 'ok' with exit 0")
+    func interruptedHostsAreNotOk() {
+        let results = ["cache-1", "cache-2", "cache-3"].map {
+            HostTaskResult(host: $0, task: "do:sleep 30", outcome: .skipped(reason: "interrupted while running"),
+                           duration: .seconds(2), lastStderrLine: "interrupted while running", time: t0)
+        }
+        let summary = RunSummary(environment: "production", hosts: ["cache-1", "cache-2", "cache-3"], tasks: ["do:sleep 30"],
+                                 results: results, interrupted: true, duration: .seconds(2), time: t0)
+        var renderer = TextRenderer()
+        let text = renderer.render(.summary(summary))
+        #expect(text.hasSuffix("3 hosts: 0 ok, 0 failed, 3 interrupted; run interrupted; exit code 130\n"), "\(text)")
+        #expect(text.contains("cache-1  interrupted  -     2.0s"), "\(text)")
+        #expect(!text.contains("  0  "), "a stopped host shows exit 0: \(text)")
+    }
+
+    @Test("a FAILED line gives a connection failure's reason once")
+    func failedLineSaysItsReasonOnce() {
+        var renderer = TextRenderer()
+        let reason = "oncall@127.0.0.1:2222: connect failed: connection refused"
+        let text = renderer.render(finished("cache-3", "do:true", .connectionFailed(reason), stderr: reason))
+        #expect(text.components(separatedBy: "connection refused").count == 2, "\(text)")
     }
 
     @Test func colourOnlyWhenAsked() {

@@ -48,9 +48,13 @@ public struct TextRenderer: FleetEventRenderer {
         var failures: Set<Int> = []
         for host in summary.hosts {
             let results = summary.results.filter { $0.host == host }
-            let cells = summary.tasks.map { task in results.last { $0.task == task }?.outcome.description ?? "-" }
+            let cells = summary.tasks.map { task in
+                results.last { $0.task == task }.map { $0.wasInterrupted ? "interrupted" : $0.outcome.description } ?? "-"
+            }
             let firstFailure = results.first { $0.outcome.isFailure }
-            let exit = firstFailure.map { $0.outcome.exitStatus.map(String.init) ?? "-" } ?? (results.isEmpty ? "-" : "0")
+            // "0" only when every task ran and succeeded; a host stopped or never reached has no exit.
+            let completed = !results.isEmpty && results.allSatisfy(\.outcome.isSuccess)
+            let exit = firstFailure.map { $0.outcome.exitStatus.map(String.init) ?? "-" } ?? (completed ? "0" : "-")
             let time = results.reduce(Duration.zero) { $0 + $1.duration }
             let stderr = firstFailure.map { Self.clip($0.lastStderrLine ?? Self.detail($0.outcome) ?? "", to: 100) } ?? ""
             if firstFailure != nil { failures.insert(rows.count) }
@@ -69,11 +73,23 @@ public struct TextRenderer: FleetEventRenderer {
             if index == 0 { line = paint(line, .bold) } else if failures.contains(index) { line = paint(line, .red) }
             out.append(line)
         }
-        let failed = summary.failedHosts.count
-        let ok = summary.hosts.count - failed
+        // Each host counted once: failed, else interrupted, else not run, else ok (as the JSON says).
+        let failedHosts = Set(summary.failedHosts)
+        var interrupted = 0, notRun = 0
+        for host in summary.hosts where !failedHosts.contains(host) {
+            let results = summary.results.filter { $0.host == host }
+            if results.contains(where: \.wasInterrupted) {
+                interrupted += 1
+            } else if results.isEmpty || !results.allSatisfy(\.outcome.isSuccess) {
+                notRun += 1
+            }
+        }
+        let ok = summary.hosts.count - failedHosts.count - interrupted - notRun
         let code = summary.exitCode
-        var closing = "\(summary.hosts.count) host\(summary.hosts.count == 1 ? "" : "s"): \(ok) ok, \(failed) failed"
-        if summary.interrupted { closing += "; interrupted" }
+        var closing = "\(summary.hosts.count) host\(summary.hosts.count == 1 ? "" : "s"): \(ok) ok, \(failedHosts.count) failed"
+        if interrupted > 0 { closing += ", \(interrupted) interrupted" }
+        if notRun > 0 { closing += ", \(notRun) skipped" }
+        if summary.interrupted { closing += "; run interrupted" }
         closing += "; exit code \(code.rawValue)"
         out.append(paint(closing, code == .success ? .green : .red))
         return out
@@ -106,8 +122,12 @@ public struct TextRenderer: FleetEventRenderer {
             return prefix(result.host) + "skipped: \(result.task) (\(reason))"
         default:
             var line = prefix(result.host) + paint("FAILED", .red) + ": \(result.task) \(result.outcome) after \(time)"
-            if let detail = Self.detail(result.outcome) { line += ": \(detail)" }
-            if let stderr = result.lastStderrLine, !stderr.isEmpty { line += " — \(Self.clip(stderr, to: 200))" }
+            let detail = Self.detail(result.outcome)
+            if let detail { line += ": \(detail)" }
+            // The runner passes a connection failure's message as the last line too: say it once.
+            if let stderr = result.lastStderrLine, !stderr.isEmpty, stderr != detail {
+                line += " — \(Self.clip(stderr, to: 200))"
+            }
             return line
         }
     }
@@ -120,5 +140,13 @@ public struct TextRenderer: FleetEventRenderer {
 
     private static func clip(_ text: String, to length: Int) -> String {
         text.count <= length ? text : String(text.prefix(length - 1)) + "…"
+    }
+}
+
+extension HostTaskResult {
+    /// The run was interrupted (Ctrl-C, SIGTERM) before or while this task ran on the host.
+    public var wasInterrupted: Bool {
+        if case .skipped(let reason) = outcome { return reason.hasPrefix("interrupted") }
+        return false
     }
 }
