@@ -222,6 +222,25 @@ struct FabricOptionsFleetTests {
         #expect(result.stdout.lowercased().contains("timed out") || result.stdout.lowercased().contains("timeout"), "\(result)")
     }
 
+    /// Fabric's `--serial --abort-on-failure` stops at an unreachable host; `--skip-bad-hosts` goes on
+    /// past it, but still stops at a command that fails.
+    @Test func skipBadHosts() async throws {
+        let fleet = try FleetInventory(hosts: 2, prefix: "fab")
+        let (down, up) = (fleet.names[0], fleet.names[1])
+        try fleet.fleet.stopHost(down)
+        let hosts = ["-H", "\(down),\(up)"]
+        let aborted = try await fleet.fab(["--serial", "--abort-on-failure"] + hosts + ["do:echo reached"])
+        #expect(aborted.status == 1, "\(aborted)")
+        #expect(stdoutLines(aborted, host: up).isEmpty, "\(aborted)")
+        let skipped = try await fleet.fab(["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached"])
+        #expect(skipped.status == 1, "the unreachable host still fails the run: \(skipped)")
+        #expect(stdoutLines(skipped, host: up) == ["reached"], "\(skipped)")
+        try fleet.fleet.startHost(down)
+        let failing = try await fleet.fab(["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached; false"])
+        #expect(stdoutLines(failing, host: down) == ["reached"], "\(failing)")
+        #expect(stdoutLines(failing, host: up).isEmpty, "a failed command still aborts: \(failing)")
+    }
+
     /// `-n 3` tries a refused host three times (one second apart) before giving up.
     @Test func connectionAttempts() async throws {
         let fleet = try FleetInventory(hosts: 2, prefix: "fab")
