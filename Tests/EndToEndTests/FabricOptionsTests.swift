@@ -260,3 +260,39 @@ struct FabricOptionsFleetTests {
         #expect(retried.stdout.contains(fleet.names[1]), "\(retried)")
     }
 }
+
+/// `-g` reaches hosts only a jump host can reach, as the inventory's `gateway:` would.
+@Suite(
+    "Fabric -g on the test fleet", .serialized,
+    .enabled(if: TestFleet.supportsIsolation && GovukFabBinary.exists, "needs root, ip netns, socat and the built binary"))
+struct FabricGatewayOptionTests {
+    @Test func gatewayOption() async throws {
+        let fleet = try TestFleet.start(TestFleetOptions(hostCount: 2, namePrefix: "gwopt"))
+        defer { fleet.stop() }
+        try fleet.isolate(fleet.hosts[0].name, bridge: true)
+        try fleet.isolate(fleet.hosts[1].name)
+        let (gateway, hidden) = (fleet.hosts[0], fleet.hosts[1])
+        let directory = fleet.workDirectory + "/cli"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let inventory = directory + "/testfleet.yml"
+        try """
+            name: testfleet
+            ssh:
+              user: \(fleet.user)
+              identity_files: [\(fleet.clientKeyPath)]
+              known_hosts: [\(fleet.knownHostsPath)]
+              connect_timeout: 3s
+            hosts:
+              - {name: \(hidden.name), address: \(hidden.address), port: \(hidden.port)}
+
+            """.write(toFile: inventory, atomically: true, encoding: .utf8)
+        let environment = ["XDG_STATE_HOME": directory + "/state"]
+        let direct = try await CLI.run(["--inventory", inventory, "testfleet", "all", "do:echo reached"], environment: environment)
+        #expect(direct.status == 1, "isolated: unreachable without a gateway: \(direct)")
+        let jumped = try await CLI.run(
+            ["--inventory", inventory, "-g", "\(fleet.user)@\(gateway.address):\(gateway.port)", "testfleet", "all", "do:echo reached"],
+            environment: environment)
+        #expect(jumped.status == 0, "\(jumped)")
+        #expect(stdoutLines(jumped, host: hidden.name) == ["reached"], "\(jumped)")
+    }
+}
