@@ -36,8 +36,8 @@ struct FabSession {
         }
         if let first = invocation.words.first, first == "help" || first.hasPrefix("help:") {
             guard invocation.words.count == 1 else {
-                return console.fail("word 2 '\(invocation.words[1])': help takes no other words;"
-                    + " give the environment first to run tasks, e.g. govuk-fab production help:\(invocation.words[1])", code: .usage)
+                return console.fail("word 2 '\(invocation.words[1])': '\(first)' without an environment takes no other words;"
+                    + " to run tasks put the environment first, e.g. govuk-fab production \(invocation.words[1])", code: .usage)
             }
             let name = String(first.dropFirst("help".count).drop { $0 == ":" })
             if name.isEmpty {

@@ -317,7 +317,8 @@ public struct GovukFab: AsyncParsableCommand {
             }
             // One line, as every other error: the usage block would bury it.
             let message = GovukFab.message(for: error).replacingOccurrences(of: "\n", with: "; ")
-            FileHandle.standardError.write(Data("govuk-fab: error: \(message) (see govuk-fab --help)\n".utf8))
+            let hint = message.contains("(see ") ? "" : " (see govuk-fab --help)"
+            FileHandle.standardError.write(Data("govuk-fab: error: \(message)\(hint)\n".utf8))
             Foundation.exit(FleetExitCode.usage.rawValue)
         }
     }
