@@ -79,7 +79,8 @@ public struct PlaybookTask: FleetTask {
                 }
                 script += "fi"
             }
-            return (script, action != .status)
+            // Status too: as a non-root user `kill -0` on a root daemon says "not running".
+            return (script, true)
         case .ensureFile(let path, let content, let mode):
             let target = path.render(values)
             let write = GoReplayScripts.writeFileAtomically(target, content: content, mode: mode)

@@ -81,7 +81,9 @@ struct GoReplayFleet {
     func ssh(_ name: String, _ command: String) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        process.arguments = fleet.sshArguments(for: try host(name)) + [command]
+        // As root: this is the test arranging a host (starting daemons, writing their logs),
+        // not the operator's login the tasks use.
+        process.arguments = fleet.sshArguments(for: try host(name), user: fleet.rootUser) + [command]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -18,8 +18,9 @@ struct PlaybookTests {
     @Test("the shipped playbooks load")
     func shipped() throws {
         let playbooks = try PlaybookLoader.loadDirectory(playbookDirectory)
-        #expect(playbooks.map(\.name) == ["goreplay.restart", "goreplay.status"])
-        let restart = try #require(playbooks.first)
+        #expect(playbooks.map(\.name).contains("goreplay.status"))
+        #expect(playbooks.count >= 70, "the fabric-scripts catalogue")
+        let restart = try #require(playbooks.first { $0.name == "goreplay.restart" })
         #expect(restart.respectDataSyncWindow)
         #expect(restart.changes)
     }
@@ -42,7 +43,7 @@ struct PlaybookTests {
         ("name: x\nsummary: s\nchanges: true\nsteps:\n  - service: {action: start, name: 'gor;reboot'}\n",
          "playbooks/bad.yml:5:36: 'service.name': invalid value 'gor;reboot'"),
         ("name: x\nsummary: s\nchanges: true\nsteps:\n  - read_command: {command: cat /x, as: v}\n  - sudo: \"rm {{v}}\"\n",
-         "playbooks/bad.yml:6:11: 'sudo': invalid value 'rm {{v}}': commands are not templated"),
+         "playbooks/bad.yml:6:11: 'sudo': invalid value '{{v}}': 'v' is not defined here: commands may use arguments"),
         ("name: x\nsummary: s\nchanges: true\nsteps:\n  - wait_for_process: {name: goreplay, timeout: forever}\n",
          "playbooks/bad.yml:5:49: 'wait_for_process.timeout': invalid value 'forever'"),
         ("name: x\nsummary: s\nchanges: true\nsteps:\n  - ensure_file: {path: /x, content: '', mode: 999}\n",
