@@ -268,7 +268,8 @@ extension FabSession {
     /// `--list` in Fabric's formats: `short` (names), `normal` (names and summaries), `nested`
     /// (names grouped by their dotted prefix).
     func printTaskList(_ descriptors: [TaskDescriptor], format: ListFormat) {
-        switch format {
+        // JSON has one shape: a task event per task, whatever the text format.
+        switch console.json ? .normal : format {
         case .normal:
             console.printTaskList(descriptors)
         case .short:
