@@ -223,23 +223,23 @@ struct FabSession {
         options.skipBadHosts = invocation.skipBadHosts
         let console = self.console
         let levels = invocation.outputLevels
+        // Audit: "started" before any host is touched, then "finished" (also when interrupted) or
+        // "abandoned" when a second Ctrl-C exits at once.
+        let audit = RunAudit(
+            log: AuditLog(environment: environment), user: environment["USER"] ?? environment["LOGNAME"] ?? "unknown",
+            argv: invocation.argv, warn: { console.warn($0) })
+        var seen = Set<String>()
+        audit.started(environment: inventory.name, hosts: planned.flatMap(\.hosts).map(\.name).filter { seen.insert($0).inserted },
+                      tasks: planned.map(\.task.invocation.raw))
         let runner = FleetRunner(context: context, options: options) { event in
+            audit.observe(event)
             if levels.shows(event) { console.emit(event) }
         }
         let runTask = Task { await runner.run(planned) }
-        let interrupts = InterruptWatcher { runTask.cancel() }
+        let interrupts = InterruptWatcher(onAbandon: { audit.abandoned() }) { runTask.cancel() }
         let report = await runTask.value
         interrupts.stop()
-
-        // Audit, also when interrupted.
-        if let log = AuditLog(environment: environment) {
-            let user = environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
-            do {
-                try log.append(AuditRecord(user: user, argv: invocation.argv, summary: report.summary))
-            } catch {
-                console.warn("\(error)")
-            }
-        }
+        audit.finished(report.summary)
         return report.exitStatus
     }
 }

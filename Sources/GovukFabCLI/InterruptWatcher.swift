@@ -3,12 +3,12 @@ import Foundation
 
 /// Ctrl-C handling: the first SIGINT (or SIGTERM) stops scheduling and closes
 /// remote commands through task cancellation, so the run still reports what
-/// finished; a second one exits at once with 130.
+/// finished; a second one exits at once with 130, after `onAbandon` (the audit line).
 final class InterruptWatcher: @unchecked Sendable {
     // Written once in init; DispatchSource is thread-safe for cancel().
     private let sources: [any DispatchSourceSignal]
 
-    init(onInterrupt: @escaping @Sendable () -> Void) {
+    init(onAbandon: @escaping @Sendable () -> Void = {}, onInterrupt: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "govuk-fab.signals")
         var sources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {
@@ -18,6 +18,7 @@ final class InterruptWatcher: @unchecked Sendable {
             source.setEventHandler {
                 if seen.increment() > 1 {
                     FileHandle.standardError.write(Data("govuk-fab: interrupted again; exiting now\n".utf8))
+                    onAbandon()
                     exit(130)
                 }
                 FileHandle.standardError.write(Data("govuk-fab: interrupted: stopping remote commands; press Ctrl-C again to exit at once\n".utf8))

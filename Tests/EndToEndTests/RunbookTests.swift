@@ -141,8 +141,9 @@ struct RunbookTests {
             #expect(count == 0, "\(name) still runs sleep")
         }
         let audit = fleet.auditLines
-        #expect(audit.count == 1)
-        #expect(audit.first?.contains("\"interrupted\":true") == true, "\(audit)")
+        #expect(audit.count == 2)
+        #expect(audit.first?.contains("\"event\":\"started\"") == true, "\(audit)")
+        #expect(audit.last?.contains("\"interrupted\":true") == true, "\(audit)")
     }
 
     /// Selectors: puppet class case-insensitively, node class, -H, unions without duplicates.

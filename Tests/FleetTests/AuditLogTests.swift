@@ -9,6 +9,46 @@ struct AuditLogTests {
                     summary: sampleSummary)
     }
 
+    func objects(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    @Test("a run writes 'started' before touching hosts, then exactly one closing line")
+    func startedThenFinishedOnce() throws {
+        let state = try temporaryDirectory()
+        let log = try #require(AuditLog(environment: ["XDG_STATE_HOME": state]))
+        let audit = RunAudit(log: log, user: "oncall", argv: ["govuk-fab", "production", "all", "do:true"], warn: { _ in })
+        audit.started(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["do:true"])
+        let first = try objects(log.path)
+        #expect(first.count == 1)
+        #expect(first[0]["event"] as? String == "started")
+        #expect(first[0]["planned_hosts"] as? [String] == ["cache-1", "cache-2"])
+        audit.finished(sampleSummary)
+        audit.abandoned()  // a late second Ctrl-C after the run ended adds nothing
+        let lines = try objects(log.path)
+        #expect(lines.map { $0["event"] as? String } == ["started", "finished"])
+        #expect(lines[1]["exit_code"] as? Int == 1)
+    }
+
+    @Test("a second Ctrl-C (exit at once) still leaves an 'abandoned' line with the hosts finished so far")
+    func abandonedRecordsWhatFinished() throws {
+        let state = try temporaryDirectory()
+        let log = try #require(AuditLog(environment: ["XDG_STATE_HOME": state]))
+        let audit = RunAudit(log: log, user: "oncall", argv: ["govuk-fab"], warn: { _ in })
+        audit.started(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["do:sleep 9"])
+        audit.observe(finished("cache-1", "do:sleep 9", .exited(status: 0)))
+        audit.abandoned()
+        audit.finished(sampleSummary)  // never a second closing line
+        let lines = try objects(log.path)
+        #expect(lines.map { $0["event"] as? String } == ["started", "abandoned"])
+        #expect(lines[1]["interrupted"] as? Bool == true)
+        #expect(lines[1]["exit_code"] as? Int == 130)
+        #expect((lines[1]["hosts"] as? [[String: Any]])?.map { $0["host"] as? String } == ["cache-1"])
+        #expect(lines[1]["environment"] as? String == "production")
+    }
+
     @Test func pathFollowsXDG() {
         #expect(AuditLog(environment: ["XDG_STATE_HOME": "/s", "HOME": "/h"])?.path == "/s/govuk-fab/audit.jsonl")
         #expect(AuditLog(environment: ["XDG_STATE_HOME": "relative", "HOME": "/h"])?.path

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,12 @@ public enum AuditTimestamp {
 }
 
 /// One line of the audit log: who ran what, where, and how it went.
+/// Which moment of a run an audit line records. A run writes `started` before touching any host,
+/// then `finished` (also after Ctrl-C), or `abandoned` when a second Ctrl-C exits at once.
+public enum AuditEvent: String, Sendable, Hashable {
+    case started, finished, abandoned
+}
+
 public struct AuditRecord: Sendable, Hashable {
     /// One host's outcome for one task.
     public struct HostEntry: Sendable, Hashable {
@@ -49,6 +56,11 @@ public struct AuditRecord: Sendable, Hashable {
     public var interrupted: Bool
     /// The exit code the run ended with.
     public var exitCode: FleetExitCode
+    /// What this line records.
+    public var event: AuditEvent = .finished
+    /// For `started`: the hosts and tasks about to run.
+    public var plannedHosts: [String] = []
+    public var plannedTasks: [String] = []
 
     /// Creates a record.
     public init(user: String, time: Date, environment: String, argv: [String], hosts: [HostEntry],
@@ -69,8 +81,27 @@ public struct AuditRecord: Sendable, Hashable {
                   interrupted: summary.interrupted, exitCode: summary.exitCode)
     }
 
+    /// The line written before a run touches any host.
+    public static func started(user: String, argv: [String], environment: String, hosts: [String], tasks: [String],
+                               time: Date = Date()) -> AuditRecord {
+        var record = AuditRecord(user: user, time: time, environment: environment, argv: argv, hosts: [],
+                                 interrupted: false, exitCode: .success)
+        record.event = .started
+        record.plannedHosts = hosts
+        record.plannedTasks = tasks
+        return record
+    }
+
     /// The record as one JSON line (sorted keys, ending in `\n`).
     public var jsonLine: String {
+        if event == .started {
+            let object: [String: JSONValue] = [
+                "event": .string(event.rawValue), "user": .string(user), "time": .time(time),
+                "environment": .string(environment), "argv": .strings(argv), "planned_hosts": .strings(plannedHosts),
+                "tasks": .strings(plannedTasks),
+            ]
+            return JSONValue.object(object).encoded + "\n"
+        }
         let entries: [JSONValue] = hosts.map { entry in
             var object: [String: JSONValue] = ["host": .string(entry.host), "task": .string(entry.task),
                                                "outcome": .string(entry.outcome.kind)]
@@ -80,7 +111,7 @@ public struct AuditRecord: Sendable, Hashable {
         let object: [String: JSONValue] = [
             "user": .string(user), "time": .time(time), "environment": .string(environment),
             "argv": .strings(argv), "hosts": .array(entries), "interrupted": .bool(interrupted),
-            "exit_code": .int(Int(exitCode.rawValue)),
+            "exit_code": .int(Int(exitCode.rawValue)), "event": .string(event.rawValue),
         ]
         return JSONValue.object(object).encoded + "\n"
     }
@@ -149,4 +180,71 @@ public struct AuditLog: Sendable {
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// A run's audit trail: `started` before any host is touched, then exactly one closing line,
+/// `finished` with every host's outcome or `abandoned` (second Ctrl-C) with those known so far.
+/// A failure to write is reported once through `warn`, never fatal.
+public final class RunAudit: Sendable {
+    private let log: AuditLog?
+    private let user: String
+    private let argv: [String]
+    private let warn: @Sendable (String) -> Void
+    private let state = Mutex<(environment: String, results: [HostTaskResult], closed: Bool, warned: Bool)>(("", [], false, false))
+
+    public init(log: AuditLog?, user: String, argv: [String], warn: @escaping @Sendable (String) -> Void) {
+        self.log = log
+        self.user = user
+        self.argv = argv
+        self.warn = warn
+    }
+
+    /// Writes the `started` line.
+    public func started(environment: String, hosts: [String], tasks: [String]) {
+        state.withLock { $0.environment = environment }
+        write(.started(user: user, argv: argv, environment: environment, hosts: hosts, tasks: tasks))
+    }
+
+    /// Follows the run's events, so an abandoned run still records what finished.
+    public func observe(_ event: FleetEvent) {
+        if case .hostFinished(let result) = event { state.withLock { $0.results.append(result) } }
+    }
+
+    /// Writes the `finished` line (once; later calls do nothing).
+    public func finished(_ summary: RunSummary) {
+        guard close() else { return }
+        write(AuditRecord(user: user, argv: argv, summary: summary))
+    }
+
+    /// Writes the `abandoned` line for an exit that does not wait for the run (once).
+    public func abandoned(exitCode: FleetExitCode = .interrupted) {
+        guard close() else { return }
+        let (environment, results) = state.withLock { ($0.environment, $0.results) }
+        var record = AuditRecord(
+            user: user, time: Date(), environment: environment, argv: argv,
+            hosts: results.map { AuditRecord.HostEntry(host: $0.host, task: $0.task, outcome: $0.outcome) },
+            interrupted: true, exitCode: exitCode)
+        record.event = .abandoned
+        write(record)
+    }
+
+    private func close() -> Bool {
+        state.withLock { s in
+            defer { s.closed = true }
+            return !s.closed
+        }
+    }
+
+    private func write(_ record: AuditRecord) {
+        guard let log else { return }
+        do {
+            try log.append(record)
+        } catch {
+            let first = state.withLock { s in
+                defer { s.warned = true }
+                return !s.warned
+            }
+            if first { warn("\(error)") }
+        }
+    }
 }
