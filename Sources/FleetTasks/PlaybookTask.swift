@@ -107,7 +107,8 @@ public struct PlaybookTask: FleetTask {
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
         let user = loginUser(for: host, in: context.inventory)
         let values = startingValues(host: host.name, target: target ?? host.name, user: user, inventory: context.inventory)
-        let prefix = target.map { "[for \($0)] " } ?? ""
+        // A called task shows the condition of the step that calls it.
+        let prefix = gates.compactMap(\.condition).map { "[when \($0.text)] " }.joined() + (target.map { "[for \($0)] " } ?? "")
         return stepIndices.compactMap { index in
             let step = playbook.steps[index]
             guard let (text, sudo) = (try? command(step, host: host, inventory: context.inventory, values: values)) ?? nil else {
