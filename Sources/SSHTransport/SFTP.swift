@@ -46,6 +46,16 @@ extension SSHSession {
 enum UploadSource {
     case file(Int32, path: String)
     case bytes([UInt8])
+
+    /// Bytes to upload, if known.
+    var size: Int? {
+        switch self {
+        case .bytes(let bytes): return bytes.count
+        case .file(let fd, _):
+            var info = stat()
+            return fstat(fd, &info) == 0 ? Int(info.st_size) : nil
+        }
+    }
 }
 
 extension SessionConnection {
@@ -143,8 +153,45 @@ extension SessionConnection {
                     libssh2_sftp_unlink_ex(sftp, temporary, UInt32(temporary.utf8.count))
                 }
             }
-            throw error
+            throw await explained(error, directory: directory.isEmpty ? "." : directory, needed: source.size,
+                                  openTimeout: openTimeout)
         }
+    }
+
+    /// SFTP version 3 (OpenSSH's sftp-server) reports ENOSPC, EDQUOT, EROFS and most others as a bare
+    /// `SSH_FX_FAILURE`. For that status, asks the host what is wrong with the directory (exists,
+    /// writable, free space) and names the cause; any other error comes back unchanged.
+    private func explained(_ error: any Error, directory: String, needed: Int?, openTimeout: Duration) async -> any Error {
+        guard let sftpError = error as? SSHError, case .sftp(let status) = sftpError.kind, status == LIBSSH2_FX_FAILURE,
+              unusableReason == nil else { return error }
+        let collector = OutputCollector()
+        let probe = """
+            d=\(shellQuote(directory)); df -Pk "$d" 2>/dev/null | awk 'NR==2 {print "free_kib=" $4}'
+            [ -d "$d" ] || echo missing=1; [ -w "$d" ] || echo not_writable=1
+            true
+            """
+        guard let result = try? await execute(probe, timeout: .seconds(10), openTimeout: openTimeout,
+                                              onOutput: { collector.append($0) }), result.succeeded else { return error }
+        let facts = String(decoding: collector.contents.0, as: UTF8.self).split(separator: "\n")
+        let free = facts.first { $0.hasPrefix("free_kib=") }.flatMap { Int($0.dropFirst("free_kib=".count)) }
+        let cause: String
+        let remedy: String
+        if facts.contains("missing=1") {
+            cause = "\(directory) does not exist on the host"
+            remedy = "create it first"
+        } else if facts.contains("not_writable=1") {
+            cause = "\(endpoint.user) may not write to \(directory) (permission, or a read-only filesystem)"
+            remedy = "check its owner and mode, and that it is mounted read-write"
+        } else if let free, free < 1024 || needed.map({ free * 1024 < $0 }) == true {
+            // (Measured after the partial file was removed: less free than the file needs.)
+            cause = "no space left on the host's filesystem for \(directory) (\(free) KiB free"
+                + (needed.map { ", \(($0 + 1023) / 1024) KiB needed)" } ?? ")")
+            remedy = "free some space there (df -h \(directory)), then run again; the partial file was removed"
+        } else {
+            return error
+        }
+        return SSHError(endpoint: endpoint, operation: sftpError.operation, kind: sftpError.kind, code: sftpError.code,
+                        message: "\(sftpError.message): \(cause)", remedy: remedy)
     }
 
     /// Keeps one large window of unacknowledged bytes in front of `libssh2_sftp_write`, which skips the
@@ -280,7 +327,7 @@ func sftpStatusName(_ status: UInt) -> String {
     case LIBSSH2_FX_EOF: "end of file"
     case LIBSSH2_FX_NO_SUCH_FILE: "no such file"
     case LIBSSH2_FX_PERMISSION_DENIED: "permission denied"
-    case LIBSSH2_FX_FAILURE: "failure (the server gave no detail; e.g. target exists, or not a directory)"
+    case LIBSSH2_FX_FAILURE: "failure (the server gave no detail)"
     case LIBSSH2_FX_BAD_MESSAGE: "bad message"
     case LIBSSH2_FX_OP_UNSUPPORTED: "operation unsupported by the server"
     case LIBSSH2_FX_NO_SUCH_PATH: "no such path"
