@@ -177,6 +177,9 @@ struct PerTaskHostsPlanTests {
         #expect(try plan(["uptime:exclude_hosts=cache-1", "do:ls"], hosts: ["cache-1", "cache-2"]).map(\.1)
             == [["cache-2"], ["cache-1", "cache-2"]])
         #expect(planError(["uptime:hosts=cache-1,exclude_hosts=cache-1"])?.problem == .everythingExcluded)
+        let unknown = planError(["uptime:hosts=cache-1,exclude_hosts=cache-9"])
+        #expect(unknown?.subject == "uptime:hosts=cache-1,exclude_hosts=cache-9")
+        #expect(unknown?.problem == .unknownExclusion("cache-9", suggestions: ["cache-1", "cache-2"]))
     }
 
     @Test func perTaskHostsAreCheckedLikeDashH() {

@@ -72,6 +72,11 @@ public struct CommandPlan: Sendable, Hashable {
                 pendingSelector = selector
             case .task(let task):
                 pendingSelector = nil
+                // Checked here so the error names the task word, not -x.
+                for name in task.excludeHosts where inventory.host(named: name) == nil {
+                    throw SelectionError(subject: task.raw, problem: .unknownExclusion(
+                        name, suggestions: NameSuggestions.near(name, in: inventory.hosts.map(\.name), limit: 3)))
+                }
                 if hostlessTasks.contains(task.name) {
                     if task.hasOwnHosts || !task.excludeHosts.isEmpty {
                         throw SelectionError(subject: task.raw, problem: .hostKeywordsOnHostlessTask(task: task.name))
