@@ -33,6 +33,11 @@ public enum PlaybookLoader {
 
     /// Parses one playbook.
     public static func parse(_ text: String, file: String) throws(PlaybookError) -> Playbook {
+        if let deep = YAMLNestingLimit.firstViolation(in: text) {
+            throw PlaybookError(
+                .syntax("nested more than \(YAMLNestingLimit.maximumDepth) levels deep; no playbook needs that, so the file is refused unread"),
+                at: SourceLocation(file: file, line: deep.line, column: deep.column))
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
