@@ -4,9 +4,12 @@
 ///   is a keyword argument when the text before its first unescaped `=` is an identifier.
 ///   `\,`, `\=` and `\\` stand for `,`, `=` and `\`; a backslash before any other character
 ///   is kept as written (as Fabric 1 did), and a backslash at the very end is an error.
+/// - `host=`, `hosts=A;B`, `role=`, `roles=A;B` and `exclude_hosts=A;B` are not passed to the task:
+///   they become its own hosts, roles and exclusions (``TaskInvocation/hosts``), as in Fabric 1.
 /// - Free-form tasks (``defaultFreeFormTasks``: `do`, `sdo`) take everything after the first
 ///   `:` as one command; only `\,` is turned into `,` (for Fabric compatibility), so
-///   `sdo:'echo a,b'` runs `echo a,b` rather than failing on the comma.
+///   `sdo:'echo a,b'` runs `echo a,b` rather than failing on the comma. A trailing run of the
+///   host keywords above is stripped from the command and applied (`sdo:'cmd',hosts=cache-2`).
 /// - `puppet_class:`, `class:`, `node_type:`, `application:` with comma-separated values, and
 ///   `all`, are selectors.
 public enum FabricCommandLine {
