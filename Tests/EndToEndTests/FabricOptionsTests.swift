@@ -203,6 +203,7 @@ struct FabricOptionsFleetTests {
         let (slow, quick) = (fleet.names[0], fleet.names[1])
         let started = ContinuousClock.now
         let result = try await fleet.fab(["-T", "1", "-H", "\(slow),\(quick)", "do:sleep 60,hosts=\(slow)", "do:echo done"])
+        print("-T 1 on sleep 60: exit \(result.status) after \(ContinuousClock.now - started)")
         // The inventory's command timeout is 60 s; a loaded machine still ends well before it.
         #expect(ContinuousClock.now - started < .seconds(45))
         #expect(result.status == 1, "\(result)")
@@ -217,6 +218,7 @@ struct FabricOptionsFleetTests {
         let silent = try SilentListener()
         let started = ContinuousClock.now
         let result = try await fleet.fab(["-t", "1", "-H", "127.0.0.1:\(silent.port)", "do:true"])
+        print("-t 1 against a silent port: exit \(result.status) after \(ContinuousClock.now - started)")
         #expect(ContinuousClock.now - started < .seconds(15), "the inventory says 20s; -t 1 must win")
         #expect(result.status == 1, "\(result)")
         #expect(result.stdout.lowercased().contains("timed out") || result.stdout.lowercased().contains("timeout"), "\(result)")
@@ -253,6 +255,7 @@ struct FabricOptionsFleetTests {
         let started = ContinuousClock.now
         let retried = try await fleet.fab(["-n", "3", "-H", fleet.names.joined(separator: ","), "do:true"],
                                           environment: ["GOVUK_FAB_LOG_LEVEL": "info"])
+        print("-n 3 against a stopped host: \(ContinuousClock.now - started) (one attempt: \(singleTime))")
         #expect(retried.status == 1, "\(retried)")
         #expect((retried.stdout + retried.stderr).contains("connect attempt 2 of 3"), "\(retried)")
         #expect(ContinuousClock.now - started >= .seconds(2), "two pauses between three attempts (one try took \(singleTime))")
