@@ -107,20 +107,30 @@ public struct DeployGoReplay: FleetTask {
             return .ok("dry run: " + plan.joined(separator: "; "))
         }
 
-        // 2. Binary: staging upload, verify on the host, one atomic mv.
+        // 2. Binary: staging upload, verify on the host, one atomic mv. Staging files that interrupted
+        // deploys left are removed whether or not this one uploads.
+        let directory = (replay.binaryPath as NSString).deletingLastPathComponent
+        let stagingDirectory = host.user == "root" ? directory : "/tmp"
+        let prepare = try await host.execute(
+            Self.stagingScript(directory: stagingDirectory, create: host.user == "root", makeStaging: !binaryCurrent),
+            echo: false)
+        let prepared = KeyValueLines(prepare.stdout)
+        if let removed = prepared["removed"].flatMap(Int.init), removed > 0 {
+            host.notice("removed \(removed) staging file\(removed == 1 ? "" : "s") left by interrupted deploys")
+        }
         if !binaryCurrent {
-            let directory = (replay.binaryPath as NSString).deletingLastPathComponent
-            let stagingDirectory = host.user == "root" ? directory : "/tmp"
-            let staging = "\(stagingDirectory)/.goreplay.govuk-fab-\(UInt32.random(in: 0...UInt32.max))"
-            if host.user == "root" {
-                let mkdir = try await host.execute("mkdir -p \(shellQuote(directory))", echo: false)
-                guard mkdir.succeeded else { return .failed("cannot create \(directory): \(mkdir.stderr.lastLine ?? "")") }
+            guard prepare.succeeded, let staging = prepared["staging"], staging.hasPrefix(stagingDirectory + "/") else {
+                return .failed("cannot create a staging file in \(stagingDirectory): \(prepare.stderr.lastLine ?? "exit \(prepare.exitStatus)")")
             }
             do {
                 try await host.upload(file: binary.path, to: staging, mode: 0o755)
             } catch {
-                _ = try? await host.execute("rm -f \(shellQuote(staging))", sudo: true, echo: false)
-                throw error
+                _ = try? await host.execute("rm -f \(shellQuote(staging))", echo: false)
+                // A connection failure stays one; anything else (disk full, permission) is this task's
+                // failure with its cause, not a made-up exit status.
+                if let ssh = error as? SSHError, ssh.kind.isConnectivity { throw error }
+                if error is CancellationError { throw error }
+                return .failed("uploading the binary failed (old one kept): \(error)")
             }
             let install = try await host.execute(
                 Self.installScript(staging: staging, final: replay.binaryPath, sha256: binary.sha256),
@@ -167,6 +177,24 @@ public struct DeployGoReplay: FleetTask {
         return .ok("up to date, nothing to do")
     }
 
+    /// Names of staging files, the SFTP upload's own temporary files and install copies, all of which an
+    /// interrupted deploy can leave behind.
+    static let stagingPattern = ".goreplay.govuk-fab*"
+
+    /// Removes this user's staging files left by interrupted deploys (older than 10 minutes, so a
+    /// concurrent deploy's are never touched), then makes a fresh one with `mktemp` (unpredictable name,
+    /// created 0600 by the login user). Prints `removed=N` and `staging=PATH`.
+    static func stagingScript(directory: String, create: Bool, makeStaging: Bool) -> String {
+        """
+        d=\(shellQuote(directory))
+        \(create ? "mkdir -p \"$d\" || exit 1" : "")
+        n=$(find "$d" -maxdepth 1 -type f -user "$(id -u)" \\( -name '\(stagingPattern)' -o -name '.\(stagingPattern)' \\) \
+          -mmin +10 -print -delete 2>/dev/null | wc -l)
+        echo "removed=$n"
+        \(makeStaging ? "s=$(mktemp \"$d/.goreplay.govuk-fab.XXXXXXXXXX\") || exit 1; echo \"staging=$s\"" : "")
+        """
+    }
+
     static func stateScript(binary: String, definition: String, marker: String, status: String) -> String {
         """
         b=\(shellQuote(binary)); d=\(shellQuote(definition)); m=\(shellQuote(marker))
@@ -188,7 +216,9 @@ public struct DeployGoReplay: FleetTask {
         if [ "$got" != "$want" ]; then rm -f "$s"; echo "sha256 mismatch on host: $got, expected $want" >&2; exit 1; fi
         mkdir -p "$(dirname "$f")" || { rm -f "$s"; exit 1; }
         if [ "$(dirname "$s")" = "$(dirname "$f")" ]; then n="$s"
-        else n="$f.govuk-fab-new.$$"; cp "$s" "$n"; r=$?; rm -f "$s"; [ $r -eq 0 ] || { rm -f "$n"; exit $r; }; fi
+        else
+          find "$(dirname "$f")" -maxdepth 1 -type f -name "$(basename "$f").govuk-fab-new.*" -mmin +10 -delete 2>/dev/null
+          n="$f.govuk-fab-new.$$"; cp "$s" "$n"; r=$?; rm -f "$s"; [ $r -eq 0 ] || { rm -f "$n"; exit $r; }; fi
         chmod 0755 "$n" || { rm -f "$n"; exit 1; }
         if ! e=$("$n" --help 2>&1 >/dev/null); then
           rm -f "$n"; echo "the new binary does not run on this host: $(printf '%s\\n' "$e" | tail -n 1) (build it with make goreplay-static)" >&2; exit 1
