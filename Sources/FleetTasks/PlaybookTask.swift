@@ -134,7 +134,10 @@ public struct PlaybookTask: FleetTask {
             }
             guard let first = stepIndices.first else { return .ok() }
             switch state.admit(targetName, step: first) {
-            case .proceed(let earlier): values.merge(earlier) { _, read in read }
+            case .proceed(let earlier):
+                // What earlier steps read; `host`, `user` and `let:` values stay this host's.
+                let own = Set(commandBuiltInNames + playbook.lets.map(\.name))
+                for (name, value) in earlier where !own.contains(name) { values[name] = value }
             case .skip(let reason): return TaskOutcome(outcome: .skipped(reason: reason), message: reason)
             }
         }

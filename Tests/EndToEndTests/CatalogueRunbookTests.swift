@@ -139,6 +139,36 @@ extension CatalogueTests {
         #expect(try fleet.calls().isEmpty)
     }
 
+    @Test("a step pinned with on: runs on the alert host once per selected host, between the others")
+    func pinnedStep() async throws {
+        let fleet = try sharedCatalogueFleet.get()
+        try fleet.reset()
+        let directory = fleet.directory + "/extra-playbooks"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            name: test.pinned_step
+            summary: before on each host, a note on the alert host per host, after on each host
+            changes: true
+            steps:
+              - run: facter before
+              - run: facter note-for {{target}} from {{host}}
+                on: {class: alert, once: true}
+              - run: facter after
+            """.write(toFile: directory + "/test.pinned_step.yml", atomically: true, encoding: .utf8)
+        var environment = ["GOVUK_FAB_PLAYBOOK_DIR": directory, "XDG_STATE_HOME": fleet.directory + "/state"]
+        environment["NO_COLOR"] = "1"
+        let run = try await FabRun.run(["--inventory", fleet.inventoryPath, "--yes", "production", "class:cache", "test.pinned_step"],
+                                       environment: environment, directory: fleet.directory)
+        #expect(run.status == 0, "\(run)")
+        let calls = try fleet.stubs.calls(on: CatalogueFleet.layout.map { fleet.fleetName($0.name) })
+        let lines = calls.map { "\($0.host) \(([$0.call.command] + $0.call.arguments).joined(separator: " "))" }
+        let cache1 = fleet.fleetName("cache-1"), cache2 = fleet.fleetName("cache-2"), alert = fleet.fleetName("alert-1")
+        #expect(Set(lines.prefix(2)) == ["\(cache1) facter before", "\(cache2) facter before"], "\(lines)")
+        #expect(Array(lines.dropFirst(2).prefix(2)) == ["\(alert) facter note-for cache-1 from alert-1",
+                                                        "\(alert) facter note-for cache-2 from alert-1"], "\(lines)")
+        #expect(Set(lines.dropFirst(4)) == ["\(cache1) facter after", "\(cache2) facter after"], "\(lines)")
+    }
+
     @Test("--set fills a playbook argument; confirmation asks for changing playbooks only")
     func settingsAndConfirmation() async throws {
         let fleet = try sharedCatalogueFleet.get()
