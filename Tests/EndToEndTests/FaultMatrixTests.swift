@@ -1,0 +1,154 @@
+import Foundation
+import TestFleet
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fault matrix of issue 11 through the govuk-fab binary, on the real test fleet logged in as
+/// production does (a non-root user with NOPASSWD sudo). Every case has an upper time bound that a
+/// loaded 2-core machine meets; faults are made inside the fleet's own network namespace.
+@Suite("Fault matrix, production shape", .enabled(if: fleetAvailable && TestFleet.supportsPacketDrop,
+                                                  "needs root, the built binary, ip netns, socat and iptables"))
+struct FaultMatrixTests {
+    /// `fault-1` is bridged (reachable directly and the gateway); `fault-2` and `fault-3` live behind it.
+    final class Fixture: @unchecked Sendable {
+        let fleet: TestFleet
+        let directory: String
+
+        init() throws {
+            fleet = try TestFleet.start(TestFleetOptions(hostCount: 3, namePrefix: "fault"))
+            try fleet.isolate("fault-1", bridge: true)
+            try fleet.isolate("fault-2")
+            try fleet.isolate("fault-3")
+            directory = fleet.workDirectory + "/cli"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+
+        deinit { fleet.stop() }
+
+        /// An inventory with keepalives every 1 s, lost after 2 unanswered (3 s of silence), no
+        /// command timeout; `gateway` puts the hosts behind fault-1.
+        func inventory(hosts: [String], gateway: Bool) throws -> String {
+            let gatewayHost = fleet.hosts[0]
+            var yaml = """
+                name: faults
+                ssh:
+                  user: \(fleet.user)
+                  port: 2222
+                  identity_files: [\(fleet.clientKeyPath)]
+                  known_hosts: [\(fleet.knownHostsPath)]
+                  connect_timeout: 20s
+                  keepalive_interval: 1s
+                  keepalive_count_max: 2
+                \(gateway ? "  gateway: \(fleet.user)@\(gatewayHost.address):\(gatewayHost.port)" : "")
+                parallelism: 10
+                confirm_changes: false
+                hosts:
+
+                """
+            for name in hosts {
+                let host = try #require(fleet.host(named: name))
+                yaml += "  - {name: \(name), address: \(host.address), port: \(host.port)}\n"
+            }
+            let path = directory + "/faults-\(gateway ? "gw" : "direct").yml"
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        /// Runs govuk-fab, applies `fault` after `faultAfter`, and waits at most `limit` for it to exit
+        /// (then kills it, so a hang fails the test instead of hanging it).
+        func fab(
+            _ arguments: [String], faultAfter: Duration = .seconds(1), limit: Duration = .seconds(60),
+            fault: () throws -> Void = {}
+        ) throws -> (status: Int32, stdout: String, stderr: String, afterFault: Duration) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: GovukFabBinary.path)
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["SSH_AUTH_SOCK"] = ""
+            environment["NO_COLOR"] = "1"
+            environment["XDG_STATE_HOME"] = directory + "/state"
+            process.environment = environment
+            let outPath = directory + "/out.\(UInt32.random(in: 0...UInt32.max))", errPath = outPath + ".err"
+            FileManager.default.createFile(atPath: outPath, contents: nil)
+            FileManager.default.createFile(atPath: errPath, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: outPath)
+            process.standardError = FileHandle(forWritingAtPath: errPath)
+            process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+            try process.run()
+            Thread.sleep(forTimeInterval: Double(faultAfter.components.seconds))
+            try fault()
+            let faulted = ContinuousClock.now
+            while process.isRunning && ContinuousClock.now - faulted < limit { usleep(50_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                Issue.record("govuk-fab still running \(limit) after the fault: it hangs")
+            }
+            let elapsed = ContinuousClock.now - faulted
+            return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                    (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "", elapsed)
+        }
+
+        /// Processes on `host` whose command line contains `marker`.
+        func survivors(_ marker: String, on host: String) throws -> String {
+            let pattern = "[" + String(marker.prefix(1)) + "]" + marker.dropFirst()
+            return try fleet.run(on: host, "pgrep -a -f '\(pattern)' || true").output
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test("a network cut mid-command (packets dropped) ends the run as 'connection lost' without a command timeout")
+    func packetDrop() throws {
+        let fixture = try Fixture()
+        let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
+        defer { try? fixture.fleet.restorePackets(to: "fault-1") }
+        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3; echo done"]) {
+            try fixture.fleet.dropPackets(to: "fault-1")
+        }
+        #expect(result.status != 0, "\(result)")
+        #expect(result.stdout.contains("connection lost"), "\(result.stdout)")
+        #expect(!result.stdout.contains("out: done"), "\(result.stdout)")
+        // 3 s of silence by the arithmetic; generous for a loaded machine.
+        #expect(result.afterFault < .seconds(30), "took \(result.afterFault)")
+    }
+
+    @Test("a gateway that stalls fails every host behind it within the keepalive bound, naming the gateway")
+    func stalledGateway() throws {
+        let fixture = try Fixture()
+        let inventory = try fixture.inventory(hosts: ["fault-2", "fault-3"], gateway: true)
+        defer { try? fixture.fleet.resumeBridge("fault-1") }
+        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 30; echo done"],
+                                     faultAfter: .seconds(2)) {
+            try fixture.fleet.stallBridge("fault-1")
+        }
+        let gateway = fixture.fleet.hosts[0].address
+        #expect(result.status != 0, "\(result)")
+        for name in ["fault-2", "fault-3"] {
+            let failed = result.stdout.split(separator: "\n").first { $0.hasPrefix("[\(name)] FAILED") }.map(String.init) ?? ""
+            #expect(failed.contains(gateway), "\(name) does not name the gateway: \(result.stdout)")
+        }
+        #expect(result.afterFault < .seconds(30), "took \(result.afterFault)")
+    }
+
+    @Test("sdo past --command-timeout as a non-root user leaves nothing running as root")
+    func sudoTimeoutLeavesNothing() throws {
+        let fixture = try Fixture()
+        let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
+        let started = ContinuousClock.now
+        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "sdo:sleep 3133", "--command-timeout", "3"],
+                                     faultAfter: .zero)
+        #expect(result.status != 0)
+        #expect(result.stdout.contains("timeout"), "\(result.stdout)")
+        #expect(ContinuousClock.now - started < .seconds(30))
+        var left = ""
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            left = try fixture.survivors("sleep 3133", on: "fault-1")
+            if !left.isEmpty { usleep(200_000) }
+        } while !left.isEmpty && ContinuousClock.now < deadline
+        #expect(left.isEmpty, "still running on fault-1: \(left)")
+    }
+}
