@@ -138,13 +138,26 @@ public struct TestFleetHostStubs: Sendable {
         return real
     }
 
+    /// Commands a test host must never reach for real: they act on the test machine itself
+    /// (its systemd, its packages), which the hosts share.
+    static let neverPassedThroughOnTestHosts: Set<String> = ["shutdown", "reboot", "poweroff", "halt", "apt-get", "unattended-upgrade"]
+
     static func script(for command: String) -> String {
-        """
+        // A test host's PID 1 is its sshd; there the real command would reboot the machine.
+        let guardTestHost = neverPassedThroughOnTestHosts.contains(command) ? """
+              if [ "$(cat /proc/1/comm 2>/dev/null)" = sshd ]; then
+                echo "\(command): refused on a test host without \(stateDirectory)/enabled (it would act on the test machine)" >&2
+                exit 1
+              fi
+
+            """ : ""
+        return """
         #!/bin/sh
         \(signature): records its arguments on hosts with \(stateDirectory)/enabled
         d=\(stateDirectory)
         n=\(command)
         if [ ! -f "$d/enabled" ]; then
+        \(guardTestHost)
           # Not a stubbed host: the real command, found without this directory.
           PATH=$(printf '%s' ":$PATH:" | sed -e 's#:\(binDirectory):#:#g' -e 's#^:##' -e 's#:$##')
           export PATH
