@@ -111,6 +111,8 @@ let catalogueCases: [CatalogueCase] = [
                             "govuk::apps::publisher::port", "::environment=production", "::lsbdistcodename=precise",
                             "::settings::manifestdir=/usr/share/puppet/production/current/manifests")],
                   output: ["govuk::apps::publisher::port: 3093"]),
+    CatalogueCase(arguments: ["puppet.sign_certificates:3,0"], setup: { try $0.behave("puppetmaster-1", "puppet", exit: 24) },
+                  calls: Array(repeating: S("puppetmaster-1", "puppet", "cert", "sign", "--all"), count: 3)),
     CatalogueCase(arguments: ["class:backend", "puppet.cert_clean"],
                   setup: { try $0.write("backend-1", "/var/lib/puppet/state/classes.txt", "govuk::node::s_backend\n")
                            try $0.write("backend-1", "/etc/puppet/ssl/certs/old.pem", "x") },
