@@ -32,6 +32,12 @@ func bindArguments(_ invocation: TaskInvocation, of playbook: Playbook, settings
 }
 
 extension TaskRegistry {
+    /// Playbooks with `hosts:` of their own: they need no hosts selected before them
+    /// (`govuk-fab production puppet.lookup_hieradata:KEY`).
+    public var pinnedTaskNames: Set<String> {
+        Set(entries.values.compactMap { $0.playbook?.pin == nil ? nil : $0.descriptor.name })
+    }
+
     /// The host tasks one task word becomes on `hosts` (the hosts selected before it).
     /// A built-in task or a plain playbook is one; a playbook with `hosts:` runs on those,
     /// with `runs_once:` on the first, and one with pinned steps, calls or `serial:` becomes
