@@ -110,9 +110,12 @@ final class SessionConnection: @unchecked Sendable {
         if let gateway, let reason = gateway.failureReason {
             gatewayNote = " (the gateway \(gateway.endpoint) failed: \(reason))"
         }
+        // A socket that fails under a running session is the host (or the link) going away: say so.
+        let lost = [LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_SEND].contains(code)
         return SSHError(
             endpoint: endpoint, operation: operation, kind: kind ?? kindForLibSSH2Code(code), code: code,
-            message: "\(context): \(message)\(gatewayNote)", remedy: remedy)
+            message: "\(lost ? "connection lost: " : "")\(context): \(message)\(gatewayNote)",
+            remedy: remedy ?? (lost ? "check whether the host is up (it may have rebooted or died)" : nil))
     }
 
     func ensureUsable(_ operation: SSHError.Operation) throws {

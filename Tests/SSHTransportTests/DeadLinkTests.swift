@@ -75,6 +75,21 @@ final class DeadLinkTests: Sendable {
         await session.close()
     }
 
+    @Test("a host dying mid-command is 'connection lost', not a bare transport read error")
+    func hostDies() async throws {
+        let session = try await SSHSession.connect(
+            to: try endpoint("dead-1"), options: options, reactor: reactor, logger: quietLogger)
+        let fleet = self.fleet
+        let (error, elapsed) = try await runThroughFault(session) { try fleet.stopHost("dead-1") }
+        let message = error.map { "\($0)" } ?? ""
+        #expect(error?.kind.isConnectivity == true, "\(message)")
+        #expect(message.contains("connection lost"), "\(message)")
+        // Seen by the socket closing, not by waiting for keepalives.
+        #expect(!message.contains("keepalives unanswered"), "\(message)")
+        #expect(elapsed < .seconds(20), "took \(elapsed)")
+        await session.close()
+    }
+
     @Test("a host behind a gateway whose link drops fails within the bound, naming the gateway")
     func packetDropBehindGateway() async throws {
         let gateway = try await SSHGateway.connect(
