@@ -49,12 +49,12 @@ extension TaskRegistry {
             return [PlannedTask(task: try makeTask(invocation, inventory: inventory), hosts: hosts)]
         }
         return try expand(playbook, invocation, selected: hosts, inventory: inventory, settings: settings,
-                          gates: [], completes: [], depth: 0)
+                          gates: [], completes: [])
     }
 
     private func expand(
         _ playbook: Playbook, _ invocation: TaskInvocation, selected: [Fleet.Host], inventory: Inventory,
-        settings: [String: String], gates: [PlaybookGate], completes: [PlaybookCompletion], depth: Int
+        settings: [String: String], gates: [PlaybookGate], completes: [PlaybookCompletion]
     ) throws(TaskError) -> [PlannedTask] {
         let arguments = try bindArguments(invocation, of: playbook, settings: settings)
         var targets = selected
@@ -78,10 +78,7 @@ extension TaskRegistry {
                 part.raw = "\(invocation.raw) (\(index + 1)/\(count))"
                 let template = PlaybookTask(playbook: playbook, invocation: invocation, arguments: arguments)
                 if case .call(let name, let templates) = step.action {
-                    guard depth < 8 else {
-                        throw TaskError(word: invocation.raw, problem: .extraArguments(
-                            task: invocation.name, usage: playbook.usage, extra: ["calls nested more than 8 deep"]))
-                    }
+                    // No loop: validateCalls refused playbooks that call back into themselves.
                     for target in group {
                         let values = template.startingValues(
                             host: target.name, target: target.name, user: loginUser(for: target, in: inventory), inventory: inventory)
@@ -91,7 +88,7 @@ extension TaskRegistry {
                         let callCompletes = [PlaybookCompletion(state: state, target: target.name, step: index)] + outerCompletes
                         if let calleeBook = entries[name]?.playbook {
                             planned += try expand(calleeBook, callee, selected: [target], inventory: inventory, settings: [:],
-                                                  gates: callGates, completes: callCompletes, depth: depth + 1)
+                                                  gates: callGates, completes: callCompletes)
                         } else {
                             let inner = try makeTask(callee, inventory: inventory)
                             planned.append(PlannedTask(task: GatedTask(inner: inner, invocation: callee, gates: callGates,

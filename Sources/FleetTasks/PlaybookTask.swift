@@ -297,14 +297,6 @@ final class PlaybookRunState: Sendable {
             if all[target, default: Progress()].halted == nil { all[target, default: Progress()].halted = reason }
         }
     }
-
-    func isFinished(_ target: String, step index: Int) -> Bool {
-        progress.withLock { $0[target]?.finished.contains(index) ?? false }
-    }
-
-    func values(_ target: String) -> [String: String] {
-        progress.withLock { $0[target]?.values ?? [:] }
-    }
 }
 
 /// A caller's step that must be allowed before a called task's first part runs:
