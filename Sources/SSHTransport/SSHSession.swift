@@ -170,7 +170,7 @@ extension SessionConnection {
                 endpoint: endpoint, operation: .hostKey,
                 kind: .unknownHostKey(fingerprint: fingerprint, keyType: type.algorithm),
                 message: "unknown host \(hostName): its \(type.algorithm) key \(fingerprint) is not in \(files)\(otherTypes)",
-                remedy: "verify the fingerprint out of band, then run ssh-keyscan \(portFlag)-t \(type.algorithm) \(endpoint.host) >> ~/.ssh/known_hosts")
+                remedy: "verify the fingerprint out of band, then run ssh-keyscan \(portFlag)-t \(type.algorithm) \(endpoint.host) >> \(shellWord(knownHostsFiles.first ?? "~/.ssh/known_hosts"))")
         default:
             throw error(.hostKey, "checking the host key against known_hosts failed", kind: .protocolError)
         }
@@ -179,4 +179,12 @@ extension SessionConnection {
 
 func milliseconds(_ duration: Duration) -> Int64 {
     duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+}
+
+/// `path` as a shell word for a remedy line: as is when plain (so `~/` still expands), else quoted.
+func shellWord(_ path: String) -> String {
+    let plain = path.unicodeScalars.allSatisfy {
+        $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "/._~+-@:".unicodeScalars.contains($0))
+    }
+    return plain && !path.isEmpty ? path : shellQuote(path)
 }

@@ -71,8 +71,11 @@ struct HostKeyTests {
     func unknownHost() async throws {
         let fixture = try StandaloneFixture()
         defer { fixture.cleanUp() }
-        let error = try await fixture.connectFailure(fixture.options(knownHosts: try fixture.knownHosts([])))
+        let file = try fixture.knownHosts([])
+        let error = try await fixture.connectFailure(fixture.options(knownHosts: file))
         let expected = try keygenFingerprint(fixture.sshd.hostKeys["ed25519"]! + ".pub")
+        // The remedy names the file the inventory gave, not ~/.ssh/known_hosts.
+        #expect(error.description.hasSuffix(">> \(file)"), "\(error)")
         #expect(error.kind == .unknownHostKey(fingerprint: expected, keyType: "ssh-ed25519"))
         #expect(error.operation == .hostKey)
         #expect(error.description.contains(expected))
