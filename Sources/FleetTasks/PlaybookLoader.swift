@@ -67,7 +67,9 @@ public enum PlaybookLoader {
                                  reason: "a task name is letters, digits, '_', '.' and '-', starting with a letter")
         }
         let summary = try reader.string(try reader.required(top, "summary", in: "the playbook", at: node), key: "summary")
-        let details = try top["description"].map { node throws(PlaybookError) in try reader.string(node, key: "description") } ?? ""
+        let details = try top["description"].map { node throws(PlaybookError) in
+            try reader.string(node, key: "description").trimmingCharacters(in: .whitespacesAndNewlines)
+        } ?? ""
         let changes = try reader.bool(try reader.required(top, "changes", in: "the playbook", at: node), key: "changes")
         let window = try top["respect_data_sync_window"].map { node throws(PlaybookError) in
             try reader.bool(node, key: "respect_data_sync_window")
