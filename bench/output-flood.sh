@@ -13,6 +13,7 @@ BIN=${3:-$ROOT/.build/debug/govuk-fab}
 [ -x "$BIN" ] || { echo "output-flood: $BIN missing (swift build --product govuk-fab)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "output-flood: needs GNU time (apt-get install time)" >&2; exit 1; }
 WORK=$(mktemp -d /dev/shm/govuk-flood.XXXXXX)
+chmod 0755 "$WORK"  # the hosts' non-root login must reach the fleet's authorized_keys
 trap '"$ROOT/scripts/testfleet.sh" down "$WORK/fleet" --purge >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 "$ROOT/scripts/testfleet.sh" up "$WORK/fleet" "$HOSTS" flood --owner $$ >/dev/null
 . "$WORK/fleet/fleet.env"
@@ -29,3 +30,4 @@ rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
 wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$WORK/time.txt")
 echo "output flood: $HOSTS hosts x $MB MB (base64, $(wc -l <"$WORK/out.txt") lines printed): peak RSS $((rss / 1024)) MiB, wall $wall"
 tail -1 "$WORK/out.txt"
+grep -m3 "FAILED" "$WORK/out.txt" || true

@@ -435,6 +435,12 @@ cmd_up() {
     mkdir -p "$dir/client" "$dir/hosts"
     # The login user reads its authorized_keys (and home) under DIR: let it through (mkdtemp made 0700).
     chmod 0755 "$dir"
+    local ancestor=${dir%/*}
+    while [ -n "$ancestor" ]; do
+        [ "$(( 0$(stat -c %a "$ancestor") & 01 ))" -ne 0 ] \
+            || die "$ancestor is not searchable by other users (mode $(stat -c %a "$ancestor")), so the hosts' login '$LOGIN_USER' cannot read its authorized_keys under $dir: chmod o+x $ancestor, or put the fleet elsewhere"
+        ancestor=${ancestor%/*}
+    done
     write_accounts "$dir"
     ssh-keygen -q -t ed25519 -N '' -C testfleet-client -f "$dir/client/id_ed25519"
 

@@ -104,12 +104,15 @@ extension SessionConnection {
         var tried: [String] = []
         var rejectedRSA = 0
         var rejectedOther = 0
+        var offered = 0
+        var unreadable: [String] = []
 
         let identities = options.identityFiles.map { IdentityFile(path: expandTilde($0)) }
         var coveredByAgent = Set<String>()
 
         /// Runs one attempt; true means authenticated. Auth rejections are recorded, other failures thrown.
         func attempt(_ label: String, keyType: String?, _ body: () -> Int32) async throws -> Bool {
+            offered += 1
             let rc = try await call(.auth, "authentication", deadline: deadline, timeoutKind: .connectTimeout, body)
             if rc == 0 { return true }
             let (_, message) = lastError(session)
@@ -173,6 +176,7 @@ extension SessionConnection {
             let label = "key file \(identity.path) (\(identity.keyType ?? "unknown type"))"
             guard FileManager.default.isReadableFile(atPath: identity.path) else {
                 tried.append("\(label) (not readable)")
+                unreadable.append(identity.path)
                 continue
             }
             let ok = try await attempt(label, keyType: identity.keyType) {
@@ -198,6 +202,14 @@ extension SessionConnection {
         }
 
         let who = "\(user)@\(endpoint.hostAndPort)"
+        if offered == 0, !unreadable.isEmpty {
+            // Nothing reached the server: authorized_keys is not the problem, the local file is.
+            let missing = unreadable.map { FileManager.default.fileExists(atPath: $0) ? "\($0) (not readable)" : "\($0) (does not exist)" }
+            throw SSHError(
+                endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
+                message: "no key to offer for \(who): identity file \(missing.joined(separator: ", "))",
+                remedy: "fix identity_files in the inventory (or -i), or load the key into ssh-agent")
+        }
         let triedText = tried.isEmpty
             ? "no keys were available (agent \(options.useAgent ? (agentPath ?? "not set") : "disabled"), \(identities.count) identity files)"
             : "tried " + tried.joined(separator: ", ")

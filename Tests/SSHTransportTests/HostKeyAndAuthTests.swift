@@ -162,6 +162,18 @@ struct AuthenticationTests {
         #expect(error.description.contains(stranger))
     }
 
+    @Test("a missing identity file is named as missing, not blamed on authorized_keys")
+    func missingIdentityFile() async throws {
+        let fixture = try StandaloneFixture()
+        defer { fixture.cleanUp() }
+        let missing = fixture.clientDirectory + "/no-such-key"
+        let known = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
+        let error = try await fixture.connectFailure(fixture.options(knownHosts: known, identityFiles: [missing]))
+        #expect(error.kind == .authenticationFailed)
+        #expect(error.description.contains("\(missing) (does not exist)"), "\(error)")
+        #expect(!error.description.contains("authorized_keys"), "\(error)")
+    }
+
     @Test("an RSA user key gets the RSA-specific error (libssh2 1.10 signs only ssh-rsa/SHA-1)")
     func rsaKey() async throws {
         let directory = try makeTemporaryDirectory("govuk-fab-rsa")
