@@ -4,15 +4,14 @@ import Foundation
 /// doing anything, so a fleet test can assert exactly what a task ran on which host,
 /// as which user, in which order and with which quoting. A reboot is a stub, never real.
 ///
-/// The stubs live in the test machine's `/usr/local/bin`, which comes before the system's
-/// directories on the PATH of every login (root or not) and in sudo's `secure_path`;
-/// `/usr` cannot be a private path. A
-/// stub acts only on a host that has `/etc/govuk-fab/stubs/enabled` (a private path, so
-/// per host); everywhere else, the test machine included, it execs the real command of
-/// the same name further down the PATH, so installing a stub changes nothing outside
-/// the hosts a test enables.
+/// The stubs live in each host's own `/usr/local/bin` (a private path the fleet must be started
+/// with), which comes before the system's directories on the PATH of every login (root or not)
+/// and in sudo's `secure_path`; the test machine's `/usr/local/bin` is never written. A stub
+/// acts only on a host that has `/etc/govuk-fab/stubs/enabled` (also private); on a host where
+/// that was removed it execs the real command of the same name further down the PATH, except
+/// the commands that would act on the test machine itself, which it refuses.
 public struct TestFleetHostStubs: Sendable {
-    /// Where stubs are installed on the test machine (shared by every host).
+    /// Where stubs are installed, as each host sees it: add it to `TestFleetOptions.privatePaths`.
     public static let binDirectory = "/usr/local/bin"
     /// Per host (a default private path): `enabled`, `calls`, and per command
     /// `NAME.exit`, `NAME.out`, `NAME.err` or `NAME.sh` (sourced, with the arguments).
@@ -46,25 +45,23 @@ public struct TestFleetHostStubs: Sendable {
     /// Installs stubs named `commands` (idempotent; concurrent installs write the same
     /// bytes through a rename) and enables them on every host of `fleet`.
     public static func install(_ commands: [String], on fleet: TestFleet) throws -> TestFleetHostStubs {
-        try FileManager.default.createDirectory(atPath: binDirectory, withIntermediateDirectories: true)
         for command in commands {
             guard !command.isEmpty, command.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
                 throw StubError(message: "stub name '\(command)' must be letters, digits, '_', '-' or '.'")
             }
-            let path = binDirectory + "/" + command
-            if let existing = FileManager.default.contents(atPath: path),
-               !String(decoding: existing, as: UTF8.self).contains(signature) {
-                throw StubError(message: "\(path) exists and is not a govuk-fab stub; refusing to replace it")
-            }
-            let temporary = path + ".tmp-\(getpid())"
-            try script(for: command).write(toFile: temporary, atomically: false, encoding: .utf8)
-            chmod(temporary, 0o755)
-            guard rename(temporary, path) == 0 else {
-                throw StubError(message: "cannot install \(path): \(String(cString: strerror(errno)))")
-            }
         }
         let stubs = TestFleetHostStubs(fleet: fleet)
-        for host in fleet.hosts { try stubs.enable(on: host.name) }
+        for host in fleet.hosts {
+            let directory = try stubs.realPath(host.name, binDirectory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            chmod(directory, 0o755)
+            for command in commands {
+                let path = directory + "/" + command
+                try script(for: command).write(toFile: path, atomically: true, encoding: .utf8)
+                chmod(path, 0o755)
+            }
+            try stubs.enable(on: host.name)
+        }
         return stubs
     }
 
@@ -133,7 +130,7 @@ public struct TestFleetHostStubs: Sendable {
         guard let fleetHost = fleet.host(named: host) else { throw StubError(message: "no test host named \(host)") }
         let real = fleetHost.realPath(path)
         guard real != path else {
-            throw StubError(message: "\(path) is not a private path of \(host); keep /etc/govuk-fab in TestFleetOptions.privatePaths")
+            throw StubError(message: "\(path) is not a private path of \(host); add it to TestFleetOptions.privatePaths")
         }
         return real
     }

@@ -22,7 +22,7 @@ final class CatalogueFleet: @unchecked Sendable {
     /// Places the tasks write on hosts, private to each host.
     static let privatePaths = TestFleetOptions.defaultPrivatePaths + [
         "/var/lib/puppet", "/etc/puppet", "/var/lib/icinga", "/etc/nginx", "/var/lib/mongodb", "/etc/init.d", "/etc/init",
-        "/var/lib/update-notifier", "/run/publisher",
+        "/var/lib/update-notifier", "/run/publisher", TestFleetHostStubs.binDirectory,
     ]
 
     let fleet: TestFleet

@@ -20,7 +20,9 @@ struct TestFleetHostStubsTests {
 
     @Test("a stub records argv and user on enabled hosts; elsewhere it is the real command, and never a real reboot")
     func recordsAndPassesThrough() throws {
-        let fleet = try TestFleet.start(TestFleetOptions(hostCount: 2, namePrefix: "stub"))
+        var options = TestFleetOptions(hostCount: 2, namePrefix: "stub")
+        options.privatePaths += [TestFleetHostStubs.binDirectory]
+        let fleet = try TestFleet.start(options)
         defer { fleet.stop() }
         let stubs = try TestFleetHostStubs.install(["govukfab-stub-probe", "shutdown"], on: fleet)
         try FileManager.default.removeItem(atPath: fleet.hosts[1].realPath(TestFleetHostStubs.stateDirectory + "/enabled"))
@@ -40,5 +42,16 @@ struct TestFleetHostStubsTests {
         let reboot = try ssh(fleet, "stub-2", "sudo -n shutdown -r now")
         #expect(reboot.status == 1 && reboot.output.contains("refused on a test host"), "\(reboot)")
         #expect(try stubs.calls(on: "stub-2").isEmpty)
+
+        // Each host's own /usr/local/bin: the test machine's is never written.
+        #expect(!FileManager.default.fileExists(atPath: TestFleetHostStubs.binDirectory + "/govukfab-stub-probe"))
+    }
+
+    @Test("a fleet without a private /usr/local/bin gets no stubs, and the machine's directory is untouched")
+    func refusesTheMachinesDirectory() throws {
+        let fleet = try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "nostub"))
+        defer { fleet.stop() }
+        #expect(throws: StubError.self) { _ = try TestFleetHostStubs.install(["govukfab-stub-probe"], on: fleet) }
+        #expect(!FileManager.default.fileExists(atPath: TestFleetHostStubs.binDirectory + "/govukfab-stub-probe"))
     }
 }
