@@ -48,7 +48,8 @@ public struct HostContext: Sendable {
         let emit = self.emit
         let collector = BoundedOutput(limit: keepOutput)
         let tail = stderrTail
-        let result = try await session.execute(command, sudo: asRoot, timeout: timeout ?? run.commandTimeout) { chunk in
+        let limit = timeout ?? run.commandTimeout
+        let result = try await session.execute(command, sudo: asRoot, timeout: limit) { chunk in
             collector.append(chunk)
             if chunk.stream == .stderr { tail.append(chunk.bytes) }
             if echo {
@@ -64,7 +65,7 @@ public struct HostContext: Sendable {
         return RemoteResult(
             exitStatus: result.exitStatus, exitSignal: result.exitSignal, timedOut: result.timedOut,
             duration: result.duration, stdout: String(decoding: out, as: UTF8.self), stderr: stderr,
-            sudoNeedsPassword: needsPassword, outputTruncated: passed)
+            sudoNeedsPassword: needsPassword, outputTruncated: passed, timeoutLimit: limit)
     }
 
     /// Uploads a local file (SFTP to a temporary name, then moved into place).
@@ -102,19 +103,22 @@ public struct RemoteResult: Sendable, Hashable {
     public var sudoNeedsPassword: Bool
     /// The command printed more than the caller kept; `stdout`/`stderr` hold the start.
     public var outputTruncated: Bool
+    /// The command timeout it ran under, if any.
+    public var timeoutLimit: Duration?
 
     public var succeeded: Bool { exitStatus == 0 && exitSignal == nil && !timedOut }
 
     /// The host outcome this result stands for.
     public var outcome: HostOutcome {
-        if timedOut { return .timedOut(after: duration) }
+        // The limit, not the wall time (which includes the kill grace and any local slack).
+        if timedOut { return .timedOut(after: timeoutLimit ?? duration) }
         if let exitSignal { return .signalled(exitSignal) }
         return .exited(status: exitStatus)
     }
 
     public init(exitStatus: Int32, exitSignal: String? = nil, timedOut: Bool = false, duration: Duration = .zero,
                 stdout: String = "", stderr: String = "", sudoNeedsPassword: Bool = false,
-                outputTruncated: Bool = false) {
+                outputTruncated: Bool = false, timeoutLimit: Duration? = nil) {
         self.exitStatus = exitStatus
         self.exitSignal = exitSignal
         self.timedOut = timedOut
@@ -123,6 +127,7 @@ public struct RemoteResult: Sendable, Hashable {
         self.stderr = stderr
         self.sudoNeedsPassword = sudoNeedsPassword
         self.outputTruncated = outputTruncated
+        self.timeoutLimit = timeoutLimit
     }
 }
 
