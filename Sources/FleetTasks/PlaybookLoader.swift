@@ -17,11 +17,17 @@ public enum PlaybookLoader {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             return []
         }
+        if let problem = ConfigurationFileTrust.problem(with: directory) {
+            throw PlaybookError(.unreadable(problem), at: SourceLocation(file: directory))
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
         var playbooks: [Playbook] = []
         for name in names {
             let path = (directory as NSString).appendingPathComponent(name)
+            if let problem = ConfigurationFileTrust.problem(with: path) {
+                throw PlaybookError(.unreadable(problem), at: SourceLocation(file: path))
+            }
             guard let data = FileManager.default.contents(atPath: path),
                   let text = String(data: data, encoding: .utf8) else {
                 throw PlaybookError(.unreadable("not readable UTF-8 text"), at: SourceLocation(file: path))

@@ -63,6 +63,9 @@ public enum InventoryParser {
 
     /// Reads a file as UTF-8, failing with an ``InventoryError`` located at the file.
     public static func readFile(_ path: String) throws(InventoryError) -> String {
+        if let problem = ConfigurationFileTrust.problem(with: path) {
+            throw InventoryError(.unreadable(reason: problem), at: SourceLocation(file: path))
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
