@@ -106,16 +106,23 @@ public struct GoReplayCommand: Sendable {
             modifier: HTTPModifier(options.modifier), splitOutput: options.splitOutput,
             maxPayloadSize: options.copyBufferSize.flatMap { $0 > 0 ? $0 : nil }, statistics: statistics, logger: logger)
         let group: MultiThreadedEventLoopGroup? =
-            options.outputHTTP.isEmpty ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+            options.outputHTTP.isEmpty && options.outputTCP.isEmpty
+            ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         var httpOutputs: [HTTPOutput] = []
         do {
             var httpOptions = options.http
             if options.modifier.setsHost { httpOptions.originalHost = true }
+            let forwardReplayedResponses = httpOptions.trackResponses
+            if !options.inputTCP.isEmpty && !options.outputHTTP.isEmpty {
+                // --input-tcp acknowledges a request once the target has answered it.
+                httpOptions.trackResponses = true
+                pipeline.acknowledgeRequestsOnReplayedResponse()
+            }
             for address in options.outputHTTP {
                 guard let group else { break }
                 let target = try HTTPTarget(parsing: address.address)
                 let sink: (@Sendable (ReplayMessage) -> Void)? =
-                    httpOptions.trackResponses ? { @Sendable [pipeline] message in pipeline.routeReplayedResponse(message) } : nil
+                    httpOptions.trackResponses ? { @Sendable [pipeline] message in pipeline.routeReplayedResponse(message, forward: forwardReplayedResponses) } : nil
                 let output = try HTTPOutput(target: target, options: httpOptions, group: group, statistics: statistics, responseSink: sink)
                 httpOutputs.append(output)
                 pipeline.addOutput(OutputRoute(output, limit: address.limit))
@@ -125,6 +132,7 @@ public struct GoReplayCommand: Sendable {
             }
             if options.outputStdout { pipeline.addOutput(OutputRoute(StdoutOutput(statistics: statistics))) }
             if options.outputNull { pipeline.addOutput(OutputRoute(NullOutput(statistics: statistics))) }
+            try await setUpMiddlewareAndTCP(options, pipeline: pipeline, group: group, statistics: statistics, inputs: &inputs)
         } catch {
             try? await group?.shutdownGracefully()
             throw error
@@ -187,13 +195,19 @@ public struct GoReplayCommand: Sendable {
         case .exitAfter: grace = .seconds(1)
         case .signal: grace = .milliseconds(300)
         }
+        pipeline.middleware?.stop()
         for output in pipeline.outputList { await output.close(grace: grace) }
         try? await group?.shutdownGracefully()
         let elapsed = ContinuousClock.now - started
+        let middlewareFailure = finishMiddlewareAndTCP(pipeline: pipeline, statistics: statistics)
         standardError(statistics.summary(elapsedSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
         if case .signal(let number) = ending {
             standardError("goreplay: stopped by signal \(number)")
             return 1
+        }
+        if let middlewareFailure {
+            standardError("goreplay: \(middlewareFailure)")
+            return 3
         }
         return 0
     }

@@ -26,6 +26,7 @@ enum FlagTable {
     static let fileOut = "File and other outputs"
     static let filters = "Filters and rewrites (requests only; their responses follow)"
     static let global = "General"
+    static let distributed = "Middleware and distributed mode (--input-tcp/--output-tcp)"
 
     // Filter flag bodies, shared with their 0.16 aliases.
     private static let allowMethod: @Sendable (inout GoReplayOptions, String) throws -> Void = { $0.modifier.allowMethods.append($1) }
@@ -198,6 +199,45 @@ enum FlagTable {
         value("copy-buffer-size", "SIZE", global, "Cut payloads to this size (5mb).") {
             $0.copyBufferSize = Int(try FlagValues.size($1))
         },
+        // Middleware and distributed mode.
+        value("middleware", "CMD", distributed, "Pass every message through CMD (run with /bin/sh -c): hex lines on its stdin and stdout.") {
+            guard !$1.allSatisfy({ $0 == " " }) else { throw FlagValueError.reason("expected a command") }
+            $0.middleware = $1
+        },
+        value("middleware-timeout", "DURATION", distributed, "A middleware silent this long with messages waiting, or still running this long after its input closed, is killed (5s).") {
+            let timeout = try FlagValues.duration($1)
+            guard timeout >= .milliseconds(100) else { throw FlagValueError.reason("expected at least 100ms") }
+            $0.middlewareOptions.stallTimeout = timeout
+            $0.middlewareOptions.exitGrace = timeout
+        },
+        value("input-tcp", "[HOST]:PORT", distributed, "Receive records from other goreplays' --output-tcp (repeatable).") {
+            let address = try FlagValues.address($1)
+            _ = try TCPAddress(parsing: address.address)
+            $0.inputTCP.append(address)
+        },
+        bool("input-tcp-secure", distributed, "TLS on --input-tcp (needs the two flags below).") { $0.tcpInput.secure = $1 },
+        value("input-tcp-certificate", "PATH", distributed, "PEM certificate for --input-tcp-secure.") { $0.tcpInput.certificatePath = $1 },
+        value("input-tcp-certificate-key", "PATH", distributed, "PEM private key for --input-tcp-secure.") { $0.tcpInput.keyPath = $1 },
+        value("output-tcp", "HOST:PORT[|N|N%]", distributed, "Forward requests and original responses to a replayer's --input-tcp (repeatable).") {
+            let address = try FlagValues.address($1)
+            let parsed = try TCPAddress(parsing: address.address)
+            guard !parsed.host.isEmpty else { throw FlagValueError.reason("expected HOST:PORT with a host") }
+            $0.outputTCP.append(address)
+        },
+        value("output-tcp-workers", "N", distributed, "Connections per --output-tcp (10).") {
+            let workers = try FlagValues.int($1, minimum: 1)
+            guard workers <= 1000 else { throw FlagValueError.reason("expected at most 1000 connections") }
+            $0.tcpOutput.workers = workers
+        },
+        bool("output-tcp-sticky", distributed, "Send a request and its responses over the same connection.") { $0.tcpOutput.sticky = $1 },
+        bool("output-tcp-secure", distributed, "TLS to the replayer, verifying its certificate.") { $0.tcpOutput.secure = $1 },
+        bool("output-tcp-skip-verify", distributed, "TLS without verifying the replayer's certificate (implies --output-tcp-secure).") {
+            $0.tcpOutput.skipVerify = $1
+        },
+        value("output-tcp-ca-certificate", "PATH", distributed, "Trust this PEM CA for --output-tcp-secure instead of the system's (implies it).") {
+            $0.tcpOutput.caCertificatePath = $1
+        },
+        bool("output-tcp-stats", distributed, "Accepted for compatibility; --stats covers TCP outputs.") { _ = $1 },
         // GoReplay 0.16 spellings.
         bool("output-dummy", fileOut, "", aliasOf: "output-stdout") { $0.outputStdout = $1 },
         value("output-http-header", "", filters, "", aliasOf: "http-set-header", setHeader),

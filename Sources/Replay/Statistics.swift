@@ -62,6 +62,9 @@ public struct OutputCounters: Sendable {
     /// Connection refused, reset, timed out, unreadable response.
     public var failed = 0
     public var timeouts = 0
+    /// `--output-tcp`: records the replayer confirmed / written but never confirmed.
+    public var acknowledged = 0
+    public var unacknowledged = 0
     public var statusCodes: [Int: Int] = [:]
     public var latency = LatencyHistogram()
     /// Queue length samples for `--output-http-stats`.
@@ -85,6 +88,8 @@ public final class ReplayStatistics: Sendable {
         /// Records skipped as corrupt or truncated by file inputs.
         public var corruptRecords = 0
         public var corruptReasons: [String] = []
+        /// `--middleware` counters, when one runs.
+        public var middleware: MiddlewareCounters?
     }
 
     private let pipeline = NIOLockedValueBox(Pipeline())
@@ -144,7 +149,15 @@ public final class ReplayStatistics: Sendable {
             if output.responses > 0 || output.failed > 0 { line += ", responses \(output.responses), failed \(output.failed)" }
             if output.timeouts > 0 { line += " (timeouts \(output.timeouts))" }
             line += ", dropped queue full \(output.droppedQueueFull), rate limit \(output.droppedRateLimit)"
+            if output.acknowledged > 0 || output.unacknowledged > 0 {
+                line += ", acknowledged \(output.acknowledged), unacknowledged \(output.unacknowledged)"
+            }
             lines.append(line)
+        }
+        if let m = p.middleware {
+            lines.append(
+                "goreplay: middleware: written \(m.written), returned \(m.returned), dropped queue full \(m.droppedQueueFull), invalid lines \(m.invalidLines), oversized lines \(m.oversizedLines)"
+            )
         }
         for reason in p.corruptReasons { lines.append("goreplay: skipped record: \(reason)") }
         return lines.joined(separator: "\n")
