@@ -82,6 +82,7 @@ public struct GoReplayCommand: Sendable {
             var fileOptions = FileInputOptions()
             fileOptions.loop = options.inputFileLoop
             fileOptions.maxWait = options.inputFileMaxWait
+            fileOptions.readDepth = options.inputFileReadDepth
             var limit = address.limit
             if case .percent(let percent) = address.limit {
                 // On files `|N%` is a speed factor, not sampling (GoReplay).
@@ -112,6 +113,7 @@ public struct GoReplayCommand: Sendable {
         do {
             var httpOptions = options.http
             if options.modifier.setsHost { httpOptions.originalHost = true }
+            httpOptions.reportFailure = { [standardError] line in standardError("goreplay: \(line)") }
             let forwardReplayedResponses = httpOptions.trackResponses
             if !options.inputTCP.isEmpty && !options.outputHTTP.isEmpty {
                 // --input-tcp acknowledges a request once the target has answered it.

@@ -6,10 +6,10 @@ enum FlagTable {
 
     private static func bool(
         _ name: String, _ section: String, _ help: String, aliasOf: String? = nil,
-        _ set: @escaping @Sendable (inout GoReplayOptions, Bool) -> Void
+        _ set: @escaping @Sendable (inout GoReplayOptions, Bool) throws -> Void
     ) -> FlagSpec {
         FlagSpec(name: name, kind: .bool, valueName: "", help: help, section: section, aliasOf: aliasOf) { options, text in
-            set(&options, try FlagValues.bool(text))
+            try set(&options, try FlagValues.bool(text))
         }
     }
 
@@ -58,8 +58,8 @@ enum FlagTable {
         value("input-file-max-wait", "DURATION", input, "Longest pause between two recorded requests.") {
             $0.inputFileMaxWait = try FlagValues.duration($1)
         },
-        value("input-file-read-depth", "N", input, "Accepted for compatibility (records are merged by timestamp across files).") {
-            $0.inputFileReadDepth = try FlagValues.int($1)
+        value("input-file-read-depth", "N", input, "Records read ahead and replayed in timestamp order (100; 0 = 1).") {
+            $0.inputFileReadDepth = try FlagValues.int($1, maximum: 1_000_000)
         },
         bool("input-file-dry-run", input, "Count the records and their time span, replay nothing.") { $0.inputFileDryRun = $1 },
         value("input-dummy", "X", input, "Emit a GET / request every second (repeatable; value ignored).") {
@@ -74,9 +74,11 @@ enum FlagTable {
             $0.raw.expire = try FlagValues.duration($1)
         },
         value("input-raw-bpf-filter", "EXPR", raw, "BPF filter instead of the generated one.") { $0.raw.bpfFilter = $1 },
-        value("input-raw-snaplen", "SIZE", raw, "Bytes captured per packet.") { $0.raw.snaplen = Int(try FlagValues.size($1)) },
+        value("input-raw-snaplen", "SIZE", raw, "Bytes captured per packet.") {
+            $0.raw.snaplen = Int(try FlagValues.size($1, maximum: 1 << 30))
+        },
         value("input-raw-buffer-size", "SIZE", raw, "Kernel capture buffer size.") {
-            $0.raw.bufferSize = Int(try FlagValues.size($1))
+            $0.raw.bufferSize = Int(try FlagValues.size($1, maximum: 1 << 31 - 1))
         },
         bool("input-raw-override-snaplen", raw, "Capture whole 64 KiB packets (GRO/TSO).") { $0.raw.overrideSnaplen = $1 },
         value("input-raw-engine", "NAME", raw, "libpcap (default), raw_socket, af_packet, pcap_file.") { $0.raw.engine = $1 },
@@ -86,8 +88,18 @@ enum FlagTable {
         bool("input-raw-allow-incomplete", raw, "Emit messages that expired with missing packets.") {
             $0.raw.allowIncomplete = $1
         },
-        value("input-raw-protocol", "NAME", raw, "http (default) or binary.") { $0.raw.protocolName = $1 },
-        bool("input-raw-promisc", raw, "Promiscuous mode.") { $0.raw.promiscuous = $1 },
+        value("input-raw-protocol", "NAME", raw, "http only (GoReplay's binary mode is refused).") {
+            guard $1 == "http" else {
+                throw FlagValueError.reason("only http is replayed; GoReplay's binary protocol mode is not supported here")
+            }
+            $0.raw.protocolName = $1
+        },
+        bool("input-raw-promisc", raw, "Refused: capture sees this host's own traffic only.") {
+            guard !$1 else {
+                throw FlagValueError.reason("promiscuous capture is not supported; capture sees this host's own traffic only")
+            }
+            $0.raw.promiscuous = false
+        },
         value("input-raw-timestamp-type", "TYPE", raw, "pcap timestamp type, or go for the wall clock.") {
             $0.raw.timestampType = $1
         },
@@ -103,18 +115,17 @@ enum FlagTable {
             _ = try HTTPTarget(parsing: address.address)
             $0.outputHTTP.append(address)
         },
-        value("output-http-workers", "N", httpOut, "Keep-alive connections per target (default 10; 0 = default).") {
-            let workers = try FlagValues.int($1)
-            $0.http.workers = workers == 0 ? 10 : workers
+        value("output-http-workers", "N", httpOut, "Most connections per target; they open with demand (0 = up to \(HTTPOutputOptions.defaultWorkerCap)).") {
+            $0.http.workers = try FlagValues.int($1, maximum: HTTPOutputOptions.maximumWorkers)
         },
-        value("output-http-workers-min", "N", httpOut, "Accepted for compatibility (connections open on demand).") {
-            _ = try FlagValues.int($1)
+        value("output-http-workers-min", "N", httpOut, "Connections kept open however idle (1).") {
+            $0.http.workersMin = max(1, try FlagValues.int($1, maximum: 1000))
         },
-        value("output-http-worker-timeout", "DURATION", httpOut, "Accepted for compatibility.") {
-            _ = try FlagValues.duration($1)
+        value("output-http-worker-timeout", "DURATION", httpOut, "Close a connection above the minimum after this long idle (2s).") {
+            $0.http.workerTimeout = try FlagValues.duration($1)
         },
-        value("output-http-queue-len", "N", httpOut, "Requests waiting per target; more are dropped and counted (1000).") {
-            $0.http.queueLength = try FlagValues.int($1)
+        value("output-http-queue-len", "N", httpOut, "Requests waiting when all connections are busy; more are dropped and counted (1000).") {
+            $0.http.queueLength = try FlagValues.int($1, maximum: 10_000_000)
         },
         value("output-http-timeout", "DURATION", httpOut, "Time limit of one exchange, connect included (5s).") {
             $0.http.timeout = try FlagValues.duration($1)
@@ -126,10 +137,12 @@ enum FlagTable {
         bool("output-http-skip-verify", httpOut, "Do not verify the target's TLS certificate.") { $0.http.skipVerify = $1 },
         bool("output-http-stats", httpOut, "With --stats, print per-target queue and progress lines.") { $0.outputHTTPStats = $1 },
         value("output-http-stats-ms", "MS", httpOut, "Interval of --output-http-stats lines (5000).") {
-            $0.outputHTTPStatsInterval = .milliseconds(try FlagValues.int($1, minimum: 1))
+            $0.outputHTTPStatsInterval = .milliseconds(try FlagValues.int($1, minimum: 1, maximum: 86_400_000))
         },
-        value("output-http-redirects", "N", httpOut, "Accepted for compatibility; redirects are never followed.") {
-            _ = try FlagValues.int($1)
+        value("output-http-redirects", "N", httpOut, "0 only: redirects are never followed (GoReplay's default).") {
+            guard try FlagValues.int($1) == 0 else {
+                throw FlagValueError.reason("following redirects is not supported; redirects are replayed as responses (use 0)")
+            }
         },
         value("output-http-response-buffer", "SIZE", httpOut, "Accepted for compatibility.") { _ = try FlagValues.size($1) },
         bool("http-original-host", httpOut, "Keep the captured Host header (default: the target's).") {
@@ -144,7 +157,7 @@ enum FlagTable {
             $0.file.sizeLimit = try FlagValues.size($1)
         },
         value("output-file-queue-limit", "N", fileOut, "Start a new chunk after N records (256; 0 = none).") {
-            $0.file.queueLimit = try FlagValues.int($1)
+            $0.file.queueLimit = try FlagValues.int($1, maximum: 1 << 30)
         },
         value("output-file-max-size-limit", "SIZE", fileOut, "Stop writing after this many bytes in all (1tb).") {
             $0.file.maxTotalSize = try FlagValues.size($1)
@@ -189,7 +202,7 @@ enum FlagTable {
         FlagSpec(name: "verbose", kind: .bool, valueName: "", help: "Debug output; --verbose=N sets the level (0-3).", section: global, aliasOf: nil) {
             options, text in
             if let level = Int(text) {
-                guard level >= 0 else { throw FlagValueError.reason("expected a level ≥ 0") }
+                guard (0...3).contains(level) else { throw FlagValueError.reason("expected a level from 0 to 3") }
                 options.verbose = level
             } else {
                 options.verbose = try FlagValues.bool(text) ? max(options.verbose, 1) : 0
@@ -239,7 +252,8 @@ enum FlagTable {
         },
         bool("output-tcp-stats", distributed, "Accepted for compatibility; --stats covers TCP outputs.") { _ = $1 },
         // GoReplay 0.16 spellings.
-        bool("output-dummy", fileOut, "", aliasOf: "output-stdout") { $0.outputStdout = $1 },
+        // A value flag in GoReplay (any value adds a stdout output).
+        value("output-dummy", "", fileOut, "", aliasOf: "output-stdout") { options, _ in options.outputStdout = true },
         value("output-http-header", "", filters, "", aliasOf: "http-set-header", setHeader),
         value("output-http-header-filter", "", filters, "", aliasOf: "http-allow-header", allowHeader),
         value("output-http-header-hash-filter", "", filters, "", aliasOf: "http-header-limiter", headerLimiter),
