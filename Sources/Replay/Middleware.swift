@@ -209,6 +209,8 @@ public final class Middleware: Sendable {
                 state.counters.droppedQueueFull += 1
                 return false
             }
+            // A stall is measured from when work started waiting, not from the last message.
+            if waiting == 0 && state.inHand == 0 { state.lastProgress = .now }
             state.queue.append(message)
             state.queuedBytes += message.payload.count
             return true
@@ -432,10 +434,8 @@ public final class Middleware: Sendable {
         bytes.reserveCapacity(hex.count / 2)
         var index = hex.startIndex
         while index < hex.endIndex {
-            guard let high = nibble(hex[index]), let low = nibble(hex[index + 1]) else {
-                let column = index - hex.startIndex + 1
-                return .failure(.notHex(column: column))
-            }
+            guard let high = nibble(hex[index]) else { return .failure(.notHex(column: index - hex.startIndex + 1)) }
+            guard let low = nibble(hex[index + 1]) else { return .failure(.notHex(column: index - hex.startIndex + 2)) }
             bytes.append(high << 4 | low)
             index += 2
         }

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Settings of `--output-tcp`.
 public struct TCPOutputOptions: Sendable {
@@ -247,9 +248,9 @@ final class TCPOutputWorker: Sendable {
 
     private func connect() async throws -> any Channel {
         let tls = tls
-        let handler = AcknowledgementReader { [weak self] sequence in self?.acknowledged(sequence) }
+        let handler = AcknowledgementReader(waitsForHandshake: tls != nil) { [weak self] sequence in self?.acknowledged(sequence) }
         let host = address.host
-        return try await ClientBootstrap(group: group)
+        let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(Int64(options.connectTimeout.components.seconds) * 1_000_000_000))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -263,6 +264,15 @@ final class TCPOutputWorker: Sendable {
                 }
             }
             .connect(host: host, port: address.port).get()
+        // With TLS, connected means handshake done (certificate verified), not just TCP.
+        do {
+            try await handler.ready(on: channel.eventLoop, timeout: options.connectTimeout).get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        state.withLockedValue { $0.lastError = nil }
+        return channel
     }
 
     private func acknowledged(_ sequence: UInt64) {
@@ -327,9 +337,48 @@ private final class AcknowledgementReader: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     private let onAcknowledge: @Sendable (UInt64) -> Void
     private let pending = NIOLockedValueBox([UInt8]())
+    private let waitsForHandshake: Bool
+    /// Outcome of the TLS handshake, until someone asks for it.
+    private let handshake = NIOLockedValueBox<(result: Result<Void, any Error>?, promise: EventLoopPromise<Void>?)>((nil, nil))
 
-    init(onAcknowledge: @escaping @Sendable (UInt64) -> Void) {
+    init(waitsForHandshake: Bool, onAcknowledge: @escaping @Sendable (UInt64) -> Void) {
+        self.waitsForHandshake = waitsForHandshake
         self.onAcknowledge = onAcknowledge
+    }
+
+    /// Succeeds when the connection can carry records (TLS handshake done).
+    func ready(on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<Void> {
+        guard waitsForHandshake else { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + 1)) { [self] in
+            finishHandshake(.failure(TCPSetupError("TLS handshake did not finish within \(timeout)")))
+        }
+        let known: Result<Void, any Error>? = handshake.withLockedValue { state in
+            if state.result == nil { state.promise = promise }
+            return state.result
+        }
+        if let known { promise.completeWith(known) }
+        return promise.futureResult
+    }
+
+    private func finishHandshake(_ result: Result<Void, any Error>) {
+        let promise: EventLoopPromise<Void>? = handshake.withLockedValue { state in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.promise = nil }
+            return state.promise
+        }
+        promise?.completeWith(result)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { finishHandshake(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finishHandshake(.failure(ChannelError.ioOnClosedChannel))
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -353,6 +402,7 @@ private final class AcknowledgementReader: ChannelInboundHandler, Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        finishHandshake(.failure(error))
         context.close(promise: nil)
     }
 }

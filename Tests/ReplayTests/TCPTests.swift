@@ -350,6 +350,7 @@ struct TCPTests {
             acknowledged += ack
             accounted += ack + unack
         }
+        print("fan-in: target received \(received.count) of \(3 * perSender); acknowledged \(acknowledged), written but unacknowledged \(accounted - acknowledged); before kill \(beforeKill), at restart \(afterRestart)")
         // Acknowledged ⇒ the target answered it; unacknowledged ones may or may not have arrived.
         #expect(received.count >= acknowledged)
         #expect(received.count <= accounted)
