@@ -18,6 +18,8 @@ packages=(
   socat                # bridges into isolated test-fleet network namespaces (gateway tests)
   curl                 # demo traffic
   iproute2             # ip netns for gateway tests
+  xxd                  # the shell example middleware in the goreplay middleware tests
+  openssl              # certificates for the goreplay TLS tests
 )
 
 missing=()
