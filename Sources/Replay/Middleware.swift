@@ -235,22 +235,26 @@ public final class Middleware: Sendable {
                 state.inHand = batch.count
                 return (batch, state.inputClosed || state.stopping)
             }
-            for message in batch {
-                line.removeAll(keepingCapacity: true)
-                Self.encodeLine(message, into: &line)
-                guard writeAll(line, to: descriptor) else {
-                    state.withLockedValue {
-                        $0.counters.droppedQueueFull += 1
-                        $0.inHand -= 1
-                    }
-                    continue
-                }
+            // Lines are written in chunks of up to 64 KiB: one syscall for many small messages.
+            var pendingCount = 0
+            func writePending() {
+                guard pendingCount > 0 else { return }
+                let ok = writeAll(line, to: descriptor)
+                let count = pendingCount
                 state.withLockedValue {
-                    $0.counters.written += 1
-                    $0.inHand -= 1
+                    if ok { $0.counters.written += count } else { $0.counters.droppedQueueFull += count }
+                    $0.inHand -= count
                     $0.lastProgress = .now
                 }
+                line.removeAll(keepingCapacity: true)
+                pendingCount = 0
             }
+            for message in batch {
+                Self.encodeLine(message, into: &line)
+                pendingCount += 1
+                if line.count >= 64 * 1024 { writePending() }
+            }
+            writePending()
             if batch.isEmpty && closed {
                 close(descriptor)
                 state.withLockedValue {
