@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Replay
+import ReplayMetrics
 
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,9 @@ public struct GoReplayCommand: Sendable {
 
     /// Runs with `arguments` (without the program name); returns the exit status.
     public func run<C: Collection & Sendable>(arguments: C) async -> Int32 where C.Element == String {
+        if arguments.first == "report" {
+            return ReportCommand(standardOutput: standardOutput, standardError: standardError).run(Array(arguments.dropFirst()))
+        }
         let options: GoReplayOptions
         do {
             switch try GoFlagParser.parse(arguments) {
@@ -102,6 +106,9 @@ public struct GoReplayCommand: Sendable {
             }
         }
 
+        // --metrics: counts original responses as inputs yield them, replayed ones from the HTTP outputs.
+        let metrics = options.metricsAddress == nil ? nil : MirrorMetrics(statistics: statistics)
+
         // Pipeline and outputs.
         let pipeline = ReplayPipeline(
             modifier: HTTPModifier(options.modifier), splitOutput: options.splitOutput,
@@ -120,11 +127,15 @@ public struct GoReplayCommand: Sendable {
                 httpOptions.trackResponses = true
                 pipeline.acknowledgeRequestsOnReplayedResponse()
             }
+            if metrics != nil { httpOptions.trackResponses = true }
             for address in options.outputHTTP {
                 guard let group else { break }
                 let target = try HTTPTarget(parsing: address.address)
                 let sink: (@Sendable (ReplayMessage) -> Void)? =
-                    httpOptions.trackResponses ? { @Sendable [pipeline] message in pipeline.routeReplayedResponse(message, forward: forwardReplayedResponses) } : nil
+                    httpOptions.trackResponses ? { @Sendable [pipeline] message in
+                        metrics?.observe(message)
+                        pipeline.routeReplayedResponse(message, forward: forwardReplayedResponses)
+                    } : nil
                 let output = try HTTPOutput(target: target, options: httpOptions, group: group, statistics: statistics, responseSink: sink)
                 httpOutputs.append(output)
                 pipeline.addOutput(OutputRoute(output, limit: address.limit))
@@ -140,7 +151,18 @@ public struct GoReplayCommand: Sendable {
             throw error
         }
 
-        let routes = inputs
+        let routes = metrics.map { metrics in inputs.map { InputRoute(ObservedInput($0.input, metrics: metrics), limit: $0.limit) } } ?? inputs
+        var metricsServer: MetricsServer?
+        if let metrics, let address = options.metricsAddress {
+            do {
+                metricsServer = try await MetricsServer.start(address: address, metrics: metrics, group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                for output in pipeline.outputList { await output.close(grace: .zero) }
+                try? await group?.shutdownGracefully()
+                throw CommandError.metricsUnavailable(address: "\(address.host):\(address.port)", reason: "\(error)")
+            }
+            standardError("goreplay: metrics on http://\(metricsServer?.boundAddress ?? "")/metrics")
+        }
         let signals = handlesSignals ? SignalWatcher(signals: [SIGINT, SIGTERM]) : nil
         let started = ContinuousClock.now
         let ending: Ending = await withTaskGroup(of: Ending?.self) { tasks in
@@ -199,6 +221,7 @@ public struct GoReplayCommand: Sendable {
         }
         pipeline.middleware?.stop()
         for output in pipeline.outputList { await output.close(grace: grace) }
+        await metricsServer?.stop()
         try? await group?.shutdownGracefully()
         let elapsed = ContinuousClock.now - started
         let middlewareFailure = finishMiddlewareAndTCP(pipeline: pipeline, statistics: statistics)
@@ -259,10 +282,13 @@ public struct GoReplayCommand: Sendable {
 public enum CommandError: Error, Sendable, CustomStringConvertible {
     /// `--input-raw` was given but no capture input is built in.
     case rawInputUnavailable
+    /// `--metrics` could not listen.
+    case metricsUnavailable(address: String, reason: String)
 
     public var description: String {
         switch self {
         case .rawInputUnavailable: "--input-raw needs live capture, which this build does not include"
+        case .metricsUnavailable(let address, let reason): "--metrics \(address): cannot listen (\(reason)); choose a free port"
         }
     }
 }

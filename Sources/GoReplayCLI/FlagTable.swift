@@ -1,4 +1,5 @@
 import Replay
+import ReplayMetrics
 
 /// Every flag `goreplay` accepts, in help order.
 enum FlagTable {
@@ -199,6 +200,9 @@ enum FlagTable {
         // General.
         bool("stats", global, "Enable periodic statistics (see --output-http-stats).") { $0.stats = $1 },
         value("exit-after", "DURATION", global, "Stop after this long (exit 0).") { $0.exitAfter = try FlagValues.duration($1) },
+        value("metrics", "ADDR", global, "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; :PORT = all interfaces).") {
+            $0.metricsAddress = try MetricsAddress(parsing: $1)
+        },
         FlagSpec(name: "verbose", kind: .bool, valueName: "", help: "Debug output; --verbose=N sets the level (0-3).", section: global, aliasOf: nil) {
             options, text in
             if let level = Int(text) {
