@@ -20,6 +20,9 @@ packages=(
   iproute2             # ip netns for gateway tests
   xxd                  # the shell example middleware in the goreplay middleware tests
   openssl              # certificates for the goreplay TLS tests
+  chromium             # headless browser for the goreplay report HTML test
+  python3-prometheus-client  # real Prometheus text parser for the goreplay --metrics test
+  gzip                 # .gor.gz fixtures for the goreplay report test
 )
 
 missing=()
