@@ -47,9 +47,10 @@ public struct GorFileInput: MessageInput {
         } else {
             matches = [pattern]
         }
-        // Open each once now so a missing file is reported before replay starts.
+        // Open each once now so a missing (or, for .gz, undecodable) file is
+        // reported before replay starts.
         for path in matches {
-            _ = try GorFileReader(path: path)
+            try GorFileReader(path: path).probe()
         }
         self.paths = matches.sorted()
     }

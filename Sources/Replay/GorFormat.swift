@@ -184,6 +184,13 @@ public final class GorFileReader {
 
     deinit { close(descriptor) }
 
+    /// For gzip files, decompresses the first chunk now, so a file that is
+    /// not gzip is reported before replay starts rather than mid-stream.
+    public func probe() throws(FileIOError) {
+        guard inflater != nil, buffer.isEmpty, !atEOF else { return }
+        try fill()
+    }
+
     private func skip(_ reason: GorRecordError) {
         skippedCount += 1
         if skippedReasons.count < 10 { skippedReasons.append(reason) }

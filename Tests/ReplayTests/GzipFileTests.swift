@@ -115,5 +115,9 @@ struct GzipFileTests {
             #expect(error.description.contains("bad.gor.gz"))
             #expect(error.description.contains("not gzip data"))
         }
+        // The command reports it before replaying anything: one line, exit 1.
+        let run = await runGoReplay(["--input-file", path.path, "--output-null"])
+        #expect(run.status == 1)
+        #expect(run.errorLines == ["goreplay: gunzip \(path.path): not gzip data, or corrupt"])
     }
 }

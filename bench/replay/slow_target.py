@@ -46,7 +46,7 @@ async def serve(reader, writer):
             answered += 1
             if answered >= count:
                 done.set()
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
         pass
     finally:
         open_now -= 1
