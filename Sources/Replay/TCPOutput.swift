@@ -22,7 +22,7 @@ public struct TCPOutputOptions: Sendable {
     public var window = 10_000
     /// Reconnection backoff: first and longest wait.
     public var initialBackoff: Duration = .milliseconds(100)
-    public var maxBackoff: Duration = .seconds(5)
+    public var maxBackoff: Duration = .seconds(2)
     public var connectTimeout: Duration = .seconds(5)
 
     public init() {}
