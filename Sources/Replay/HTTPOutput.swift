@@ -373,6 +373,9 @@ public final class HTTPOutput: MessageOutput {
         for connection in expired { connection.closeFromAnyThread() }
     }
 
+    /// True once `close` gave up waiting: connections it closes are not retried.
+    var isClosing: Bool { state.withLockedValue { $0.closing } }
+
     /// Open connections and idle ones, for tests and stats.
     public var connectionCounts: (open: Int, idle: Int) {
         state.withLockedValue { ($0.connections, $0.idle.count) }
@@ -687,7 +690,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
         if let request = current {
             if framer.isCloseDelimited {
                 completeCurrent(context: context)
-            } else if served > 0, !receivedAny, request.isIdempotent, !request.retried {
+            } else if served > 0, !receivedAny, request.isIdempotent, !request.retried, !output.isClosing {
                 // The server closed this keep-alive connection as we reused
                 // it (idle timeout, request limit): send it once more on a
                 // fresh one, as Go's client does.

@@ -135,6 +135,20 @@ struct ConnectionResilienceTests {
         #expect(server.requests.count == 3)
     }
 
+    @Test("requests still in flight when goreplay stops are counted as failed, not retried")
+    func inFlightAtExit() async throws {
+        let server = try await TestHTTPServer(responseDelay: .seconds(3))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Reused connections: two rounds of two requests on a pool of two.
+        let input = try gorFile(count: 2, spacing: 1_000_000, in: directory)
+        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--exit-after", "200ms"])
+        await server.shutdown()
+        #expect(run.counter("failed") == 2, "\(run.errorText)")
+        #expect(!run.errorText.contains("retried"), "\(run.errorText)")
+        #expect(server.requests.count == 2)
+    }
+
     @Test("a refused connection says so")
     func refusedExplained() async throws {
         let directory = try makeTemporaryDirectory()

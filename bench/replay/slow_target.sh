@@ -8,7 +8,8 @@
 # Two runs: COUNT requests recorded at 300/s to a 200 ms target, then COUNT
 # at 2,000/s to a 50 ms target. Each run is bounded: the target stops after
 # COUNT/RATE + 60 s and goreplay gets --exit-after COUNT/RATE + 90 s.
-# Needs python3 and /usr/bin/time.
+# EXTRA_FLAGS are added to goreplay's line (e.g. --output-http-workers 10 for
+# the old fixed pool). Needs python3 and /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-30000}
@@ -54,7 +55,7 @@ PY
     # https:// target (here a local http one), everything else default.
     /usr/bin/time -v "$BIN" --input-file "$WORK/in.gor" --output-http "http://127.0.0.1:$port" \
         -output-http-method GET -output-http-method HEAD -output-http-method OPTIONS \
-        --exit-after "${bound}s" 2> "$WORK/replay.err" > /dev/null || true
+        --exit-after "${bound}s" ${EXTRA_FLAGS:-} 2> "$WORK/replay.err" > /dev/null || true
     wait "$TARGET_PID" || true
     TARGET_PID=""
     grep '^goreplay: summary\|^goreplay: output' "$WORK/replay.err" || tail -5 "$WORK/replay.err"
@@ -63,4 +64,4 @@ PY
 }
 
 run 300 200
-run 2000 50
+if [[ -z "${ONLY_FIRST:-}" ]]; then run 2000 50; fi
