@@ -27,6 +27,8 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidServiceName(ServiceNameError)
         /// A task the command line handles itself (`hosts`, `classes`, `help`).
         case handledByCommandLine(task: String)
+        /// A keyword argument whose value the task cannot use.
+        case invalidValue(task: String, keyword: String, value: String, expected: String)
 
         public var description: String {
             switch self {
@@ -44,6 +46,8 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
                 return error.description
             case .handledByCommandLine(let task):
                 return "'\(task)' is handled by the command line and runs on no host"
+            case .invalidValue(let task, let keyword, let value, let expected):
+                return "'\(task)' option '\(keyword)=\(value)': expected \(expected) (see 'help:\(task)')"
             }
         }
     }

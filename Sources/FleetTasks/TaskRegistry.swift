@@ -188,7 +188,7 @@ extension TaskRegistry {
                 return RecoverGoReplayTask(invocation: invocation)
             },
             Entry(descriptor: TaskDescriptor(
-                name: "check-goreplay", usage: "check-goreplay",
+                name: "check-goreplay", usage: "check-goreplay[:metrics=PORT,interval=SECONDS]",
                 summary: "Icinga's GoReplay check: check_procs -c 1: -C goreplay on each host.",
                 details: """
                     Prints per host the line `check_procs -c 1: -C goreplay` prints, e.g.
@@ -199,8 +199,7 @@ extension TaskRegistry {
                     run the check then); `--force` checks anyway. Read-only.
                     """, changesHosts: false)
             ) { invocation, _ throws(TaskError) in
-                try noArguments(invocation, usage: "check-goreplay")
-                return CheckGoReplayTask(invocation: invocation)
+                try CheckGoReplayTask.parse(invocation)
             },
             Entry(descriptor: TaskDescriptor(
                 name: "data-sync.start", usage: "data-sync.start",
