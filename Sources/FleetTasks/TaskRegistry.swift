@@ -197,6 +197,9 @@ extension TaskRegistry {
                     0 OK, 2 CRITICAL, 3 UNKNOWN (unreachable host). Inside the data-sync window every
                     host is OK with "data sync in progress" and no host is contacted (Icinga does not
                     run the check then); `--force` checks anyway. Read-only.
+                    With `metrics=PORT` (goreplay run with `--metrics 127.0.0.1:PORT`) a running
+                    goreplay's `/metrics` is also read twice, `interval` seconds apart (default 10):
+                    requests captured but none replayed in between, or no metrics, is WARNING (1).
                     """, changesHosts: false)
             ) { invocation, _ throws(TaskError) in
                 try CheckGoReplayTask.parse(invocation)
