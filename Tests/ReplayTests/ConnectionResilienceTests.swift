@@ -137,14 +137,23 @@ struct ConnectionResilienceTests {
 
     @Test("requests still in flight when goreplay stops are counted as failed, not retried")
     func inFlightAtExit() async throws {
-        let server = try await TestHTTPServer(responseDelay: .seconds(3))
+        let server = try await TestHTTPServer(responseDelay: .seconds(2))
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // Reused connections: two rounds of two requests on a pool of two.
-        let input = try gorFile(count: 2, spacing: 1_000_000, in: directory)
-        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--exit-after", "200ms"])
+        // Request 0 at 0 s is answered at 2 s; request 1 at 2.1 s reuses its
+        // connection and is still waiting when --exit-after (2.5 s) and its
+        // 1 s grace end; request 2 (at 60 s) keeps the input open.
+        let path = directory.appendingPathComponent("in.gor")
+        try writeGor(
+            [0, 2_100, 60_000].enumerated().map { index, milliseconds in
+                requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: a"), timestamp: Int64(milliseconds) * 1_000_000)
+            }, to: path)
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1", "--exit-after", "2500ms",
+        ])
         await server.shutdown()
-        #expect(run.counter("failed") == 2, "\(run.errorText)")
+        #expect(run.counter("failed") == 1, "\(run.errorText)")
+        #expect(run.counter("responses") == 1, "\(run.errorText)")
         #expect(!run.errorText.contains("retried"), "\(run.errorText)")
         #expect(server.requests.count == 2)
     }
