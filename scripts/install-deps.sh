@@ -22,7 +22,8 @@ packages=(
   openssl              # certificates for the goreplay TLS tests
   chromium             # headless browser for the goreplay report HTML test
   python3-prometheus-client  # real Prometheus text parser for the goreplay --metrics test
-  gzip                 # .gor.gz fixtures for the goreplay report test
+  gzip                 # .gor.gz fixtures for the goreplay report test; gzip -t/zcat in the .gz tests
+  zlib1g-dev           # zlib headers for compress-nio (goreplay's .gor.gz input and output)
 )
 
 missing=()
