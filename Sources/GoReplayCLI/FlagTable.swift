@@ -52,7 +52,7 @@ enum FlagTable {
 
     static let all: [FlagSpec] = [
         // Inputs.
-        value("input-file", "PATH[|N%]", input, "Replay a .gor file or glob (repeatable). |200% = twice as fast.") {
+        value("input-file", "PATH[|N%]", input, "Replay a .gor (or .gor.gz) file or glob (repeatable). |200% = twice as fast.") {
             $0.inputFiles.append(try FlagValues.address($1))
         },
         bool("input-file-loop", input, "Start the input files again when they end.") { $0.inputFileLoop = $1 },
@@ -150,7 +150,7 @@ enum FlagTable {
             $0.http.originalHost = $1
         },
         // File and other outputs.
-        value("output-file", "PATH[|N|N%]", fileOut, "Append records to a .gor file (repeatable). %Y%m%d%H%M%S, %NS, %t, %r, %i in PATH.") {
+        value("output-file", "PATH[|N|N%]", fileOut, "Append records to a .gor file, gzip if PATH ends in .gz (repeatable). %Y%m%d%H%M%S, %NS, %t, %r, %i in PATH.") {
             $0.outputFiles.append(try FlagValues.address($1))
         },
         bool("output-file-append", fileOut, "One file per name, no _0/_1 chunks.") { $0.file.append = $1 },
