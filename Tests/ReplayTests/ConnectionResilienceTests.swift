@@ -47,6 +47,30 @@ struct ConnectionResilienceTests {
         #expect(run.counter("sent") == count, "\(label): \(run.errorText)")
     }
 
+    @Test("a target restarted between two bursts loses nothing: its old keep-alive connections are replaced")
+    func restartedTarget() async throws {
+        let first = try await TestHTTPServer()
+        let port = first.port
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 20 requests at 0–190 ms, 20 more at 1.5–1.69 s; the target restarts at ~0.7 s.
+        let path = directory.appendingPathComponent("bursts.gor")
+        let times = (0..<20).map { Int64($0) * 10 } + (0..<20).map { 1_500 + Int64($0) * 10 }
+        try writeGor(
+            times.enumerated().map { index, milliseconds in
+                requestMessage(index, request("GET /item/\(index) HTTP/1.1\nHost: a"), timestamp: milliseconds * 1_000_000)
+            }, to: path)
+        async let run = runGoReplay(["--input-file", path.path, "--output-http", "http://127.0.0.1:\(port)"])
+        try await Task.sleep(for: .milliseconds(700))
+        await first.shutdown()
+        let second = try await TestHTTPServer(port: port)
+        let result = await run
+        await second.shutdown()
+        #expect(result.counter("failed") == 0, "\(result.errorText)")
+        #expect(Set(paths(first) + paths(second)) == Set((0..<40).map { "/item/\($0)" }), "\(result.errorText)")
+        #expect(result.counter("sent") == 40)
+    }
+
     @Test("a POST on a connection the server closed is not sent twice")
     func nonIdempotentNotRetried() async throws {
         let server = try await TestHTTPServer(closing: .afterEachResponse)

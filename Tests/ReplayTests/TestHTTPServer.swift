@@ -35,7 +35,8 @@ final class TestHTTPServer: Sendable {
     ///   - responseDelay: wait this long before answering each request.
     ///   - tls: serve HTTPS with this context.
     ///   - closing: when the server closes connections.
-    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil, closing: ClosePolicy = .never) async throws {
+    ///   - port: 0 for any free port; a given one to restart a server in place.
+    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil, closing: ClosePolicy = .never, port: Int = 0) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorded = NIOLockedValueBox(Recorded())
         let channel = try await ServerBootstrap(group: group)
@@ -49,7 +50,7 @@ final class TestHTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(RecordingHandler(recorded: recorded, delay: responseDelay, closing: closing))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         self.group = group
         self.channel = channel
         self.recorded = recorded
