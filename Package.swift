@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "ReplayReportTests",
             dependencies: [
-                "ReplayReport", "ReplayMetrics", "Replay", "GoReplayCLI",
+                "ReplayReport", "ReplayMetrics", "Replay", "GoReplayCLI", "Capture",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

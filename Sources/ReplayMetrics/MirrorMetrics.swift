@@ -44,14 +44,19 @@ public final class MirrorMetrics: Sendable {
         var timeouts = 0
     }
 
-    /// Original statuses waiting for their replayed response, oldest first.
+    /// Per id: the request's timestamp and the original status, until the
+    /// replayed response arrives; oldest first for eviction.
     private struct Join {
-        var statuses: [String: Int] = [:]
+        struct Entry {
+            var requestTimestamp: Int64?
+            var originalStatus: Int?
+        }
+        var entries: [String: Entry] = [:]
         var order: [String] = []
         var head = 0
     }
 
-    /// Originals kept waiting at most; the oldest beyond it is forgotten
+    /// Ids kept waiting at most; the oldest beyond it is forgotten
     /// (counted in `goreplay_join_evicted_total`).
     public let joinWindow: Int
     private let copied = NIOLockedValueBox(Copied())
@@ -67,80 +72,107 @@ public final class MirrorMetrics: Sendable {
         self.joinWindow = joinWindow
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        captured = registry.makeCounter(name: "goreplay_requests_captured_total", help: "Requests read from the inputs (capture or file).")
-        replayed = registry.makeCounter(
-            name: "goreplay_requests_replayed_total", help: "Requests replayed to an HTTP target that answered or failed.")
+        captured = registry.makeCounter(descriptor: Self.described("goreplay_requests_captured_total", "Requests read from the inputs (capture or file)."))
+        replayed = registry.makeCounter(descriptor: Self.described("goreplay_requests_replayed_total", "Requests replayed to an HTTP target that answered or failed."))
         let dropped = "goreplay_requests_dropped_total"
         let droppedHelp = "Requests not replayed, by reason."
-        droppedQueueFull = registry.makeCounter(name: dropped, labels: [("reason", "queue_full")], help: droppedHelp)
-        droppedRateLimit = registry.makeCounter(name: dropped, labels: [("reason", "rate_limit")], help: droppedHelp)
-        droppedFiltered = registry.makeCounter(name: dropped, labels: [("reason", "filtered")], help: droppedHelp)
-        droppedMiddleware = registry.makeCounter(name: dropped, labels: [("reason", "middleware")], help: droppedHelp)
+        droppedQueueFull = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "queue_full")])
+        droppedRateLimit = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "rate_limit")])
+        droppedFiltered = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "filtered")])
+        droppedMiddleware = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "middleware")])
         // A middleware that filters simply does not return a message: written − returned.
         let middleware = "goreplay_middleware_messages_total"
         let middlewareHelp = "Messages written to --middleware and returned by it."
-        middlewareWritten = registry.makeCounter(name: middleware, labels: [("direction", "written")], help: middlewareHelp)
-        middlewareReturned = registry.makeCounter(name: middleware, labels: [("direction", "returned")], help: middlewareHelp)
+        middlewareWritten = registry.makeCounter(descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "written")])
+        middlewareReturned = registry.makeCounter(descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "returned")])
         let failed = "goreplay_replay_failures_total"
         let failedHelp = "Replayed requests that got no response, by cause."
-        failedConnection = registry.makeCounter(name: failed, labels: [("cause", "connection")], help: failedHelp)
-        failedTimeout = registry.makeCounter(name: failed, labels: [("cause", "timeout")], help: failedHelp)
-        mismatches = registry.makeCounter(
-            name: "goreplay_status_mismatches_total", help: "Replayed responses whose status differs from the original response's.")
-        unmatched = registry.makeCounter(
-            name: "goreplay_join_evicted_total", help: "Original responses forgotten before their replayed response arrived.")
+        failedConnection = registry.makeCounter(descriptor: Self.described(failed, failedHelp), labels: [("cause", "connection")])
+        failedTimeout = registry.makeCounter(descriptor: Self.described(failed, failedHelp), labels: [("cause", "timeout")])
+        mismatches = registry.makeCounter(descriptor: Self.described("goreplay_status_mismatches_total", "Replayed responses whose status differs from the original response's."))
+        unmatched = registry.makeCounter(descriptor: Self.described("goreplay_join_evicted_total", "Requests forgotten before their replayed response arrived (none came, or too late)."))
         var responses: [String: (Counter, Counter)] = [:]
         for statusClass in ["1xx", "2xx", "3xx", "4xx", "5xx", "unreadable"] {
             let name = "goreplay_responses_total"
             let help = "Responses by side (original: recorded from production; replayed: from the target) and status class."
             responses[statusClass] = (
-                registry.makeCounter(name: name, labels: [("side", "original"), ("class", statusClass)], help: help),
-                registry.makeCounter(name: name, labels: [("side", "replayed"), ("class", statusClass)], help: help)
+                registry.makeCounter(descriptor: Self.described(name, help), labels: [("side", "original"), ("class", statusClass)]),
+                registry.makeCounter(descriptor: Self.described(name, help), labels: [("side", "replayed"), ("class", statusClass)])
             )
         }
         self.responses = responses
         let latency = "goreplay_response_latency_seconds"
         let latencyHelp = "Response latency by side, as recorded in the response's meta line."
-        originalLatency = registry.makeDurationHistogram(
-            name: latency, labels: [("side", "original")], buckets: Self.latencyBuckets, help: latencyHelp)
-        replayedLatency = registry.makeDurationHistogram(
-            name: latency, labels: [("side", "replayed")], buckets: Self.latencyBuckets, help: latencyHelp)
-        queueDepth = registry.makeGauge(name: "goreplay_queue_depth", help: "Requests waiting in the outputs' queues.")
+        originalLatency = registry.makeDurationHistogram(descriptor: Self.described(latency, latencyHelp), labels: [("side", "original")], buckets: Self.latencyBuckets)
+        replayedLatency = registry.makeDurationHistogram(descriptor: Self.described(latency, latencyHelp), labels: [("side", "replayed")], buckets: Self.latencyBuckets)
+        queueDepth = registry.makeGauge(descriptor: Self.described("goreplay_queue_depth", "Requests waiting in the outputs' queues."))
     }
 
-    /// Counts one original (type 2) or replayed (type 3) response; requests
-    /// are counted from the statistics.
+    /// Notes a request's timestamp (type 1), counts an original (type 2) or
+    /// replayed (type 3) response. Requests themselves are counted from the
+    /// statistics.
     public func observe(_ message: ReplayMessage) {
-        guard message.type != .request else { return }
-        let status = Self.statusCode(message.payload)
-        let statusClass = status.map { "\($0 / 100)xx" } ?? "unreadable"
-        let counters = responses[statusClass] ?? responses["unreadable"]!
-        let latency = message.latency.flatMap { $0 >= 0 ? Duration.nanoseconds($0) : nil }
-        if message.type == .response {
-            counters.original.increment()
-            if let latency { originalLatency.record(latency) }
-            guard let status else { return }
-            let evicted = join.withLockedValue { join -> Int in
-                if join.statuses.updateValue(status, forKey: message.id) == nil { join.order.append(message.id) }
-                var evicted = 0
-                while join.statuses.count > joinWindow, join.head < join.order.count {
-                    if join.statuses.removeValue(forKey: join.order[join.head]) != nil { evicted += 1 }
-                    join.head += 1
-                }
-                if join.head > 4096, join.head > join.order.count / 2 {
-                    join.order = join.order[join.head...].filter { join.statuses[$0] != nil }
-                    join.head = 0
-                }
-                return evicted
+        switch message.type {
+        case .request:
+            update(message.id) { $0.requestTimestamp = message.timestamp }
+        case .response:
+            let status = Self.statusCode(message.payload)
+            counters(status).original.increment()
+            var requestTimestamp: Int64?
+            update(message.id) { entry in
+                requestTimestamp = entry.requestTimestamp
+                entry.originalStatus = status
             }
-            if evicted > 0 { unmatched.increment(by: Int64(evicted)) }
-        } else {
-            counters.replayed.increment()
+            if let latency = Self.originalLatency(message, requestTimestamp: requestTimestamp) { originalLatency.record(latency) }
+        case .replayedResponse:
+            let status = Self.statusCode(message.payload)
+            counters(status).replayed.increment()
             replayed.increment()
-            if let latency { replayedLatency.record(latency) }
-            let original = join.withLockedValue { $0.statuses.removeValue(forKey: message.id) }
+            if let latency = message.latency, latency >= 0 { replayedLatency.record(.nanoseconds(latency)) }
+            let original = join.withLockedValue { $0.entries.removeValue(forKey: message.id) }?.originalStatus
             if let original, let status, original != status { mismatches.increment() }
         }
+    }
+
+    private func counters(_ status: Int?) -> (original: Counter, replayed: Counter) {
+        responses[status.map { "\($0 / 100)xx" } ?? "unreadable"] ?? responses["unreadable"]!
+    }
+
+    /// Request start to response end: GoReplay 1.3+ stamps a response with
+    /// its own first packet and gives its transfer time, 0.16 stamps it with
+    /// the request's start and gives the whole time; both come to
+    /// (response stamp − request stamp) + latency.
+    static func originalLatency(_ response: ReplayMessage, requestTimestamp: Int64?) -> Duration? {
+        guard let latency = response.latency, latency >= 0 else { return nil }
+        guard let requestTimestamp else { return .nanoseconds(latency) }
+        let gap = response.timestamp - requestTimestamp
+        return .nanoseconds(gap >= 0 && gap < 3_600_000_000_000 ? gap + latency : latency)
+    }
+
+    private func update(_ id: String, _ body: (inout Join.Entry) -> Void) {
+        let evicted = join.withLockedValue { join -> Int in
+            if var entry = join.entries[id] {
+                body(&entry)
+                join.entries[id] = entry
+                return 0
+            }
+            var entry = Join.Entry()
+            body(&entry)
+            join.entries[id] = entry
+            join.order.append(id)
+            var evicted = 0
+            while join.entries.count > joinWindow, join.head < join.order.count {
+                if join.entries.removeValue(forKey: join.order[join.head]) != nil { evicted += 1 }
+                join.head += 1
+            }
+            // Settled ids stay in `order` until here: keep it proportional to the window.
+            if (join.head > 4096 && join.head > join.order.count / 2) || join.order.count - join.head > 2 * joinWindow + 1024 {
+                join.order = join.order[join.head...].filter { join.entries[$0] != nil }
+                join.head = 0
+            }
+            return evicted
+        }
+        if evicted > 0 { unmatched.increment(by: Int64(evicted)) }
     }
 
     /// Copies the pipeline's counters, then renders the text exposition.
@@ -186,6 +218,10 @@ public final class MirrorMetrics: Sendable {
         add(failedConnection, now.failed - now.timeouts, before.failed - before.timeouts)
         queueDepth.set(Double(depth))
         return registry.emitToBuffer()
+    }
+
+    static func described(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, helpText: help)
     }
 
     /// `HTTP/1.1 503 …` → 503.

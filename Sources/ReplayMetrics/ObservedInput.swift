@@ -1,7 +1,7 @@
 import Replay
 
-/// An input whose original responses (type 2) are counted by `metrics` on
-/// their way into the pipeline; everything passes through unchanged, one
+/// An input whose requests and original responses (types 1 and 2) are
+/// noted by `metrics` on their way into the pipeline; everything passes through unchanged, one
 /// message at a time (no buffering of its own).
 public struct ObservedInput: MessageInput {
     public let base: any MessageInput
@@ -19,7 +19,7 @@ public struct ObservedInput: MessageInput {
         let metrics = metrics
         return AsyncThrowingStream {
             guard let message = try await upstream.next() else { return nil }
-            if message.type == .response { metrics.observe(message) }
+            if message.type != .replayedResponse { metrics.observe(message) }
             return message
         }
     }

@@ -72,6 +72,8 @@ public struct ReportBuilder: Sendable {
         var example = ""
         /// Arrival order of the request, to tell "never answered" from "in flight".
         var sequence: Int64 = 0
+        var requestTimestamp: Int64 = 0
+        var originalTimestamp: Int64 = 0
         var originalStatus: Int16 = ReportBuilder.missing
         var replayedStatus: Int16 = ReportBuilder.missing
         var originalLatency: Int64 = -1
@@ -133,6 +135,7 @@ public struct ReportBuilder: Sendable {
             guard !current.hasRequest else { return keep(current, id: message.id, isNew: isNew) }  // duplicate id: keep the first
             current.hasRequest = true
             current.sequence = requestSequence
+            current.requestTimestamp = message.timestamp
             requestSequence += 1
             if let line = HTTPHeadline.requestLine(message.payload) {
                 current.example = "\(line.method) \(line.target)"
@@ -145,6 +148,7 @@ public struct ReportBuilder: Sendable {
             guard current.originalStatus == Self.missing else { return keep(current, id: message.id, isNew: isNew) }
             current.originalStatus = HTTPHeadline.statusCode(message.payload).map(Int16.init) ?? Self.unreadableStatus
             current.originalLatency = message.latency ?? -1
+            current.originalTimestamp = message.timestamp
             current.originalBody = Int32(clamping: HTTPHeadline.bodyLength(message.payload))
         case .replayedResponse:
             guard current.replayedStatus == Self.missing else { return keep(current, id: message.id, isNew: isNew) }
@@ -199,6 +203,8 @@ public struct ReportBuilder: Sendable {
             return
         }
         report.requests += 1
+        var entry = entry
+        entry.originalLatency = Self.originalLatency(entry)
         let slot = Int(entry.endpoint)
         if endpoints[slot].report.endpoint == Self.otherEndpoints { report.untrackedEndpoints += 1 }
         endpoints[slot].report.requests += 1
@@ -292,6 +298,17 @@ public struct ReportBuilder: Sendable {
             return row
         }.sorted { ($0.requests, $1.endpoint) > ($1.requests, $0.endpoint) }
         return result
+    }
+
+    /// Request start to response end. GoReplay 1.3+ stamps a response with
+    /// its own first packet and gives its transfer time as latency; 0.16
+    /// stamps it with the request's start and gives the whole time. Both
+    /// come to (response stamp − request stamp) + latency.
+    private static func originalLatency(_ entry: Pending) -> Int64 {
+        guard entry.originalLatency >= 0 else { return -1 }
+        let gap = entry.originalTimestamp - entry.requestTimestamp
+        guard gap >= 0, gap < 3_600_000_000_000 else { return entry.originalLatency }
+        return gap + entry.originalLatency
     }
 
     private static func ratio(_ replayed: Double, _ original: Double) -> Double? {

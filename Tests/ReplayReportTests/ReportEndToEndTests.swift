@@ -1,12 +1,15 @@
+import Capture
 import Foundation
+import NIOConcurrencyHelpers
 import Replay
 import ReplayReport
 import Testing
 
 /// Production and staging as real HTTP servers on loopback, staging with
-/// known faults; goreplay records production's responses, replays against
-/// staging, and the report must find exactly those faults.
-@Suite("Report end to end on loopback", .serialized)
+/// known faults; live capture on lo records curl's requests to production
+/// with production's responses, goreplay replays them against staging, and
+/// the report must find exactly those faults.
+@Suite("Report end to end on loopback", .serialized, .enabled(if: getuid() == 0, "live capture needs root (CI runs as root)"))
 struct ReportEndToEndTests {
     /// Requests per endpoint.
     static let perEndpoint = 12
@@ -55,35 +58,32 @@ struct ReportEndToEndTests {
         let production = try await SiteServer(route: Self.production)
         let staging = try await SiteServer(route: Self.staging)
         defer { Task { await production.shutdown(); await staging.shutdown() } }
-        let t0: Int64 = 1_700_000_000_000_000_000
-        let requests = directory.appendingPathComponent("requests.gor").path
-        try writeGor(Self.requestLines().enumerated().map { requestRecord($0.offset, $0.element, timestamp: t0 + Int64($0.offset) * 2_000_000) }, to: requests)
-
-        // 1. Production traffic with its responses: GoReplay's capture on a
-        // production host writes types 1 and 2. Here production's responses
-        // come from replaying to it with response tracking; their type 3
-        // records become the type 2 a capture would write.
-        let recorded = directory.appendingPathComponent("production-raw.gor").path
-        let first = await runGoReplay([
-            "--input-file", requests, "--output-http", production.url, "--output-http-track-response", "--output-file", recorded,
-            "--output-http-timeout", "5s", "--output-file-append", "--exit-after", "60s",
-        ])
-        guard first.status == 0 else { throw TestFailure("recording production failed: \(first.errorText)") }
-        // A capture stamps a response with its request's start time (the
-        // replay stamps when it sent), so the file input's pacing is unchanged.
-        let recordedMessages = try readGor(recorded)
-        var requestTimes: [String: Int64] = [:]
-        for message in recordedMessages where message.type == .request { requestTimes[message.id] = message.timestamp }
-        let captured = recordedMessages.map { message -> ReplayMessage in
-            var message = message
-            if message.type == .replayedResponse {
-                message.type = .response
-                message.timestamp = requestTimes[message.id] ?? message.timestamp
+        // 1. Capture on lo, as `--input-raw :PORT --input-raw-track-response`
+        // does on a production host: curl's requests to production (one
+        // keep-alive connection) and production's responses, types 1 and 2.
+        let lines = Self.requestLines()
+        let input = try RawCaptureInput(options: try Capture.RawInputOptions(addresses: ["127.0.0.1:\(production.port)"]).tracking())
+        let stream = input.messages()
+        let captured = NIOLockedValueBox([ReplayMessage]())
+        let expected = 2 * lines.count
+        let consumer = Task {
+            for try await message in stream {
+                let count = captured.withLockedValue { list in
+                    list.append(message)
+                    return list.count
+                }
+                if count >= expected { break }
             }
-            return message
         }
+        var curlArguments = ["-sS", "--max-time", "60"]
+        for line in lines { curlArguments += ["-o", "/dev/null", production.url + line.dropFirst(4)] }
+        let client = try runProgram("/usr/bin/curl", curlArguments)
+        guard client.status == 0 else { throw TestFailure("curl to production failed: \(client.error)") }
+        for _ in 0..<200 where captured.withLockedValue({ $0.count }) < expected { try await Task.sleep(for: .milliseconds(50)) }
+        consumer.cancel()
+        _ = await consumer.result
         let capture = directory.appendingPathComponent("capture.gor").path
-        try writeGor(captured, to: capture)
+        try writeGor(captured.withLockedValue { $0 }, to: capture)
 
         // 2. Replay the capture to staging, writing requests, original and replayed responses.
         let replayed = directory.appendingPathComponent("replayed.gor").path
@@ -161,5 +161,13 @@ struct ReportEndToEndTests {
         #expect(run.text.contains("requests \(5 * n): compared \(4 * n), mismatched \(n) (25.0%)"), "\(run.text)")
         #expect(run.text.contains("200 → 500: \(n)"))
         #expect(run.text.contains("GET /api/broken/{uuid}"))
+    }
+}
+
+extension Capture.RawInputOptions {
+    func tracking() -> Self {
+        var options = self
+        options.trackResponse = true
+        return options
     }
 }
