@@ -99,6 +99,14 @@ public final class AcknowledgementBook: Sendable {
     public var pendingCount: Int { state.withLockedValue { $0.count } }
 }
 
+/// The acknowledgement extension's wire format.
+public enum TCPAcknowledgements {
+    /// The record a sender that reads acknowledgements sends first on each
+    /// connection: a meta line with two fields and no payload, which
+    /// GoReplay's receivers skip (fewer than three meta fields, empty data).
+    public static let hello: [UInt8] = Array("goreplay-ack 1\n".utf8)
+}
+
 /// Settings of `--input-tcp`.
 public struct TCPInputOptions: Sendable {
     /// `--input-tcp-secure`: TLS with this certificate and key (PEM files).
@@ -228,6 +236,10 @@ private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
     private var pending: [UInt8] = []
     private var searchFrom = 0
     private var sequence: UInt64 = 0
+    /// Set by the sender's hello record; GoReplay's senders never send it and
+    /// never read, so they get no acknowledgements (unread data would turn
+    /// their close into a reset that loses our unread records).
+    private var acknowledging = false
 
     init(
         continuation: AsyncThrowingStream<ReplayMessage, any Error>.Continuation, statistics: ReplayStatistics,
@@ -269,6 +281,10 @@ private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func handle(record: ArraySlice<UInt8>, context: ChannelHandlerContext) {
+        if sequence == 0, !acknowledging, record.elementsEqual(TCPAcknowledgements.hello) {
+            acknowledging = true
+            return
+        }
         sequence += 1
         let message: ReplayMessage
         do {
@@ -283,7 +299,7 @@ private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
         let channel = context.channel
         let number = sequence
         let counters = counters
-        acknowledgements.register(id: message.id, type: message.type) {
+        if acknowledging { acknowledgements.register(id: message.id, type: message.type) {
             channel.eventLoop.execute {
                 // A sender that never reads (GoReplay) must not make us buffer acks forever.
                 guard channel.isActive, channel.isWritable else {
@@ -292,11 +308,11 @@ private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
                 }
                 channel.writeAndFlush(channel.allocator.buffer(string: "A \(number)\n"), promise: nil)
             }
-        }
+        } }
         switch continuation.yield(message) {
         case .dropped:
             counters.withLockedValue { $0.droppedBusy += 1 }
-            acknowledgements.forget(id: message.id, type: message.type)
+            if acknowledging { acknowledgements.forget(id: message.id, type: message.type) }
         default:
             counters.withLockedValue { $0.records += 1 }
         }

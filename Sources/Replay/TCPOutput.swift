@@ -285,6 +285,12 @@ final class TCPOutputWorker: Sendable {
     private func send(on channel: any Channel) async {
         var sequence: UInt64 = 0
         var bytes: [UInt8] = []
+        // Ask for acknowledgements (a GoReplay replayer skips this record).
+        do {
+            try await channel.writeAndFlush(channel.allocator.buffer(bytes: TCPAcknowledgements.hello + GorFormat.separator)).get()
+        } catch {
+            return
+        }
         while channel.isActive {
             let batch = state.withLockedValue { state -> [ReplayMessage] in
                 defer { state.queue.removeAll(keepingCapacity: true) }

@@ -254,6 +254,53 @@ struct TCPTests {
         #expect(replayed.errorText.contains("requests read 50"), "\(replayed.errorText)")
     }
 
+    @Test("a GoReplay-style sender (never reads, records split at odd boundaries, one corrupt): every good record replayed, the bad one counted")
+    func goReplaySender() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try freeLoopbackPort()
+        let output = directory.appendingPathComponent("out.gor")
+        async let replayer = runGoReplay([
+            "--input-tcp", "127.0.0.1:\(port)", "--output-file", output.path, "--output-file-append", "--exit-after", "3s",
+        ])
+        try await Task.sleep(for: .milliseconds(500))
+        var bytes: [UInt8] = []
+        for index in 0..<200 {
+            if index == 100 { bytes += Array("9 bad-type 1\nx".utf8) + GorFormat.separator }
+            GorFormat.encode(requestMessage(index, request("GET /g/\(index) HTTP/1.1\nHost: example")), into: &bytes)
+        }
+        // A plain socket, like GoReplay's output-tcp: write everything in 7-byte pieces, never read.
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        var offset = 0
+        while offset < bytes.count {
+            let piece = min(7, bytes.count - offset)
+            let written = bytes[offset..<(offset + piece)].withUnsafeBytes { write(descriptor, $0.baseAddress, piece) }
+            guard written > 0 else { break }
+            offset += written
+        }
+        close(descriptor)
+        let run = await replayer
+        #expect(run.status == 0)
+        #expect(run.errorText.contains("corrupt records 1"), "\(run.errorText)")
+        let data = try [UInt8](Data(contentsOf: output))
+        var paths: [String] = []
+        var rest = data[...]
+        while let range = rest.firstRange(of: GorFormat.separator) {
+            let message = try GorFormat.decodeRecord(rest[..<range.lowerBound])
+            paths.append(String(String(decoding: message.payload, as: UTF8.self).split(separator: " ")[1]))
+            rest = rest[range.upperBound...]
+        }
+        #expect(paths == (0..<200).map { "/g/\($0)" }, "\(run.errorText)")
+    }
+
     @Test("TLS: verification is on by default (a self-signed replayer is refused and counted), trusted with a CA file, off only with skip-verify")
     func secure() async throws {
         let certificate = try LoopbackCertificate()
