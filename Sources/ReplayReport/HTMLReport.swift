@@ -62,8 +62,11 @@ extension DiffReport {
             let mismatches = row.topMismatches.map { "\($0.original)→\($0.replayed) ×\($0.count), e.g. \($0.example.prefix(120))" }
             page += "<tr><td class=\"l\">\(Self.escape(row.endpoint))</td><td>\(row.requests)</td>"
             page += "<td class=\"\(row.mismatched > 0 ? "bad" : "ok")\">\(Self.fixed(row.mismatchRate * 100, 1))</td><td>\(row.noReplayedResponse)</td>"
-            for value in [row.original.p50, row.replayed.p50, row.original.p95, row.replayed.p95, row.original.p99, row.replayed.p99] {
-                page += "<td>\(Self.ms(value))</td>"
+            for (summary, value) in [
+                (row.original, row.original.p50), (row.replayed, row.replayed.p50), (row.original, row.original.p95),
+                (row.replayed, row.replayed.p95), (row.original, row.original.p99), (row.replayed, row.replayed.p99),
+            ] {
+                page += summary.count == 0 ? "<td>-</td>" : "<td>\(Self.ms(value))</td>"
             }
             page += "<td>\(row.ratioP50.map { Self.fixed($0, 2) } ?? "")</td>"
             page += "<td class=\"l\">\(mismatches.map(Self.escape).joined(separator: "<br>"))</td></tr>\n"

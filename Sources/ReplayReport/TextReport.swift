@@ -54,8 +54,9 @@ extension DiffReport {
             line += "  " + Self.left(String(row.requests), 8)
             line += "  " + Self.left(Self.percent(row.mismatchRate), 8)
             line += "  " + Self.left(String(row.noReplayedResponse), 8)
-            line += "  " + Self.left("\(Self.ms(row.original.p50))→\(Self.ms(row.replayed.p50))", 17)
-            line += "  " + Self.left("\(Self.ms(row.original.p99))→\(Self.ms(row.replayed.p99))", 17)
+            func side(_ summary: LatencySummary, _ value: Double) -> String { summary.count == 0 ? "-" : Self.ms(value) }
+            line += "  " + Self.left("\(side(row.original, row.original.p50))→\(side(row.replayed, row.replayed.p50))", 17)
+            line += "  " + Self.left("\(side(row.original, row.original.p99))→\(side(row.replayed, row.replayed.p99))", 17)
             line += "  " + Self.left(row.ratioP50.map { Self.fixed($0, 2) + "×" } ?? "-", 9)
             lines.append(line)
             for pair in row.topMismatches {
