@@ -47,6 +47,22 @@ struct ConnectionResilienceTests {
         #expect(run.counter("sent") == count, "\(label): \(run.errorText)")
     }
 
+    @Test("a GET met by a closing connection is sent once more on a new one, and counted as retried")
+    func retriedOnce() async throws {
+        let server = try await TestHTTPServer(closing: .closeOnSecondRequest)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 10, spacing: 20_000_000, in: directory)
+        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-workers", "1"])
+        await server.shutdown()
+        // Requests 1…9 each meet a connection that served one request and
+        // closes on the next: each is retried once on a fresh connection.
+        #expect(run.counter("failed") == 0, "\(run.errorText)")
+        #expect(run.counter("retried") == 9, "\(run.errorText)")
+        #expect(paths(server) == (0..<10).map { "/item/\($0)" })
+        #expect(server.connections == 10)
+    }
+
     @Test("a target restarted between two bursts loses nothing: its old keep-alive connections are replaced")
     func restartedTarget() async throws {
         let first = try await TestHTTPServer()

@@ -29,6 +29,10 @@ final class TestHTTPServer: Sendable {
         case afterRequests(Int)
         /// Answer `HTTP/1.0` without keep-alive and close.
         case http10
+        /// Answer the first request of each connection, then close it on
+        /// the second without answering (or recording) it: the race of a
+        /// keep-alive timeout met by a request, made certain.
+        case closeOnSecondRequest
     }
 
     /// - Parameters:
@@ -113,6 +117,10 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
         while let length = Self.requestLength(pending) {
             let request = Array(pending[..<length])
             pending.removeFirst(length)
+            if case .closeOnSecondRequest = closing, answered >= 1 {
+                context.close(promise: nil)
+                return
+            }
             recorded.withLockedValue { $0.requests.append(request) }
             let head = String(decoding: request.prefix(16), as: UTF8.self)
             let body = head.hasPrefix("HEAD ") ? "" : "ok"
@@ -127,6 +135,7 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
             case .http10:
                 version = "HTTP/1.0"
                 closeAfter = true
+            case .closeOnSecondRequest: break
             }
             let response = "\(version) 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n\(body)"
             let bytes = context.channel.allocator.buffer(string: response)
