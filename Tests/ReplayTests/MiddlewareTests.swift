@@ -147,6 +147,24 @@ struct MiddlewareTests {
         #expect(run.errorText.contains("middleware: written 20, returned 20"))
     }
 
+    @Test("the built binary: the middleware's stderr is passed through to goreplay's")
+    func stderrPassedThrough() async throws {
+        guard let binary = goreplayBinary() else {
+            Issue.record("goreplay binary not built (swift build --product goreplay)")
+            return
+        }
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = try Middlewares.write(Middlewares.echoShell, named: "echo.sh", in: directory)
+        let file = directory.appendingPathComponent("in.gor")
+        try writeGor(requests(3), to: file)
+        let process = try GoReplayProcess(binary: binary, arguments: ["--input-file", file.path, "--output-null", "--middleware", script])
+        let status = await process.waitForExit(timeout: .seconds(30))
+        #expect(status == 0)
+        #expect(process.errorText.components(separatedBy: "[DEBUG][ECHO] Request type: Request").count == 4, "\(process.errorText)")
+        #expect(process.errorText.contains("output null: sent 3"))
+    }
+
     @Test("Python echo (echo.py's shape, no flushing): all arrive when it exits at end of input")
     func pythonEcho() async throws {
         let directory = try makeTemporaryDirectory()
