@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // gzip for .gor.gz inputs and outputs (over the system zlib).
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        // Prometheus text exposition for goreplay --metrics.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries mandated by the brief.
@@ -73,10 +77,23 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]),
         .target(name: "Capture", dependencies: ["CPcap", "Replay"]),
-        .target(name: "GoReplayCLI", dependencies: ["Replay", "Capture"]),
+        .target(name: "ReplayReport", dependencies: ["Replay"]),
+        .target(
+            name: "ReplayMetrics",
+            dependencies: [
+                "Replay",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .target(name: "GoReplayCLI", dependencies: ["Replay", "Capture", "ReplayReport", "ReplayMetrics"]),
         .executableTarget(name: "goreplay", dependencies: ["GoReplayCLI"]),
 
         // Real sshd hosts on loopback for tests and the demo.
@@ -97,6 +114,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Replay"]),
+        .testTarget(
+            name: "ReplayReportTests",
+            dependencies: [
+                "ReplayReport", "ReplayMetrics", "Replay", "GoReplayCLI", "Capture",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(name: "SSHConfigTests", dependencies: ["SSHConfig"]),
         .testTarget(name: "PuppetDBTests", dependencies: ["PuppetDB", "Fleet"]),
         .testTarget(name: "TestFleetTests", dependencies: ["TestFleet"]),

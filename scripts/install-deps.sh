@@ -20,6 +20,12 @@ packages=(
   iproute2             # ip netns for gateway tests
   iptables             # packet drops inside the test fleet's own network namespace (dead-link tests)
   time                 # /usr/bin/time -v for bench/output-flood.sh
+  xxd                  # the shell example middleware in the goreplay middleware tests
+  openssl              # certificates for the goreplay TLS tests
+  chromium             # headless browser for the goreplay report HTML test
+  python3-prometheus-client  # real Prometheus text parser for the goreplay --metrics test
+  gzip                 # .gor.gz fixtures for the goreplay report test; gzip -t/zcat in the .gz tests
+  zlib1g-dev           # zlib headers for compress-nio (goreplay's .gor.gz input and output)
 )
 
 missing=()

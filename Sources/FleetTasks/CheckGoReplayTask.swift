@@ -9,20 +9,103 @@ import Foundation
 /// Inside the data-sync window every host is OK with "data sync in progress"
 /// and no host is contacted, as Icinga runs the check only in the
 /// `not_data_sync` period; `--force` checks anyway.
+///
+/// With `metrics=PORT` (goreplay's `--metrics 127.0.0.1:PORT`), a running
+/// goreplay is also scraped twice, `interval` seconds apart: requests
+/// captured but none replayed in between is WARNING ("running but replaying
+/// nothing"), and so is a metrics endpoint that does not answer.
 public struct CheckGoReplayTask: FleetTask {
     public let invocation: TaskInvocation
     /// Fewer processes than this is CRITICAL (`-c 1:`).
     public var minimumProcesses: Int
+    public var metrics: MetricsProbe?
 
-    public init(invocation: TaskInvocation = TaskInvocation(name: "check-goreplay"), minimumProcesses: Int = 1) {
+    /// Where and how long to watch goreplay's `/metrics` on the host.
+    public struct MetricsProbe: Sendable, Equatable {
+        public var port: Int
+        public var intervalSeconds: Int
+
+        public init(port: Int, intervalSeconds: Int = 10) {
+            self.port = port
+            self.intervalSeconds = intervalSeconds
+        }
+    }
+
+    public init(
+        invocation: TaskInvocation = TaskInvocation(name: "check-goreplay"), minimumProcesses: Int = 1, metrics: MetricsProbe? = nil
+    ) {
         self.invocation = invocation
         self.minimumProcesses = minimumProcesses
+        self.metrics = metrics
     }
 
     public var changesHosts: Bool { false }
 
+    static let usage = "check-goreplay[:metrics=PORT,interval=SECONDS]"
+
+    /// `check-goreplay`, or with `metrics=PORT` (1-65535) and `interval=SECONDS` (1-300, default 10).
+    static func parse(_ invocation: TaskInvocation) throws(TaskError) -> CheckGoReplayTask {
+        if let extra = invocation.positional.first {
+            throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
+        }
+        var port: Int?
+        var interval = 10
+        for keyword in invocation.keywords {
+            switch keyword.name {
+            case "metrics":
+                guard let value = Int(keyword.value), (1...65535).contains(value) else {
+                    throw TaskError(word: invocation.raw, problem: .invalidValue(
+                        task: invocation.name, keyword: "metrics", value: keyword.value, expected: "a port from 1 to 65535"))
+                }
+                port = value
+            case "interval":
+                guard let value = Int(keyword.value), (1...300).contains(value) else {
+                    throw TaskError(word: invocation.raw, problem: .invalidValue(
+                        task: invocation.name, keyword: "interval", value: keyword.value, expected: "seconds from 1 to 300"))
+                }
+                interval = value
+            default:
+                throw TaskError(word: invocation.raw, problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+            }
+        }
+        if port == nil, invocation.keywords.contains(where: { $0.name == "interval" }) {
+            throw TaskError(word: invocation.raw, problem: .missingArgument(task: invocation.name, usage: usage))
+        }
+        return CheckGoReplayTask(invocation: invocation, metrics: port.map { MetricsProbe(port: $0, intervalSeconds: interval) })
+    }
+
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
-        [GoReplayScripts.countProcesses()]
+        [GoReplayScripts.countProcesses()] + (metrics.map { [Self.scrapeScript($0)] } ?? [])
+    }
+
+    /// Two scrapes of the two counters, each after a `scrape N` line; a
+    /// failed one prints `unavailable`.
+    static func scrapeScript(_ probe: MetricsProbe) -> String {
+        let url = "http://127.0.0.1:\(probe.port)/metrics"
+        return "for n in 1 2; do if [ $n = 2 ]; then sleep \(probe.intervalSeconds); fi; echo \"scrape $n\"; "
+            + "curl -fsS --max-time 5 \(url) 2>/dev/null | grep -E '^goreplay_requests_(captured|replayed)_total ' || echo unavailable; done"
+    }
+
+    /// The two scrapes' counters, or nil unless both scrapes gave both
+    /// counters as finite non-negative numbers (the host's output is not trusted).
+    static func parseScrapes(_ output: String) -> [(captured: Double, replayed: Double)]? {
+        var scrapes: [[String: Double]] = []
+        for line in output.split(separator: "\n").prefix(20) {
+            if line.hasPrefix("scrape ") {
+                scrapes.append([:])
+                continue
+            }
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, !scrapes.isEmpty, let value = Double(fields[1]), value.isFinite, value >= 0, value < 1e18 else { continue }
+            scrapes[scrapes.count - 1][String(fields[0])] = value
+        }
+        let pairs = scrapes.compactMap { scrape -> (Double, Double)? in
+            guard let captured = scrape["goreplay_requests_captured_total"], let replayed = scrape["goreplay_requests_replayed_total"] else {
+                return nil
+            }
+            return (captured, replayed)
+        }
+        return scrapes.count == 2 && pairs.count == 2 ? pairs : nil
     }
 
     public func outcomeWithoutConnecting(on host: Fleet.Host, context: RunContext) -> TaskOutcome? {
@@ -53,7 +136,25 @@ public struct CheckGoReplayTask: FleetTask {
                                message: "PROCS UNKNOWN: could not count processes: \(reason)", checkStatus: .unknown)
         }
         let (status, line) = pluginLine(count: count)
-        return TaskOutcome(outcome: .exited(status: status.rawValue), message: line, checkStatus: status)
+        guard status == .ok, let metrics else {
+            return TaskOutcome(outcome: .exited(status: status.rawValue), message: line, checkStatus: status)
+        }
+        let scraped = try await host.execute(Self.scrapeScript(metrics), echo: false)
+        let (metricsStatus, note) = Self.judge(Self.parseScrapes(scraped.stdout), probe: metrics)
+        let text = line.replacingOccurrences(of: "PROCS OK:", with: "PROCS \(metricsStatus):").replacingOccurrences(of: " | ", with: ", \(note) | ")
+        return TaskOutcome(outcome: .exited(status: metricsStatus.rawValue), message: text, checkStatus: metricsStatus)
+    }
+
+    /// WARNING when the metrics are missing or show captured requests and no
+    /// replays between the scrapes.
+    static func judge(_ scrapes: [(captured: Double, replayed: Double)]?, probe: MetricsProbe) -> (CheckStatus, String) {
+        guard let scrapes else { return (.warning, "metrics on 127.0.0.1:\(probe.port) unavailable") }
+        let captured = Int(max(0, scrapes[1].captured - scrapes[0].captured))
+        let replayed = Int(max(0, scrapes[1].replayed - scrapes[0].replayed))
+        if captured > 0 && replayed == 0 {
+            return (.warning, "running but replaying nothing (\(captured) captured, 0 replayed in \(probe.intervalSeconds)s)")
+        }
+        return (.ok, "\(replayed) replayed, \(captured) captured in \(probe.intervalSeconds)s")
     }
 
     /// The worst host status; hosts with no check result (unreachable,

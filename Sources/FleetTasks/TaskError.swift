@@ -33,6 +33,8 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
         case tooManyHosts(task: String, limit: Int, selected: Int)
         /// A playbook pinned to hosts the inventory does not have.
         case pinnedHostsMissing(task: String, pin: String, reason: String, location: SourceLocation)
+        /// A keyword argument whose value the task cannot use.
+        case invalidValue(task: String, keyword: String, value: String, expected: String)
 
         public var description: String {
             switch self {
@@ -57,6 +59,8 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
                     + "select \(limit == 1 ? "one" : "fewer") with -H HOST"
             case .pinnedHostsMissing(let task, let pin, let reason, let location):
                 return "'\(task)' runs on \(pin) (\(location)), but \(reason): add that host to the inventory"
+            case .invalidValue(let task, let keyword, let value, let expected):
+                return "'\(task)' option '\(keyword)=\(value)': expected \(expected) (see 'help:\(task)')"
             }
         }
     }

@@ -210,7 +210,7 @@ extension TaskRegistry {
                 return RecoverGoReplayTask(invocation: invocation)
             },
             Entry(descriptor: TaskDescriptor(
-                name: "check-goreplay", usage: "check-goreplay",
+                name: "check-goreplay", usage: "check-goreplay[:metrics=PORT,interval=SECONDS]",
                 summary: "Icinga's GoReplay check: check_procs -c 1: -C goreplay on each host.",
                 details: """
                     Prints per host the line `check_procs -c 1: -C goreplay` prints, e.g.
@@ -219,10 +219,12 @@ extension TaskRegistry {
                     0 OK, 2 CRITICAL, 3 UNKNOWN (unreachable host). Inside the data-sync window every
                     host is OK with "data sync in progress" and no host is contacted (Icinga does not
                     run the check then); `--force` checks anyway. Read-only.
+                    With `metrics=PORT` (goreplay run with `--metrics 127.0.0.1:PORT`) a running
+                    goreplay's `/metrics` is also read twice, `interval` seconds apart (default 10):
+                    requests captured but none replayed in between, or no metrics, is WARNING (1).
                     """, changesHosts: false)
             ) { invocation, _ throws(TaskError) in
-                try noArguments(invocation, usage: "check-goreplay")
-                return CheckGoReplayTask(invocation: invocation)
+                try CheckGoReplayTask.parse(invocation)
             },
             Entry(descriptor: TaskDescriptor(
                 name: "data-sync.start", usage: "data-sync.start",

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Replay
+import ReplayMetrics
 
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,9 @@ public struct GoReplayCommand: Sendable {
 
     /// Runs with `arguments` (without the program name); returns the exit status.
     public func run<C: Collection & Sendable>(arguments: C) async -> Int32 where C.Element == String {
+        if arguments.first == "report" {
+            return ReportCommand(standardOutput: standardOutput, standardError: standardError).run(Array(arguments.dropFirst()))
+        }
         let options: GoReplayOptions
         do {
             switch try GoFlagParser.parse(arguments) {
@@ -82,6 +86,7 @@ public struct GoReplayCommand: Sendable {
             var fileOptions = FileInputOptions()
             fileOptions.loop = options.inputFileLoop
             fileOptions.maxWait = options.inputFileMaxWait
+            fileOptions.readDepth = options.inputFileReadDepth
             var limit = address.limit
             if case .percent(let percent) = address.limit {
                 // On files `|N%` is a speed factor, not sampling (GoReplay).
@@ -101,21 +106,36 @@ public struct GoReplayCommand: Sendable {
             }
         }
 
+        // --metrics: counts original responses as inputs yield them, replayed ones from the HTTP outputs.
+        let metrics = options.metricsAddress == nil ? nil : MirrorMetrics(statistics: statistics)
+
         // Pipeline and outputs.
         let pipeline = ReplayPipeline(
             modifier: HTTPModifier(options.modifier), splitOutput: options.splitOutput,
             maxPayloadSize: options.copyBufferSize.flatMap { $0 > 0 ? $0 : nil }, statistics: statistics, logger: logger)
         let group: MultiThreadedEventLoopGroup? =
-            options.outputHTTP.isEmpty ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+            options.outputHTTP.isEmpty && options.outputTCP.isEmpty
+            ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         var httpOutputs: [HTTPOutput] = []
         do {
             var httpOptions = options.http
             if options.modifier.setsHost { httpOptions.originalHost = true }
+            httpOptions.reportFailure = { [standardError] line in standardError("goreplay: \(line)") }
+            let forwardReplayedResponses = httpOptions.trackResponses
+            if !options.inputTCP.isEmpty && !options.outputHTTP.isEmpty {
+                // --input-tcp acknowledges a request once the target has answered it.
+                httpOptions.trackResponses = true
+                pipeline.acknowledgeRequestsOnReplayedResponse()
+            }
+            if metrics != nil { httpOptions.trackResponses = true }
             for address in options.outputHTTP {
                 guard let group else { break }
                 let target = try HTTPTarget(parsing: address.address)
                 let sink: (@Sendable (ReplayMessage) -> Void)? =
-                    httpOptions.trackResponses ? { @Sendable [pipeline] message in pipeline.routeReplayedResponse(message) } : nil
+                    httpOptions.trackResponses ? { @Sendable [pipeline] message in
+                        metrics?.observe(message)
+                        pipeline.routeReplayedResponse(message, forward: forwardReplayedResponses)
+                    } : nil
                 let output = try HTTPOutput(target: target, options: httpOptions, group: group, statistics: statistics, responseSink: sink)
                 httpOutputs.append(output)
                 pipeline.addOutput(OutputRoute(output, limit: address.limit))
@@ -125,12 +145,24 @@ public struct GoReplayCommand: Sendable {
             }
             if options.outputStdout { pipeline.addOutput(OutputRoute(StdoutOutput(statistics: statistics))) }
             if options.outputNull { pipeline.addOutput(OutputRoute(NullOutput(statistics: statistics))) }
+            try await setUpMiddlewareAndTCP(options, pipeline: pipeline, group: group, statistics: statistics, inputs: &inputs)
         } catch {
             try? await group?.shutdownGracefully()
             throw error
         }
 
-        let routes = inputs
+        let routes = metrics.map { metrics in inputs.map { InputRoute(ObservedInput($0.input, metrics: metrics), limit: $0.limit) } } ?? inputs
+        var metricsServer: MetricsServer?
+        if let metrics, let address = options.metricsAddress {
+            do {
+                metricsServer = try await MetricsServer.start(address: address, metrics: metrics, group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                for output in pipeline.outputList { await output.close(grace: .zero) }
+                try? await group?.shutdownGracefully()
+                throw CommandError.metricsUnavailable(address: "\(address.host):\(address.port)", reason: "\(error)")
+            }
+            standardError("goreplay: metrics on http://\(metricsServer?.boundAddress ?? "")/metrics")
+        }
         let signals = handlesSignals ? SignalWatcher(signals: [SIGINT, SIGTERM]) : nil
         let started = ContinuousClock.now
         let ending: Ending = await withTaskGroup(of: Ending?.self) { tasks in
@@ -187,13 +219,20 @@ public struct GoReplayCommand: Sendable {
         case .exitAfter: grace = .seconds(1)
         case .signal: grace = .milliseconds(300)
         }
+        pipeline.middleware?.stop()
         for output in pipeline.outputList { await output.close(grace: grace) }
+        await metricsServer?.stop()
         try? await group?.shutdownGracefully()
         let elapsed = ContinuousClock.now - started
+        let middlewareFailure = finishMiddlewareAndTCP(pipeline: pipeline, statistics: statistics)
         standardError(statistics.summary(elapsedSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
         if case .signal(let number) = ending {
             standardError("goreplay: stopped by signal \(number)")
             return 1
+        }
+        if let middlewareFailure {
+            standardError("goreplay: \(middlewareFailure)")
+            return 3
         }
         return 0
     }
@@ -243,10 +282,13 @@ public struct GoReplayCommand: Sendable {
 public enum CommandError: Error, Sendable, CustomStringConvertible {
     /// `--input-raw` was given but no capture input is built in.
     case rawInputUnavailable
+    /// `--metrics` could not listen.
+    case metricsUnavailable(address: String, reason: String)
 
     public var description: String {
         switch self {
         case .rawInputUnavailable: "--input-raw needs live capture, which this build does not include"
+        case .metricsUnavailable(let address, let reason): "--metrics \(address): cannot listen (\(reason)); choose a free port"
         }
     }
 }

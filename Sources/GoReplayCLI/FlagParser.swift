@@ -193,18 +193,29 @@ public enum FlagValues {
         }
     }
 
-    public static func int(_ text: String, minimum: Int = 0) throws -> Int {
-        guard let value = Int(text), value >= minimum else {
-            throw FlagValueError.reason(minimum == 0 ? "expected a whole number ≥ 0" : "expected a whole number ≥ \(minimum)")
+    /// A whole number in `minimum...maximum` (the default maximum keeps
+    /// sums and products of flag values far from overflow).
+    public static func int(_ text: String, minimum: Int = 0, maximum: Int = 1 << 40) throws -> Int {
+        guard let value = Int(text), value >= minimum, value <= maximum else {
+            throw FlagValueError.reason("expected a whole number from \(minimum) to \(maximum)")
         }
         return value
     }
 
+    /// Longest duration accepted: Go's `time.Duration` tops out at ~292 years;
+    /// a year is plenty and far from `Int64` overflow.
+    static let maximumDurationNanoseconds = 365.0 * 24 * 3600 * 1e9
+
     /// Go durations: `300ms`, `1.5s`, `1m30s`, `2h`, `0`. A bare number is seconds.
     public static func duration(_ text: String) throws -> Duration {
         let reason = FlagValueError.reason("expected a duration such as 500ms, 5s or 1m30s")
+        let tooLong = FlagValueError.reason("expected a duration from 0 to 8760h (one year)")
         if text == "0" { return .zero }
-        if let seconds = Double(text), seconds >= 0 { return .nanoseconds(Int64(seconds * 1e9)) }
+        if let seconds = Double(text) {
+            guard seconds.isFinite, seconds >= 0 else { throw reason }
+            guard seconds * 1e9 <= maximumDurationNanoseconds else { throw tooLong }
+            return .nanoseconds(Int64(seconds * 1e9))
+        }
         var rest = Substring(text)
         var total = 0.0
         guard !rest.isEmpty else { throw reason }
@@ -225,13 +236,14 @@ public enum FlagValues {
             default: throw reason
             }
             total += value * scale
+            guard total.isFinite, total <= maximumDurationNanoseconds else { throw tooLong }
         }
         return .nanoseconds(Int64(total))
     }
 
     /// Sizes: bytes, or `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb` (powers of 1024,
     /// any case). GoReplay itself rejects `256m`; we accept it.
-    public static func size(_ text: String) throws -> Int64 {
+    public static func size(_ text: String, maximum: Int64 = 1 << 50) throws -> Int64 {
         let lower = text.lowercased().trimmingCharacters(in: " ")
         let digits = lower.prefix { $0.isNumber || $0 == "." }
         var unit = lower.dropFirst(digits.count)
@@ -246,8 +258,12 @@ public enum FlagValues {
         case "t": scale = 1024 * 1024 * 1024 * 1024
         default: throw FlagValueError.reason("expected a size such as 64kb, 256m or 1g")
         }
-        guard let number = Double(digits), number >= 0 else {
+        guard let number = Double(digits), number >= 0, number.isFinite else {
             throw FlagValueError.reason("expected a size such as 64kb, 256m or 1g")
+        }
+        // Default 1 PiB: more than any buffer or file limit needs, far from overflow.
+        guard number * scale <= Double(maximum) else {
+            throw FlagValueError.reason("expected a size from 0 to \(maximum) bytes")
         }
         return Int64(number * scale)
     }

@@ -1,4 +1,5 @@
 import Replay
+import ReplayMetrics
 
 /// `--input-raw` and its settings, kept for the live-capture input factory.
 public struct RawInputOptions: Sendable, Equatable {
@@ -54,11 +55,21 @@ public struct GoReplayOptions: Sendable {
     public var exitAfter: Duration?
     public var verbose = 0
     public var copyBufferSize: Int? = 5 * 1024 * 1024
+    /// `--metrics`: where to serve Prometheus metrics.
+    public var metricsAddress: MetricsAddress?
+
+    // Middleware and distributed mode.
+    public var middleware: String?
+    public var middlewareOptions = MiddlewareOptions()
+    public var inputTCP: [LimitedAddress] = []
+    public var tcpInput = TCPInputOptions()
+    public var outputTCP: [LimitedAddress] = []
+    public var tcpOutput = TCPOutputOptions()
 
     public init() {}
 
-    public var inputCount: Int { inputFiles.count + raw.addresses.count + inputDummy.count }
+    public var inputCount: Int { inputFiles.count + raw.addresses.count + inputDummy.count + inputTCP.count }
     public var outputCount: Int {
-        outputHTTP.count + outputFiles.count + (outputStdout ? 1 : 0) + (outputNull ? 1 : 0)
+        outputHTTP.count + outputFiles.count + (outputStdout ? 1 : 0) + (outputNull ? 1 : 0) + outputTCP.count
     }
 }

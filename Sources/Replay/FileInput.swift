@@ -13,6 +13,9 @@ public struct FileInputOptions: Sendable {
     public var loop = false
     /// `--input-file-max-wait`: longest pause between two records.
     public var maxWait: Duration?
+    /// `--input-file-read-depth`: records read ahead per file and replayed
+    /// in timestamp order (GoReplay 1.3: a heap of this many).
+    public var readDepth = 100
 
     public init() {}
 }
@@ -44,9 +47,10 @@ public struct GorFileInput: MessageInput {
         } else {
             matches = [pattern]
         }
-        // Open each once now so a missing file is reported before replay starts.
+        // Open each once now so a missing (or, for .gz, undecodable) file is
+        // reported before replay starts.
         for path in matches {
-            _ = try GorFileReader(path: path)
+            try GorFileReader(path: path).probe()
         }
         self.paths = matches.sorted()
     }
@@ -64,6 +68,8 @@ final class FileReplayState: @unchecked Sendable {
     private let options: FileInputOptions
     private let statistics: ReplayStatistics?
     private var readers: [GorFileReader] = []
+    /// Records read ahead from each reader, earliest first.
+    private var windows: [ReorderWindow] = []
     /// Next record of each reader (nil: exhausted).
     private var heads: [ReplayMessage?] = []
     private var started = false
@@ -80,13 +86,23 @@ final class FileReplayState: @unchecked Sendable {
     private func open() throws {
         readers = []
         heads = []
+        windows = []
         for path in paths {
             readers.append(try GorFileReader(path: path))
+            windows.append(ReorderWindow(depth: options.readDepth))
         }
         for index in readers.indices { heads.append(try pull(index)) }
     }
 
+    /// The earliest record of reader `index` among the next `readDepth`.
     private func pull(_ index: Int) throws -> ReplayMessage? {
+        while !windows[index].isFull, let message = try read(index) {
+            windows[index].insert(message)
+        }
+        return windows[index].popEarliest()
+    }
+
+    private func read(_ index: Int) throws -> ReplayMessage? {
         let before = readers[index].skippedCount
         let message = try readers[index].next()
         let after = readers[index].skippedCount
@@ -132,15 +148,21 @@ final class FileReplayState: @unchecked Sendable {
         return message
     }
 
-    /// Waits so records keep their recorded spacing, scaled by the speed factor.
+    /// Waits so records keep their recorded spacing, scaled by the speed
+    /// factor. A record older than the last one replayed (out of order
+    /// beyond the read depth) goes at once and adds no delay (GoReplay).
     private func pace(_ timestamp: Int64) async throws {
-        defer { lastTimestamp = timestamp }
         guard let last = lastTimestamp else {
+            lastTimestamp = timestamp
             due = monotonicNanoseconds()
             return
         }
-        var gap = Double(max(0, timestamp - last)) / max(options.speedFactor, 0.000_001)
+        lastTimestamp = max(last, timestamp)
+        // Doubles: timestamps come from files and may be anything.
+        var gap = max(0, Double(timestamp) - Double(last)) / max(options.speedFactor, 0.000_001)
         if let maxWait = options.maxWait { gap = min(gap, Double(maxWait.nanoseconds)) }
+        // A gap over a day is a broken timestamp, not a pause to keep.
+        gap = min(gap, 86_400e9)
         due += Int64(gap)
         let now = monotonicNanoseconds()
         if due > now + 1_000_000 {
@@ -149,5 +171,34 @@ final class FileReplayState: @unchecked Sendable {
             // Far behind (a slow consumer): do not burst to catch up.
             due = now - 1_000_000_000
         }
+    }
+}
+
+/// The next `depth` records of one file, handed out earliest first, so
+/// records written out of order (live capture writes them as they
+/// complete) replay in timestamp order. Stable for equal timestamps.
+public struct ReorderWindow: Sendable {
+    public let depth: Int
+    private var records: [ReplayMessage] = []
+
+    public init(depth: Int) {
+        self.depth = max(1, depth)
+        records.reserveCapacity(self.depth)
+    }
+
+    public var isFull: Bool { records.count >= depth }
+
+    public mutating func insert(_ message: ReplayMessage) {
+        // After the last record with a timestamp ≤ this one (binary search).
+        var low = 0, high = records.count
+        while low < high {
+            let middle = (low + high) / 2
+            if records[middle].timestamp <= message.timestamp { low = middle + 1 } else { high = middle }
+        }
+        records.insert(message, at: low)
+    }
+
+    public mutating func popEarliest() -> ReplayMessage? {
+        records.isEmpty ? nil : records.removeFirst()
     }
 }

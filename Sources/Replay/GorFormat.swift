@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -122,14 +124,18 @@ public struct FileIOError: Error, Sendable, CustomStringConvertible {
     /// `errno` at the failure.
     public var code: Int32
 
-    public init(path: String, operation: String, code: Int32) {
+    /// What went wrong when `errno` does not say it (e.g. corrupt gzip).
+    public var detail: String?
+
+    public init(path: String, operation: String, code: Int32, detail: String? = nil) {
         self.path = path
         self.operation = operation
         self.code = code
+        self.detail = detail
     }
 
     public var description: String {
-        "\(operation) \(path): \(String(cString: strerror(code)))"
+        "\(operation) \(path): \(detail ?? String(cString: strerror(code)))"
     }
 }
 
@@ -145,6 +151,8 @@ public final class GorFileReader {
     public let path: String
 
     private let descriptor: Int32
+    /// Set for `.gz` files (by name or by their magic number).
+    private var inflater: GzipInflater?
     private var buffer: [UInt8] = []
     /// Start of the unconsumed bytes in `buffer`.
     private var start = 0
@@ -167,9 +175,21 @@ public final class GorFileReader {
         guard fd >= 0 else { throw FileIOError(path: path, operation: "open", code: errno) }
         self.descriptor = fd
         buffer.reserveCapacity(Self.chunkSize * 2)
+        var magic: [UInt8] = [0, 0]
+        let peeked = magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 2, 0) }
+        if Gzip.isGzipName(path) || (peeked == 2 && Gzip.hasGzipMagic(magic)) {
+            inflater = try GzipInflater(path: path)
+        }
     }
 
     deinit { close(descriptor) }
+
+    /// For gzip files, decompresses the first chunk now, so a file that is
+    /// not gzip is reported before replay starts rather than mid-stream.
+    public func probe() throws(FileIOError) {
+        guard inflater != nil, buffer.isEmpty, !atEOF else { return }
+        try fill()
+    }
 
     private func skip(_ reason: GorRecordError) {
         skippedCount += 1
@@ -266,6 +286,12 @@ public final class GorFileReader {
             scanFrom -= start
             start = 0
         }
+        if let inflater {
+            let chunk = try inflater.readChunk { input throws(FileIOError) in try readCompressed(into: &input) }
+            if chunk.isEmpty { atEOF = true }
+            buffer.append(contentsOf: chunk)
+            return
+        }
         let oldCount = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: Self.chunkSize))
         var readCount = 0
@@ -283,5 +309,20 @@ public final class GorFileReader {
         }
         buffer.removeSubrange((oldCount + readCount)...)
         if readCount == 0 { atEOF = true }
+    }
+
+    /// Appends one chunk of the (compressed) file to `input`; false at its end.
+    private func readCompressed(into input: inout ByteBuffer) throws(FileIOError) -> Bool {
+        var failure: Int32 = 0
+        let count: Int = input.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.chunkSize) { raw in
+            while true {
+                let result = read(descriptor, raw.baseAddress!, min(raw.count, Self.chunkSize))
+                if result < 0 && errno == EINTR { continue }
+                if result < 0 { failure = errno }
+                return max(0, result)
+            }
+        }
+        if failure != 0 { throw FileIOError(path: path, operation: "read", code: failure) }
+        return count > 0
     }
 }

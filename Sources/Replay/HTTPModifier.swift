@@ -28,9 +28,63 @@ public struct RegexPattern: @unchecked Sendable {
         regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
 
-    /// Replaces every match, expanding `$1`-style groups in `template`.
+    /// Replaces every match, expanding groups in `template` as Go's
+    /// `Regexp.Expand` does: `$1`, `${1}`, `$name`, `${name}`, `$$` for a
+    /// dollar. `$1x` names group "1x" (Go's rule); unknown groups expand
+    /// to nothing.
     public func replacingMatches(in text: String, with template: String) -> String {
-        regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+        let whole = text as NSString
+        var result = ""
+        var copiedUpTo = 0
+        for match in regex.matches(in: text, range: NSRange(location: 0, length: whole.length)) {
+            result += whole.substring(with: NSRange(location: copiedUpTo, length: match.range.location - copiedUpTo))
+            result += expand(template, match: match, in: whole)
+            copiedUpTo = match.range.location + match.range.length
+        }
+        result += whole.substring(from: copiedUpTo)
+        return result
+    }
+
+    func expand(_ template: String, match: NSTextCheckingResult, in text: NSString) -> String {
+        func group(_ name: Substring) -> String {
+            let range: NSRange
+            if let number = Int(name) {
+                guard number >= 0, number < match.numberOfRanges else { return "" }
+                range = match.range(at: number)
+            } else {
+                // Only names the pattern defines: Foundation may trap on others.
+                guard source.contains("(?<\(name)>") else { return "" }
+                range = match.range(withName: String(name))
+            }
+            return range.location == NSNotFound ? "" : text.substring(with: range)
+        }
+        func isNameCharacter(_ character: Character) -> Bool {
+            character == "_" || (character.isASCII && (character.isLetter || character.isNumber))
+        }
+        var result = ""
+        var rest = Substring(template)
+        while let dollar = rest.firstIndex(of: "$") {
+            result += rest[..<dollar]
+            rest = rest[rest.index(after: dollar)...]
+            if rest.first == "$" {
+                result += "$"
+                rest = rest.dropFirst()
+            } else if rest.first == "{", let close = rest.firstIndex(of: "}"),
+                case let name = rest[rest.index(after: rest.startIndex)..<close], !name.isEmpty, name.allSatisfy(isNameCharacter)
+            {
+                result += group(name)
+                rest = rest[rest.index(after: close)...]
+            } else {
+                let name = rest.prefix(while: isNameCharacter)
+                if name.isEmpty {
+                    result += "$"  // Go keeps a lone or malformed `$` as is.
+                } else {
+                    result += group(name)
+                    rest = rest.dropFirst(name.count)
+                }
+            }
+        }
+        return result + rest
     }
 }
 
@@ -127,8 +181,11 @@ public struct HTTPModifierConfig: Sendable {
             return (name, percent)
         }
         let parts = value.split(separator: "/")
-        if parts.count == 2, let numerator = Int(parts[0]), let denominator = Int(parts[1]), denominator > 0 {
-            return (name, numerator * 100 / denominator)
+        if parts.count == 2, let numerator = Int(parts[0]), let denominator = Int(parts[1]), denominator > 0,
+            (0...denominator).contains(numerator)
+        {
+            let (scaled, overflow) = numerator.multipliedReportingOverflow(by: 100)
+            return (name, overflow ? Int((Double(numerator) / Double(denominator) * 100).rounded(.down)) : scaled / denominator)
         }
         throw .malformedRule(rule, expected: "Name: N%")
     }
@@ -154,7 +211,8 @@ public struct HTTPModifier: Sendable {
         if !c.allowURLs.isEmpty && !c.allowURLs.contains(where: { $0.matches(request.target) }) { return nil }
         if c.disallowURLs.contains(where: { $0.matches(request.target) }) { return nil }
         for rule in c.allowHeaders {
-            guard let value = request.header(rule.name), rule.pattern.matches(value) else { return nil }
+            // An empty or missing value never passes (GoReplay 1.3).
+            guard let value = request.header(rule.name), !value.isEmpty, rule.pattern.matches(value) else { return nil }
         }
         for rule in c.disallowHeaders {
             if let value = request.header(rule.name), rule.pattern.matches(value) { return nil }
@@ -164,7 +222,8 @@ public struct HTTPModifier: Sendable {
         {
             let credentials = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingSpaces())
                 .map { String(decoding: $0, as: UTF8.self) } ?? ""
-            if !c.basicAuthFilters.contains(where: { $0.matches(credentials) }) { return nil }
+            // Every filter must match (GoReplay checks each in turn).
+            if !c.basicAuthFilters.allSatisfy({ $0.matches(credentials) }) { return nil }
         }
         for (name, percent) in c.headerLimiters {
             if let value = request.header(name), Int(fnv32a(value) % 100) >= percent { return nil }

@@ -76,8 +76,21 @@ public struct HTTPTarget: Sendable, Equatable {
 
 /// Settings of `--output-http`.
 public struct HTTPOutputOptions: Sendable {
-    /// Connections per target (`--output-http-workers`).
-    public var workers = 10
+    /// Most connections per target (`--output-http-workers`); 0 scales with
+    /// demand up to `defaultWorkerCap` (GoReplay: 0 = unlimited).
+    public var workers = 0
+    /// Connections kept open however idle (`--output-http-workers-min`).
+    public var workersMin = 1
+    /// An idle connection above `workersMin` closes after this long
+    /// (`--output-http-worker-timeout`).
+    public var workerTimeout: Duration = .seconds(2)
+    /// The cap when `workers` is 0: bounds descriptors and memory.
+    public static let defaultWorkerCap = 500
+    /// Largest `--output-http-workers` / `-workers-min` accepted.
+    public static let maximumWorkers = 10_000
+    /// Called once per distinct failure reason (e.g. a TLS certificate that
+    /// does not verify), so the operator hears of it while replay runs.
+    public var reportFailure: (@Sendable (String) -> Void)?
     /// Requests waiting for a free connection; beyond it requests are dropped
     /// and counted (`--output-http-queue-len`).
     public var queueLength = 1000
@@ -97,6 +110,18 @@ struct PendingRequest: Sendable {
     var bytes: [UInt8]
     var id: String
     var isHead: Bool
+    /// Safe to send again when a reused connection turns out closed
+    /// (RFC 9110 §9.2.2; what Go's client retries).
+    var isIdempotent: Bool
+    var retried = false
+
+    init(bytes: [UInt8], id: String, isHead: Bool) {
+        self.bytes = bytes
+        self.id = id
+        self.isHead = isHead
+        let idempotent = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "]
+        self.isIdempotent = idempotent.contains { bytes.starts(with: $0.utf8) }
+    }
 }
 
 /// `--output-http`: replays requests over a keep-alive connection pool.
@@ -116,9 +141,22 @@ public final class HTTPOutput: MessageOutput {
     let hostHeaderBytes: [UInt8]
     private let state = NIOLockedValueBox(PoolState())
 
+    /// Connections at most (from `workers`, or the default cap).
+    let maximumConnections: Int
+    private let reaper: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
+    private let reportedFailures = NIOLockedValueBox(Set<String>())
+
+    private struct IdleConnection {
+        var connection: HTTPReplayConnection
+        /// Monotonic time it became idle.
+        var since: Int64
+    }
+
     private struct PoolState {
         var queue = CircularBuffer<PendingRequest>(initialCapacity: 64)
-        var idle: [HTTPReplayConnection] = []
+        /// Most recently used last: reuse takes from the end, the reaper
+        /// closes from the front.
+        var idle: [IdleConnection] = []
         var live: [ObjectIdentifier: HTTPReplayConnection] = [:]
         var connections = 0
         var inFlight = 0
@@ -133,8 +171,10 @@ public final class HTTPOutput: MessageOutput {
         self.name = target.description
         self.target = target
         var options = options
-        options.workers = max(1, options.workers)
+        options.workers = min(max(0, options.workers), HTTPOutputOptions.maximumWorkers)
         options.queueLength = max(0, options.queueLength)
+        self.maximumConnections = options.workers == 0 ? HTTPOutputOptions.defaultWorkerCap : options.workers
+        options.workersMin = min(max(1, options.workersMin), maximumConnections)
         self.options = options
         self.group = group
         self.statistics = statistics
@@ -165,6 +205,13 @@ public final class HTTPOutput: MessageOutput {
     static func replacingHost(in payload: [UInt8], with host: [UInt8]?) -> (bytes: [UInt8], isHead: Bool)? {
         let isHead = payload.starts(with: "HEAD ".utf8)
         if payload.starts(with: "CONNECT ".utf8) { return nil }
+        // An absolute-form target (`GET http://host/x`, a proxy's request)
+        // needs the parser to become origin-form.
+        if let space = payload.prefix(16).firstIndex(of: 0x20),
+            payload[(space + 1)...].prefix(4).map({ $0 | 0x20 }).elementsEqual("http".utf8)
+        {
+            return nil
+        }
         guard let host else { return (payload, isHead) }
         guard var lineStart = payload.firstIndex(of: 0x0A).map({ $0 + 1 }) else { return nil }
         while lineStart < payload.count {
@@ -197,6 +244,11 @@ public final class HTTPOutput: MessageOutput {
         guard var request = HTTPRequest(parsing: payload) else { return (payload, false) }
         if request.method == "CONNECT" { return nil }
         var changed = false
+        if let originForm = Self.originForm(of: request.target) {
+            // Go's client sends the path to the target it was pointed at.
+            request.target = originForm
+            changed = true
+        }
         if let path = target.pathAndQuery, request.target != path {
             request.target = path
             changed = true
@@ -212,20 +264,46 @@ public final class HTTPOutput: MessageOutput {
         return (changed ? request.serialized() : payload, request.method == "HEAD")
     }
 
+    /// `/x?y` for an absolute-form `http://host/x?y`; nil for other targets.
+    static func originForm(of requestTarget: String) -> String? {
+        let lower = requestTarget.prefix(8).lowercased()
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else { return nil }
+        let afterScheme = requestTarget[requestTarget.index(requestTarget.startIndex, offsetBy: lower.hasPrefix("http://") ? 7 : 8)...]
+        guard let start = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        let rest = afterScheme[start...]
+        return rest.hasPrefix("?") ? "/" + rest : String(rest)
+    }
+
     public func emit(_ message: ReplayMessage) {
         guard message.type == .request, let prepared = prepare(message.payload) else { return }
         let pending = PendingRequest(bytes: prepared.bytes, id: message.id, isHead: prepared.isHead)
-        enum Action { case dispatch(HTTPReplayConnection), connect, queued, dropped }
+        startReaperIfNeeded()
+        let dropped = dispatch(pending, retry: false)
+        statistics.updateOutput(slot) { counters in
+            counters.accepted += 1
+            if dropped { counters.droppedQueueFull += 1 }
+        }
+    }
+
+    /// Sends on an idle connection, opens a new one while under the cap, or
+    /// queues (a retry goes to the front, past the length limit). Returns
+    /// true when the request was dropped.
+    private func dispatch(_ pending: PendingRequest, retry: Bool) -> Bool {
+        enum Action { case send(HTTPReplayConnection), connect, queued, dropped }
         let action: Action = state.withLockedValue { state in
             if state.closing { return .dropped }
-            if let connection = state.idle.popLast() {
+            if let idle = state.idle.popLast() {
                 state.inFlight += 1
-                return .dispatch(connection)
+                return .send(idle.connection)
             }
-            if state.connections < options.workers {
+            if state.connections < maximumConnections {
                 state.connections += 1
                 state.inFlight += 1
                 return .connect
+            }
+            if retry {
+                state.queue.prepend(pending)
+                return .queued
             }
             if state.queue.count < options.queueLength {
                 state.queue.append(pending)
@@ -233,15 +311,74 @@ public final class HTTPOutput: MessageOutput {
             }
             return .dropped
         }
-        statistics.updateOutput(slot) { counters in
-            counters.accepted += 1
-            if case .dropped = action { counters.droppedQueueFull += 1 }
-        }
         switch action {
-        case .dispatch(let connection): connection.sendFromAnyThread(pending)
+        case .send(let connection): connection.sendFromAnyThread(pending)
         case .connect: connect(with: pending)
-        case .queued, .dropped: break
+        case .queued: break
+        case .dropped: return true
         }
+        return false
+    }
+
+    /// Sends an idempotent request again after its reused connection closed
+    /// before any of the response arrived; counted as a retry.
+    func retry(_ request: PendingRequest) {
+        var again = request
+        again.retried = true
+        statistics.updateOutput(slot) { $0.retried += 1 }
+        if dispatch(again, retry: true) { statistics.updateOutput(slot) { $0.failed += 1 } }
+    }
+
+    /// Counts a failed request and tells the operator once per reason.
+    func recordFailure(timeout: Bool, reason: String?) {
+        statistics.updateOutput(slot) { counters in
+            counters.failed += 1
+            if timeout { counters.timeouts += 1 }
+            if let reason, counters.failureReasons.count < 10 || counters.failureReasons[reason] != nil {
+                counters.failureReasons[reason, default: 0] += 1
+            }
+        }
+        if let reason, let report = options.reportFailure {
+            let first = reportedFailures.withLockedValue { $0.count < 10 && $0.insert(reason).inserted }
+            if first { report("output \(name): \(reason)") }
+        }
+    }
+
+    /// Every `workerTimeout`, closes connections idle that long while
+    /// nothing waits, keeping `workersMin` (GoReplay's worker scaling).
+    private func startReaperIfNeeded() {
+        reaper.withLockedValue { task in
+            guard task == nil, !state.withLockedValue({ $0.closing }) else { return }
+            let period = TimeAmount.nanoseconds(max(Int64(50_000_000), options.workerTimeout.nanoseconds))
+            task = group.next().scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in
+                self?.closeIdleConnections()
+            }
+        }
+    }
+
+    func closeIdleConnections() {
+        let limit = options.workerTimeout.nanoseconds
+        let now = monotonicNanoseconds()
+        let expired: [HTTPReplayConnection] = state.withLockedValue { state in
+            guard state.queue.isEmpty, !state.closing else { return [] }
+            var expired: [HTTPReplayConnection] = []
+            var remaining = state.connections
+            while remaining > options.workersMin, let oldest = state.idle.first, now - oldest.since >= limit {
+                state.idle.removeFirst()
+                expired.append(oldest.connection)
+                remaining -= 1
+            }
+            return expired
+        }
+        for connection in expired { connection.closeFromAnyThread() }
+    }
+
+    /// True once `close` gave up waiting: connections it closes are not retried.
+    var isClosing: Bool { state.withLockedValue { $0.closing } }
+
+    /// Open connections and idle ones, for tests and stats.
+    public var connectionCounts: (open: Int, idle: Int) {
+        state.withLockedValue { ($0.connections, $0.idle.count) }
     }
 
     /// Opens a connection and sends `first` on it.
@@ -268,8 +405,8 @@ public final class HTTPOutput: MessageOutput {
                 case .success:
                     self.state.withLockedValue { $0.live[ObjectIdentifier(connection)] = connection }
                     connection.send(first)
-                case .failure:
-                    self.statistics.updateOutput(self.slot) { $0.failed += 1 }
+                case .failure(let error):
+                    self.recordFailure(timeout: false, reason: self.describeConnectFailure(error))
                     self.connectionEnded(connection, hadRequest: true)
                 }
             }
@@ -283,7 +420,7 @@ public final class HTTPOutput: MessageOutput {
                 return next
             }
             state.inFlight -= 1
-            if !state.closing { state.idle.append(connection) }
+            if !state.closing { state.idle.append(IdleConnection(connection: connection, since: monotonicNanoseconds())) }
             return nil
         }
     }
@@ -293,7 +430,7 @@ public final class HTTPOutput: MessageOutput {
     func connectionEnded(_ connection: HTTPReplayConnection, hadRequest: Bool) {
         let next: PendingRequest? = state.withLockedValue { state in
             state.live[ObjectIdentifier(connection)] = nil
-            state.idle.removeAll { $0 === connection }
+            state.idle.removeAll { $0.connection === connection }
             state.connections -= 1
             if hadRequest { state.inFlight -= 1 }
             guard !state.closing, let next = state.queue.popFirst() else { return nil }
@@ -314,12 +451,52 @@ public final class HTTPOutput: MessageOutput {
     func releaseSlot() {
         let next: PendingRequest? = state.withLockedValue { state in
             state.inFlight -= 1
-            guard !state.closing, state.connections < options.workers, let next = state.queue.popFirst() else { return nil }
+            guard !state.closing, state.connections < maximumConnections, let next = state.queue.popFirst() else { return nil }
             state.connections += 1
             state.inFlight += 1
             return next
         }
         if let next { connect(with: next) }
+    }
+
+    /// A connection hands its request to `retry` and gives up its slot;
+    /// `retry` has already found the request a connection.
+    func releaseSlotWithoutStarting() {
+        state.withLockedValue { $0.inFlight -= 1 }
+    }
+
+    func describeConnectFailure(_ error: any Error) -> String {
+        var error = error
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            error = first.error  // happy eyeballs wraps the socket's error
+        }
+        let text: String
+        if let error = error as? IOError {
+            text = String(cString: strerror(error.errnoCode)).lowercased()
+        } else if error is ChannelError, case .connectTimeout = error as? ChannelError {
+            text = "connect timed out (--output-http-timeout)"
+        } else {
+            text = "\(error)"
+        }
+        return "cannot connect to \(target.host):\(target.port): \(text)"
+    }
+
+    /// A one-line cause for a channel error; for TLS, the flag that helps.
+    func describeChannelError(_ error: any Error) -> String {
+        let text = "\(error)"
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            if text.contains("CERTIFICATE_VERIFY_FAILED") || text.lowercased().contains("certificate")
+                || error as? NIOSSLExtraError == .failedToValidateHostname
+            {
+                return "TLS: the certificate of \(target.hostHeader) does not verify (\(text)); "
+                    + "GoReplay 0.16 never verified certificates: add --output-http-skip-verify to replay to this target"
+            }
+            return "TLS handshake with \(target.hostHeader) failed: \(text)"
+        }
+        if let error = error as? IOError {
+            return "connection error: " + String(cString: strerror(error.errnoCode)).lowercased()
+        }
+        return "connection error: \(text)"
     }
 
     /// Adds a connection's locally gathered response counts.
@@ -335,12 +512,6 @@ public final class HTTPOutput: MessageOutput {
 
     public func recordRateLimited() { statistics.updateOutput(slot) { $0.droppedRateLimit += 1 } }
 
-    func recordFailure(timeout: Bool) {
-        statistics.updateOutput(slot) { counters in
-            counters.failed += 1
-            if timeout { counters.timeouts += 1 }
-        }
-    }
 
     /// Queue length and connections, for stats lines.
     public var queueLength: Int { state.withLockedValue { $0.queue.count } }
@@ -359,6 +530,10 @@ public final class HTTPOutput: MessageOutput {
             let busy = state.withLockedValue { $0.inFlight > 0 || !$0.queue.isEmpty }
             if !busy { break }
             try? await Task.sleep(for: .milliseconds(5))
+        }
+        reaper.withLockedValue { task in
+            task?.cancel()
+            task = nil
         }
         let (connections, abandoned) = state.withLockedValue { state in
             state.closing = true
@@ -404,6 +579,13 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     private var lastBatchFlush: Int64 = 0
     private var deadline: Int64 = .max
     private var timeoutCheck: RepeatedTask?
+    /// Responses completed here: a closed connection that had served one
+    /// is a stale keep-alive, not a dead target.
+    private var served = 0
+    /// Bytes of the current response seen so far.
+    private var receivedAny = false
+    /// Why the channel failed (TLS, reset), for the failure count.
+    private var failureReason: String?
 
     private func flushBatch() {
         output.recordResponses(batch)
@@ -447,6 +629,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         current = request
+        receivedAny = false
         framer.reset(requestMethodIsHead: request.isHead)
         sentAt = monotonicNanoseconds()
         sentAtWall = wallNanoseconds()
@@ -457,7 +640,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
             timeoutCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
                 guard current != nil, monotonicNanoseconds() >= deadline else { return }
                 current = nil
-                output.recordFailure(timeout: true)
+                output.recordFailure(timeout: true, reason: "no response within --output-http-timeout")
                 self.context?.close(promise: nil)
             }
         }
@@ -469,12 +652,13 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard current != nil else { return }  // stray bytes after a timeout
+        receivedAny = true
         do {
             let complete = try buffer.withUnsafeReadableBytes { bytes in try framer.feed(bytes) }
             if complete { completeCurrent(context: context) }
         } catch {
             current = nil
-            output.recordFailure(timeout: false)
+            output.recordFailure(timeout: false, reason: "unreadable response: \(error)")
             context.close(promise: nil)
         }
     }
@@ -482,6 +666,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     private func completeCurrent(context: ChannelHandlerContext) {
         guard let request = current else { return }
         current = nil
+        served += 1
         let latency = monotonicNanoseconds() - sentAt
         batch.responses += 1
         batch.statusCodes[framer.statusCode, default: 0] += 1
@@ -502,12 +687,21 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if current != nil {
+        if let request = current {
             if framer.isCloseDelimited {
                 completeCurrent(context: context)
+            } else if served > 0, !receivedAny, request.isIdempotent, !request.retried, !output.isClosing {
+                // The server closed this keep-alive connection as we reused
+                // it (idle timeout, request limit): send it once more on a
+                // fresh one, as Go's client does.
+                current = nil
+                holdsSlot = false
+                output.retry(request)
+                output.releaseSlotWithoutStarting()
             } else {
                 current = nil
-                    output.recordFailure(timeout: false)
+                let reason = failureReason ?? (receivedAny ? "connection closed mid-response" : "connection closed before a response")
+                output.recordFailure(timeout: false, reason: reason)
             }
         }
         timeoutCheck?.cancel()
@@ -527,6 +721,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if failureReason == nil { failureReason = output.describeChannelError(error) }
         context.close(promise: nil)
     }
 }

@@ -98,14 +98,15 @@ public struct HTTPRequest: Sendable {
     /// Replaces the value of every `name` header, or inserts the header as the
     /// first one (GoReplay's `--http-set-header`). An empty value keeps the
     /// header with nothing in it.
+    /// Sets the first field called `name` (GoReplay's `proto.SetHeader`:
+    /// later copies are left alone), or adds it at the top.
     public mutating func setHeader(_ name: String, _ value: String) {
-        var found = false
-        for index in fields.indices where fields[index].name.caseInsensitiveEquals(name) {
+        if let index = fields.firstIndex(where: { $0.name.caseInsensitiveEquals(name) }) {
             fields[index].value = value
             fields[index].raw = nil
-            found = true
+        } else {
+            fields.insert(Field(name: name, value: value), at: 0)
         }
-        if !found { fields.insert(Field(name: name, value: value), at: 0) }
     }
 
     /// Changes the value of one existing field.

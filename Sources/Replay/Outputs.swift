@@ -26,34 +26,38 @@ struct BufferedDescriptorWriter {
     let descriptor: Int32
     let path: String
     private(set) var buffer: [UInt8] = []
+    /// Set when writing gzip (a `.gz` name): one member per open file.
+    private let deflater: GzipDeflater?
     static let flushThreshold = 64 * 1024
 
-    init(descriptor: Int32, path: String) {
+    init(descriptor: Int32, path: String, deflater: GzipDeflater? = nil) {
         self.descriptor = descriptor
         self.path = path
+        self.deflater = deflater
         buffer.reserveCapacity(Self.flushThreshold * 2)
     }
 
     mutating func append(_ message: ReplayMessage) throws(FileIOError) {
         GorFormat.encode(message, into: &buffer)
-        if buffer.count >= Self.flushThreshold { try flush() }
+        if buffer.count >= Self.flushThreshold { try flush(.none) }
     }
 
-    mutating func flush() throws(FileIOError) {
+    /// Writes the buffer out. For gzip, `.sync` makes all records so far
+    /// readable and `.finish` ends the member; plain files ignore it.
+    mutating func flush(_ mode: GzipDeflater.Flush = .sync) throws(FileIOError) {
+        let bytes = deflater.map { $0.compress(buffer, flush: mode) } ?? buffer
+        buffer.removeAll(keepingCapacity: true)
         var offset = 0
-        while offset < buffer.count {
-            let written = buffer.withUnsafeBytes { raw in
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
                 write(descriptor, raw.baseAddress! + offset, raw.count - offset)
             }
             if written < 0 {
                 if errno == EINTR { continue }
-                let code = errno
-                buffer.removeAll(keepingCapacity: true)
-                throw FileIOError(path: path, operation: "write", code: code)
+                throw FileIOError(path: path, operation: "write", code: errno)
             }
             offset += written
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 }
 
@@ -183,7 +187,8 @@ public final class FileOutput: MessageOutput {
             case "M": result += two(parts.tm_min)
             case "S": result += two(parts.tm_sec)
             case "N" where characters.dropFirst().first == "S":
-                result += "\(now)"
+                // Go's time.Now().Nanosecond(): within the second, unpadded.
+                result += "\(now % 1_000_000_000)"
                 characters.removeFirst()
             case "t": result += "\(message.type.rawValue)"
             case "r": result += message.id
@@ -257,7 +262,13 @@ public final class FileOutput: MessageOutput {
                 state.chunkIndex += 1
                 continue
             }
-            state.writer = BufferedDescriptorWriter(descriptor: descriptor, path: path)
+            do {
+                let deflater = Gzip.isGzipName(path) ? try GzipDeflater(path: path) : nil
+                state.writer = BufferedDescriptorWriter(descriptor: descriptor, path: path, deflater: deflater)
+            } catch {
+                Glibc.close(descriptor)
+                throw error
+            }
             state.size = existing
             state.records = 0
             return
@@ -267,7 +278,7 @@ public final class FileOutput: MessageOutput {
     private func closeCurrent(_ state: inout State) throws(FileIOError) {
         guard var writer = state.writer.take() else { return }
         defer { Glibc.close(writer.descriptor) }
-        try writer.flush()
+        try writer.flush(.finish)
     }
 
     /// The path currently written to, if any.

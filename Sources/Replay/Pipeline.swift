@@ -40,6 +40,10 @@ public final class ReplayPipeline: Sendable {
     private let outputLimiters: NIOLockedValueBox<[RateLimiter?]>
     private let droppedIDs = NIOLockedValueBox(DroppedIDs())
     private let roundRobin = NIOLockedValueBox(0)
+    private let middlewareBox = NIOLockedValueBox<Middleware?>(nil)
+    /// Settles acknowledgements of `--input-tcp` records (see `AcknowledgementBook`).
+    public let acknowledgements = AcknowledgementBook()
+    private let acknowledgeOnRoute = NIOLockedValueBox(true)
 
     public init(
         modifier: HTTPModifier, splitOutput: Bool = false, maxPayloadSize: Int? = nil,
@@ -62,13 +66,63 @@ public final class ReplayPipeline: Sendable {
 
     public var outputList: [any MessageOutput] { outputs.withLockedValue { $0.map(\.output) } }
 
+    /// Sends every message through `middleware` (started here) before the
+    /// filters; call before `run`.
+    public func attach(middleware: Middleware) throws(MiddlewareFailure) {
+        try middleware.start { [self] message in process(message) }
+        middlewareBox.withLockedValue { $0 = middleware }
+    }
+
+    public var middleware: Middleware? { middlewareBox.withLockedValue { $0 } }
+
+    /// When requests go to an HTTP output, a `--input-tcp` record is
+    /// acknowledged once its replayed response arrives, not when routed.
+    public func acknowledgeRequestsOnReplayedResponse() {
+        acknowledgeOnRoute.withLockedValue { $0 = false }
+    }
+
     /// Reads every input to its end (or until cancelled), concurrently.
     public func run(inputs: [InputRoute]) async {
+        guard let middleware else {
+            await pumpAll(inputs)
+            return
+        }
+        // Inputs end → drain the middleware; or the middleware fails → stop reading.
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.pumpAll(inputs)
+                return true
+            }
+            group.addTask {
+                await middleware.waitForFailure()
+                return false
+            }
+            if await group.next() == true, !Task.isCancelled {
+                await middleware.finishInput()
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func pumpAll(_ inputs: [InputRoute]) async {
         await withTaskGroup(of: Void.self) { group in
             for route in inputs {
                 group.addTask { await self.pump(route) }
             }
         }
+    }
+
+    /// Where input messages go first: the middleware if any, else the filters.
+    private func admit(_ message: ReplayMessage) {
+        guard let middleware else {
+            process(message)
+            return
+        }
+        var message = message
+        if let maxPayloadSize, message.payload.count > maxPayloadSize {
+            message.payload.removeSubrange(maxPayloadSize...)
+        }
+        middleware.submit(message)
     }
 
     private func pump(_ route: InputRoute) async {
@@ -82,9 +136,17 @@ public final class ReplayPipeline: Sendable {
                         $0.inputRateLimited += 1
                     }
                     droppedIDs.withLockedValue { $0.insert(message.id) }
+                    acknowledgements.settle(id: message.id, type: message.type)
                     continue
                 }
-                process(message)
+                if let middleware, route.input is GorFileInput {
+                    // A file can wait for the middleware (GoReplay blocks every input);
+                    // live and TCP inputs cannot, and drop when its queue is full.
+                    while !middleware.hasRoom(forBytes: message.payload.count), !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(1))
+                    }
+                }
+                admit(message)
             }
         } catch is CancellationError {
             // Stopped by --exit-after or a signal: not a failure.
@@ -107,6 +169,7 @@ public final class ReplayPipeline: Sendable {
                     $0.filtered += 1
                 }
                 droppedIDs.withLockedValue { $0.insert(message.id) }
+                acknowledgements.settle(id: message.id, type: message.type)
                 return
             }
             message.payload = payload
@@ -115,15 +178,26 @@ public final class ReplayPipeline: Sendable {
             if message.type == .response { statistics.updatePipeline { $0.responsesRead += 1 } }
             if droppedIDs.withLockedValue({ $0.contains(message.id) }) {
                 if message.type == .response { statistics.updatePipeline { $0.filtered += 1 } }
+                if message.type == .response { acknowledgements.settle(id: message.id, type: message.type) }
                 return
             }
         }
         route(message)
+        if message.type != .request || acknowledgeOnRoute.withLockedValue({ $0 }) {
+            acknowledgements.settle(id: message.id, type: message.type)
+        }
     }
 
-    /// Replayed responses skip the filters (their request passed already).
-    public func routeReplayedResponse(_ message: ReplayMessage) {
-        route(message)
+    /// Replayed responses skip the filters (their request passed already),
+    /// unless there is a middleware: it sees them (GoReplay).
+    public func routeReplayedResponse(_ message: ReplayMessage, forward: Bool = true) {
+        acknowledgements.settle(id: message.id, type: .request)
+        guard forward else { return }
+        if let middleware {
+            middleware.submit(message)
+        } else {
+            route(message)
+        }
     }
 
     private func route(_ message: ReplayMessage) {

@@ -62,6 +62,13 @@ public struct OutputCounters: Sendable {
     /// Connection refused, reset, timed out, unreadable response.
     public var failed = 0
     public var timeouts = 0
+    /// `--output-tcp`: records the replayer confirmed / written but never confirmed.
+    public var acknowledged = 0
+    public var unacknowledged = 0
+    /// Idempotent requests sent again after a reused connection closed.
+    public var retried = 0
+    /// Why requests failed, by one-line reason (at most 10 reasons).
+    public var failureReasons: [String: Int] = [:]
     public var statusCodes: [Int: Int] = [:]
     public var latency = LatencyHistogram()
     /// Queue length samples for `--output-http-stats`.
@@ -85,6 +92,8 @@ public final class ReplayStatistics: Sendable {
         /// Records skipped as corrupt or truncated by file inputs.
         public var corruptRecords = 0
         public var corruptReasons: [String] = []
+        /// `--middleware` counters, when one runs.
+        public var middleware: MiddlewareCounters?
     }
 
     private let pipeline = NIOLockedValueBox(Pipeline())
@@ -143,8 +152,20 @@ public final class ReplayStatistics: Sendable {
             var line = "goreplay: output \(output.name): sent \(output.sent)"
             if output.responses > 0 || output.failed > 0 { line += ", responses \(output.responses), failed \(output.failed)" }
             if output.timeouts > 0 { line += " (timeouts \(output.timeouts))" }
+            if output.retried > 0 { line += ", retried \(output.retried)" }
             line += ", dropped queue full \(output.droppedQueueFull), rate limit \(output.droppedRateLimit)"
+            if output.acknowledged > 0 || output.unacknowledged > 0 {
+                line += ", acknowledged \(output.acknowledged), unacknowledged \(output.unacknowledged)"
+            }
             lines.append(line)
+            for (reason, count) in output.failureReasons.sorted(by: { $0.value > $1.value }) {
+                lines.append("goreplay: output \(output.name): failed \(count): \(reason)")
+            }
+        }
+        if let m = p.middleware {
+            lines.append(
+                "goreplay: middleware: written \(m.written), returned \(m.returned), dropped queue full \(m.droppedQueueFull), invalid lines \(m.invalidLines), oversized lines \(m.oversizedLines)"
+            )
         }
         for reason in p.corruptReasons { lines.append("goreplay: skipped record: \(reason)") }
         return lines.joined(separator: "\n")

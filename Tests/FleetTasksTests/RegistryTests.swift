@@ -81,7 +81,9 @@ struct RegistryTests {
         ("app.start:a,b", "does not take 'b'"),
         ("app.start:name=x", "has no option 'name='"),
         ("recover-goreplay:now", "does not take 'now'"),
-        ("check-goreplay:x=1", "does not take 'x=1'"),
+        ("check-goreplay:x=1", "has no option 'x='"),
+        ("check-goreplay:now", "does not take 'now'"),
+        ("check-goreplay:metrics=70000", "option 'metrics=70000': expected a port from 1 to 65535"),
         ("sdo", "needs an argument: sdo:COMMAND"),
         ("hosts", "handled by the command line"),
     ])

@@ -40,7 +40,7 @@ struct FlagParserTests {
         let parsed = try options([
             "--http-allow-method", "GET", "--http-allow-method", "HEAD", "--output-http-method", "POST",
             "--http-set-header", "X-A: 1", "--output-http-header", "X-B:", "--output-http-url-regexp", "^/api",
-            "--output-dummy", "--input-file", "x.gor",
+            "--output-dummy", "0", "--input-file", "x.gor",
         ])
         #expect(parsed.modifier.allowMethods == ["GET", "HEAD", "POST"])
         #expect(parsed.modifier.setHeaders.map(\.name) == ["X-A", "X-B"])
@@ -99,7 +99,7 @@ struct FlagParserTests {
         (["--output-htp", "x"], "goreplay: unknown flag --output-htp (did you mean --output-http?)"),
         (["--input-file"], "goreplay: flag needs an argument: --input-file"),
         (["--input-file", "a", "--output-null", "--output-http-workers", "many"],
-         "goreplay: invalid value \"many\" for flag --output-http-workers: expected a whole number ≥ 0"),
+         "goreplay: invalid value \"many\" for flag --output-http-workers: expected a whole number from 0 to 10000"),
         (["--input-file", "a", "--output-null", "--exit-after", "soon"],
          "goreplay: invalid value \"soon\" for flag --exit-after: expected a duration such as 500ms, 5s or 1m30s"),
         (["--output-null=maybe"], "goreplay: invalid boolean value \"maybe\" for flag --output-null"),

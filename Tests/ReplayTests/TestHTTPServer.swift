@@ -17,10 +17,30 @@ final class TestHTTPServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let recorded: NIOLockedValueBox<Recorded>
 
+    /// How the server ends keep-alive connections, as real servers do.
+    enum ClosePolicy: Sendable {
+        case never
+        /// Close right after each response, without saying so in a header.
+        case afterEachResponse
+        /// Close a connection idle this long (nginx `keepalive_timeout`).
+        case idleTimeout(TimeAmount)
+        /// Close after this many responses (nginx `keepalive_requests`),
+        /// without a `Connection: close` header.
+        case afterRequests(Int)
+        /// Answer `HTTP/1.0` without keep-alive and close.
+        case http10
+        /// Answer the first request of each connection, then close it on
+        /// the second without answering (or recording) it: the race of a
+        /// keep-alive timeout met by a request, made certain.
+        case closeOnSecondRequest
+    }
+
     /// - Parameters:
     ///   - responseDelay: wait this long before answering each request.
     ///   - tls: serve HTTPS with this context.
-    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil) async throws {
+    ///   - closing: when the server closes connections.
+    ///   - port: 0 for any free port; a given one to restart a server in place.
+    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil, closing: ClosePolicy = .never, port: Int = 0) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorded = NIOLockedValueBox(Recorded())
         let channel = try await ServerBootstrap(group: group)
@@ -31,10 +51,10 @@ final class TestHTTPServer: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(recorded: recorded, delay: responseDelay))
+                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(recorded: recorded, delay: responseDelay, closing: closing))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         self.group = group
         self.channel = channel
         self.recorded = recorded
@@ -67,32 +87,74 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
     typealias OutboundOut = ByteBuffer
     private let recorded: NIOLockedValueBox<TestHTTPServer.Recorded>
     private let delay: TimeAmount
+    private let closing: TestHTTPServer.ClosePolicy
     private var pending: [UInt8] = []
+    private var answered = 0
+    private var idleClose: Scheduled<Void>?
 
-    init(recorded: NIOLockedValueBox<TestHTTPServer.Recorded>, delay: TimeAmount) {
+    init(recorded: NIOLockedValueBox<TestHTTPServer.Recorded>, delay: TimeAmount, closing: TestHTTPServer.ClosePolicy = .never) {
         self.recorded = recorded
         self.delay = delay
+        self.closing = closing
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleClose(context: context)
+        context.fireChannelActive()
+    }
+
+    private func armIdleClose(context: ChannelHandlerContext) {
+        guard case .idleTimeout(let idle) = closing else { return }
+        idleClose?.cancel()
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        idleClose = context.eventLoop.scheduleTask(in: idle) { loopBoundContext.value.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         pending += buffer.readBytes(length: buffer.readableBytes) ?? []
+        idleClose?.cancel()
         while let length = Self.requestLength(pending) {
             let request = Array(pending[..<length])
             pending.removeFirst(length)
+            if case .closeOnSecondRequest = closing, answered >= 1 {
+                context.close(promise: nil)
+                return
+            }
             recorded.withLockedValue { $0.requests.append(request) }
             let head = String(decoding: request.prefix(16), as: UTF8.self)
             let body = head.hasPrefix("HEAD ") ? "" : "ok"
-            let response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n\(body)"
+            answered += 1
+            var closeAfter = false
+            var version = "HTTP/1.1"
+            switch closing {
+            case .never: break
+            case .afterEachResponse: closeAfter = true
+            case .idleTimeout: break
+            case .afterRequests(let limit): closeAfter = answered >= limit
+            case .http10:
+                version = "HTTP/1.0"
+                closeAfter = true
+            case .closeOnSecondRequest: break
+            }
+            let response = "\(version) 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n\(body)"
             let bytes = context.channel.allocator.buffer(string: response)
-            if delay == .zero {
-                context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-            } else {
-                let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-                context.eventLoop.scheduleTask(in: delay) {
-                    loopBoundContext.value.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
+            let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let send = {
+                let context = loopBoundContext.value
+                context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
+                if closeAfter {
+                    context.close(promise: nil)
+                } else {
+                    self.armIdleClose(context: context)
                 }
             }
+            if delay == .zero {
+                send()
+            } else {
+                context.eventLoop.scheduleTask(in: delay, send)
+            }
+            if closeAfter { break }
         }
     }
 

@@ -246,6 +246,8 @@ public struct ReplaySettings: Sendable, Hashable {
     public var service: String
     /// Arguments per puppet class or host name.
     public var arguments: [String: ReplayArguments]
+    /// `fan_in`: capture hosts forward to one replay host instead of replaying.
+    public var fanIn: ReplayFanIn?
 
     /// Default install path, as in govuk_gor.
     public static let defaultBinaryPath = "/usr/local/bin/goreplay"

@@ -229,8 +229,9 @@ public enum InventoryParser {
     }
 
     static func parseReplay(_ tree: YAMLTree) throws(InventoryError) -> ReplaySettings {
-        let map = try tree.mapping(context: "replay", allowedKeys: ["binary_path", "service", "args"])
+        let map = try tree.mapping(context: "replay", allowedKeys: ["binary_path", "service", "args", "fan_in"])
         var settings = ReplaySettings()
+        if let fanIn = map["fan_in"] { settings.fanIn = try parseReplayFanIn(fanIn) }
         if let path = map["binary_path"] { settings.binaryPath = try absolutePath(path) }
         if let service = map["service"] { settings.service = try service.nonEmptyString() }
         if let args = map["args"] {
@@ -238,13 +239,13 @@ public enum InventoryParser {
             let names = Array(mapping.keys.compactMap(\.string))
             let entries = try args.mapping(context: "replay.args", allowedKeys: names)
             for key in entries.order {
-                settings.arguments[key] = try parseReplayArguments(try entries.required(key))
+                settings.arguments[key] = try parseReplayArguments(try entries.required(key), targetsRequired: settings.fanIn == nil)
             }
         }
         return settings
     }
 
-    static func parseReplayArguments(_ tree: YAMLTree) throws(InventoryError) -> ReplayArguments {
+    static func parseReplayArguments(_ tree: YAMLTree, targetsRequired: Bool = true) throws(InventoryError) -> ReplayArguments {
         let map = try tree.mapping(context: "replay args '\(tree.path)'",
                                    allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
         let captureTree = try map.required("capture")
@@ -256,15 +257,8 @@ public enum InventoryParser {
         guard case .success(let hop) = parsed, hop.port != nil, hop.user == nil else {
             throw captureTree.invalid(capture, "expected [address]:port, e.g. 127.0.0.1:7999 or :80")
         }
-        let targetsTree = try map.required("targets")
-        let targets = try targetsTree.stringList()
-        guard !targets.isEmpty else { throw targetsTree.invalid("[]", "list at least one target URL") }
-        for (index, target) in targets.enumerated() {
-            guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                let item = try targetsTree.list()[index]
-                throw item.invalid(target, "expected an http:// or https:// URL")
-            }
-        }
+        // With fan_in the replayer has the targets; capture hosts need none.
+        let targets = targetsRequired || map["targets"] != nil ? try parseTargets(try map.required("targets")) : []
         var allowMethods: [String] = []
         if let methods = map["allow_methods"] {
             for item in try methods.list() {
@@ -277,6 +271,27 @@ public enum InventoryParser {
         }
         let extra = try map["extra_args"]?.stringList() ?? []
         return ReplayArguments(capture: capture, targets: targets, allowMethods: allowMethods, extraArgs: extra)
+    }
+
+    static func parseTargets(_ targetsTree: YAMLTree) throws(InventoryError) -> [String] {
+        let targets = try targetsTree.stringList()
+        guard !targets.isEmpty else { throw targetsTree.invalid("[]", "list at least one target URL") }
+        for (index, target) in targets.enumerated() {
+            guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                let item = try targetsTree.list()[index]
+                throw item.invalid(target, "expected an http:// or https:// URL")
+            }
+        }
+        return targets
+    }
+
+    static func parseReplayFanIn(_ tree: YAMLTree) throws(InventoryError) -> ReplayFanIn {
+        let map = try tree.mapping(context: "replay.fan_in", allowedKeys: ["replayer", "port", "targets", "extra_args"])
+        let replayer = try map.required("replayer").nonEmptyString()
+        let port = try map["port"]?.int(in: 1...65535) ?? ReplayFanIn.defaultPort
+        let targets = try parseTargets(try map.required("targets"))
+        let extra = try map["extra_args"]?.stringList() ?? []
+        return ReplayFanIn(replayer: replayer, port: port, targets: targets, extraArgs: extra)
     }
 
     static func parseHosts(_ tree: YAMLTree) throws(InventoryError) -> [(host: Host, location: SourceLocation)] {

@@ -23,13 +23,9 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
             throw DeployError(host: host.name, reason: "the \(inventory.name) inventory has no replay: block",
                               remedy: "add replay settings (docs/inventory.md)")
         }
-        guard let args = settings.arguments(for: host) else {
-            throw DeployError(host: host.name, reason: "no replay arguments for \(host.name) or any of its puppet classes",
-                              remedy: "add an entry under replay.args for one of: \(host.puppetClasses.joined(separator: ", "))")
-        }
+        let argv = try topologyArguments(settings, host: host, inventory: inventory)
         let service = settings.service
         let binary = settings.binaryPath
-        let argv = arguments(args, host: host)
         let header = "Written by govuk-fab deploy-goreplay from the \(inventory.name) inventory; local changes are overwritten."
         switch manager {
         case .supervisor:

@@ -1,0 +1,211 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Replay
+import Testing
+
+/// Targets that close keep-alive connections, answer slowly, or present a
+/// certificate that does not verify: nothing may be lost or left unexplained.
+@Suite("HTTP output: slow and closing targets", .serialized)
+struct ConnectionResilienceTests {
+    private func gorFile(count: Int, spacing: Int64, in directory: URL, method: String = "GET") throws -> String {
+        let path = directory.appendingPathComponent("in-\(UUID().uuidString).gor")
+        let messages = (0..<count).map { index in
+            requestMessage(
+                index, request("\(method) /item/\(index) HTTP/1.1\nHost: www.gov.uk"),
+                timestamp: 1_700_000_000_000_000_000 + Int64(index) * spacing)
+        }
+        try writeGor(messages, to: path)
+        return path.path
+    }
+
+    private func paths(_ server: TestHTTPServer) -> [String] {
+        server.requestTexts.map { text in String(text.split(separator: " ").dropFirst().first ?? "") }
+    }
+
+    @Test(
+        "a target that closes keep-alive connections loses nothing",
+        arguments: [
+            ("after each response", TestHTTPServer.ClosePolicy.afterEachResponse, 60, Int64(20_000_000)),
+            ("after 300 ms idle, requests 300 ms apart", .idleTimeout(.milliseconds(300)), 8, Int64(300_000_000)),
+            ("after 100 requests", .afterRequests(100), 350, Int64(2_000_000)),
+            ("HTTP/1.0, closing after each response", .http10, 40, Int64(20_000_000)),
+        ])
+    func closingTarget(label: String, policy: TestHTTPServer.ClosePolicy, count: Int, spacing: Int64) async throws {
+        let server = try await TestHTTPServer(closing: policy)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: count, spacing: spacing, in: directory)
+        // One connection: every request after the first reuses it, so each
+        // close by the server is met by the next request.
+        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-workers", "1"])
+        await server.shutdown()
+        #expect(run.status == 0, "\(label): \(run.errorText)")
+        #expect(run.counter("failed") == 0, "\(label): \(run.errorText)")
+        #expect(run.counter("dropped") == 0, "\(label): \(run.errorText)")
+        #expect(Set(paths(server)) == Set((0..<count).map { "/item/\($0)" }), "\(label)")
+        #expect(run.counter("sent") == count, "\(label): \(run.errorText)")
+    }
+
+    @Test("a GET met by a closing connection is sent once more on a new one, and counted as retried")
+    func retriedOnce() async throws {
+        let server = try await TestHTTPServer(closing: .closeOnSecondRequest)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 10, spacing: 20_000_000, in: directory)
+        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-workers", "1"])
+        await server.shutdown()
+        // Requests 1…9 each meet a connection that served one request and
+        // closes on the next: each is retried once on a fresh connection.
+        #expect(run.counter("failed") == 0, "\(run.errorText)")
+        #expect(run.counter("retried") == 9, "\(run.errorText)")
+        #expect(paths(server) == (0..<10).map { "/item/\($0)" })
+        #expect(server.connections == 10)
+    }
+
+    @Test("a target restarted between two bursts loses nothing: its old keep-alive connections are replaced")
+    func restartedTarget() async throws {
+        let first = try await TestHTTPServer()
+        let port = first.port
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 20 requests at 0–190 ms, 20 more at 1.5–1.69 s; the target restarts at ~0.7 s.
+        let path = directory.appendingPathComponent("bursts.gor")
+        let times = (0..<20).map { Int64($0) * 10 } + (0..<20).map { 1_500 + Int64($0) * 10 }
+        try writeGor(
+            times.enumerated().map { index, milliseconds in
+                requestMessage(index, request("GET /item/\(index) HTTP/1.1\nHost: a"), timestamp: milliseconds * 1_000_000)
+            }, to: path)
+        async let run = runGoReplay(["--input-file", path.path, "--output-http", "http://127.0.0.1:\(port)"])
+        try await Task.sleep(for: .milliseconds(700))
+        await first.shutdown()
+        let second = try await TestHTTPServer(port: port)
+        let result = await run
+        await second.shutdown()
+        #expect(result.counter("failed") == 0, "\(result.errorText)")
+        #expect(Set(paths(first) + paths(second)) == Set((0..<40).map { "/item/\($0)" }), "\(result.errorText)")
+        #expect(result.counter("sent") == 40)
+    }
+
+    @Test("a POST on a connection the server closed is not sent twice")
+    func nonIdempotentNotRetried() async throws {
+        let server = try await TestHTTPServer(closing: .afterEachResponse)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("post.gor")
+        try writeGor(
+            (0..<20).map { requestMessage($0, request("POST /form/\($0) HTTP/1.1\nHost: a\nContent-Length: 0"), timestamp: Int64($0) * 20_000_000) },
+            to: path)
+        let run = await runGoReplay(["--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1"])
+        await server.shutdown()
+        // Each arrives at most once; those that met a closed connection are
+        // counted as failed, never hidden.
+        let arrived = paths(server)
+        #expect(arrived.count == Set(arrived).count)
+        #expect(arrived.count + (run.counter("failed") ?? -1) == 20, "\(run.errorText)")
+        #expect(!run.errorText.contains("retried"))
+    }
+
+    @Test("connections scale with a slow target: 600 requests at 300/s to a 200 ms target, none dropped")
+    func scalesWithSlowTarget() async throws {
+        let server = try await TestHTTPServer(responseDelay: .milliseconds(200))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 600, spacing: 3_333_333, in: directory)
+        // A small queue: with the old fixed pool of 10 most of these were dropped.
+        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-queue-len", "50"])
+        await server.shutdown()
+        #expect(run.status == 0)
+        #expect(run.counter("dropped") == 0, "\(run.errorText)")
+        #expect(run.counter("failed") == 0, "\(run.errorText)")
+        #expect(server.requests.count == 600)
+        // 300/s × 0.2 s ≈ 60 in flight: more than the old 10, far below the cap.
+        #expect(server.connections > 10 && server.connections <= HTTPOutputOptions.defaultWorkerCap, "connections \(server.connections)")
+    }
+
+    @Test("--output-http-workers caps connections; idle ones above --output-http-workers-min close after --output-http-worker-timeout")
+    func workerCapAndTimeout() async throws {
+        let server = try await TestHTTPServer(responseDelay: .milliseconds(100))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let statistics = ReplayStatistics()
+        var options = HTTPOutputOptions()
+        options.workers = 8
+        options.workersMin = 2
+        options.workerTimeout = .milliseconds(200)
+        let output = try HTTPOutput(target: HTTPTarget(parsing: server.url), options: options, group: group, statistics: statistics)
+        for index in 0..<40 {
+            output.emit(requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: a")))
+        }
+        #expect(output.connectionCounts.open == 8)
+        // Wait (bounded) for all 40 answers, then for the idle ones to close.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while statistics.outputSnapshot[0].responses < 40, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(statistics.outputSnapshot[0].responses == 40)
+        while output.connectionCounts.open > 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(output.connectionCounts.open == 2)
+        #expect(server.connections == 8)
+        await output.close(grace: .seconds(1))
+        try await group.shutdownGracefully()
+        await server.shutdown()
+    }
+
+    @Test("a certificate that does not verify: the error names the cause and --output-http-skip-verify")
+    func tlsVerifyFailure() async throws {
+        let certificate = try SelfSignedCertificate()
+        defer { try? FileManager.default.removeItem(at: certificate.directory) }
+        let server = try await TestHTTPServer(tls: try certificate.serverContext())
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 3, spacing: 1_000_000, in: directory)
+        let url = "https://localhost:\(server.port)"
+        let run = await runGoReplay(["--input-file", input, "--output-http", url])
+        #expect(run.status == 0)
+        #expect(run.counter("failed") == 3, "\(run.errorText)")
+        let explained = run.errorLines.filter { $0.contains("does not verify") && $0.contains("--output-http-skip-verify") }
+        // Once while running, once in the summary with its count.
+        #expect(explained.count == 2, "\(run.errorText)")
+        #expect(explained.contains { $0.contains("failed 3:") }, "\(run.errorText)")
+        let skipped = await runGoReplay(["--input-file", input, "--output-http", url, "--output-http-skip-verify"])
+        await server.shutdown()
+        #expect(skipped.counter("failed") == 0, "\(skipped.errorText)")
+        #expect(server.requests.count == 3)
+    }
+
+    @Test("requests still in flight when goreplay stops are counted as failed, not retried")
+    func inFlightAtExit() async throws {
+        let server = try await TestHTTPServer(responseDelay: .seconds(2))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Request 0 at 0 s is answered at 2 s; request 1 at 2.1 s reuses its
+        // connection and is still waiting when --exit-after (2.5 s) and its
+        // 1 s grace end; request 2 (at 60 s) keeps the input open.
+        let path = directory.appendingPathComponent("in.gor")
+        try writeGor(
+            [0, 2_100, 60_000].enumerated().map { index, milliseconds in
+                requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: a"), timestamp: Int64(milliseconds) * 1_000_000)
+            }, to: path)
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1", "--exit-after", "2500ms",
+        ])
+        await server.shutdown()
+        #expect(run.counter("failed") == 1, "\(run.errorText)")
+        #expect(run.counter("responses") == 1, "\(run.errorText)")
+        #expect(!run.errorText.contains("retried"), "\(run.errorText)")
+        #expect(server.requests.count == 2)
+    }
+
+    @Test("a refused connection says so")
+    func refusedExplained() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 2, spacing: 1_000_000, in: directory)
+        // Port 1 on loopback: nothing listens there.
+        let run = await runGoReplay(["--input-file", input, "--output-http", "http://127.0.0.1:1"])
+        #expect(run.counter("failed") == 2)
+        #expect(run.errorText.contains("cannot connect to 127.0.0.1:1: connection refused"), "\(run.errorText)")
+    }
+}
