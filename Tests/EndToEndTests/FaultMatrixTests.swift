@@ -61,7 +61,8 @@ struct FaultMatrixTests {
         /// (then kills it, so a hang fails the test instead of hanging it).
         func fab(
             _ arguments: [String], faultAfter: Duration = .seconds(1), limit: Duration = .seconds(60),
-            fault: () throws -> Void = {}
+            waitFor: [(host: String, marker: String)] = [],
+            fault: @escaping @Sendable () throws -> Void = {}
         ) throws -> (status: Int32, stdout: String, stderr: String, afterFault: Duration) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: GovukFabBinary.path)
@@ -79,6 +80,13 @@ struct FaultMatrixTests {
             process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
             try process.run()
             Thread.sleep(forTimeInterval: Double(faultAfter.components.seconds))
+            // The fault must hit a running command: wait (bounded) until it runs on every host named.
+            let deadline = ContinuousClock.now + limit
+            for (host, marker) in waitFor {
+                while try survivors(marker, on: host).isEmpty && ContinuousClock.now < deadline && process.isRunning {
+                    usleep(50_000)
+                }
+            }
             try fault()
             let faulted = ContinuousClock.now
             while process.isRunning && ContinuousClock.now - faulted < limit { usleep(50_000) }
@@ -101,12 +109,15 @@ struct FaultMatrixTests {
     }
 
     @Test("a network cut mid-command (packets dropped) ends the run as 'connection lost' without a command timeout")
-    func packetDrop() throws {
-        let fixture = try Fixture()
+    func packetDrop() async throws {
+        let fixture = try await onThread { try Fixture() }
         let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
         defer { try? fixture.fleet.restorePackets(to: "fault-1") }
-        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3; echo done"]) {
-            try fixture.fleet.dropPackets(to: "fault-1")
+        let result = try await onThread {
+            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3.25; echo done"], faultAfter: .zero,
+                            waitFor: [("fault-1", "sleep 3.25")]) {
+                try fixture.fleet.dropPackets(to: "fault-1")
+            }
         }
         #expect(result.status != 0, "\(result)")
         #expect(result.stdout.contains("connection lost"), "\(result.stdout)")
@@ -116,13 +127,15 @@ struct FaultMatrixTests {
     }
 
     @Test("a gateway that stalls fails every host behind it within the keepalive bound, naming the gateway")
-    func stalledGateway() throws {
-        let fixture = try Fixture()
+    func stalledGateway() async throws {
+        let fixture = try await onThread { try Fixture() }
         let inventory = try fixture.inventory(hosts: ["fault-2", "fault-3"], gateway: true)
         defer { try? fixture.fleet.resumeBridge("fault-1") }
-        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 30; echo done"],
-                                     faultAfter: .seconds(2)) {
-            try fixture.fleet.stallBridge("fault-1")
+        let result = try await onThread {
+            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 30; echo done"],
+                            faultAfter: .zero, waitFor: [("fault-2", "sleep 30"), ("fault-3", "sleep 30")]) {
+                try fixture.fleet.stallBridge("fault-1")
+            }
         }
         let gateway = fixture.fleet.hosts[0].address
         #expect(result.status != 0, "\(result)")
@@ -134,12 +147,14 @@ struct FaultMatrixTests {
     }
 
     @Test("sdo past --command-timeout as a non-root user leaves nothing running as root")
-    func sudoTimeoutLeavesNothing() throws {
-        let fixture = try Fixture()
+    func sudoTimeoutLeavesNothing() async throws {
+        let fixture = try await onThread { try Fixture() }
         let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
         let started = ContinuousClock.now
-        let result = try fixture.fab(["--inventory", inventory, "faults", "all", "sdo:sleep 3133", "--command-timeout", "3"],
-                                     faultAfter: .zero)
+        let result = try await onThread {
+            try fixture.fab(["--inventory", inventory, "faults", "all", "sdo:sleep 3133", "--command-timeout", "3"],
+                            faultAfter: .zero)
+        }
         #expect(result.status != 0)
         // The outcome carries the limit (3 s), not the wall time with the kill grace.
         #expect(result.stdout.contains("timeout 3.0s"), "\(result.stdout)")
@@ -148,8 +163,16 @@ struct FaultMatrixTests {
         let deadline = ContinuousClock.now + .seconds(10)
         repeat {
             left = try fixture.survivors("sleep 3133", on: "fault-1")
-            if !left.isEmpty { usleep(200_000) }
+            if !left.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
         } while !left.isEmpty && ContinuousClock.now < deadline
         #expect(left.isEmpty, "still running on fault-1: \(left)")
+    }
+}
+
+/// Runs blocking work (a subprocess, a fleet start) on its own thread: the test process's concurrency
+/// pool has only as many threads as cores, and blocking them starves every SSH session in other suites.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }

@@ -32,6 +32,18 @@ enum SharedFleet {
     }
 }
 
+/// Polls `condition` (which may block: it runs on its own thread) every 50 ms for up to `limit`,
+/// without holding one of the concurrency pool's few threads (2 on a 2-core machine), which the SSH
+/// sessions of every suite running in parallel need.
+func eventuallyOffPool(within limit: Duration, _ condition: @escaping @Sendable () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await offPool(condition) { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return try await offPool(condition)
+}
+
 /// Polls `condition` every 50 ms for up to `limit`.
 func eventually(within limit: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = ContinuousClock.now + limit
@@ -143,10 +155,11 @@ final class FleetTests: Sendable {
         #expect(result.duration < .seconds(8))
         let pid = try readText(pidFile)
         #expect(!pid.isEmpty)
-        let gone = try eventually(within: .seconds(5)) { try fleet.run(on: fleet.hosts[2].name, "kill -0 \(pid)").status != 0 }
+        let fleet = self.fleet
+        let gone = try await eventuallyOffPool(within: .seconds(5)) { try fleet.run(on: fleet.hosts[2].name, "kill -0 \(pid)").status != 0 }
         #expect(gone, "sleep (pid \(pid) on \(fleet.hosts[2].name)) still running after the timeout")
         // Nothing of the command is left once the watcher's SIGKILL grace (2 s) has passed.
-        let nothingLeft = try eventually(within: .seconds(5)) {
+        let nothingLeft = try await eventuallyOffPool(within: .seconds(5)) {
             try fleet.run(on: fleet.hosts[2].name, "pgrep -f '[s]leep 313'").status != 0
         }
         #expect(nothingLeft, "something of the timed-out command is still running")
@@ -160,7 +173,7 @@ final class FleetTests: Sendable {
         let pidFile = "\(scratch)/cancel.pid"
         let session = try await connect(3)
         let task = Task { try await session.run("sleep 314 & echo $! > \(pidFile); wait") }
-        #expect(eventually(within: .seconds(10)) { (try? readText(pidFile))?.isEmpty == false })
+        #expect(try await eventuallyOffPool(within: .seconds(10)) { (try? readText(pidFile))?.isEmpty == false })
         task.cancel()
         do {
             _ = try await task.value
@@ -169,7 +182,8 @@ final class FleetTests: Sendable {
             #expect(error is CancellationError)
         }
         let pid = try readText(pidFile)
-        let gone = try eventually(within: .seconds(5)) { try fleet.run(on: fleet.hosts[3].name, "kill -0 \(pid)").status != 0 }
+        let fleet = self.fleet
+        let gone = try await eventuallyOffPool(within: .seconds(5)) { try fleet.run(on: fleet.hosts[3].name, "kill -0 \(pid)").status != 0 }
         #expect(gone, "sleep (pid \(pid)) still running after cancellation")
         #expect(try await session.run("echo ok").stdout == "ok\n")
         await session.close()

@@ -14,8 +14,8 @@ final class SudoStopTests: Sendable {
     let fleet: TestFleet
     let reactor: SSHReactor
 
-    init() throws {
-        fleet = try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "sudo"))
+    init() async throws {
+        fleet = try await offPool { try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "sudo")) }
         reactor = try SSHReactor()
     }
 
@@ -36,8 +36,14 @@ final class SudoStopTests: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func nothingLeft(_ marker: String) throws -> Bool {
-        try eventually(within: .seconds(10)) { try survivors(marker).isEmpty }
+    /// Polls (off the concurrency pool) until nothing matches `marker`, for up to 10 s.
+    func nothingLeft(_ marker: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await offPool({ try self.survivors(marker) }).isEmpty { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await offPool { try self.survivors(marker) }.isEmpty
     }
 
     @Test("a sudo'd command past its timeout is killed with everything it started, as root")
@@ -51,7 +57,7 @@ final class SudoStopTests: Sendable {
         #expect(result.timedOut, "\(result) \(stderr)")
         // The watcher's TERM comes at 2 s; the bound is generous for a loaded machine.
         #expect(ContinuousClock.now - started < .seconds(15))
-        #expect(try nothingLeft("sleep 313"), "still running: \((try? survivors("sleep 313")) ?? "?")")
+        #expect(try await nothingLeft("sleep 313"), "still running: \((try? survivors("sleep 313")) ?? "?")")
         #expect(try await session.run("true", sudo: true).result.succeeded)
         await session.close()
     }
@@ -60,10 +66,15 @@ final class SudoStopTests: Sendable {
     func cancellationStopsSudo() async throws {
         let session = try await connect()
         let task = Task { try await session.run("sleep 3141 & sleep 3143; wait", sudo: true) }
-        #expect(try eventually(within: .seconds(10)) { try !survivors("sleep 3143").isEmpty })
+        var started = false
+        for _ in 0..<100 where !started {
+            started = try await !offPool { try self.survivors("sleep 3143") }.isEmpty
+            if !started { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(started)
         task.cancel()
         _ = try? await task.value
-        #expect(try nothingLeft("sleep 314"), "still running: \((try? survivors("sleep 314")) ?? "?")")
+        #expect(try await nothingLeft("sleep 314"), "still running: \((try? survivors("sleep 314")) ?? "?")")
         await session.close()
     }
 
@@ -73,8 +84,9 @@ final class SudoStopTests: Sendable {
         // sudo outside the wrapper: the login user's watcher cannot stop root's sleep.
         let (result, _, _) = try await session.run("sudo -n -- /bin/sh -c 'sleep 3153'", timeout: .seconds(1))
         #expect(result.timedOut)
-        #expect(try !survivors("sleep 3153").isEmpty, "the control case no longer shows the problem")
-        try fleet.run(on: fleet.hosts[0].name, "pkill -KILL -f '[s]leep 3153' || true")
+        #expect(try await !offPool { try self.survivors("sleep 3153") }.isEmpty, "the control case no longer shows the problem")
+        let fleet = self.fleet
+        _ = try await offPool { try fleet.run(on: fleet.hosts[0].name, "pkill -KILL -f '[s]leep 3153' || true") }
         await session.close()
     }
 
@@ -83,7 +95,7 @@ final class SudoStopTests: Sendable {
         let session = try await connect(as: fleet.rootUser)
         let (result, _, _) = try await session.run("sleep 3161 & sleep 3163; wait", timeout: .seconds(1))
         #expect(result.timedOut)
-        #expect(try nothingLeft("sleep 316"), "still running: \((try? survivors("sleep 316")) ?? "?")")
+        #expect(try await nothingLeft("sleep 316"), "still running: \((try? survivors("sleep 316")) ?? "?")")
         await session.close()
     }
 }

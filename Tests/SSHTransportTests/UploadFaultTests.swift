@@ -9,8 +9,8 @@ final class UploadFaultTests: Sendable {
     let fleet: TestFleet
     let reactor: SSHReactor
 
-    init() throws {
-        fleet = try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "upload"))
+    init() async throws {
+        fleet = try await offPool { try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "upload")) }
         reactor = try SSHReactor()
     }
 
