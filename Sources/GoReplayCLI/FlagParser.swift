@@ -146,6 +146,7 @@ public enum GoFlagParser {
     public static var usage: String {
         var lines = [
             "Usage: goreplay [flags]",
+            "       goreplay report [options] FILE...   (compare original and replayed responses; report --help)",
             "",
             "Replays HTTP traffic recorded by GoReplay (.gor files) or captured live.",
             "Flags take one or two dashes; values as --flag=value or --flag value.",

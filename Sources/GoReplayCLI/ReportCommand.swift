@@ -142,7 +142,8 @@ struct ReportCommand {
             var records = try MergedRecords(paths: options.files)
             var builder = ReportBuilder(options: options.report)
             while let record = try records.next() { builder.add(record) }
-            let report = builder.finish(files: options.files, skippedRecords: records.skippedRecords)
+            var report = builder.finish(files: options.files, skippedRecords: records.skippedRecords)
+            report.skippedReasons = records.skippedDescriptions
             if let htmlPath = options.htmlPath {
                 try Self.write(report.html(title: "goreplay report: \(options.files.count) file(s)"), to: htmlPath)
             }

@@ -7,6 +7,8 @@ public struct DiffReport: Sendable, Codable, Equatable {
     public var records = 0
     /// Records skipped as corrupt or truncated.
     public var skippedRecords = 0
+    /// Why, for the first few (file and reason).
+    public var skippedReasons: [String] = []
     /// Requests seen (type 1).
     public var requests = 0
     /// Requests with a readable original and a readable replayed response.

@@ -8,12 +8,15 @@ public protocol GorRecordSource: AnyObject {
     func nextRecord() throws -> ReplayMessage?
     /// Records skipped as corrupt so far.
     var skippedRecords: Int { get }
+    /// Why, for the first few.
+    var skippedDescriptions: [String] { get }
 }
 
 extension GorFileReader: GorRecordSource {
     public var sourceName: String { path }
     public func nextRecord() throws -> ReplayMessage? { try next() }
     public var skippedRecords: Int { skippedCount }
+    public var skippedDescriptions: [String] { skippedReasons.map { "\(path): \($0)" } }
 }
 
 /// Several sources merged into one stream by timestamp, holding one record
@@ -37,6 +40,8 @@ public struct MergedRecords {
     }
 
     public var skippedRecords: Int { sources.reduce(0) { $0 + $1.skippedRecords } }
+    /// The first reasons records were skipped, with their file (at most 10).
+    public var skippedDescriptions: [String] { Array(sources.flatMap(\.skippedDescriptions).prefix(10)) }
 
     public mutating func next() throws -> ReplayMessage? {
         var best: Int?

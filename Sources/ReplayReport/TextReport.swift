@@ -13,6 +13,7 @@ extension DiffReport {
         lines.append(
             "requests \(requests): compared \(compared), mismatched \(mismatched) (\(Self.percent(mismatchRate))), no replayed response \(noReplayedResponse.reduce(0) { $0 + $1.count }), no original response \(noOriginalResponse), orphan responses \(orphanResponses)"
         )
+        for reason in skippedReasons { lines.append("skipped: \(reason)") }
         if requests > 0, original.count == 0 {
             lines.append("note: no original responses (type 2): capture with --input-raw-track-response")
         }

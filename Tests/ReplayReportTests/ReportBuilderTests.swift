@@ -170,3 +170,33 @@ struct ReportBuilderTests {
         #expect(help.status == 0 && help.output.contains("Usage: goreplay report"))
     }
 }
+
+@Suite("Report rendering of untrusted input")
+struct ReportRenderingTests {
+    @Test("markup in a recorded request is escaped in the HTML page")
+    func escaping() {
+        var builder = ReportBuilder()
+        builder.add(requestRecord(1, "GET /x/<script>alert(1)</script>?a=\"b\"&c='d'", timestamp: 1))
+        builder.add(responseRecord(.response, 1, status: 200, latencyMilliseconds: 1, timestamp: 1))
+        builder.add(responseRecord(.replayedResponse, 1, status: 502, latencyMilliseconds: 1, timestamp: 1))
+        let html = builder.finish(files: ["<b>.gor"], skippedRecords: 0).html()
+        #expect(!html.contains("<script>alert"))
+        #expect(!html.contains("<b>.gor"))
+        #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(html.contains("&quot;b&quot;&amp;c=&#39;d&#39;"))
+    }
+
+    @Test("a truncated .gor.gz is reported as skipped with its reason, not a crash")
+    func truncatedGzip() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("cut.gor").path
+        try writeGor((0..<200).map { requestRecord($0, "GET /a/\($0)", timestamp: Int64($0)) }, to: path)
+        #expect(try runProgram("/bin/gzip", [path]).status == 0)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path + ".gz"))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path + ".gz"))
+        let run = await runGoReplay(["report", path + ".gz"])
+        #expect(run.status == 0 || run.status == 1, "\(run.errorText)")
+        #expect(run.output.contains("skipped: \(path).gz:") || run.errorText.contains(path + ".gz"), "\(run.output)\n\(run.errorText)")
+    }
+}

@@ -53,8 +53,18 @@ struct ReportEndToEndTests {
         var stagingRequests: Int
     }
 
+    /// The caller removes `Run.directory`; on failure it is removed here.
     static func captureReplayReport() async throws -> Run {
         let directory = try makeTemporaryDirectory()
+        do {
+            return try await captureReplayReport(in: directory)
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    private static func captureReplayReport(in directory: URL) async throws -> Run {
         let production = try await SiteServer(route: Self.production)
         let staging = try await SiteServer(route: Self.staging)
         defer { Task { await production.shutdown(); await staging.shutdown() } }
