@@ -240,7 +240,9 @@ struct TCPTests {
         let port = try freeLoopbackPort()
         let file = directory.appendingPathComponent("in.gor")
         try writeGor((0..<50).map { requestMessage($0, request("GET /f/\($0) HTTP/1.1\nHost: example")) }, to: file)
-        async let replayer = runGoReplay(["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--exit-after", "10s"])
+        // The replayer's life bounds the test; 25 s leaves a loaded CI machine room to start the
+        // sender and replay 50 requests (10 s once cut it short: 48 of 50 acknowledged).
+        async let replayer = runGoReplay(["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--exit-after", "25s"])
         try await Task.sleep(for: .milliseconds(500))
         let sender = await runGoReplay(["--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "3"])
         let replayed = await replayer
