@@ -244,17 +244,34 @@ public final class FileOutput: MessageOutput {
         }
         switch result {
         case .success: statistics.updateOutput(slot) { $0.sent += 1 }
-        case .failure: statistics.updateOutput(slot) { $0.failed += 1 }
+        case .failure(let error):
+            statistics.updateOutput(slot) { counters in
+                counters.failed += 1
+                let reason = error.description
+                if counters.failureReasons.count < 10 || counters.failureReasons[reason] != nil {
+                    counters.failureReasons[reason, default: 0] += 1
+                }
+            }
         }
     }
 
     private func openChunk(_ state: inout State) throws(FileIOError) {
         while true {
             let path = options.append ? state.renderedName : Self.chunkName(state.renderedName, index: state.chunkIndex)
-            let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw FileIOError(path: path, operation: "open", code: errno) }
+            // Recorded traffic holds cookies and Authorization headers: the file is the user's
+            // alone, and a symlink planted at its name is not followed.
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard descriptor >= 0 else {
+                let code = errno
+                throw FileIOError(path: path, operation: "open", code: code,
+                                  detail: code == ELOOP ? "is a symbolic link; goreplay writes recorded traffic only to a plain file" : nil)
+            }
             var info = stat()
             fstat(descriptor, &info)
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                Glibc.close(descriptor)
+                throw FileIOError(path: path, operation: "open", code: EINVAL, detail: "is not a regular file")
+            }
             let existing = Int64(info.st_size)
             // Continue after chunks a previous run filled.
             if !options.append && options.sizeLimit > 0 && existing >= options.sizeLimit {

@@ -29,6 +29,27 @@ struct FileOutputTests {
         #expect(twice == once + once)
     }
 
+    @Test("recorded traffic is written 0600, and a symlink planted at the file's name is refused, not followed")
+    func outputFilesArePrivateAndNoSymlinks() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = directory.appendingPathComponent("in.gor")
+        try writeGor([requestMessage(0, request("GET /a HTTP/1.1\nHost: a\nCookie: session=secret"))], to: input)
+        let output = directory.appendingPathComponent("out.gor").path
+        #expect(await runGoReplay(["--input-file", input.path, "--output-file", output, "--output-file-append"]).status == 0)
+        let mode = (try FileManager.default.attributesOfItem(atPath: output)[.posixPermissions] as? Int) ?? -1
+        #expect(mode == 0o600)
+
+        let victim = directory.appendingPathComponent("victim").path
+        try "keep me\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        let planted = directory.appendingPathComponent("planted.gor").path
+        try FileManager.default.createSymbolicLink(atPath: planted, withDestinationPath: victim)
+        let run = await runGoReplay(["--input-file", input.path, "--output-file", planted, "--output-file-append"])
+        #expect(run.status != 0 || run.errorText.contains("symbolic link"), "\(run.errorText)")
+        #expect(run.errorText.contains("symbolic link"), "\(run.errorText)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me\n")
+    }
+
     @Test("chunks rotate on size and record count: name_0.gor, name_1.gor, …")
     func rotation() async throws {
         let directory = try makeTemporaryDirectory()
