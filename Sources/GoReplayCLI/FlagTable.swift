@@ -145,7 +145,12 @@ enum FlagTable {
                 throw FlagValueError.reason("following redirects is not supported; redirects are replayed as responses (use 0)")
             }
         },
-        value("output-http-response-buffer", "SIZE", httpOut, "Accepted for compatibility.") { _ = try FlagValues.size($1) },
+        value("output-http-response-buffer", "SIZE", httpOut,
+              "Bytes of each tracked response kept (default 100kb); the rest is discarded.") {
+            let size = try FlagValues.size($1, maximum: 1 << 30)
+            guard size > 0 else { throw FlagValueError.reason("expected a size from 1 byte to 1gb") }
+            $0.http.responseBufferSize = Int(size)
+        },
         bool("http-original-host", httpOut, "Keep the captured Host header (default: the target's).") {
             $0.http.originalHost = $1
         },

@@ -98,6 +98,9 @@ public struct HTTPOutputOptions: Sendable {
     public var timeout: Duration = .seconds(5)
     /// Emit replayed responses as type-3 messages.
     public var trackResponses = false
+    /// Bytes of each tracked response kept (`--output-http-response-buffer`, GoReplay 1.3's
+    /// default 100 KiB); the rest is read and discarded.
+    public var responseBufferSize = 100 * 1024
     /// Keep the captured Host header.
     public var originalHost = false
     public var skipVerify = false
@@ -595,7 +598,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
 
     init(output: HTTPOutput) {
         self.output = output
-        self.framer = HTTPResponseFramer(keepsRaw: output.options.trackResponses)
+        self.framer = HTTPResponseFramer(keepsRaw: output.options.trackResponses, rawLimit: output.options.responseBufferSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

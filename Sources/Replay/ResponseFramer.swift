@@ -35,16 +35,20 @@ public struct HTTPResponseFramer: Sendable {
     private var line: [UInt8] = []
     private var head: [UInt8] = []
     private var requestWasHead = false
-    /// Keep every byte of the response (for `--output-http-track-response`).
+    /// Keep the response's bytes (for `--output-http-track-response`).
     public let keepsRaw: Bool
+    /// At most this many bytes are kept; the rest is framed but discarded, as GoReplay's
+    /// `--output-http-response-buffer` does, so one huge response cannot take the memory.
+    public let rawLimit: Int
     public private(set) var raw: [UInt8] = []
     /// Status of the final (non-1xx) response.
     public private(set) var statusCode = 0
     /// The server will close the connection after this response.
     public private(set) var closesConnection = false
 
-    public init(keepsRaw: Bool) {
+    public init(keepsRaw: Bool, rawLimit: Int = Int.max) {
         self.keepsRaw = keepsRaw
+        self.rawLimit = max(0, rawLimit)
     }
 
     /// Starts on a new response to a request with the given method.
@@ -72,7 +76,7 @@ public struct HTTPResponseFramer: Sendable {
     /// Consumes bytes; returns true once the response is complete (later
     /// bytes in `bytes` are ignored).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(FramingError) -> Bool {
-        if keepsRaw { raw.append(contentsOf: bytes) }
+        if keepsRaw, raw.count < rawLimit { raw.append(contentsOf: bytes.prefix(rawLimit - raw.count)) }
         var index = 0
         let count = bytes.count
         while index < count {
