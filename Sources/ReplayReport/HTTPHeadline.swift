@@ -34,19 +34,35 @@ enum HTTPHeadline {
         return (100...599).contains(code) ? code : nil
     }
 
-    /// Bytes after the blank line that ends the head, as recorded (a chunked
-    /// body counts its chunk framing; a body cut by `--copy-buffer-size` counts
-    /// what was kept). Zero when the head has no end.
+    /// The body's length: the head's `Content-Length` when it has one (exact even when the
+    /// recorded body was cut by `--copy-buffer-size` or `--output-http-response-buffer`), else
+    /// the bytes after the blank line that ends the head, as recorded (a chunked body counts its
+    /// chunk framing). Zero when the head has no end.
     static func bodyLength(_ payload: [UInt8]) -> Int {
         var index = 0
         let count = payload.count
         while index + 3 < count {
             if payload[index] == 0x0D, payload[index + 1] == 0x0A, payload[index + 2] == 0x0D, payload[index + 3] == 0x0A {
-                return count - (index + 4)
+                return contentLength(payload[..<index]) ?? count - (index + 4)
             }
             index += 1
         }
         return 0
+    }
+
+    /// `Content-Length` of a response head, if present and a plain number.
+    private static func contentLength(_ head: ArraySlice<UInt8>) -> Int? {
+        let name = Array("content-length:".utf8)
+        for line in head.split(separator: 0x0A) {
+            let trimmed = line.drop { $0 == 0x0D }
+            guard trimmed.count > name.count,
+                  zip(trimmed.prefix(name.count), name).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
+            else { continue }
+            let digits = trimmed.dropFirst(name.count).filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        }
+        return nil
     }
 
     private static func lineEnd(_ payload: [UInt8]) -> Int {
