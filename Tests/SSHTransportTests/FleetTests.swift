@@ -60,8 +60,9 @@ final class FleetTests: Sendable {
     let reactor: SSHReactor
     let scratch: String
 
-    init() throws {
-        fleet = try SharedFleet.get()
+    init() async throws {
+        // The first test starts the shared fleet: off the concurrency pool, which other suites need.
+        fleet = try await offPool { try SharedFleet.get() }
         reactor = try SSHReactor()
         scratch = try makeTemporaryDirectory("govuk-fab-ssh-test")
         // The hosts' non-root login reads and writes here (mkdtemp made it 0700).

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// A client directory with its own key, and an sshd that trusts that key.
-struct StandaloneFixture {
+struct StandaloneFixture: Sendable {
     let clientDirectory: String
     let clientKey: String
     let sshd: StandaloneSSHD
@@ -20,6 +20,12 @@ struct StandaloneFixture {
         sshd = try StandaloneSSHD(
             hostKeyTypes: hostKeyTypes, authorizedKeys: [try readText(clientKey + ".pub")] + extraAuthorizedKeys)
         reactor = try SSHReactor()
+    }
+
+    /// Starts the fixture off the concurrency pool: starting sshd blocks for a while, and the pool's
+    /// one thread per core is what every running SSH session (here and in other suites) waits on.
+    static func make(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = []) async throws -> StandaloneFixture {
+        try await offPool { try StandaloneFixture(hostKeyTypes: hostKeyTypes, extraAuthorizedKeys: extraAuthorizedKeys) }
     }
 
     var endpoint: SSHEndpoint { SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: "root") }
@@ -69,7 +75,7 @@ func keygenFingerprint(_ publicKeyPath: String) throws -> String {
 struct HostKeyTests {
     @Test("an unknown host is refused with its OpenSSH fingerprint and how to add it")
     func unknownHost() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let file = try fixture.knownHosts([])
         let error = try await fixture.connectFailure(fixture.options(knownHosts: file))
@@ -84,7 +90,7 @@ struct HostKeyTests {
 
     @Test("a changed host key of the same type is refused loudly")
     func changedKey() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let otherKey = try makeUserKey(in: fixture.clientDirectory, name: "impostor")
         let fields = try readText(otherKey + ".pub").split(separator: " ")
@@ -98,7 +104,7 @@ struct HostKeyTests {
 
     @Test("known_hosts with only the ed25519 key verifies although libssh2 1.10 prefers ECDSA")
     func ed25519Only() async throws {
-        let fixture = try StandaloneFixture(hostKeyTypes: ["ecdsa", "ed25519"])
+        let fixture = try await StandaloneFixture.make(hostKeyTypes: ["ecdsa", "ed25519"])
         defer { fixture.cleanUp() }
         let session = try await fixture.connect(
             fixture.options(knownHosts: try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])))
@@ -109,7 +115,7 @@ struct HostKeyTests {
 
     @Test("known_hosts with only the ECDSA key verifies with ECDSA")
     func ecdsaOnly() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let session = try await fixture.connect(
             fixture.options(knownHosts: try fixture.knownHosts([try fixture.sshd.knownHostsLine("ecdsa")])))
@@ -119,7 +125,7 @@ struct HostKeyTests {
 
     @Test("a malformed known_hosts line is skipped with a warning naming file:line")
     func malformedLine() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let path = try fixture.knownHosts([
             "# a comment", "this line is not a known_hosts entry", try fixture.sshd.knownHostsLine("ed25519"),
@@ -133,7 +139,7 @@ struct HostKeyTests {
 
     @Test("a hashed known_hosts entry (ssh-keygen -H) verifies")
     func hashedEntry() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let path = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
         let hashed = try shell("ssh-keygen -H -f \(path)")
@@ -151,7 +157,7 @@ struct HostKeyTests {
 struct AuthenticationTests {
     @Test("a key the server does not know gives an auth error naming user@host and the key tried")
     func wrongKey() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let stranger = try makeUserKey(in: fixture.clientDirectory, name: "stranger")
         let known = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
@@ -164,7 +170,7 @@ struct AuthenticationTests {
 
     @Test("a missing identity file is named as missing, not blamed on authorized_keys")
     func missingIdentityFile() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let missing = fixture.clientDirectory + "/no-such-key"
         let known = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
@@ -179,7 +185,7 @@ struct AuthenticationTests {
         let directory = try makeTemporaryDirectory("govuk-fab-rsa")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let rsaKey = try makeUserKey(in: directory, type: "rsa", name: "legacy")
-        let fixture = try StandaloneFixture(extraAuthorizedKeys: [try readText(rsaKey + ".pub")])
+        let fixture = try await StandaloneFixture.make(extraAuthorizedKeys: [try readText(rsaKey + ".pub")])
         defer { fixture.cleanUp() }
         let known = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
         let error = try await fixture.connectFailure(fixture.options(knownHosts: known, identityFiles: [rsaKey]))
@@ -190,7 +196,7 @@ struct AuthenticationTests {
 
     @Test("a passphrase-protected key works through a real ssh-agent")
     func agent() async throws {
-        let fixture = try StandaloneFixture()
+        let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
         let directory = fixture.clientDirectory
         let locked = try makeUserKey(in: directory, name: "locked", passphrase: "correct horse")

@@ -33,7 +33,9 @@ private func readPID(_ path: String) throws -> String {
     try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-@Suite("Test fleet of real sshd hosts", .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
+/// Serialized: these tests block while fleets start and stop, and the concurrency pool has one thread
+/// per core; run side by side they starved the SSH sessions of every other suite.
+@Suite("Test fleet of real sshd hosts", .serialized, .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
 struct TestFleetTests {
     @Test("each host listens on its own address with its own verified host keys")
     func hostsAreDistinctAndVerified() throws {
