@@ -64,6 +64,12 @@ enum CLI {
         }
     }
 
+    /// How many runs the audit file says have started.
+    static func startedLines(_ path: String) -> Int {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n")
+            .filter { $0.contains("\"event\":\"started\"") }.count
+    }
+
     static func runBlocking(
         _ arguments: [String], environment extra: [String: String], directory: String?,
         interruptAfter: Duration?
@@ -81,8 +87,19 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        // Ctrl-C is meant for a run that has started: wait (bounded) for this run's audit
+        // `started` line when the audit file is known, so a loaded machine that is slow to get
+        // the binary going does not receive the signal before its handler exists.
+        let auditPath = extra["XDG_STATE_HOME"].map { $0 + "/govuk-fab/audit.jsonl" }
+        let startedBefore = auditPath.map(Self.startedLines) ?? 0
         try process.run()
         if let interruptAfter {
+            if let auditPath {
+                let deadline = Date().addingTimeInterval(60)
+                while Self.startedLines(auditPath) <= startedBefore, process.isRunning, Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }
             Thread.sleep(forTimeInterval: Double(interruptAfter.components.seconds)
                 + Double(interruptAfter.components.attoseconds) / 1e18)
             kill(process.processIdentifier, SIGINT)
