@@ -19,7 +19,7 @@ struct GoReplayFleet {
         inventory = Inventory(
             name: "testfleet",
             ssh: SSHSettings(user: fleet.user, port: 2222, identityFiles: [fleet.clientKeyPath],
-                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(5), commandTimeout: .seconds(60)),
+                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
             parallelism: 10,
             services: ServiceSettings(manager: .supervisor, aliases: ["goreplay": ["goreplay", "gor"]]),
             hosts: fleet.hosts.map {

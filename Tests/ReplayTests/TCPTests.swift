@@ -9,6 +9,25 @@ import Testing
 import Glibc
 #endif
 
+/// Waits (bounded) until something accepts TCP connections on 127.0.0.1:`port`: a replayer
+/// started a moment ago on a loaded machine may not be listening yet.
+func waitUntilListening(_ port: Int, within limit: Duration = .seconds(30)) async {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(descriptor)
+        if connected == 0 { return }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+}
+
 /// A TCP port free on 127.0.0.1 right now (bound to 0, then released).
 func freeLoopbackPort() throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -243,8 +262,11 @@ struct TCPTests {
         // The replayer's life bounds the test; 25 s leaves a loaded CI machine room to start the
         // sender and replay 50 requests (10 s once cut it short: 48 of 50 acknowledged).
         async let replayer = runGoReplay(["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--exit-after", "25s"])
-        try await Task.sleep(for: .milliseconds(500))
-        let sender = await runGoReplay(["--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "3"])
+        await waitUntilListening(port)
+        // --output-http-timeout sets how long the sender waits for the last acknowledgements.
+        let sender = await runGoReplay([
+            "--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "3", "--output-http-timeout", "15s",
+        ])
         let replayed = await replayer
         #expect(sender.status == 0)
         #expect(replayed.status == 0)
@@ -263,9 +285,9 @@ struct TCPTests {
         let port = try freeLoopbackPort()
         let output = directory.appendingPathComponent("out.gor")
         async let replayer = runGoReplay([
-            "--input-tcp", "127.0.0.1:\(port)", "--output-file", output.path, "--output-file-append", "--exit-after", "3s",
+            "--input-tcp", "127.0.0.1:\(port)", "--output-file", output.path, "--output-file-append", "--exit-after", "8s",
         ])
-        try await Task.sleep(for: .milliseconds(500))
+        await waitUntilListening(port)
         var bytes: [UInt8] = []
         for index in 0..<200 {
             if index == 100 { bytes += Array("9 bad-type 1\nx".utf8) + GorFormat.separator }
@@ -316,10 +338,10 @@ struct TCPTests {
         try writeGor((0..<10).map { requestMessage($0, request("GET /tls/\($0) HTTP/1.1\nHost: example")) }, to: file)
         async let replayer = runGoReplay([
             "--input-tcp", "127.0.0.1:\(port)", "--input-tcp-secure", "--input-tcp-certificate", certificate.certificatePath,
-            "--input-tcp-certificate-key", certificate.keyPath, "--output-http", server.url, "--exit-after", "7s",
+            "--input-tcp-certificate-key", certificate.keyPath, "--output-http", server.url, "--exit-after", "40s",
         ])
-        try await Task.sleep(for: .milliseconds(500))
-        let base = ["--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "1", "--output-http-timeout", "1s"]
+        await waitUntilListening(port)
+        let base = ["--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "1", "--output-http-timeout", "8s"]
 
         let refused = await runGoReplay(base + ["--output-tcp-secure"])
         #expect(refused.status == 0)
@@ -363,7 +385,7 @@ struct TCPTests {
         }
         let replayerArguments = ["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--output-http-timeout", "2s"]
         let first = try GoReplayProcess(binary: binary, arguments: replayerArguments)
-        try await Task.sleep(for: .milliseconds(400))
+        await waitUntilListening(port)
         let senders = try files.map { file in
             // --output-http-timeout 9s: at the end of input, ten seconds to deliver what waited for the restart.
             try GoReplayProcess(binary: binary, arguments: ["--input-file", file, "--output-tcp", "127.0.0.1:\(port)", "--output-http-timeout", "9s"])
