@@ -65,7 +65,7 @@ struct MetricsEndpointTests {
         let command = GoReplayCommand(
             rawInputFactory: nil, handlesSignals: false, standardError: { line in errors.withLockedValue { $0.append(line) } },
             standardOutput: { _ in })
-        let arguments = ["--input-file", capture, "--output-http", staging.url, "--metrics", "127.0.0.1:0", "--exit-after", "10s"]
+        let arguments = ["--input-file", capture, "--output-http", staging.url, "--metrics", "127.0.0.1:0", "--exit-after", "20s"]
         let running = Task { await command.run(arguments: arguments) }
 
         // The address it bound, from its first line.
@@ -79,15 +79,16 @@ struct MetricsEndpointTests {
         }
         let metricsURL = try #require(url, "no metrics line: \(errors.withLockedValue { $0 })")
 
-        // Scrape until every replayed request is settled (at most ~8 s).
+        // Scrape until every replayed request is settled and compared (at most ~16 s of the
+        // run's 20: counters are published in batches, so a loaded machine needs the room).
         let n = Double(perEndpoint)
         var samples: [String: Double] = [:]
-        for _ in 0..<40 {
+        for _ in 0..<80 {
             samples = try Self.scrape(metricsURL, in: directory)
             let settled =
                 (samples["goreplay_responses_total{class=2xx,side=replayed}"] ?? 0) + (samples["goreplay_responses_total{class=5xx,side=replayed}"] ?? 0)
                 + (samples["goreplay_replay_failures_total{cause=connection}"] ?? 0) + (samples["goreplay_replay_failures_total{cause=timeout}"] ?? 0)
-            if settled >= 5 * n { break }
+            if settled >= 5 * n, (samples["goreplay_status_mismatches_total{}"] ?? 0) >= n { break }
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(samples["goreplay_requests_captured_total{}"] == 5 * n, "\(samples)")
