@@ -126,6 +126,12 @@ public struct TaskRegistry: Sendable {
             tasks ask for confirmation in environments with `confirm_changes`; read-only ones never
             ask. Playbooks are described in `docs/playbooks.md`.
 
+            As in Fabric 1, any task word may end with its own hosts: `host=NAME`, `hosts=A;B`,
+            `exclude_hosts=A;B`, `role=CLASS` or `roles=A;B` (node classes). They set that task's
+            hosts only, e.g. `app.status:nginx,hosts=cache-1` or `sdo:'service nginx restart',hosts=cache-2`;
+            `\\,` keeps a literal comma. The `fab` options (`-l`, `-H`, `-x`, `-R`, `-u`, `-i`, `-t`, `-T`,
+            `-P -z`, `--set`, `-- COMMAND`, …) are in `govuk-fab --help` and `docs/fabric-compat.md`.
+
             | Task | Changes hosts | Source | Summary |
             |------|---------------|--------|---------|
 
