@@ -47,28 +47,6 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// A certificate for 127.0.0.1 (IP SAN), so verification can succeed.
-struct LoopbackCertificate {
-    let directory: URL
-    var certificatePath: String { directory.appendingPathComponent("cert.pem").path }
-    var keyPath: String { directory.appendingPathComponent("key.pem").path }
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tcp-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=replayer",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", keyPath, "-out", certificatePath,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-    }
-}
-
 /// The built `goreplay` binary, if `swift build` has made it.
 func goreplayBinary() -> String? {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -331,7 +309,7 @@ struct TCPTests {
 
     @Test("TLS: verification is on by default (a self-signed replayer is refused and counted), trusted with a CA file, off only with skip-verify")
     func secure() async throws {
-        let certificate = try LoopbackCertificate()
+        let certificate = try SelfSignedCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

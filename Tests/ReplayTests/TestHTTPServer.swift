@@ -191,7 +191,8 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
     }
 }
 
-/// A self-signed certificate made with the openssl command line.
+/// A self-signed certificate for 127.0.0.1 (IP SAN) made with the openssl command line: refused
+/// unless verification is off or the certificate itself is the trusted CA.
 struct SelfSignedCertificate {
     let directory: URL
     var certificatePath: String { directory.appendingPathComponent("cert.pem").path }
@@ -204,6 +205,7 @@ struct SelfSignedCertificate {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1",
             "-keyout", directory.appendingPathComponent("key.pem").path,
             "-out", directory.appendingPathComponent("cert.pem").path,
         ]
