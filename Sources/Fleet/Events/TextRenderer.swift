@@ -1,6 +1,10 @@
 import Foundation
 
 /// Fabric-style text: `[host] out: …` / `[host] err: …` lines, per-host status lines and a final table.
+///
+/// Text that came from hosts (output, stderr lines, task messages) is shown through
+/// `TerminalText.visible`, so a host cannot move the cursor, recolour the terminal or forge
+/// another host's `[host] ok:` line with `\r` or escape sequences.
 public struct TextRenderer: FleetEventRenderer {
     /// Whether to use ANSI colours (the CLI decides, e.g. only on a terminal).
     public var colour: Bool
@@ -32,7 +36,10 @@ public struct TextRenderer: FleetEventRenderer {
             }
             out.append(finishedLine(result))
         case .notice(let host, let message, _):
-            out.append((host.map(prefix) ?? "") + message)
+            // A multi-line notice (goreplay.config's file) keeps its lines, each with the host's prefix.
+            for line in message.split(separator: "\n", omittingEmptySubsequences: false) {
+                out.append((host.map(prefix) ?? "") + TerminalText.visible(String(line)))
+            }
         case .summary(let summary):
             for pending in lines.flushAll() {
                 out.append(outputLine(host: pending.host, stream: pending.stream, line: pending.line))
@@ -56,7 +63,7 @@ public struct TextRenderer: FleetEventRenderer {
             let completed = !results.isEmpty && results.allSatisfy(\.outcome.isSuccess)
             let exit = firstFailure.map { $0.outcome.exitStatus.map(String.init) ?? "-" } ?? (completed ? "0" : "-")
             let time = results.reduce(Duration.zero) { $0 + $1.duration }
-            let stderr = firstFailure.map { Self.clip($0.lastStderrLine ?? Self.detail($0.outcome) ?? "", to: 100) } ?? ""
+            let stderr = firstFailure.map { Self.clip(TerminalText.visible($0.lastStderrLine ?? Self.detail($0.outcome) ?? ""), to: 100) } ?? ""
             if firstFailure != nil { failures.insert(rows.count) }
             rows.append([host] + cells + [exit, DurationText.format(time), stderr])
         }
@@ -110,7 +117,7 @@ public struct TextRenderer: FleetEventRenderer {
     }
 
     private func outputLine(host: String, stream: RemoteStream, line: String) -> String {
-        prefix(host) + (stream == .stdout ? "out: " : paint("err:", .yellow) + " ") + line
+        prefix(host) + (stream == .stdout ? "out: " : paint("err:", .yellow) + " ") + TerminalText.visible(line)
     }
 
     private func finishedLine(_ result: HostTaskResult) -> String {
@@ -119,14 +126,14 @@ public struct TextRenderer: FleetEventRenderer {
         case .exited(0):
             return prefix(result.host) + paint("ok", .green) + ": \(result.task) (\(time))"
         case .skipped(let reason):
-            return prefix(result.host) + "skipped: \(result.task) (\(reason))"
+            return prefix(result.host) + "skipped: \(result.task) (\(TerminalText.visible(reason)))"
         default:
             var line = prefix(result.host) + paint("FAILED", .red) + ": \(result.task) \(result.outcome) after \(time)"
             let detail = Self.detail(result.outcome)
-            if let detail { line += ": \(detail)" }
+            if let detail { line += ": \(TerminalText.visible(detail))" }
             // The runner passes a connection failure's message as the last line too: say it once.
             if let stderr = result.lastStderrLine, !stderr.isEmpty, stderr != detail {
-                line += " — \(Self.clip(stderr, to: 200))"
+                line += " — \(Self.clip(TerminalText.visible(stderr), to: 200))"
             }
             return line
         }
@@ -140,6 +147,46 @@ public struct TextRenderer: FleetEventRenderer {
 
     private static func clip(_ text: String, to length: Int) -> String {
         text.count <= length ? text : String(text.prefix(length - 1)) + "…"
+    }
+}
+
+/// Making untrusted text safe to print on a terminal.
+public enum TerminalText {
+    /// `text` with every control character written out visibly: `\r` and `\n` by name, other
+    /// C0 controls and DEL as `\x1b`-style hex, C1 controls, line/paragraph separators and
+    /// bidirectional overrides as `\u{9b}`-style escapes. Tabs are kept. A backslash already in the
+    /// text is left alone (escaping it too would garble every Windows path and regex a host prints).
+    public static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            guard needsEscape(scalar) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
+            switch scalar {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            default:
+                let hex = String(scalar.value, radix: 16)
+                out += scalar.value < 0x80
+                    ? "\\x" + (hex.count < 2 ? "0" + hex : hex)
+                    : "\\u{" + hex + "}"
+            }
+        }
+        return out
+    }
+
+    /// C0 (but not tab), DEL, C1, U+2028/U+2029 and the bidirectional embedding, override and
+    /// isolate characters, which reorder what a terminal shows.
+    public static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x09: false
+        case 0x00...0x1F, 0x7F...0x9F: true
+        case 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
     }
 }
 
