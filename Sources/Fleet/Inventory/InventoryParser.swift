@@ -232,8 +232,8 @@ public enum InventoryParser {
         let map = try tree.mapping(context: "replay", allowedKeys: ["binary_path", "service", "args", "fan_in"])
         var settings = ReplaySettings()
         if let fanIn = map["fan_in"] { settings.fanIn = try parseReplayFanIn(fanIn) }
-        if let path = map["binary_path"] { settings.binaryPath = try absolutePath(path) }
-        if let service = map["service"] { settings.service = try service.nonEmptyString() }
+        if let path = map["binary_path"] { settings.binaryPath = try serviceDefinitionText(path, try absolutePath(path)) }
+        if let service = map["service"] { settings.service = try serviceDefinitionText(service, try service.nonEmptyString()) }
         if let args = map["args"] {
             guard case .mapping(let mapping) = args.node else { throw args.wrongType("a mapping") }
             let names = Array(mapping.keys.compactMap(\.string))
@@ -249,7 +249,7 @@ public enum InventoryParser {
         let map = try tree.mapping(context: "replay args '\(tree.path)'",
                                    allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
         let captureTree = try map.required("capture")
-        let capture = try captureTree.nonEmptyString()
+        let capture = try serviceDefinitionText(captureTree, try captureTree.nonEmptyString())
         // goreplay accepts ":80" (every interface), so an empty host is allowed here;
         // `{address}` stands for each host's own address (see docs/inventory.md).
         let concrete = capture.replacingOccurrences(of: ReplayArguments.addressPlaceholder, with: "127.0.0.1")
@@ -269,12 +269,12 @@ public enum InventoryParser {
                 allowMethods.append(method)
             }
         }
-        let extra = try map["extra_args"]?.stringList() ?? []
+        let extra = try serviceDefinitionList(map["extra_args"])
         return ReplayArguments(capture: capture, targets: targets, allowMethods: allowMethods, extraArgs: extra)
     }
 
     static func parseTargets(_ targetsTree: YAMLTree) throws(InventoryError) -> [String] {
-        let targets = try targetsTree.stringList()
+        let targets = try serviceDefinitionList(targetsTree)
         guard !targets.isEmpty else { throw targetsTree.invalid("[]", "list at least one target URL") }
         for (index, target) in targets.enumerated() {
             guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
@@ -287,11 +287,31 @@ public enum InventoryParser {
 
     static func parseReplayFanIn(_ tree: YAMLTree) throws(InventoryError) -> ReplayFanIn {
         let map = try tree.mapping(context: "replay.fan_in", allowedKeys: ["replayer", "port", "targets", "extra_args"])
-        let replayer = try map.required("replayer").nonEmptyString()
+        let replayerTree = try map.required("replayer")
+        let replayer = try serviceDefinitionText(replayerTree, try replayerTree.nonEmptyString())
         let port = try map["port"]?.int(in: 1...65535) ?? ReplayFanIn.defaultPort
         let targets = try parseTargets(try map.required("targets"))
-        let extra = try map["extra_args"]?.stringList() ?? []
+        let extra = try serviceDefinitionList(map["extra_args"])
         return ReplayFanIn(replayer: replayer, port: port, targets: targets, extraArgs: extra)
+    }
+
+    /// A value deploy-goreplay writes into a service definition (systemd unit, upstart job, run
+    /// script), where a newline would start a directive of its own (`ExecStartPre=…` runs as root).
+    static func serviceDefinitionText(_ tree: YAMLTree, _ text: String) throws(InventoryError) -> String {
+        if let bad = text.unicodeScalars.first(where: { TerminalText.needsEscape($0) }) {
+            throw tree.invalid(
+                TerminalText.visible(text),
+                "contains the control character U+\(String(format: "%04X", bad.value)); values written into the goreplay service definition may not contain control characters (a newline would add a directive of its own)")
+        }
+        return text
+    }
+
+    /// A list of non-empty strings, each checked by `serviceDefinitionText`, located by item.
+    static func serviceDefinitionList(_ tree: YAMLTree?) throws(InventoryError) -> [String] {
+        guard let tree else { return [] }
+        var values: [String] = []
+        for item in try tree.list() { values.append(try serviceDefinitionText(item, try item.nonEmptyString())) }
+        return values
     }
 
     static func parseHosts(_ tree: YAMLTree) throws(InventoryError) -> [(host: Host, location: SourceLocation)] {

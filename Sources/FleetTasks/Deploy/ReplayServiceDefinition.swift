@@ -1,4 +1,5 @@
 import Fleet
+import Foundation
 import SSHTransport
 
 /// The service definition that runs goreplay on a host, rendered for the
@@ -26,6 +27,17 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
         let argv = try topologyArguments(settings, host: host, inventory: inventory)
         let service = settings.service
         let binary = settings.binaryPath
+        // The inventory parser refuses these already, with the file and line; this keeps an
+        // inventory built in code (or a host address from a live source) from writing a unit
+        // with a directive of its own.
+        for value in [binary, service, inventory.name] + argv {
+            if let bad = value.unicodeScalars.first(where: TerminalText.needsEscape) {
+                throw DeployError(
+                    host: host.name,
+                    reason: "'\(TerminalText.visible(value))' contains the control character U+\(String(format: "%04X", bad.value)) and would be written into \(service)'s service definition",
+                    remedy: "remove it from the inventory's replay settings")
+            }
+        }
         let header = "Written by govuk-fab deploy-goreplay from the \(inventory.name) inventory; local changes are overwritten."
         switch manager {
         case .supervisor:
