@@ -6,7 +6,12 @@ import Synchronization
 /// All terminal output of one run. Events are rendered and written under one
 /// lock, so lines from two hosts never mix; errors go to stderr as one line.
 final class Console: Sendable {
-    private let state: Mutex<any FleetEventRenderer>
+    private enum Renderer {
+        case text(TextRenderer, inventory: InventoryOrigin?)
+        case json(JSONLinesRenderer)
+    }
+
+    private let state: Mutex<Renderer>
     /// The progress line shown at the bottom of a terminal.
     private let progress = Mutex(Progress())
     let json: Bool
@@ -22,9 +27,21 @@ final class Console: Sendable {
         self.colour = useColour
         self.showsProgress = !json && Console.stdoutIsTerminal && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         if json {
-            state = Mutex(JSONLinesRenderer())
+            state = Mutex(.json(JSONLinesRenderer()))
         } else {
-            state = Mutex(TextRenderer(colour: useColour))
+            state = Mutex(.text(TextRenderer(colour: useColour), inventory: nil))
+        }
+    }
+
+    /// The inventory file named in the run header (text) or `run_started` (JSON).
+    func use(inventory origin: InventoryOrigin) {
+        state.withLock { renderer in
+            switch renderer {
+            case .text(let text, _): renderer = .text(text, inventory: origin)
+            case .json(var json):
+                json.inventory = origin
+                renderer = .json(json)
+            }
         }
     }
 
@@ -33,7 +50,7 @@ final class Console: Sendable {
 
     func emit(_ event: FleetEvent) {
         state.withLock { renderer in
-            let text = renderer.render(event)
+            let text = Console.render(event, with: &renderer)
             guard showsProgress else {
                 if !text.isEmpty { Console.write(text, to: STDOUT_FILENO) }
                 return
@@ -47,12 +64,39 @@ final class Console: Sendable {
         }
     }
 
+    private static func render(_ event: FleetEvent, with renderer: inout Renderer) -> String {
+        switch renderer {
+        case .text(var text, let inventory):
+            var out = text.render(event)
+            renderer = .text(text, inventory: inventory)
+            // The header names the inventory file: it decided which hosts are touched.
+            if case .runStarted = event, let inventory { out += "inventory: \(visible(inventory.description))\n" }
+            return out
+        case .json(var json):
+            let out = json.render(event)
+            renderer = .json(json)
+            return out
+        }
+    }
+
+    /// Control characters in a path shown as `\u{…}`, so a file name cannot rewrite the terminal.
+    static func visible(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     /// Prints `message` as `govuk-fab: error: …` (or a JSON error event) and
     /// returns `code` for the caller to exit with.
     func fail(_ message: String, code: FleetExitCode) -> Int32 {
         if json {
-            let object: [String: Any] = ["event": "error", "message": message, "exit_code": Int(code.rawValue)]
-            Console.write(Console.jsonLine(object), to: STDOUT_FILENO)
+            Console.write(JSONLines.line(ErrorEvent(message: message, exitCode: code), time: Date()), to: STDOUT_FILENO)
         }
         Console.write("govuk-fab: error: \(message)\n", to: STDERR_FILENO)
         return code.rawValue
@@ -74,24 +118,19 @@ final class Console: Sendable {
     func hostListing(_ hosts: [Fleet.Host]) -> [String] {
         let sorted = Inventory.sortedForListing(hosts)
         if json {
-            return sorted.map { host in
-                Console.jsonLine([
-                    "event": "host", "name": host.name, "address": host.address, "node_class": host.nodeClass,
-                    "puppet_classes": host.puppetClasses,
-                ]).trimmingCharacters(in: .newlines)
-            }
+            let now = Date()
+            return sorted.map { Console.jsonLine(HostEvent($0), time: now) }
         }
         return sorted.map(\.name)
     }
 
     func classListing(_ summary: ClassSummary) -> [String] {
         if json {
+            let now = Date()
             return summary.puppetClasses.map {
-                Console.jsonLine(["event": "class", "kind": "puppet_class", "name": $0.name, "hosts": $0.hostCount])
-                    .trimmingCharacters(in: .newlines)
+                Console.jsonLine(ClassEvent(kind: "puppet_class", name: $0.name, hosts: $0.hostCount), time: now)
             } + summary.nodeClasses.map {
-                Console.jsonLine(["event": "class", "kind": "node_class", "name": $0.name, "hosts": $0.hostCount])
-                    .trimmingCharacters(in: .newlines)
+                Console.jsonLine(ClassEvent(kind: "node_class", name: $0.name, hosts: $0.hostCount), time: now)
             }
         }
         var lines = ["Node classes (class:NAME):"]
@@ -116,10 +155,10 @@ final class Console: Sendable {
 
     func printTaskList(_ descriptors: [TaskDescriptor]) {
         if json {
+            let now = Date()
             emitLocal(descriptors.map {
-                Console.jsonLine(["event": "task", "name": $0.name, "usage": $0.usage, "summary": $0.summary,
-                                  "changes_hosts": $0.changesHosts, "source": $0.source])
-                    .trimmingCharacters(in: .newlines)
+                Console.jsonLine(TaskEvent(name: $0.name, usage: $0.usage, summary: $0.summary,
+                                           changesHosts: $0.changesHosts, source: $0.source), time: now)
             })
             return
         }
@@ -136,9 +175,9 @@ final class Console: Sendable {
 
     // MARK: Plumbing
 
-    static func jsonLine(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}\n" }
-        return String(decoding: data, as: UTF8.self) + "\n"
+    /// One event for ``emitLocal(_:)``, which adds the newline.
+    static func jsonLine(_ event: some JSONLineEvent, time: Date) -> String {
+        String(JSONLines.line(event, time: time).dropLast())
     }
 
     /// Writes all of `text`, retrying short writes; a closed pipe is ignored

@@ -19,10 +19,16 @@ struct FabSession {
         self.console = Console(json: invocation.json, colour: invocation.colour)
     }
 
+    var search: ConfigurationSearch {
+        ConfigurationSearch(configDirectory: invocation.configDirectory, environment: environment)
+    }
+
     func run() async -> Int32 {
+        let search = self.search
+        if let warning = search.unreadPlaybooks() { console.warn(warning) }
         let registry: TaskRegistry
         do {
-            registry = try TaskRegistry.standard(playbookDirectories: ResourcePaths.playbookDirectories(environment))
+            registry = try TaskRegistry.standard(playbookDirectories: search.playbookDirectories.map(\.path))
         } catch {
             return console.fail("\(error)", code: .usage)
         }
@@ -53,18 +59,30 @@ struct FabSession {
             return console.fail("missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", code: .usage)
         }
 
-        // Inventory.
+        // Inventory: --inventory, else the search path (never the current directory unasked).
         var inventory: Inventory
         do {
             if let path = invocation.inventoryPath {
                 inventory = try InventoryLoader.load(file: path, defaultName: environmentName)
             } else {
                 inventory = try InventoryLoader.load(
-                    environment: environmentName, searchPaths: ResourcePaths.inventorySearchPaths(environment))
+                    environment: environmentName, searchPaths: search.inventoryDirectories.map(\.path))
             }
         } catch {
+            if invocation.inventoryPath == nil, let warning = search.unreadInventory(environment: environmentName, used: nil) {
+                console.warn(warning)
+            }
             return console.fail("\(error)", code: .usage)
         }
+        let inventoryOrigin: InventoryOrigin
+        if invocation.inventoryPath == nil {
+            inventoryOrigin = search.origin(ofInventoryAt: inventory.sourcePath)
+            if let warning = search.unreadInventory(environment: environmentName, used: inventoryOrigin.path) { console.warn(warning) }
+        } else {
+            inventoryOrigin = InventoryOrigin(
+                path: URL(fileURLWithPath: inventory.sourcePath).standardizedFileURL.path, source: .inventoryOption)
+        }
+        console.use(inventory: inventoryOrigin)
         // Command-line connection settings beat the inventory's (and so ssh_config's).
         if let user = invocation.user {
             inventory.ssh.user = user
@@ -89,8 +107,7 @@ struct FabSession {
             }
             if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
             let options = clientOptions(for: inventory)
-            var logger = Logger(label: "govuk-fab")
-            logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            let logger = makeLogger()
             let lister = LiveHostLister(
                 inventory: inventory, options: options, cacheDirectory: LiveHostLister.defaultCacheDirectory(environment),
                 refresh: invocation.refresh, logger: logger)
@@ -130,9 +147,7 @@ struct FabSession {
         } catch {
             return console.fail("\(error)", code: .usage)
         }
-        var logger = Logger(label: "govuk-fab")
-        logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-            ?? (invocation.outputLevels.shows(.debug) ? .debug : .warning)
+        let logger = makeLogger()
         let context = RunContext(
             inventory: inventory, time: time, dryRun: invocation.dryRun, force: invocation.force,
             commandTimeout: invocation.commandTimeout ?? inventory.ssh.commandTimeout, logger: logger,
@@ -227,7 +242,7 @@ struct FabSession {
         // "abandoned" when a second Ctrl-C exits at once.
         let audit = RunAudit(
             log: AuditLog(environment: environment), user: environment["USER"] ?? environment["LOGNAME"] ?? "unknown",
-            argv: invocation.argv, warn: { console.warn($0) })
+            argv: invocation.argv, inventory: inventoryOrigin, warn: { console.warn($0) })
         var seen = Set<String>()
         audit.started(environment: inventory.name, hosts: planned.flatMap(\.hosts).map(\.name).filter { seen.insert($0).inserted },
                       tasks: planned.map(\.task.invocation.raw))
@@ -245,6 +260,14 @@ struct FabSession {
 }
 
 extension FabSession {
+    /// swift-log on stderr: `GOVUK_FAB_LOG_LEVEL` if set, else debug with `-v` or `--show debug`, else warnings.
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "govuk-fab")
+        logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? (invocation.verbose || invocation.outputLevels.shows(.debug) ? .debug : .warning)
+        return logger
+    }
+
     /// SSH client options from the inventory with the command line's -t, -i, -k, -a, --keepalive
     /// and --system-known-hosts applied.
     func clientOptions(for inventory: Inventory) -> SSHClientOptions {
@@ -302,30 +325,5 @@ extension FabSession {
         }
         console.emitLocal(console.helpText(descriptor))
         return 0
-    }
-}
-
-/// Where inventories and playbooks are found: the working directory first,
-/// then the directory named by an environment variable, then the checkout
-/// the binary was built in (so `.build/release/govuk-fab` works from anywhere).
-enum ResourcePaths {
-    static func inventorySearchPaths(_ environment: [String: String]) -> [String] {
-        var paths = InventoryLoader.defaultSearchPaths(environment: environment)
-        if let root = checkoutRoot() { paths.append(root + "/inventories") }
-        return unique(paths)
-    }
-
-    static func playbookDirectories(_ environment: [String: String]) -> [String] {
-        var paths = ["playbooks"]
-        if let dir = environment["GOVUK_FAB_PLAYBOOK_DIR"], !dir.isEmpty { paths.append(dir) }
-        if let root = checkoutRoot() { paths.append(root + "/playbooks") }
-        return unique(paths).filter { FileManager.default.fileExists(atPath: $0) }
-    }
-
-    static func checkoutRoot() -> String? { CheckoutLocator.root() }
-
-    private static func unique(_ paths: [String]) -> [String] {
-        var seen = Set<String>()
-        return paths.filter { seen.insert(URL(fileURLWithPath: $0).standardizedFileURL.path).inserted }
     }
 }

@@ -28,11 +28,17 @@ public struct GovukFab: AsyncParsableCommand {
             Fabric options that would weaken security or have no meaning here (-A, -D, -p, -I, -f, -c, -s, --gss-*, --skip-unknown-tasks) are refused with the reason; docs/fabric-compat.md compares every fab option.
 
             Exit codes: 0 ok, 1 some host failed, 2 usage or inventory error, 3 refused, 4 no hosts matched, 130 interrupted (check-goreplay: 0-3 as a plugin). Shell completion: govuk-fab --generate-completion-script bash|zsh|fish.
-            """)
+            """,
+        version: "govuk-fab " + GovukFab.version)
 
-    @Argument(help: ArgumentHelp(
-        "ENVIRONMENT, then selectors and tasks; '-- COMMAND' runs COMMAND on the selected hosts after them (as do:).",
-        valueName: "words"))
+    @Argument(
+        help: ArgumentHelp(
+            "ENVIRONMENT, then selectors and tasks; '-- COMMAND' runs COMMAND on the selected hosts after them (as do:).",
+            valueName: "words"),
+        completion: .custom { words, index, prefix in
+            WordCompletion(environment: ProcessInfo.processInfo.environment)
+                .candidates(words: words, index: index, prefix: prefix)
+        })
     var words: [String] = []
 
     /// The words before `--` and the command after it (see ``FabricOptions/remainderMarker``).
@@ -43,13 +49,16 @@ public struct GovukFab: AsyncParsableCommand {
 
     // MARK: Hosts
 
-    @Option(name: [.customShort("H"), .customLong("hosts")], help: "Hosts by name or address, comma separated (repeatable).")
+    @Option(name: [.customShort("H"), .customLong("hosts")],
+            help: ArgumentHelp("Hosts by name or address, comma separated (repeatable).", valueName: "hosts"))
     var hosts: [String] = []
 
-    @Option(name: [.customShort("R"), .customLong("roles")], help: "Node classes to run on, comma separated (as class:NAME).")
+    @Option(name: [.customShort("R"), .customLong("roles")],
+            help: ArgumentHelp("Node classes to run on, comma separated (as class:NAME).", valueName: "classes"))
     var roles: [String] = []
 
-    @Option(name: [.customShort("x"), .customLong("exclude-hosts")], help: "Hosts to leave out, comma separated (repeatable).")
+    @Option(name: [.customShort("x"), .customLong("exclude-hosts")],
+            help: ArgumentHelp("Hosts to leave out, comma separated (repeatable).", valueName: "hosts"))
     var excludeHosts: [String] = []
 
     // MARK: Execution
@@ -57,7 +66,8 @@ public struct GovukFab: AsyncParsableCommand {
     @Flag(name: [.customShort("P"), .customLong("parallel")], help: "Run hosts in parallel (the default; -P N still sets the pool size).")
     var parallel = false
 
-    @Option(name: [.customShort("z"), .customLong("pool-size")], help: "Hosts worked on at once (default: the inventory's parallelism).")
+    @Option(name: [.customShort("z"), .customLong("pool-size")],
+            help: ArgumentHelp("Hosts worked on at once (default: the inventory's parallelism).", valueName: "n"))
     var poolSize: Int?
 
     @Flag(help: "One host at a time (Fabric's default; same as -z 1).")
@@ -72,8 +82,15 @@ public struct GovukFab: AsyncParsableCommand {
     @Flag(help: "JSON Lines events on stdout instead of text.")
     var json = false
 
-    @Option(help: "Inventory file to use instead of inventories/ENVIRONMENT.yml.")
+    @Option(help: ArgumentHelp("Inventory file to use instead of inventories/ENVIRONMENT.yml.", valueName: "file"),
+            completion: .file(extensions: ["yml", "yaml"]))
     var inventory: String?
+
+    @Option(name: .customLong("config-dir"),
+            help: ArgumentHelp("Read DIR/inventories and DIR/playbooks instead of the checkout's or installed ones"
+                + " (--config-dir . for the current directory, which is never read unasked).", valueName: "dir"),
+            completion: .directory)
+    var configDirectory: String?
 
     @Flag(name: [.customShort("w"), .customLong("warn-only")], help: "Keep failed hosts in for later tasks.")
     var warnOnly = false
@@ -85,31 +102,38 @@ public struct GovukFab: AsyncParsableCommand {
     var skipBadHosts = false
 
     @Option(name: [.customShort("t"), .customLong("timeout"), .customLong("connect-timeout")],
-            help: "Connect timeout: seconds (10) or a duration (10s) (default: the inventory's).")
-    var connectTimeout: String?
+            help: ArgumentHelp("Connect timeout: seconds (10) or a duration (10s) (default: the inventory's).",
+                               valueName: "duration"))
+    var connectTimeout: TimeoutArgument?
 
     @Option(name: [.customShort("T"), .customLong("command-timeout")],
-            help: "Per-command timeout: seconds (60) or a duration (5m); the remote command is killed.")
-    var commandTimeout: String?
+            help: ArgumentHelp("Per-command timeout: seconds (60) or a duration (5m); the remote command is killed.",
+                               valueName: "duration"))
+    var commandTimeout: TimeoutArgument?
 
-    @Option(name: [.customShort("n"), .customLong("connection-attempts")], help: "Attempts to connect to each host before giving up (default 1).")
+    @Option(name: [.customShort("n"), .customLong("connection-attempts")],
+            help: ArgumentHelp("Attempts to connect to each host before giving up (default 1).", valueName: "n"))
     var connectionAttempts: Int?
 
-    @Option(help: "Send an SSH keepalive every N seconds (0: never; default 15).")
+    @Option(help: ArgumentHelp("Send an SSH keepalive every N seconds (0: never; default 15).", valueName: "seconds"))
     var keepalive: Int?
 
     @Flag(help: "Run even inside the data-sync window.")
     var force = false
 
-    @Option(name: .customLong("set"), help: "KEY=VALUE,... settings for playbooks (repeatable; KEY alone is True).")
+    @Option(name: .customLong("set"),
+            help: ArgumentHelp("KEY=VALUE,... settings for playbooks (repeatable; KEY alone is True).", valueName: "settings"))
     var settings: [String] = []
 
     // MARK: Connection
 
-    @Option(name: [.customShort("u"), .customLong("user")], help: "Login user (default: the inventory's, else ssh_config's, else yours).")
+    @Option(name: [.customShort("u"), .customLong("user")],
+            help: ArgumentHelp("Login user (default: the inventory's, else ssh_config's, else yours).", valueName: "user"))
     var user: String?
 
-    @Option(name: .customShort("i"), help: ArgumentHelp("Private key file, tried before the inventory's (repeatable).", valueName: "path"))
+    @Option(name: .customShort("i"),
+            help: ArgumentHelp("Private key file, tried before the inventory's (repeatable).", valueName: "path"),
+            completion: .file())
     var identityFiles: [String] = []
 
     @Flag(name: [.customShort("a"), .customLong("no_agent"), .customLong("no-agent")], help: "Do not use ssh-agent.")
@@ -118,13 +142,16 @@ public struct GovukFab: AsyncParsableCommand {
     @Flag(name: [.customShort("k"), .customLong("no-keys")], help: "Use no key files except those given with -i.")
     var noKeys = false
 
-    @Option(help: "SSH port (default: the inventory's, else ssh_config's, else 22).")
+    @Option(help: ArgumentHelp("SSH port (default: the inventory's, else ssh_config's, else 22).", valueName: "port"))
     var port: Int?
 
-    @Option(name: [.customShort("g"), .customLong("gateway")], help: "Jump host [user@]host[:port], replacing the inventory's gateway.")
+    @Option(name: [.customShort("g"), .customLong("gateway")],
+            help: ArgumentHelp("Jump host [user@]host[:port], replacing the inventory's gateway.", valueName: "host"))
     var gateway: String?
 
-    @Option(name: .customLong("ssh-config-path"), help: "ssh_config file to read instead of ~/.ssh/config ('none': no file).")
+    @Option(name: .customLong("ssh-config-path"),
+            help: ArgumentHelp("ssh_config file to read instead of ~/.ssh/config ('none': no file).", valueName: "file"),
+            completion: .file())
     var sshConfigPath: String?
 
     @Flag(name: .customLong("system-known-hosts"), help: "Also trust keys in /etc/ssh/ssh_known_hosts.")
@@ -138,10 +165,12 @@ public struct GovukFab: AsyncParsableCommand {
 
     // MARK: Output
 
-    @Option(help: "Output levels to hide, comma separated (status, running, stdout, stderr, warnings, debug, output, commands, everything).")
+    @Option(help: ArgumentHelp(
+        "Output levels to hide, comma separated (status, running, stdout, stderr, warnings, debug, output, commands, everything).",
+        valueName: "levels"))
     var hide: [String] = []
 
-    @Option(help: "Output levels to show, comma separated (as --hide).")
+    @Option(help: ArgumentHelp("Output levels to show, comma separated (as --hide).", valueName: "levels"))
     var show: [String] = []
 
     @Flag(name: .customLong("abort-on-prompts"), help: "Accepted: govuk-fab never prompts on a host (sudo -n, no password auth).")
@@ -170,14 +199,22 @@ public struct GovukFab: AsyncParsableCommand {
     @Flag(help: "List task names only, one per line.")
     var shortlist = false
 
-    @Option(name: [.customShort("F"), .customLong("list-format")], help: "--list format: short, normal or nested (ssh_config is --ssh-config-path).")
+    @Option(name: [.customShort("F"), .customLong("list-format")],
+            help: ArgumentHelp("--list format: short, normal or nested (ssh_config is --ssh-config-path).", valueName: "format"),
+            completion: .list(["short", "normal", "nested"]))
     var listFormat: String?
 
-    @Option(name: [.customShort("d"), .customLong("display")], help: "Show the help of task NAME (as help:NAME).")
+    @Option(name: [.customShort("d"), .customLong("display")],
+            help: ArgumentHelp("Show the help of task NAME (as help:NAME).", valueName: "task"))
     var display: String?
 
-    @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
+    /// `--version` is ArgumentParser's (from `configuration.version`); `-V` is Fabric's spelling.
+    @Flag(name: .customShort("V"), help: "Print the version and exit (as --version).")
     var version = false
+
+    @Flag(name: [.customShort("v"), .customLong("verbose")],
+          help: "Log what govuk-fab does (connections, caches) on stderr (GOVUK_FAB_LOG_LEVEL overrides).")
+    var verbose = false
 
     public init() {}
 
@@ -205,18 +242,8 @@ public struct GovukFab: AsyncParsableCommand {
             throw ValidationError("-z/--pool-size takes a number of hosts, 1 or more (got \(poolSize))")
         }
         var checked = Checked(settings: [:], outputLevels: OutputLevels(), listFormat: .normal)
-        if let connectTimeout {
-            guard let value = FabricOptions.seconds(connectTimeout), value > .zero else {
-                throw ValidationError("-t/--timeout: '\(connectTimeout)' is not a number of seconds or a duration; use e.g. 10 or 10s")
-            }
-            checked.connectTimeout = value
-        }
-        if let commandTimeout {
-            guard let value = FabricOptions.seconds(commandTimeout), value > .zero else {
-                throw ValidationError("-T/--command-timeout: '\(commandTimeout)' is not a number of seconds or a duration; use e.g. 60 or 5m")
-            }
-            checked.commandTimeout = value
-        }
+        checked.connectTimeout = connectTimeout?.duration
+        checked.commandTimeout = commandTimeout?.duration
         if let connectionAttempts, !(1...100).contains(connectionAttempts) {
             throw ValidationError("-n/--connection-attempts takes 1 to 100 (got \(connectionAttempts))")
         }
@@ -246,6 +273,12 @@ public struct GovukFab: AsyncParsableCommand {
         if listFormat != nil && !list && !shortlist && !words.isEmpty {
             throw ValidationError("-F/--list-format only changes --list; add -l (for an ssh_config file use --ssh-config-path PATH)")
         }
+        if let configDirectory {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: configDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--config-dir \(configDirectory): no directory there; give one holding inventories/ or playbooks/")
+            }
+        }
         checked.settings = try FabricOptions.settings(settings)
         checked.outputLevels = try OutputLevels.parse(show: show, hide: hide)
         let informational = list || shortlist || display != nil || version
@@ -273,14 +306,14 @@ public struct GovukFab: AsyncParsableCommand {
             words: words, remainderCommand: remainder?.joined(separator: " "),
             hosts: splitNames(hosts), roles: splitNames(roles), excludeHosts: splitNames(excludeHosts),
             parallel: serial ? 1 : poolSize, dryRun: dryRun,
-            yes: yes, json: json, inventoryPath: inventory, warnOnly: warnOnly, abortOnFailure: abortOnFailure,
+            yes: yes, json: json, inventoryPath: inventory, configDirectory: configDirectory, warnOnly: warnOnly, abortOnFailure: abortOnFailure,
             skipBadHosts: skipBadHosts, connectTimeout: checked.connectTimeout, commandTimeout: checked.commandTimeout,
             connectionAttempts: connectionAttempts ?? 1, keepalive: keepalive, user: user, identityFiles: identityFiles,
             useAgent: !noAgent, noKeys: noKeys, port: port, gateway: checked.gateway, systemKnownHosts: systemKnownHosts,
             sshConfigFile: sshConfigPath, refresh: refresh, force: force, settings: checked.settings,
             outputLevels: checked.outputLevels, list: list || shortlist || listFormat != nil && words.isEmpty,
             listFormat: checked.listFormat, display: display,
-            colour: noColor ? .never : .auto, argv: CommandLine.arguments)
+            colour: noColor ? .never : .auto, verbose: verbose, argv: CommandLine.arguments)
         let status = await FabSession(invocation: invocation, environment: ProcessInfo.processInfo.environment).run()
         if status != 0 { throw ExitCode(status) }
     }
@@ -292,9 +325,11 @@ public struct GovukFab: AsyncParsableCommand {
     /// (ArgumentParser's default is 64).
     public static func mainWithDocumentedExitCodes(_ arguments: [String]? = nil) async -> Never {
         signal(SIGPIPE, SIG_IGN)
+        let given = arguments ?? Array(CommandLine.arguments.dropFirst())
         let normalised: [String]
         do {
-            normalised = try FabricOptions.normalise(arguments ?? Array(CommandLine.arguments.dropFirst()))
+            // A completion request from a generated shell script is ArgumentParser's to read as it is.
+            normalised = given.first == "---completion" ? given : try FabricOptions.normalise(given)
         } catch {
             FileHandle.standardError.write(Data("govuk-fab: error: \(error)\n".utf8))
             Foundation.exit(FleetExitCode.usage.rawValue)
@@ -346,6 +381,8 @@ struct Invocation: Sendable {
     var yes: Bool
     var json: Bool
     var inventoryPath: String?
+    /// `--config-dir DIR`: DIR/inventories and DIR/playbooks.
+    var configDirectory: String? = nil
     var warnOnly: Bool
     var abortOnFailure: Bool
     var skipBadHosts: Bool = false
@@ -374,5 +411,7 @@ struct Invocation: Sendable {
     /// `-d NAME`.
     var display: String?
     var colour: Colour
+    /// `-v/--verbose`: debug logging on stderr.
+    var verbose: Bool = false
     var argv: [String]
 }

@@ -112,7 +112,8 @@ public struct PuppetDBClient: Sendable {
 
     /// The AST query for nodes whose catalogue contains `Class[title]`, certnames only.
     public static func classQuery(title: String) -> String {
-        #"["extract",["certname"],["and",["=","type","Class"],["=","title",\#(jsonString(title))]]]"#
+        ASTQuery.list(["extract", .list(["certname"]),
+                       .list(["and", .list(["=", "type", "Class"]), .list(["=", "title", .string(title)])])]).json
     }
 
     /// Every active node whose catalogue declares the class (`gor`, `govuk::node::s_cache`),
@@ -133,8 +134,11 @@ public struct PuppetDBClient: Sendable {
 
     /// Inventory facts of several nodes in one query, keyed by certname.
     public func inventoryFacts(certnames: [String]) async throws(PuppetDBError) -> [String: [String: String]] {
-        let factQuery = #"["and",["in","certname",["array",[\#(certnames.map(Self.jsonString).joined(separator: ","))]]],"#
-            + #"["in","name",["array",[\#(Self.inventoryFacts.map(Self.jsonString).joined(separator: ","))]]]]"#
+        let factQuery = ASTQuery.list([
+            "and",
+            .list(["in", "certname", .list(["array", .list(certnames.map(ASTQuery.string))])]),
+            .list(["in", "name", .list(["array", .list(Self.inventoryFacts.map(ASTQuery.string))])]),
+        ]).json
         let rows: [FactRow] = try await query(endpoint: "/pdb/query/v4/facts", query: factQuery)
         var result: [String: [String: String]] = [:]
         for row in rows {
@@ -188,24 +192,6 @@ public struct PuppetDBClient: Sendable {
         return parts.isEmpty ? "top level" : parts.joined()
     }
 
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
     /// RFC 3986 unreserved characters stay; everything else is %XX (UTF-8).
     static func percentEncode(_ text: String) -> String {
         var out = ""
@@ -220,6 +206,32 @@ public struct PuppetDBClient: Sendable {
             }
         }
         return out
+    }
+}
+
+/// A PuppetDB AST query (nested arrays of strings), written by JSONEncoder: no hand-made quoting.
+enum ASTQuery: Encodable, ExpressibleByStringLiteral {
+    case string(String)
+    case list([ASTQuery])
+
+    init(stringLiteral value: String) { self = .string(value) }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .string(let text):
+            var container = encoder.singleValueContainer()
+            try container.encode(text)
+        case .list(let items):
+            var container = encoder.unkeyedContainer()
+            for item in items { try container.encode(item) }
+        }
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Strings and arrays of them always encode.
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 }
 

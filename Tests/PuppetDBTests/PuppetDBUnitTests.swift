@@ -32,8 +32,14 @@ struct PuppetDBUnitTests {
         #expect(parsed.first as? String == "extract")
     }
 
-    @Test func jsonStringEscapes() {
-        #expect(PuppetDBClient.jsonString("a\"b\\c\n\u{1}") == #""a\"b\\c\n\u0001""#)
+    @Test func queryStringsAreEscapedByTheEncoder() throws {
+        let title = "a\"b\\c\n\u{1}/\u{2028}"
+        let query = PuppetDBClient.classQuery(title: title)
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(query.utf8)) as? [Any])
+        let and = try #require(parsed.last as? [Any])
+        let equals = try #require(and.last as? [String])
+        #expect(equals == ["=", "title", title])
+        #expect(!query.contains("\\/"), "slashes are not escaped: \(query)")
     }
 
     @Test func percentEncoding() {

@@ -61,6 +61,8 @@ public struct AuditRecord: Sendable, Hashable {
     /// For `started`: the hosts and tasks about to run.
     public var plannedHosts: [String] = []
     public var plannedTasks: [String] = []
+    /// The inventory file the run used, and how it was chosen.
+    public var inventory: InventoryOrigin?
 
     /// Creates a record.
     public init(user: String, time: Date, environment: String, argv: [String], hosts: [HostEntry],
@@ -92,28 +94,53 @@ public struct AuditRecord: Sendable, Hashable {
         return record
     }
 
-    /// The record as one JSON line (sorted keys, ending in `\n`).
+    /// The record as one JSON line (sorted keys, ending in `\n`), through the one encoder.
     public var jsonLine: String {
-        if event == .started {
-            let object: [String: JSONValue] = [
-                "event": .string(event.rawValue), "user": .string(user), "time": .time(time),
-                "environment": .string(environment), "argv": .strings(argv), "planned_hosts": .strings(plannedHosts),
-                "tasks": .strings(plannedTasks),
-            ]
-            return JSONValue.object(object).encoded + "\n"
+        JSONLines.encode(Line(self)) + "\n"
+    }
+
+    /// The record's JSON shape (docs/audit.md): `started` lists what is planned, the closing
+    /// lines every outcome so far.
+    private struct Line: Encodable {
+        struct Entry: Encodable {
+            var host: String
+            var task: String
+            var outcome: String
+            var exitStatus: Int32?
         }
-        let entries: [JSONValue] = hosts.map { entry in
-            var object: [String: JSONValue] = ["host": .string(entry.host), "task": .string(entry.task),
-                                               "outcome": .string(entry.outcome.kind)]
-            if let status = entry.outcome.exitStatus { object["exit_status"] = .int(Int(status)) }
-            return .object(object)
+
+        var event: String
+        var user: String
+        var time: Date
+        var environment: String
+        var argv: [String]
+        var inventory: String?
+        var inventorySource: String?
+        var plannedHosts: [String]?
+        var tasks: [String]?
+        var hosts: [Entry]?
+        var interrupted: Bool?
+        var exitCode: Int32?
+
+        init(_ record: AuditRecord) {
+            event = record.event.rawValue
+            user = record.user
+            time = record.time
+            environment = record.environment
+            argv = record.argv
+            inventory = record.inventory?.path
+            inventorySource = record.inventory?.source.rawValue
+            if record.event == .started {
+                plannedHosts = record.plannedHosts
+                tasks = record.plannedTasks
+            } else {
+                hosts = record.hosts.map {
+                    Entry(host: $0.host, task: $0.task, outcome: $0.outcome.kind, exitStatus: $0.outcome.exitStatus)
+                }
+                interrupted = record.interrupted
+                exitCode = record.exitCode.rawValue
+            }
         }
-        let object: [String: JSONValue] = [
-            "user": .string(user), "time": .time(time), "environment": .string(environment),
-            "argv": .strings(argv), "hosts": .array(entries), "interrupted": .bool(interrupted),
-            "exit_code": .int(Int(exitCode.rawValue)), "event": .string(event.rawValue),
-        ]
-        return JSONValue.object(object).encoded + "\n"
     }
 }
 
@@ -189,20 +216,25 @@ public final class RunAudit: Sendable {
     private let log: AuditLog?
     private let user: String
     private let argv: [String]
+    private let inventory: InventoryOrigin?
     private let warn: @Sendable (String) -> Void
     private let state = Mutex<(environment: String, results: [HostTaskResult], closed: Bool, warned: Bool)>(("", [], false, false))
 
-    public init(log: AuditLog?, user: String, argv: [String], warn: @escaping @Sendable (String) -> Void) {
+    public init(log: AuditLog?, user: String, argv: [String], inventory: InventoryOrigin? = nil,
+                warn: @escaping @Sendable (String) -> Void) {
         self.log = log
         self.user = user
         self.argv = argv
+        self.inventory = inventory
         self.warn = warn
     }
 
     /// Writes the `started` line.
     public func started(environment: String, hosts: [String], tasks: [String]) {
         state.withLock { $0.environment = environment }
-        write(.started(user: user, argv: argv, environment: environment, hosts: hosts, tasks: tasks))
+        var record = AuditRecord.started(user: user, argv: argv, environment: environment, hosts: hosts, tasks: tasks)
+        record.inventory = inventory
+        write(record)
     }
 
     /// Follows the run's events, so an abandoned run still records what finished.
@@ -213,7 +245,9 @@ public final class RunAudit: Sendable {
     /// Writes the `finished` line (once; later calls do nothing).
     public func finished(_ summary: RunSummary) {
         guard close() else { return }
-        write(AuditRecord(user: user, argv: argv, summary: summary))
+        var record = AuditRecord(user: user, argv: argv, summary: summary)
+        record.inventory = inventory
+        write(record)
     }
 
     /// Writes the `abandoned` line for an exit that does not wait for the run (once).
@@ -225,6 +259,7 @@ public final class RunAudit: Sendable {
             hosts: results.map { AuditRecord.HostEntry(host: $0.host, task: $0.task, outcome: $0.outcome) },
             interrupted: true, exitCode: exitCode)
         record.event = .abandoned
+        record.inventory = inventory
         write(record)
     }
 

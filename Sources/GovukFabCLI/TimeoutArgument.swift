@@ -1,0 +1,15 @@
+import ArgumentParser
+import Fleet
+
+/// `-t`/`-T`: bare seconds as Fabric took them (`10`, `2.5`) or a duration (`10s`, `5m`), greater
+/// than zero. Parsed once, by ArgumentParser; a bad value is a usage error naming the option.
+struct TimeoutArgument: ExpressibleByArgument, Sendable {
+    var duration: Duration
+
+    init?(argument: String) {
+        guard let value = FabricOptions.seconds(argument), value > .zero else { return nil }
+        duration = value
+    }
+
+    static var defaultCompletionKind: CompletionKind { .list(["10", "30s", "1m", "5m", "10m"]) }
+}
