@@ -18,6 +18,9 @@ public typealias RawInputFactory = @Sendable (RawInputOptions, LimitedAddress) t
 /// The `goreplay` program: parse GoReplay's flags, build inputs and outputs,
 /// replay, print a summary.
 public struct GoReplayCommand: Sendable {
+    /// Printed by `-version`; released with govuk-fab (GovukFab.version), flags as GoReplay 1.3's.
+    public static let version = "0.12.0"
+
     let rawInputFactory: RawInputFactory?
     let handlesSignals: Bool
     let standardError: @Sendable (String) -> Void
@@ -49,11 +52,20 @@ public struct GoReplayCommand: Sendable {
             case .help:
                 standardOutput(GoFlagParser.usage)
                 return 0
+            case .version:
+                standardOutput("goreplay \(GoReplayCommand.version)")
+                return 0
+            case .completion(let shell):
+                standardOutput(GoReplayCompletion.script(for: shell))
+                return 0
             case .run(let parsed):
                 options = parsed
             }
             guard options.inputCount > 0, options.outputCount > 0 || options.inputFileDryRun else {
                 throw UsageError.missingInputOrOutput
+            }
+            if options.outputHTTPStats && !options.stats {
+                standardError("goreplay: note: --output-http-stats prints queue lines only with --stats (as in GoReplay)")
             }
         } catch {
             standardError("goreplay: \(error)")
@@ -195,7 +207,7 @@ public struct GoReplayCommand: Sendable {
                     for output in pipeline.outputList { output.flush() }
                     nextFlush = ContinuousClock.now + flushEvery
                     if options.stats && ContinuousClock.now >= nextStats {
-                        lastSent = printStats(statistics, previous: lastSent, interval: statsEvery, httpOnly: !options.outputHTTPStats)
+                        lastSent = printStats(statistics, previous: lastSent, interval: statsEvery, includeHTTP: options.outputHTTPStats)
                         nextStats = ContinuousClock.now + statsEvery
                     }
                 }
@@ -237,18 +249,20 @@ public struct GoReplayCommand: Sendable {
         return 0
     }
 
-    /// One line per output; returns the `sent` counts for the next rate.
-    private func printStats(_ statistics: ReplayStatistics, previous: [Int], interval: Duration, httpOnly: Bool) -> [Int] {
+    /// One line per output; returns the `sent` counts for the next rate. As in GoReplay, the HTTP
+    /// outputs' queue lines need `--output-http-stats` as well as `--stats`.
+    private func printStats(_ statistics: ReplayStatistics, previous: [Int], interval: Duration, includeHTTP: Bool) -> [Int] {
         let outputs = statistics.outputSnapshot
         let seconds = max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
         for (index, output) in outputs.enumerated() {
+            let isHTTP = output.name.hasPrefix("http://") || output.name.hasPrefix("https://")
+            if isHTTP && !includeHTTP { continue }
             let before = index < previous.count ? previous[index] : 0
             let rate = Double(output.sent - before) / seconds
             standardError(
                 "goreplay: stats \(output.name): queue \(output.queueLength) (max \(output.queueLengthMax)), sent \(output.sent) (\(Int(rate))/s), responses \(output.responses), dropped \(output.droppedQueueFull + output.droppedRateLimit), failed \(output.failed)"
             )
         }
-        _ = httpOnly
         return outputs.map(\.sent)
     }
 

@@ -32,6 +32,10 @@ public enum UsageError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum ParsedCommandLine: Sendable {
     case run(GoReplayOptions)
     case help
+    /// `-version` (GoReplay's spelling; `--version` too).
+    case version
+    /// `--generate-completion-script bash|zsh|fish`.
+    case completion(CompletionShell)
 }
 
 /// One flag: its spelling, whether it takes a value, help, and how it sets options.
@@ -78,6 +82,16 @@ public enum GoFlagParser {
                 inlineValue = String(body[body.index(after: equals)...])
             }
             if ["h", "help"].contains(name) { return .help }
+            if name == "version" { return .version }
+            if name == GoReplayCompletion.flag {
+                guard let shell = inlineValue ?? (index < arguments.endIndex ? arguments[index] : nil) else {
+                    throw .missingValue("--\(name)")
+                }
+                guard let parsed = CompletionShell(rawValue: shell) else {
+                    throw .invalidValue(flag: "--\(name)", value: shell, reason: "expected bash, zsh or fish")
+                }
+                return .completion(parsed)
+            }
             guard let spec = table[name] else {
                 throw .unknownFlag("--\(name)", suggestion: suggestion(for: name))
             }
@@ -154,6 +168,7 @@ public enum GoFlagParser {
             "outputs take a rate limit suffix: ADDR|N (N per second) or ADDR|N% (sampling;",
             "on --input-file a speed factor: \"requests.gor|200%\" replays twice as fast).",
             "Sizes: 1024, 64kb, 256mb, 256m, 1g. Durations: 500ms, 5s, 1m30s.",
+            "-version prints the version; --generate-completion-script bash|zsh|fish a completion script.",
         ]
         var section = ""
         for spec in FlagTable.all where spec.aliasOf == nil {

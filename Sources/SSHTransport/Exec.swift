@@ -43,13 +43,25 @@ extension SSHSession {
     /// process-group leader).
     ///
     /// The command is `eval`ed in that shell, with stdin from /dev/null. A background watcher holds the
-    /// channel's stdin and waits for EOF (the channel or connection closed) or for `timeout`; then, if
-    /// the command is still running, it sends SIGTERM to the shell's process group and SIGKILL 2 s
-    /// later. The watcher is started from a subshell so that it is not the shell's job (a bare `wait` in
-    /// the command must not wait for it). Under bash it is a builtin `read -t`, so a command costs two
-    /// forks and no exec; other shells use coreutils `timeout` and `cat`. The watcher outlives a finished
-    /// command only until the channel closes. A command killed by signal N makes the shell kill itself
-    /// with N, so the server reports the signal.
+    /// channel's stdin and waits for EOF or for `timeout`. sshd closes that stdin when the shell exits,
+    /// and the channel's closing (cancellation, a lost connection) closes it too, so the watcher wakes
+    /// for both:
+    /// - the shell still running (timeout, channel closed): SIGTERM to its process group, SIGKILL 2 s later;
+    /// - the shell gone (the command finished): the session ends as a terminal's hangup ends it under
+    ///   Fabric's default pty. 0.5 s later (time for a `nohup` just started to ignore the hangup, which
+    ///   under Fabric's pty it often had not) SIGHUP goes to the shell's process group, so a `cmd &`
+    ///   job ends with its task; then whatever still holds the command's stdout or stderr (it ignored
+    ///   the hangup, as a `nohup cmd &` without redirection does, or left the group) gets SIGTERM 1 s
+    ///   later and SIGKILL 2 s after that, since the channel, and so the task, cannot end while it
+    ///   does. A job the operator detached (`nohup`/`setsid` with its output redirected) keeps running.
+    ///
+    /// The watcher finds those holders by the pipes' identity: it keeps read ends of them (opened
+    /// through /proc; a reader never delays sshd's EOF) and compares each process's fd 1 and 2 with
+    /// them. Without /proc it only sends the hangup. The watcher is started from a subshell so that it is
+    /// not the shell's job (a bare `wait` in the command must not wait for it). Under bash it is a
+    /// builtin `read -t`, so a command costs two forks and no exec; other shells use coreutils `timeout`
+    /// and `cat`. A command killed by signal N makes the shell kill itself with N, so the server reports
+    /// the signal.
     ///
     /// With `sudo`, the whole wrapper runs as root: `sudo -n -- setsid -w /bin/sh -c WRAPPER`. sudo ignores
     /// a signal sent from its own process group, and the login user may not signal root's processes, so
@@ -70,13 +82,19 @@ extension SSHSession {
         }
         let bashWait = limit.map { "read -r -t \($0) _gf_ <&3" } ?? "read -r _gf_ <&3"
         let otherWait = limit.map { "timeout \($0) cat <&3" } ?? "cat <&3"
+        // _gf_held: pids whose fd 1 or 2 is one of the command's output pipes (the watcher's fds 4 and 5).
         return """
             exec 3<&0 </dev/null; _gf_pid=$$
-            _gf_stop() { trap '' TERM; kill -0 $_gf_pid || exit 0; kill -TERM -$_gf_pid || kill -TERM $_gf_pid; sleep 2; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; }
-            if [ -n "${BASH_VERSION-}" ]; then ( { \(bashWait); _gf_stop; } >/dev/null 2>&1 & )
-            else ( { \(otherWait); _gf_stop; } >/dev/null 2>&1 & )
+            _gf_held() { _gf_h=; for _gf_d in /proc/[0-9]*; do for _gf_r in 4 5; do if [ $_gf_d/fd/1 -ef /proc/self/fd/$_gf_r ] || [ $_gf_d/fd/2 -ef /proc/self/fd/$_gf_r ]; then _gf_h="$_gf_h ${_gf_d#/proc/}"; break; fi; done; done; [ -n "$_gf_h" ]; }
+            _gf_stop() { trap '' TERM
+            if kill -0 $_gf_pid; then kill -TERM -$_gf_pid || kill -TERM $_gf_pid; sleep 2; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; exit 0; fi
+            sleep 0.5; kill -HUP -$_gf_pid; [ -e /proc/self/fd/5 ] || exit 0; _gf_n=0
+            while _gf_held; do case $_gf_n in 2) kill -TERM $_gf_h;; 6) kill -KILL $_gf_h; exit 0;; esac; _gf_n=$((_gf_n + 1)); sleep 0.5; done; }
+            _gf_watch() { trap '' HUP; exec 6>&2 2>/dev/null; [ -e /proc/self/fd/6 ] && command exec 4</proc/self/fd/1 5</proc/self/fd/6; exec >/dev/null 6>&-; }
+            if [ -n "${BASH_VERSION-}" ]; then ( { _gf_watch; \(bashWait); _gf_stop; } & )
+            else ( { _gf_watch; \(otherWait); _gf_stop; } & )
             fi
-            exec 3<&-; unset -f _gf_stop
+            exec 3<&-; unset -f _gf_held _gf_stop _gf_watch
             eval \(shellQuote(command))
             _gf_s=$?; [ $_gf_s -gt 128 ] && [ $_gf_s -lt 160 ] && kill -$((_gf_s - 128)) $$
             exit $_gf_s
