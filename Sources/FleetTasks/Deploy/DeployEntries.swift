@@ -11,10 +11,12 @@ extension TaskRegistry {
                 details: """
                     Takes the release build of this repository's `goreplay` (building it if missing), or
                     `binary=PATH`, or `$GOVUK_FAB_GOREPLAY_BINARY`. On every host in parallel: uploads it
-                    over SFTP under a staging name, checks its SHA-256 on the host, checks that it runs
-                    there (`--help`), and moves it into place (`replay.binary_path`) with one rename, so a
-                    failed or interrupted upload, or a binary the host cannot run, leaves the old binary
-                    running. Hosts without a Swift runtime need `make goreplay-static`'s binary
+                    over SFTP under a staging name; then, as root, copies it into a new root-owned file
+                    next to `replay.binary_path`, checks that copy's SHA-256, and only then runs it
+                    (`--help`, to check it works there) and moves it into place with one rename. So a
+                    staging file changed after the upload is never run, and a failed or interrupted
+                    upload, a wrong hash or a binary the host cannot run leaves the old binary running,
+                    as the message says. Hosts without a Swift runtime need `make goreplay-static`'s binary
                     (`binary=.build-static/release/goreplay`). Writes the service definition from the inventory's `replay.args` for
                     the host or its class (a systemd unit, an upstart job, or a supervisor run script) if it
                     differs, and (re)starts the service only where the binary or the definition changed.

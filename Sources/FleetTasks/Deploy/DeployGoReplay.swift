@@ -7,8 +7,10 @@ import SSHTransport
 /// inventory, and restart only where something changed.
 ///
 /// Nothing is ever half-installed: the binary is uploaded under a staging
-/// name and checked with `sha256sum` on the host before one `mv` puts it in
-/// place; a failed or interrupted upload leaves the old binary running.
+/// name, copied by root into a root-owned file whose `sha256sum` is checked
+/// before it is executed or moved into place with one `mv`; a failed or
+/// interrupted upload, or a staging file changed meanwhile, leaves the old
+/// binary running.
 public struct DeployGoReplay: FleetTask {
     public let invocation: TaskInvocation
     public let binary: ReplayBinarySource
@@ -136,8 +138,13 @@ public struct DeployGoReplay: FleetTask {
                 Self.installScript(staging: staging, final: replay.binaryPath, sha256: binary.sha256),
                 sudo: true, echo: false)
             guard install.succeeded else {
-                return TaskOutcome(outcome: install.outcome,
-                                   message: "binary not installed (old one kept): \(install.stderr.lastLine ?? "exit \(install.exitStatus)")")
+                // Only the script's own `installed=yes` says the rename happened; without it the old
+                // binary is still in place (the script removed its copy).
+                let installed = KeyValueLines(install.stdout)["installed"] == "yes"
+                let why = install.stderr.lastLine ?? "exit \(install.exitStatus)"
+                return TaskOutcome(outcome: install.outcome, message: installed
+                    ? "the new binary was installed at \(replay.binaryPath) but its final check failed: \(why)"
+                    : "binary not installed: \(why)")
             }
             did.append("binary installed (sha256 \(binary.sha256.prefix(12))…)")
         }
@@ -205,26 +212,32 @@ public struct DeployGoReplay: FleetTask {
         """
     }
 
-    /// Verifies the staged file's hash, checks that it runs on this host (`--help`: a binary built
-    /// against a Swift runtime the host lacks fails here, not after the restart), then replaces the
-    /// binary with one rename on the binary's own filesystem; the running process keeps the old
-    /// inode, so a live goreplay is never disturbed until restart.
+    /// Installs the upload as root without trusting the login user's staging file after reading it
+    /// once: copies it into a fresh root-owned file next to the binary (`mktemp`: 0600, unpredictable
+    /// name), verifies the SHA-256 of that copy, and only then executes it (`--help`: a binary built
+    /// against a Swift runtime the host lacks fails here, not after the restart) and renames it over
+    /// the binary, on the binary's own filesystem. The running process keeps the old inode, so a live
+    /// goreplay is never disturbed until restart. Prints `installed=yes` once the rename is done:
+    /// every failure before it leaves the old binary in place and says so.
     static func installScript(staging: String, final: String, sha256: String) -> String {
         """
-        s=\(shellQuote(staging)); f=\(shellQuote(final)); want=\(sha256)
-        got=$(sha256sum < "$s" | cut -d' ' -f1)
-        if [ "$got" != "$want" ]; then rm -f "$s"; echo "sha256 mismatch on host: $got, expected $want" >&2; exit 1; fi
-        mkdir -p "$(dirname "$f")" || { rm -f "$s"; exit 1; }
-        if [ "$(dirname "$s")" = "$(dirname "$f")" ]; then n="$s"
-        else
-          find "$(dirname "$f")" -maxdepth 1 -type f -name "$(basename "$f").govuk-fab-new.*" -mmin +10 -delete 2>/dev/null
-          n="$f.govuk-fab-new.$$"; cp "$s" "$n"; r=$?; rm -f "$s"; [ $r -eq 0 ] || { rm -f "$n"; exit $r; }; fi
-        chmod 0755 "$n" || { rm -f "$n"; exit 1; }
+        s=\(shellQuote(staging)); f=\(shellQuote(final)); want=\(sha256); d=$(dirname "$f")
+        kept() { echo "$1; nothing was run, the old binary is kept" >&2; exit 1; }
+        mkdir -p "$d" || { rm -f "$s"; kept "cannot create $d"; }
+        find "$d" -maxdepth 1 -type f -name "$(basename "$f").govuk-fab-new.*" -mmin +10 -delete 2>/dev/null
+        n=$(mktemp "$f.govuk-fab-new.XXXXXXXXXX") || { rm -f "$s"; kept "cannot create a file in $d"; }
+        cp "$s" "$n"; r=$?; rm -f "$s"
+        [ $r -eq 0 ] || { rm -f "$n"; kept "copying the upload to $d failed"; }
+        got=$(sha256sum < "$n" | cut -d' ' -f1)
+        [ "$got" = "$want" ] || { rm -f "$n"; kept "sha256 mismatch on host: $got, expected $want"; }
+        chmod 0755 "$n" || { rm -f "$n"; kept "chmod failed"; }
         if ! e=$("$n" --help 2>&1 >/dev/null); then
-          rm -f "$n"; echo "the new binary does not run on this host: $(printf '%s\\n' "$e" | tail -n 1) (build it with make goreplay-static)" >&2; exit 1
+          rm -f "$n"; echo "the new binary does not run on this host: $(printf '%s\\n' "$e" | tail -n 1) (build it with make goreplay-static); the old binary is kept" >&2; exit 1
         fi
-        mv -f "$n" "$f" || { rm -f "$n"; exit 1; }
-        [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$want" ] || { echo "installed binary does not match" >&2; exit 1; }
+        mv -f "$n" "$f" || { rm -f "$n"; kept "moving it to $f failed"; }
+        echo installed=yes
+        got=$(sha256sum < "$f" | cut -d' ' -f1)
+        [ "$got" = "$want" ] || { echo "the new binary is in place at $f, but it now has sha256 $got, expected $want: something changed it after the move" >&2; exit 1; }
         """
     }
 
@@ -239,7 +252,8 @@ public struct DeployGoReplay: FleetTask {
 }
 
 /// `goreplay.config`: shows the service definition deploy-goreplay would
-/// write on each host; read-only, connects to nothing.
+/// write on each host; read-only, connects to nothing (everything it shows
+/// comes from the inventory).
 public struct ShowReplayConfig: FleetTask {
     public let invocation: TaskInvocation
     public var changesHosts: Bool { false }
@@ -248,17 +262,22 @@ public struct ShowReplayConfig: FleetTask {
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] { [] }
 
-    public func run(on host: HostContext) async throws -> TaskOutcome {
-        let manager = host.inventory.serviceManager(for: host.host)
+    /// Always known without connecting: the rendered definition, as one multi-line message.
+    public func outcomeWithoutConnecting(on host: Fleet.Host, context: RunContext) -> TaskOutcome? {
+        let manager = context.inventory.serviceManager(for: host)
         do {
-            let definition = try ReplayServiceDefinition.render(for: host.host, inventory: host.inventory, manager: manager)
-            host.notice("\(definition.path) (\(manager)):")
-            for line in definition.content.split(separator: "\n", omittingEmptySubsequences: false) {
-                host.notice("  " + line)
-            }
-            return .ok()
+            let definition = try ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager)
+            let content = definition.content.hasSuffix("\n") ? String(definition.content.dropLast()) : definition.content
+            let lines = content.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+            return .ok((["\(definition.path) (\(manager)):"] + lines).joined(separator: "\n"))
         } catch {
             return .failed("\(error)")
         }
+    }
+
+    /// Not reached: the runner takes `outcomeWithoutConnecting`'s answer before connecting.
+    public func run(on host: HostContext) async throws -> TaskOutcome {
+        outcomeWithoutConnecting(on: host.host, context: RunContext(inventory: host.inventory))
+            ?? .failed("no service definition")
     }
 }
