@@ -108,9 +108,15 @@ struct FabSession {
             if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
             let options = clientOptions(for: inventory)
             let logger = makeLogger()
-            let lister = LiveHostLister(
+            var lister = LiveHostLister(
                 inventory: inventory, options: options, cacheDirectory: LiveHostLister.defaultCacheDirectory(environment),
                 refresh: invocation.refresh, logger: logger)
+            if invocation.dryRun {
+                // A dry run must still know its hosts, so the live source is asked; say so (#15).
+                lister.willQuerySource = { what in
+                    Console.write("govuk-fab: dry run: the host list is live: \(what); no task runs\n", to: STDERR_FILENO)
+                }
+            }
             do {
                 inventory = try await lister.resolve(HostListQuery.queries(for: words))
             } catch {

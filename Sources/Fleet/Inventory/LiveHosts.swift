@@ -80,6 +80,9 @@ public struct LiveHostLister: Sendable {
     /// Limit for running the command on the gateway.
     public var commandTimeout: Duration
     public var logger: Logger
+    /// Told, before each query of the live source (not for a cached answer), what is about to be
+    /// asked of whom: `--dry-run` says it on stderr, since a dry run otherwise contacts nothing.
+    public var willQuerySource: (@Sendable (String) -> Void)?
 
     public init(inventory: Inventory, options: SSHClientOptions, cacheDirectory: String, refresh: Bool,
                 commandTimeout: Duration = .seconds(30), logger: Logger) {
@@ -179,6 +182,7 @@ public struct LiveHostLister: Sendable {
             logger.debug("live inventory from cache", metadata: ["file": "\(cache.path(for: key))"])
             return cached.hosts
         }
+        willQuerySource?(sourceQueryDescription(query))
         let entries = try await fetch(query)
         do {
             try cache.write(HostListAnswer(key: key, fetched: Date(), hosts: entries))
@@ -186,6 +190,20 @@ public struct LiveHostLister: Sendable {
             logger.warning("cannot cache the host list in \(cacheDirectory): \(error)")
         }
         return entries
+    }
+
+    /// What asking the source for `query` does, in an operator's words.
+    func sourceQueryDescription(_ query: HostListQuery) -> String {
+        switch inventory.source {
+        case .file:
+            return "reading \(inventory.name)'s hosts from its file"
+        case .gatewayCommand(let command):
+            let commandLine = ([command] + query.arguments.map(shellQuote)).joined(separator: " ")
+            let gateway = inventory.ssh.gateway.first.map { "\($0.host)" } ?? "the gateway"
+            return "running `\(commandLine)` on \(gateway) to list the hosts for \(query)"
+        case .puppetDB(let source):
+            return "asking PuppetDB at \(source.url) for the hosts of \(query) (a read-only query)"
+        }
     }
 
     static func isValid(_ entry: HostListAnswer.Entry) -> Bool {
