@@ -32,12 +32,18 @@ extension SSHSession {
         }
     }
 
-    /// Downloads a remote file to `localPath` (written to a temporary name, then renamed), keeping its
-    /// permission bits.
-    public func download(_ remotePath: String, to localPath: String) async throws {
+    /// Downloads a remote file to `localPath`, streaming it (never whole in memory): written to a new
+    /// temporary name beside it (created exclusively, never through a symlink), fsynced, then renamed, so
+    /// `localPath` is the whole file or untouched. Keeps the remote permission bits.
+    ///
+    /// With `limit`, a file the server says is larger fails before a byte is read, and one that grows
+    /// past it while being read fails there (``SSHError/Kind/fileTooLarge(size:limit:)``); nothing is
+    /// left behind. Returns the bytes written.
+    @discardableResult
+    public func download(_ remotePath: String, to localPath: String, limit: Int? = nil) async throws -> Int {
         try await lock.withLock {
             try connection.ensureUsable(.download)
-            try await connection.download(remotePath, to: localPath, openTimeout: connectTimeout)
+            return try await connection.download(remotePath, to: localPath, limit: limit, openTimeout: connectTimeout)
         }
     }
 }
@@ -254,18 +260,27 @@ extension SessionConnection {
         }
     }
 
-    func download(_ remotePath: String, to localPath: String, openTimeout: Duration) async throws {
+    func download(_ remotePath: String, to localPath: String, limit: Int?, openTimeout: Duration) async throws -> Int {
         let sftp = try await ensureSFTP(.download, openTimeout: openTimeout)
         let handle = try await openRemote(.download, sftp, remotePath, flags: LIBSSH2_FXF_READ, mode: 0)
-        defer { _ = handle }
         var attributes = LIBSSH2_SFTP_ATTRIBUTES()
-        let statRC = try await call(.download, "stat", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
-            libssh2_sftp_fstat_ex(handle, &attributes, 0)
+        let statRC: Int32
+        do {
+            statRC = try await call(.download, "stat", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
+                libssh2_sftp_fstat_ex(handle, &attributes, 0)
+            }
+        } catch {
+            await closeRemote(handle)
+            throw error
         }
         let mode = statRC == 0 && attributes.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0
             ? mode_t(attributes.permissions & 0o7777) : 0o644
+        if let limit, statRC == 0, attributes.flags & UInt(LIBSSH2_SFTP_ATTR_SIZE) != 0, attributes.filesize > UInt64(limit) {
+            await closeRemote(handle)
+            throw tooLarge(remotePath, size: Int(clamping: attributes.filesize), limit: limit, grew: false)
+        }
         let temporary = "\(localPath).govuk-fab-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let e = errno
             await closeRemote(handle)
@@ -273,6 +288,7 @@ extension SessionConnection {
                            message: "cannot create \(temporary): \(String(cString: strerror(e)))")
         }
         var fdOpen = true
+        var total = 0
         do {
             let capacity = 1024 * 1024
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: capacity)
@@ -288,6 +304,8 @@ extension SessionConnection {
                 }
                 if n < 0 { throw sftpError(.download, "reading \(remotePath) failed") }
                 if n == 0 { break }
+                total += n
+                if let limit, total > limit { throw tooLarge(remotePath, size: total, limit: limit, grew: true) }
                 var written = 0
                 while written < n {
                     let w = Glibc.write(fd, buffer + written, n - written)
@@ -310,6 +328,7 @@ extension SessionConnection {
                 throw SSHError(endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
                                message: "cannot move \(temporary) to \(localPath): \(String(cString: strerror(e)))")
             }
+            return total
         } catch {
             if fdOpen {
                 Glibc.close(fd)
@@ -318,6 +337,12 @@ extension SessionConnection {
             unlink(temporary)
             throw error
         }
+    }
+
+    private func tooLarge(_ remotePath: String, size: Int, limit: Int, grew: Bool) -> SSHError {
+        let what = grew ? "grew past \(limit) bytes while being read" : "is \(size) bytes, more than the \(limit) allowed"
+        return SSHError(endpoint: endpoint, operation: .download, kind: .fileTooLarge(size: size, limit: limit),
+                        message: "\(remotePath) \(what)", remedy: "raise the limit or fetch a smaller file")
     }
 }
 

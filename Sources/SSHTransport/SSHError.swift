@@ -40,6 +40,8 @@ public struct SSHError: Error, CustomStringConvertible, Sendable {
         case sftp(status: UInt)
         /// A local file could not be read or written.
         case localFile(errno: Int32)
+        /// A download passed the caller's size limit (`size` is what the server reported, or the bytes read so far).
+        case fileTooLarge(size: Int, limit: Int)
         /// The connection dropped or the session was closed.
         case sessionClosed
         /// Any other libssh2 failure.

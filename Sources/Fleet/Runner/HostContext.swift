@@ -78,6 +78,15 @@ public struct HostContext: Sendable {
         try await session.upload(data: data, to: remotePath, mode: mode)
     }
 
+    /// Downloads a remote file over SFTP as the login user, streaming it to `localPath` (a new
+    /// temporary name beside it, then a rename; never through a symlink). With `limit`, a larger file
+    /// fails with ``SSHError/Kind/fileTooLarge(size:limit:)`` and leaves nothing. Returns the bytes written.
+    /// Files only root may read need copying first (see `replay-report`): SFTP has no sudo.
+    @discardableResult
+    public func download(_ remotePath: String, to localPath: String, limit: Int? = nil) async throws -> Int {
+        try await session.download(remotePath, to: localPath, limit: limit)
+    }
+
     /// A line about this host for the operator, e.g. "marker was 'true', cleared".
     public func notice(_ message: String) {
         emit(.notice(host: host.name, message: message, time: Date()))
