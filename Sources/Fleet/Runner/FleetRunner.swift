@@ -66,6 +66,12 @@ public struct TaskOutcomeRecord: Sendable, Hashable {
     public var host: String
     public var task: String
     public var outcome: TaskOutcome
+
+    public init(host: String, task: String, outcome: TaskOutcome) {
+        self.host = host
+        self.task = task
+        self.outcome = outcome
+    }
 }
 
 /// Runs planned tasks over hosts: each task over every selected host, at most
@@ -116,9 +122,11 @@ public struct FleetRunner: Sendable {
         var lastStep: [String: Int] = [:]
         for (index, step) in steps.enumerated() { for host in step.hosts { lastStep[host.name] = index } }
 
+        var finishFailed = false
         for (stepIndex, step) in steps.enumerated() {
             let task = step.task
             let name = task.invocation.raw
+            let stepStart = (records: records.count, results: results.count)
             var stepOutcomes: [TaskOutcome] = []
             var pending: [Host] = []
             for host in step.hosts {
@@ -147,6 +155,9 @@ public struct FleetRunner: Sendable {
             if let status = task.exitStatus(for: stepOutcomes) {
                 exitOverride = max(exitOverride ?? 0, status)
             }
+            if await !conclude(task, step: step, records: records, results: results, stepStart: stepStart) {
+                finishFailed = true
+            }
         }
 
         if let pool { await pool.closeAll() }
@@ -158,7 +169,33 @@ public struct FleetRunner: Sendable {
         emit(.summary(summary))
         var exitStatus = summary.exitCode.rawValue
         if let exitOverride, !summary.interrupted { exitStatus = exitOverride }
+        if finishFailed && exitStatus == FleetExitCode.success.rawValue { exitStatus = FleetExitCode.hostFailed.rawValue }
         return RunReport(summary: summary, outcomes: records, exitStatus: exitStatus)
+    }
+
+    /// Runs the task's fleet-wide finish step over this step's results (every host in host order, those
+    /// that never ran as skipped with the reason); false if it says it failed.
+    private func conclude(
+        _ task: any FleetTask, step: PlannedTask, records: [TaskOutcomeRecord], results: [HostTaskResult],
+        stepStart: (records: Int, results: Int)
+    ) async -> Bool {
+        let name = task.invocation.raw
+        var byHost: [String: TaskOutcomeRecord] = [:]
+        for record in records[stepStart.records...] { byHost[record.host] = record }
+        for result in results[stepStart.results...] where byHost[result.host] == nil {
+            let reason = { if case .skipped(let why) = result.outcome { why } else { "\(result.outcome)" } }()
+            byHost[result.host] = TaskOutcomeRecord(host: result.host, task: name,
+                                                    outcome: TaskOutcome(outcome: result.outcome, message: reason))
+        }
+        let hosts = step.hosts.compactMap { byHost[$0.name] }
+        let stepResults = StepResults(task: name, hosts: hosts, interrupted: Task.isCancelled)
+        guard let conclusion = await task.finish(stepResults, context: context) else { return true }
+        if !conclusion.text.isEmpty { emit(.notice(host: nil, message: conclusion.text, time: Date())) }
+        if let failure = conclusion.failure {
+            emit(.notice(host: nil, message: "\(name): FAILED: \(failure)", time: Date()))
+            return false
+        }
+        return true
     }
 
     private func skip(_ host: Host, _ task: String, _ reason: String) -> HostTaskResult {

@@ -26,6 +26,10 @@ public protocol FleetTask: Sendable {
     /// The host's outcome when it is known without connecting (a check that
     /// is suspended inside the data-sync window); nil connects and runs.
     func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome?
+    /// Runs once, locally, after every host of the task's step has finished, with every host's result
+    /// (also those that failed, were skipped or never reached): for tasks whose product is one for the
+    /// fleet, such as a report built from every host's files. nil adds nothing.
+    func finish(_ step: StepResults, context: RunContext) async -> FleetConclusion?
 }
 
 extension FleetTask {
@@ -33,6 +37,37 @@ extension FleetTask {
     public func preflight(_ context: RunContext) throws(TaskRefusal) {}
     public func exitStatus(for outcomes: [TaskOutcome]) -> Int32? { nil }
     public func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome? { nil }
+    public func finish(_ step: StepResults, context: RunContext) async -> FleetConclusion? { nil }
+}
+
+/// What a task's ``FleetTask/finish(_:context:)`` step is given: one task over its hosts, finished.
+public struct StepResults: Sendable {
+    /// The task as written.
+    public var task: String
+    /// Every host of the step, in host order; a host that never ran has a `skipped` outcome saying why.
+    public var hosts: [TaskOutcomeRecord]
+    /// The run was interrupted (Ctrl-C) during or before the step.
+    public var interrupted: Bool
+
+    public init(task: String, hosts: [TaskOutcomeRecord], interrupted: Bool) {
+        self.task = task
+        self.hosts = hosts
+        self.interrupted = interrupted
+    }
+}
+
+/// The fleet-wide result of a ``FleetTask/finish(_:context:)`` step.
+public struct FleetConclusion: Sendable, Hashable {
+    /// What the operator reads, possibly several lines; printed as one notice about the run.
+    public var text: String
+    /// Why the fleet-wide step itself failed (e.g. a report file could not be written); the run then
+    /// exits with at least ``FleetExitCode/hostFailed``.
+    public var failure: String?
+
+    public init(text: String, failure: String? = nil) {
+        self.text = text
+        self.failure = failure
+    }
 }
 
 /// What `--dry-run` does for a task.
