@@ -103,12 +103,14 @@ public struct GovukFab: AsyncParsableCommand {
 
     @Option(name: [.customShort("t"), .customLong("timeout"), .customLong("connect-timeout")],
             help: ArgumentHelp("Connect timeout: seconds (10) or a duration (10s) (default: the inventory's).",
-                               valueName: "duration"))
+                               valueName: "duration"),
+            completion: TimeoutArgument.defaultCompletionKind, transform: TimeoutArgument.parse)
     var connectTimeout: TimeoutArgument?
 
     @Option(name: [.customShort("T"), .customLong("command-timeout")],
             help: ArgumentHelp("Per-command timeout: seconds (60) or a duration (5m); the remote command is killed.",
-                               valueName: "duration"))
+                               valueName: "duration"),
+            completion: TimeoutArgument.defaultCompletionKind, transform: TimeoutArgument.parse)
     var commandTimeout: TimeoutArgument?
 
     @Option(name: [.customShort("n"), .customLong("connection-attempts")],
