@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 
-.PHONY: all deps build release goreplay-static test demo demo-down bench clean
+.PHONY: all deps build release goreplay-static test demo demo-down bench fuzz clean
 
 all: build
 
@@ -45,5 +45,15 @@ demo-down:
 bench: deps release
 	@bench/run.sh
 
+# libFuzzer harnesses (docs/fuzzing.md), built with the fuzzer and AddressSanitizer in their own
+# .build-fuzz and run one after another, each for FUZZ_SECONDS (or FUZZ_RUNS inputs):
+#   make fuzz FUZZ_SECONDS=60
+#   make fuzz FUZZ_TARGETS="GorReader HTTPFramer" FUZZ_RUNS=1000000
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) SWIFT=$(SWIFT) scripts/fuzz.sh $(FUZZ_TARGETS)
+
 clean:
-	rm -rf .build .build-static
+	rm -rf .build .build-static .build-fuzz .build-fuzz-runs

@@ -132,3 +132,26 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harnesses (docs/fuzzing.md), declared only when GOVUK_FAB_FUZZ is set so the normal
+// build and `make test` never compile or link them. `make fuzz` sets it and builds them with
+// -sanitize=fuzzer,address in its own scratch path, .build-fuzz.
+if Context.environment["GOVUK_FAB_FUZZ"] != nil {
+    let harnesses: [(name: String, directory: String, dependencies: [Target.Dependency])] = [
+        ("FuzzFabricCommandLine", "FabricCommandLine", ["Fleet"]),
+        ("FuzzInventory", "Inventory", ["Fleet", .product(name: "Yams", package: "Yams")]),
+        ("FuzzPlaybook", "Playbook", ["FleetTasks", "Fleet"]),
+        ("FuzzKnownHosts", "KnownHosts", ["SSHTransport", "CLibSSH2", .product(name: "Logging", package: "swift-log")]),
+        ("FuzzSSHConfig", "SSHConfig", ["SSHConfig"]),
+        ("FuzzGorReader", "GorReader", ["Replay"]),
+        ("FuzzHTTPFramer", "HTTPFramer", ["Capture", "Replay"]),
+        ("FuzzTCPReassembler", "TCPReassembler", ["Capture"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Sources/Fuzzing/Support"))
+    for harness in harnesses {
+        package.targets.append(.executableTarget(
+            name: harness.name, dependencies: ["FuzzSupport"] + harness.dependencies,
+            path: "Sources/Fuzzing/\(harness.directory)"))
+        package.products.append(.executable(name: harness.name, targets: [harness.name]))
+    }
+}
