@@ -34,33 +34,87 @@ fab() {
     local now=$1; shift
     show "govuk-fab $*"
     local status=0
-    (cd "$ROOT" && GOVUK_FAB_NOW=$now "$BIN/govuk-fab" "$@") || status=$?
+    # deploy-goreplay uploads the goreplay built next to this govuk-fab.
+    (cd "$ROOT" && GOVUK_FAB_NOW=$now GOVUK_FAB_GOREPLAY_BINARY="$BIN/goreplay" "$BIN/govuk-fab" "$@") || status=$?
     echo "(exit status $status)"
     return 0
 }
 
 staging_counts() { cat "$STATE/staging-counts.json" 2>/dev/null || echo '{}'; }
 
-down() {
-    if [ -f "$STATE/staging.pid" ]; then
-        local pid; pid=$(cat "$STATE/staging.pid")
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q demo-http.py; then
-            kill "$pid" 2>/dev/null || true
+# Whether PID is running (a zombie waiting to be reaped has stopped).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
+# Waits until none of the PIDs is running: SIGTERM was sent, so 10 s, then SIGKILL and 5 s more.
+# Returns 1, naming what is left, if something survives even that.
+wait_gone() {
+    local deadline=$((SECONDS + 10)) killed=no pid
+    local -a left
+    while :; do
+        left=()
+        for pid in "$@"; do alive "$pid" && left+=("$pid"); done
+        [ ${#left[@]} -eq 0 ] && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            if [ "$killed" = yes ]; then
+                for pid in "${left[@]}"; do
+                    echo "demo: pid $pid did not exit: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" >&2
+                done
+                return 1
+            fi
+            kill -KILL "${left[@]}" 2>/dev/null || true
+            killed=yes deadline=$((SECONDS + 5))
         fi
-        rm -f "$STATE/staging.pid"
+        set -- "${left[@]}"
+        sleep 0.1
+    done
+}
+
+# Stops everything the demo started and waits until it has exited, so `make demo` and
+# `make demo-down` return with nothing of the demo still running (or say what is).
+down() {
+    local pid status=0
+    local -a pids=()
+    if [ -f "$STATE/staging.pid" ]; then
+        pid=$(cat "$STATE/staging.pid")
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q demo-http.py; then
+            kill "$pid" 2>/dev/null && pids+=("$pid")
+        fi
     fi
-    if [ -f "$RUN/.testfleet" ]; then "$ROOT/scripts/testfleet.sh" down "$RUN" --purge >/dev/null 2>&1 || true; fi
+    if [ -f "$RUN/.testfleet" ]; then
+        # Waits (bounded) for every host's sshd, its sessions and its apps to exit, and says if one did not.
+        "$ROOT/scripts/testfleet.sh" down "$RUN" --purge >/dev/null || status=1
+    fi
+    # Anything else that still names the fleet's directory (its watcher, a host's process).
+    if [ -d "$RUN" ]; then
+        for pid in $(pgrep -f "$RUN/" || true); do
+            [ "$pid" != "$$" ] && kill "$pid" 2>/dev/null && pids+=("$pid")
+        done
+    fi
+    [ ${#pids[@]} -eq 0 ] || wait_gone "${pids[@]}" || status=1
+    if [ "$status" -ne 0 ]; then
+        echo "demo: something the demo started did not stop (above); $STATE kept: run 'make demo-down' again" >&2
+        return 1
+    fi
+    rm -f "$STATE/staging.pid"
     rm -rf "$FLEET" "$RUN"
 }
 
-if [ "${1:-}" = down ]; then down; echo "demo: stopped"; exit 0; fi
+if [ "${1:-}" = down ]; then down || exit 1; echo "demo: stopped"; exit 0; fi
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it starts sshd hosts with their own mounts)" >&2; exit 1; }
 for b in govuk-fab goreplay; do
     [ -x "$BIN/$b" ] || { echo "demo: $BIN/$b missing: run make demo (it builds first)" >&2; exit 1; }
 done
 down
 mkdir -p "$STATE" "$FLEET"
-trap down EXIT
+# Ctrl-C or a kill still stops the demo's processes (bash runs the EXIT trap only on exit).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'down || exit 1' EXIT
 started=$(date +%s)
 
 step "1. A demo fleet: $HOSTS cache hosts, each a real sshd on its own loopback address"
@@ -77,6 +131,7 @@ cp "$RUN/known_hosts" "$FLEET/known_hosts"
     done <"$RUN/hosts.tsv"
 } >"$FLEET/hosts.yml"
 cat "$FLEET/hosts.yml"
+echo "(govuk-fab logs in as 'oncall', which has passwordless sudo, as on production hosts; see inventories/local.yml)"
 # What Puppet would have made on a real cache host: the data-sync marker's directory.
 while IFS=$'\t' read -r name _ _ root; do mkdir -p "$root/etc/govuk/env.d"; done <"$RUN/hosts.tsv"
 
@@ -145,4 +200,5 @@ echo "- deploy-goreplay installed goreplay on $HOSTS hosts and a second run chan
 echo "- staging received only the GET/HEAD/OPTIONS requests: $(staging_counts)"
 echo "- data-sync.start stopped GoReplay; check-goreplay went CRITICAL outside the window"
 echo "- recover-goreplay refused inside the window, then cleared the marker and started GoReplay"
-echo "- demo took $(( $(date +%s) - started ))s; everything it started is being stopped now"
+echo "- govuk-fab logged in as 'oncall' with passwordless sudo, as in production, never as root"
+echo "- demo took $(( $(date +%s) - started ))s; everything it started is stopped before it returns"
