@@ -1,3 +1,5 @@
+import Replay
+
 /// Where a run of stream bytes came from, so framed messages can carry
 /// GoReplay's timestamps and ids.
 public struct StreamMark: Sendable, Hashable {
@@ -72,8 +74,12 @@ public enum FramerEvent: Sendable, Hashable {
 /// progress and reports boundaries as they are found, so it works the same
 /// whether a message arrives in one segment or a thousand, and whether one
 /// segment holds one message or several (pipelining).
+///
+/// Heads and chunked bodies are read by `Replay`'s HTTP/1 core (`HTTP1Head`,
+/// `HTTP1HeadScanner`, `ChunkedBodyDecoder`); this type adds what capture
+/// needs around it: sequence gaps, resynchronisation, limits and pairing.
 public struct HTTPMessageFramer: Sendable {
-    public enum Role: Sendable { case request, response }
+    public typealias Role = HTTP1Role
 
     /// Limits that bound the framer's memory.
     public struct Limits: Sendable {
@@ -92,20 +98,13 @@ public struct HTTPMessageFramer: Sendable {
         }
     }
 
-    private enum ChunkPhase: Sendable {
-        case size
-        case data(remaining: Int)
-        case dataEnd
-        case trailer
-    }
-
     private enum State: Sendable {
         /// Looking for a plausible start line at the start of a run.
         case resync
         /// In or before a header block.
         case head
         case fixedBody(remaining: Int)
-        case chunked(ChunkPhase)
+        case chunked
         /// A response delimited by the connection closing.
         case untilClose
         /// After a protocol switch (101, CONNECT): the rest is not HTTP.
@@ -121,19 +120,14 @@ public struct HTTPMessageFramer: Sendable {
     private var discarding = false
     private var first = StreamMark(timestamp: 0, sequence: 0, acknowledgement: 0)
     private var lastTimestamp: Int64 = 0
-    /// How much of CRLFCRLF the head scan has matched so far.
-    private var headMatch = 0
+    private var headScanner = HTTP1HeadScanner()
     private var firstLineLength: Int? = nil
     private var parsedMethod: String? = nil
     private var parsedStatus: Int? = nil
     private var pairedRequest: ExpectedResponse? = nil
     private var expectLine: Range<Int>? = nil
     private var afterMessage: State? = nil
-    // Chunk-size line parsing.
-    private var chunkSize = 0
-    private var chunkSawDigit = false
-    private var chunkSizeDone = false
-    private var lineLength = 0
+    private var chunks = ChunkedBodyDecoder()
     private var pending: [ExpectedResponse] = []
     private var pendingStart = 0
 
@@ -185,7 +179,7 @@ public struct HTTPMessageFramer: Sendable {
                 events.append(.skipped(bytes: count - index))
                 return
             case .resync:
-                if index == 0, HTTPStartLine.check(bytes, role: role) != .invalid {
+                if index == 0, HTTP1StartLine.check(bytes, role: role) != .invalid {
                     state = .head
                     continue
                 }
@@ -205,8 +199,8 @@ public struct HTTPMessageFramer: Sendable {
                 } else if case .fixedBody = state {
                     state = .fixedBody(remaining: remaining - take)
                 }
-            case .chunked(let phase):
-                index = consumeChunked(bytes, from: index, phase: phase, into: &events)
+            case .chunked:
+                index = consumeChunked(bytes, from: index, into: &events)
             case .untilClose:
                 takeBody(bytes, index, count - index, into: &events)
                 index = count
@@ -223,10 +217,9 @@ public struct HTTPMessageFramer: Sendable {
             abandon(.sequenceGap, into: &events)
             let left = remaining - (lostBytes ?? 0)
             if left == 0 { completeMessage(into: &events) } else { state = .fixedBody(remaining: left) }
-        case .chunked(.data(let remaining)) where lostBytes.map({ $0 <= remaining }) ?? false:
+        case .chunked where lostBytes.map({ $0 <= chunks.dataRemaining }) ?? false:
             abandon(.sequenceGap, into: &events)
-            let left = remaining - (lostBytes ?? 0)
-            state = .chunked(left == 0 ? .dataEnd : .data(remaining: left))
+            _ = chunks.skipData(lostBytes ?? 0)
         case .untilClose:
             abandon(.sequenceGap, into: &events)
         case .opaque:
@@ -269,7 +262,7 @@ public struct HTTPMessageFramer: Sendable {
         inMessage = true
         first = StreamMark(timestamp: mark.timestamp, sequence: mark.sequence &+ UInt32(truncatingIfNeeded: offset), acknowledgement: mark.acknowledgement)
         lastTimestamp = mark.timestamp
-        headMatch = 0
+        headScanner.reset()
         firstLineLength = nil
         parsedMethod = nil
         parsedStatus = nil
@@ -328,34 +321,13 @@ public struct HTTPMessageFramer: Sendable {
 
     /// Scans for the end of the header block; returns the new index.
     private mutating func scanHead(_ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent]) -> Int {
-        var index = start
         let count = bytes.count
-        var match = headMatch
-        var found = false
-        while index < count {
-            let byte = bytes[index]
-            index += 1
-            if byte == 0x0a {
-                if firstLineLength == nil {
-                    firstLineLength = buffer.count + (index - start)
-                }
-                if match == 1 || match == 3 {
-                    match += 1
-                } else {
-                    match = 0
-                }
-                if match == 4 { found = true; break }
-            } else if byte == 0x0d {
-                match = (match == 0 || match == 2) ? match + 1 : 1
-            } else {
-                match = 0
-            }
-        }
-        headMatch = match
+        let (index, found) = headScanner.scan(bytes, from: start)
+        firstLineLength = headScanner.startLineLength
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         // Reject garbage early instead of waiting for a full header block.
         let lineSoFar = firstLineLength ?? buffer.count
-        let lineCheck = HTTPStartLine.check(buffer[0..<lineSoFar], role: role)
+        let lineCheck = HTTP1StartLine.check(buffer[0..<lineSoFar], role: role)
         if lineCheck == .invalid {
             abandon(.notHTTP, into: &events)
             endMessage()
@@ -376,60 +348,50 @@ public struct HTTPMessageFramer: Sendable {
     }
 
     private mutating func parseHead(into events: inout [FramerEvent]) {
-        guard let head = HTTPHead(parsing: buffer, role: role) else {
-            abandon(.notHTTP, into: &events)
-            endMessage()
-            state = .resync
+        let head: HTTP1Head
+        do {
+            head = try HTTP1Head(parsing: buffer, role: role)
+        } catch {
+            giveUpHead(error, into: &events)
             return
         }
         firstLineLength = head.startLineLength
         expectLine = head.expectContinueLine
-        if head.contentLengthInvalid {
-            abandon(.badFraming, into: &events)
-            endMessage()
-            state = .resync
-            return
-        }
+        let framing: HTTP1BodyFraming
         switch role {
         case .request:
             parsedMethod = head.method
             events.append(.requestHead(method: head.method ?? "", first: first))
-            if head.chunked {
-                startChunked()
-            } else if head.transferEncoding {
-                abandon(.badFraming, into: &events)
-                endMessage()
-                state = .resync
+            do {
+                framing = try head.bodyFraming()
+            } catch {
+                giveUpHead(error, into: &events)
                 return
-            } else {
-                startFixed(head.contentLength ?? 0, into: &events)
             }
         case .response:
             let status = head.status ?? 0
             parsedStatus = status
-            if status < 200 {
-                if status == 101 { afterMessage = .opaque }
-                startFixed(0, into: &events)
-                return
+            var method: String?
+            if status >= 200 {
+                pairedRequest = popExpected()
+                method = pairedRequest?.method
             }
-            let request = popExpected()
-            pairedRequest = request
-            let method = request?.method ?? ""
-            if method == "CONNECT" && status < 300 {
-                afterMessage = .opaque
-                startFixed(0, into: &events)
-            } else if method == "HEAD" || status == 204 || status == 304 {
-                startFixed(0, into: &events)
-            } else if head.chunked {
-                startChunked()
-            } else if head.transferEncoding {
-                state = .untilClose
-            } else if let length = head.contentLength {
-                startFixed(length, into: &events)
-            } else {
-                state = .untilClose
-            }
+            if status == 101 || (method == "CONNECT" && status >= 200 && status < 300) { afterMessage = .opaque }
+            framing = (try? head.bodyFraming(requestMethod: method)) ?? .untilClose  // responses always frame
         }
+        switch framing {
+        case .none: startFixed(0, into: &events)
+        case .fixed(let length): startFixed(length, into: &events)
+        case .chunked: startChunked()
+        case .untilClose: state = .untilClose
+        }
+    }
+
+    /// A head that is not HTTP, or whose body cannot be delimited.
+    private mutating func giveUpHead(_ error: HTTP1HeadError, into events: inout [FramerEvent]) {
+        abandon(error.isFramingError ? .badFraming : .notHTTP, into: &events)
+        endMessage()
+        state = .resync
     }
 
     private mutating func startFixed(_ length: Int, into events: inout [FramerEvent]) {
@@ -444,85 +406,21 @@ public struct HTTPMessageFramer: Sendable {
     }
 
     private mutating func startChunked() {
-        state = .chunked(.size)
-        resetChunkLine()
-    }
-
-    private mutating func resetChunkLine() {
-        chunkSize = 0
-        chunkSawDigit = false
-        chunkSizeDone = false
-        lineLength = 0
+        state = .chunked
+        chunks = ChunkedBodyDecoder(maxTrailerBytes: limits.maxHeaderBytes)
     }
 
     // MARK: - Chunked bodies
 
-    private mutating func consumeChunked(_ bytes: UnsafeRawBufferPointer, from start: Int, phase startPhase: ChunkPhase, into events: inout [FramerEvent]) -> Int {
+    private mutating func consumeChunked(_ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent]) -> Int {
         var index = start
-        var phase = startPhase
-        let count = bytes.count
-        var runStart = start
-        func flush(_ framer: inout HTTPMessageFramer, _ end: Int) {
-            framer.takeBody(bytes, runStart, end - runStart, into: &events)
-            runStart = end
+        do {
+            try chunks.consume(bytes, at: &index)
+        } catch {
+            return failChunked(bytes, index, unflushed: index - start, into: &events)
         }
-        while index < count {
-            switch phase {
-            case .data(let remaining):
-                let take = min(remaining, count - index)
-                index += take
-                phase = remaining - take == 0 ? .dataEnd : .data(remaining: remaining - take)
-            case .size:
-                let byte = bytes[index]
-                index += 1
-                lineLength += 1
-                if byte == 0x0a {
-                    guard chunkSawDigit else { return failChunked(bytes, index, unflushed: index - runStart, into: &events) }
-                    if chunkSize == 0 {
-                        phase = .trailer
-                        lineLength = 0
-                    } else {
-                        phase = .data(remaining: chunkSize)
-                    }
-                } else if !chunkSizeDone, let digit = hexValue(byte) {
-                    guard chunkSize < (1 << 40) else { return failChunked(bytes, index, unflushed: index - runStart, into: &events) }
-                    chunkSize = chunkSize << 4 | digit
-                    chunkSawDigit = true
-                } else if !chunkSawDigit {
-                    return failChunked(bytes, index, unflushed: index - runStart, into: &events)
-                } else {
-                    chunkSizeDone = true
-                    if lineLength > 4096 { return failChunked(bytes, index, unflushed: index - runStart, into: &events) }
-                }
-            case .dataEnd:
-                let byte = bytes[index]
-                index += 1
-                if byte == 0x0a {
-                    phase = .size
-                    resetChunkLine()
-                } else if byte != 0x0d {
-                    return failChunked(bytes, index, unflushed: index - runStart, into: &events)
-                }
-            case .trailer:
-                let byte = bytes[index]
-                index += 1
-                if byte == 0x0a {
-                    if lineLength == 0 {
-                        flush(&self, index)
-                        completeMessage(into: &events)
-                        return index
-                    }
-                    lineLength = 0
-                } else if byte != 0x0d {
-                    lineLength += 1
-                    if buffer.count + (index - runStart) > limits.maxHeaderBytes + limits.maxMessageBytes {
-                        return failChunked(bytes, index, unflushed: index - runStart, into: &events)
-                    }
-                }
-            }
-        }
-        flush(&self, index)
-        if inMessage { state = .chunked(phase) }
+        takeBody(bytes, start, index - start, into: &events)
+        if chunks.isComplete, inMessage { completeMessage(into: &events) }
         return index
     }
 
@@ -536,14 +434,5 @@ public struct HTTPMessageFramer: Sendable {
         endMessage()
         state = .resync
         return bytes.count
-    }
-
-    private func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case 0x30...0x39: return Int(byte - 0x30)
-        case 0x41...0x46: return Int(byte - 0x41 + 10)
-        case 0x61...0x66: return Int(byte - 0x61 + 10)
-        default: return nil
-        }
     }
 }

@@ -132,7 +132,7 @@ public struct HTTPModifierConfig: Sendable {
 
     /// Whether a `--http-set-header Host: …` rule exists (it implies
     /// `--http-original-host`, as in GoReplay).
-    public var setsHost: Bool { setHeaders.contains { $0.name.caseInsensitiveEquals("Host") } }
+    public var setsHost: Bool { setHeaders.contains { ASCII.equalsIgnoringCase($0.name.utf8, "Host".utf8) } }
 
     // MARK: rule parsing (flag values)
 
@@ -235,7 +235,7 @@ public struct HTTPModifier: Sendable {
             request.target = rule.pattern.replacingMatches(in: request.target, with: rule.template)
         }
         for rule in c.rewriteHeaders {
-            for index in request.fields.indices where request.fields[index].name.caseInsensitiveEquals(rule.name) {
+            for index in request.fields.indices where ASCII.equalsIgnoringCase(request.fields[index].name.utf8, rule.name.utf8) {
                 let value = request.fields[index].value
                 if rule.pattern.matches(value) {
                     request.setValue(rule.pattern.replacingMatches(in: value, with: rule.template), at: index)

@@ -150,7 +150,7 @@ public final class HTTPOutput: MessageOutput {
     private let reportedFailures = NIOLockedValueBox(Set<String>())
 
     private struct IdleConnection {
-        var connection: HTTPReplayConnection
+        var connection: ReplayConnectionHandle
         /// Monotonic time it became idle.
         var since: Int64
     }
@@ -160,7 +160,7 @@ public final class HTTPOutput: MessageOutput {
         /// Most recently used last: reuse takes from the end, the reaper
         /// closes from the front.
         var idle: [IdleConnection] = []
-        var live: [ObjectIdentifier: HTTPReplayConnection] = [:]
+        var live: [ObjectIdentifier: ReplayConnectionHandle] = [:]
         var connections = 0
         var inFlight = 0
         var closing = false
@@ -292,7 +292,7 @@ public final class HTTPOutput: MessageOutput {
     /// queues (a retry goes to the front, past the length limit). Returns
     /// true when the request was dropped.
     private func dispatch(_ pending: PendingRequest, retry: Bool) -> Bool {
-        enum Action { case send(HTTPReplayConnection), connect, queued, dropped }
+        enum Action { case send(ReplayConnectionHandle), connect, queued, dropped }
         let action: Action = state.withLockedValue { state in
             if state.closing { return .dropped }
             if let idle = state.idle.popLast() {
@@ -315,7 +315,7 @@ public final class HTTPOutput: MessageOutput {
             return .dropped
         }
         switch action {
-        case .send(let connection): connection.sendFromAnyThread(pending)
+        case .send(let connection): connection.send(pending)
         case .connect: connect(with: pending)
         case .queued: break
         case .dropped: return true
@@ -362,9 +362,9 @@ public final class HTTPOutput: MessageOutput {
     func closeIdleConnections() {
         let limit = options.workerTimeout.nanoseconds
         let now = monotonicNanoseconds()
-        let expired: [HTTPReplayConnection] = state.withLockedValue { state in
+        let expired: [ReplayConnectionHandle] = state.withLockedValue { state in
             guard state.queue.isEmpty, !state.closing else { return [] }
-            var expired: [HTTPReplayConnection] = []
+            var expired: [ReplayConnectionHandle] = []
             var remaining = state.connections
             while remaining > options.workersMin, let oldest = state.idle.first, now - oldest.since >= limit {
                 state.idle.removeFirst()
@@ -373,7 +373,7 @@ public final class HTTPOutput: MessageOutput {
             }
             return expired
         }
-        for connection in expired { connection.closeFromAnyThread() }
+        for connection in expired { connection.close() }
     }
 
     /// True once `close` gave up waiting: connections it closes are not retried.
@@ -386,7 +386,6 @@ public final class HTTPOutput: MessageOutput {
 
     /// Opens a connection and sends `first` on it.
     private func connect(with first: PendingRequest) {
-        let connection = HTTPReplayConnection(output: self)
         let sslContext = self.sslContext
         let serverName = target.host.isIPAddress ? nil : target.host
         let connectTimeout = TimeAmount.nanoseconds(Int64(options.timeout.nanoseconds))
@@ -399,25 +398,39 @@ public final class HTTPOutput: MessageOutput {
                         let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
-                    try channel.pipeline.syncOperations.addHandler(connection)
+                    // Made on the channel's loop and never leaves it: the pool holds a handle.
+                    try channel.pipeline.syncOperations.addHandler(HTTPReplayConnection(output: self))
                 }
             }
             .connect(host: target.host, port: target.port)
             .whenComplete { result in
                 switch result {
-                case .success:
-                    self.state.withLockedValue { $0.live[ObjectIdentifier(connection)] = connection }
-                    connection.send(first)
+                case .success(let channel):
+                    channel.eventLoop.execute { self.started(channel, first: first) }
                 case .failure(let error):
                     self.recordFailure(timeout: false, reason: self.describeConnectFailure(error))
-                    self.connectionEnded(connection, hadRequest: true)
+                    self.connectionEnded(nil, hadRequest: true)
                 }
             }
     }
 
+    /// On the new channel's event loop: registers its connection and sends its first request.
+    private func started(_ channel: any Channel, first: PendingRequest) {
+        guard let connection = try? channel.pipeline.syncOperations.handler(type: HTTPReplayConnection.self),
+            let handle = connection.handle
+        else {
+            // Closed already, and its handler has reported the end: the request waits for another.
+            requeue(first)
+            releaseSlot()
+            return
+        }
+        if channel.isActive { state.withLockedValue { $0.live[handle.id] = handle } }
+        connection.send(first)
+    }
+
     /// Called on a connection's event loop when a response is done: the next
     /// queued request for it, or nil (it is then idle).
-    func nextRequest(after connection: HTTPReplayConnection) -> PendingRequest? {
+    func nextRequest(after connection: ReplayConnectionHandle) -> PendingRequest? {
         state.withLockedValue { state in
             if !state.closing, let next = state.queue.popFirst() {
                 return next
@@ -428,12 +441,14 @@ public final class HTTPOutput: MessageOutput {
         }
     }
 
-    /// A connection closed or failed to open. Starts a replacement when
-    /// requests are waiting.
-    func connectionEnded(_ connection: HTTPReplayConnection, hadRequest: Bool) {
+    /// A connection closed, or failed to open (`id` nil). Starts a
+    /// replacement when requests are waiting.
+    func connectionEnded(_ id: ObjectIdentifier?, hadRequest: Bool) {
         let next: PendingRequest? = state.withLockedValue { state in
-            state.live[ObjectIdentifier(connection)] = nil
-            state.idle.removeAll { $0.connection === connection }
+            if let id {
+                state.live[id] = nil
+                state.idle.removeAll { $0.connection.id == id }
+            }
             state.connections -= 1
             if hadRequest { state.inFlight -= 1 }
             guard !state.closing, let next = state.queue.popFirst() else { return nil }
@@ -546,7 +561,7 @@ public final class HTTPOutput: MessageOutput {
             return (Array(state.live.values), abandoned)
         }
         if abandoned > 0 { statistics.updateOutput(slot) { $0.droppedQueueFull += abandoned } }
-        for connection in connections { connection.closeFromAnyThread() }
+        for connection in connections { connection.close() }
         // Let the closes run so counters settle.
         let settle = ContinuousClock.now + .seconds(1)
         while ContinuousClock.now < settle, state.withLockedValue({ $0.connections > 0 }) {
@@ -563,9 +578,31 @@ struct ResponseBatch {
     var latency = LatencyHistogram()
 }
 
-/// One pooled connection. All its state is touched only on its channel's
-/// event loop (hence `@unchecked Sendable`); other threads hop there.
-final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
+/// A pooled connection as the pool and other threads hold it: the handler
+/// is reached only on its channel's event loop (`NIOLoopBound` checks it).
+struct ReplayConnectionHandle: Sendable {
+    let id: ObjectIdentifier
+    let eventLoop: any EventLoop
+    let connection: NIOLoopBound<HTTPReplayConnection>
+
+    /// Sends on the connection, hopping to its loop unless already there.
+    func send(_ request: PendingRequest) {
+        if eventLoop.inEventLoop {
+            connection.value.send(request)
+        } else {
+            eventLoop.execute { connection.value.send(request) }
+        }
+    }
+
+    func close() {
+        eventLoop.execute { connection.value.closeChannel() }
+    }
+}
+
+/// One pooled connection: a channel handler confined to its channel's event
+/// loop, like NIO's own handlers (not `Sendable`); the pool holds a
+/// `ReplayConnectionHandle`.
+final class HTTPReplayConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -589,6 +626,8 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
     private var receivedAny = false
     /// Why the channel failed (TLS, reset), for the failure count.
     private var failureReason: String?
+    /// This connection for the pool; set while the handler is in its pipeline.
+    private(set) var handle: ReplayConnectionHandle?
 
     private func flushBatch() {
         output.recordResponses(batch)
@@ -603,19 +642,17 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        handle = ReplayConnectionHandle(
+            id: ObjectIdentifier(self), eventLoop: context.eventLoop, connection: NIOLoopBound(self, eventLoop: context.eventLoop))
     }
 
-    func sendFromAnyThread(_ request: PendingRequest) {
-        guard let context else {
-            output.requeue(request)
-            return
-        }
-        context.eventLoop.execute { self.send(request) }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        handle = nil  // the handle refers back to this handler
+        self.context = nil
     }
 
-    func closeFromAnyThread() {
-        guard let context else { return }
-        context.eventLoop.execute { self.context?.close(promise: nil) }
+    func closeChannel() {
+        context?.close(promise: nil)
     }
 
     func send(_ request: PendingRequest) {
@@ -640,16 +677,21 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
         if timeoutCheck == nil {
             // One repeating check per connection is cheaper than a timer per request.
             let period = TimeAmount.milliseconds(max(10, min(250, output.options.timeout.nanoseconds / 4_000_000)))
-            timeoutCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
-                guard current != nil, monotonicNanoseconds() >= deadline else { return }
-                current = nil
-                output.recordFailure(timeout: true, reason: "no response within --output-http-timeout")
-                self.context?.close(promise: nil)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            timeoutCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+                bound.value.checkDeadline()
             }
         }
         var buffer = context.channel.allocator.buffer(capacity: request.bytes.count)
         buffer.writeBytes(request.bytes)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func checkDeadline() {
+        guard current != nil, monotonicNanoseconds() >= deadline else { return }
+        current = nil
+        output.recordFailure(timeout: true, reason: "no response within --output-http-timeout")
+        context?.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -682,7 +724,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        if let next = output.nextRequest(after: self) {
+        if let handle, let next = output.nextRequest(after: handle) {
             send(next)
         } else {
             holdsSlot = false
@@ -720,7 +762,7 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
         ended = true
         let hadRequest = holdsSlot
         holdsSlot = false
-        output.connectionEnded(self, hadRequest: hadRequest)
+        output.connectionEnded(ObjectIdentifier(self), hadRequest: hadRequest)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -728,6 +770,9 @@ final class HTTPReplayConnection: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 }
+
+@available(*, unavailable)
+extension HTTPReplayConnection: Sendable {}
 
 extension Duration {
     var nanoseconds: Int64 {

@@ -36,63 +36,56 @@ public struct HTTPRequest: Sendable {
     }
 
     public init?(parsing payload: ArraySlice<UInt8>) {
-        var index = payload.startIndex
-        guard let firstLineEnd = payload[index...].firstIndex(of: 0x0A) else { return nil }
-        var lineEnd = firstLineEnd
-        if lineEnd > index && payload[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-        let parts = payload[index..<lineEnd].split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty,
-            parts[2].starts(with: "HTTP/".utf8),
-            let method = String(validating: parts[0], as: UTF8.self),
-            let target = String(validating: parts[1], as: UTF8.self),
-            let version = String(validating: parts[2], as: UTF8.self),
-            method.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
-        else { return nil }
-        self.method = method
-        self.target = target
-        self.version = version
-        self.startLineRaw = payload[index...firstLineEnd]
-        index = firstLineEnd + 1
+        // Offsets from the shared head walker, relative to the payload's start.
+        let parsed: (startLine: Int, target: Range<Int>, version: Range<Int>, lines: [(HTTP1FieldLine, HTTP1Head.LineShape)], end: Int)? =
+            payload.withUnsafeBytes { bytes in
+                guard let firstLF = HTTP1Head.lineFeed(in: bytes, from: 0),
+                    HTTP1StartLine.check(bytes[0...firstLF], role: .request) == .valid
+                else { return nil }
+                let methodEnd = bytes.firstIndex(of: 0x20)!  // the check found both spaces
+                let targetEnd = bytes[(methodEnd + 1)...].firstIndex(of: 0x20)!
+                var lines: [(HTTP1FieldLine, HTTP1Head.LineShape)] = []
+                var end = 0
+                do {
+                    try HTTP1Head.forEachLine(in: bytes, from: firstLF + 1, end: &end) { lines.append(($0, $1)) }
+                } catch {
+                    return nil  // no closing empty line
+                }
+                return (firstLF + 1, (methodEnd + 1)..<targetEnd, (targetEnd + 1)..<(targetEnd + 9), lines, end)
+            }
+        guard let parsed else { return nil }
+        let base = payload.startIndex
+        func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { payload[(base + range.lowerBound)..<(base + range.upperBound)] }
+        func string(_ range: Range<Int>) -> String { String(decoding: slice(range), as: UTF8.self) }
+        self.method = string(0..<(parsed.target.lowerBound - 1))
+        self.target = string(parsed.target)
+        self.version = string(parsed.version)
+        self.startLineRaw = slice(0..<parsed.startLine)
 
         var fields: [Field] = []
-        while true {
-            guard let end = payload[index...].firstIndex(of: 0x0A) else { return nil }
-            let line = payload[index...end]
-            var content = payload[index..<end]
-            if content.last == 0x0D { content = content.dropLast() }
-            index = end + 1
-            if content.isEmpty {
-                self.headEnd = line
-                break
-            }
-            if let first = content.first, first == 0x20 || first == 0x09, var last = fields.popLast() {
-                // Obsolete line folding: keep it with the previous field.
-                let value = String(decoding: content, as: UTF8.self)
-                last.value += " " + value.trimmingSpaces()
-                if let raw = last.raw, raw.endIndex == line.startIndex {
-                    last.raw = payload[raw.startIndex..<line.endIndex]
+        for (line, shape) in parsed.lines {
+            if shape == .continuation, var last = fields.popLast() {
+                // Obsolete line folding: kept with the previous field.
+                last.value += " " + string(line.value)
+                if let raw = last.raw, raw.endIndex == base + line.line.lowerBound {
+                    last.raw = payload[raw.startIndex..<(base + line.line.upperBound)]
                 }
                 fields.append(last)
-                continue
-            }
-            let text = String(decoding: content, as: UTF8.self)
-            if let colon = text.firstIndex(of: ":") {
-                var field = Field(name: String(text[..<colon]), value: String(text[text.index(after: colon)...]).trimmingSpaces())
-                field.raw = line
-                fields.append(field)
             } else {
-                var field = Field(name: "", value: text)
-                field.raw = line
+                var field = Field(name: string(line.name), value: string(line.value))
+                field.raw = slice(line.line)
                 fields.append(field)
             }
         }
         self.fields = fields
-        self.body = payload[index...]
+        let lastLineStart = parsed.lines.last?.0.line.upperBound ?? parsed.startLine
+        self.headEnd = slice(lastLineStart..<parsed.end)
+        self.body = payload[(base + parsed.end)...]
     }
 
     /// The first value of a header (names compare case-insensitively).
     public func header(_ name: String) -> String? {
-        fields.first { $0.name.caseInsensitiveEquals(name) }?.value
+        fields.first { ASCII.equalsIgnoringCase($0.name.utf8, name.utf8) }?.value
     }
 
     /// Replaces the value of every `name` header, or inserts the header as the
@@ -101,7 +94,7 @@ public struct HTTPRequest: Sendable {
     /// Sets the first field called `name` (GoReplay's `proto.SetHeader`:
     /// later copies are left alone), or adds it at the top.
     public mutating func setHeader(_ name: String, _ value: String) {
-        if let index = fields.firstIndex(where: { $0.name.caseInsensitiveEquals(name) }) {
+        if let index = fields.firstIndex(where: { ASCII.equalsIgnoringCase($0.name.utf8, name.utf8) }) {
             fields[index].value = value
             fields[index].raw = nil
         } else {
@@ -181,13 +174,5 @@ extension String {
         while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
         while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
         return String(scalars)
-    }
-
-    func caseInsensitiveEquals(_ other: String) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in
-            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A)
-        }
     }
 }

@@ -1,21 +1,23 @@
 /// Finds where one HTTP/1.x response ends in a byte stream, so a pooled
 /// connection can be reused: Content-Length, chunked, bodiless (HEAD, 1xx,
 /// 204, 304) and close-delimited bodies. Interim 1xx responses are skipped.
+/// Heads and chunked bodies are read by the shared core (`HTTP1Head`,
+/// `ChunkedBodyDecoder`), the same one capture frames with.
 public struct HTTPResponseFramer: Sendable {
     /// Why the bytes are not an HTTP response.
     public enum FramingError: Error, Sendable, Equatable, CustomStringConvertible {
-        /// The status line or a header is malformed.
-        case malformedHead(String)
-        /// A chunk size line is not hexadecimal.
-        case malformedChunk
+        /// The status line or a header is malformed, or the body cannot be delimited.
+        case malformedHead(HTTP1HeadError)
+        /// The chunked body is malformed.
+        case malformedChunk(ChunkedBodyDecoder.DecodingError)
         /// The head is unreasonably long.
         case headTooLarge
 
         public var description: String {
             switch self {
-            case .malformedHead(let line): "malformed response head \"\(line.prefix(60))\""
-            case .malformedChunk: "malformed chunk size"
-            case .headTooLarge: "response head larger than 64 KiB"
+            case .malformedHead(let error): "malformed response head: \(error)"
+            case .malformedChunk(let error): "\(error)"
+            case .headTooLarge: "response head larger than \(HTTPResponseFramer.maxHeadBytes / 1024) KiB"
             }
         }
     }
@@ -23,16 +25,17 @@ public struct HTTPResponseFramer: Sendable {
     private enum State: Sendable {
         case head
         case fixedBody(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        case chunkDataEnd(remaining: Int)
-        case trailers
+        case chunked
         case untilClose
         case complete
     }
 
+    /// Largest response head accepted.
+    public static let maxHeadBytes = 64 * 1024
+
     private var state = State.head
-    private var line: [UInt8] = []
+    private var scanner = HTTP1HeadScanner()
+    private var chunks = ChunkedBodyDecoder()
     private var head: [UInt8] = []
     private var requestWasHead = false
     /// Keep the response's bytes (for `--output-http-track-response`).
@@ -54,7 +57,7 @@ public struct HTTPResponseFramer: Sendable {
     /// Starts on a new response to a request with the given method.
     public mutating func reset(requestMethodIsHead: Bool) {
         state = .head
-        line.removeAll(keepingCapacity: true)
+        scanner.reset()
         head.removeAll(keepingCapacity: true)
         raw.removeAll(keepingCapacity: true)
         requestWasHead = requestMethodIsHead
@@ -84,58 +87,40 @@ public struct HTTPResponseFramer: Sendable {
             case .complete:
                 return true
             case .head:
-                // Take one line at a time; the head ends with an empty line.
-                var end = index
-                while end < count && bytes[end] != 0x0A { end += 1 }
-                let lineEnd = min(end + 1, count)
-                head.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<lineEnd]))
-                index = lineEnd
-                if head.count > 65_536 { throw .headTooLarge }
-                if end < count {
-                    let n = head.count
-                    if (n >= 2 && head[n - 2] == 0x0A) || (n >= 3 && head[n - 2] == 0x0D && head[n - 3] == 0x0A) {
-                        try parseHead()
-                    } else if n == 1 || (n == 2 && head[0] == 0x0D) {
-                        head.removeAll(keepingCapacity: true)  // stray blank line before a response
+                if head.isEmpty && scanner.scanned == 0 && (bytes[index] == 0x0d || bytes[index] == 0x0a) {
+                    index += 1  // stray blank line before a response
+                    continue
+                }
+                let (next, complete) = scanner.scan(bytes, from: index)
+                let run = UnsafeRawBufferPointer(rebasing: bytes[index..<next])
+                index = next
+                if scanner.scanned > Self.maxHeadBytes { throw .headTooLarge }
+                if complete && head.isEmpty {
+                    try startBody(headBytes: run)  // the whole head in one read: no copy
+                } else {
+                    head.append(contentsOf: run)
+                    if complete {
+                        var block: [UInt8] = []
+                        swap(&block, &head)  // parse it without holding `self.head` borrowed
+                        let result: Result<Void, FramingError> = block.withUnsafeBytes { whole in
+                            Result { () throws(FramingError) in try startBody(headBytes: whole) }
+                        }
+                        block.removeAll(keepingCapacity: true)
+                        head = block
+                        try result.get()
                     }
                 }
             case .fixedBody(let remaining):
                 let take = min(remaining, count - index)
                 index += take
-                state = remaining - take == 0 ? .complete : .fixedBody(remaining: remaining - take)
-            case .chunkSize, .trailers:
-                let byte = bytes[index]
-                index += 1
-                if byte != 0x0A {
-                    line.append(byte)
-                    if line.count > 8192 { throw .malformedChunk }
-                    continue
+                state = remaining == take ? .complete : .fixedBody(remaining: remaining - take)
+            case .chunked:
+                do {
+                    try chunks.consume(bytes, at: &index)
+                } catch {
+                    throw .malformedChunk(error)
                 }
-                if line.last == 0x0D { line.removeLast() }
-                if case .trailers = state {
-                    if line.isEmpty { state = .complete }
-                    line.removeAll(keepingCapacity: true)
-                    continue
-                }
-                let hexDigits = line.prefix { $0 != 0x3B && $0 != 0x20 && $0 != 0x09 }
-                guard let size = Int(String(decoding: hexDigits, as: UTF8.self), radix: 16), size >= 0 else {
-                    throw .malformedChunk
-                }
-                line.removeAll(keepingCapacity: true)
-                state = size == 0 ? .trailers : .chunkData(remaining: size)
-            case .chunkData(let remaining):
-                let take = min(remaining, count - index)
-                index += take
-                state = remaining - take == 0 ? .chunkDataEnd(remaining: 2) : .chunkData(remaining: remaining - take)
-            case .chunkDataEnd(let remaining):
-                // CRLF after the data (a bare LF is tolerated).
-                let byte = bytes[index]
-                index += 1
-                if byte == 0x0A || remaining == 1 {
-                    state = .chunkSize
-                } else {
-                    state = .chunkDataEnd(remaining: remaining - 1)
-                }
+                if chunks.isComplete { state = .complete }
             case .untilClose:
                 return false
             }
@@ -143,97 +128,28 @@ public struct HTTPResponseFramer: Sendable {
         return isComplete
     }
 
-    private mutating func parseHead() throws(FramingError) {
-        // Work on bytes: this runs once per replayed response.
-        var lines: [Range<Int>] = []
-        var start = 0
-        for position in head.indices where head[position] == 0x0A {
-            var end = position
-            if end > start && head[end - 1] == 0x0D { end -= 1 }
-            if end > start { lines.append(start..<end) }
-            start = position + 1
+    private mutating func startBody(headBytes: UnsafeRawBufferPointer) throws(FramingError) {
+        let parsed: HTTP1Head
+        let framing: HTTP1BodyFraming
+        do {
+            parsed = try HTTP1Head(parsing: headBytes, role: .response)
+            framing = try parsed.bodyFraming(requestMethod: requestWasHead ? "HEAD" : nil)
+        } catch {
+            throw .malformedHead(error)
         }
-        guard let statusLine = lines.first else {
-            head.removeAll(keepingCapacity: true)
-            return
-        }
-        // "HTTP/1.x NNN ..."
-        let line = head[statusLine]
-        guard line.count >= 12, line.starts(with: "HTTP/1.".utf8), line[line.startIndex + 8] == 0x20 else {
-            throw .malformedHead(String(decoding: line, as: UTF8.self))
-        }
-        var status = 0
-        for offset in 9..<12 {
-            let digit = line[line.startIndex + offset]
-            guard digit >= 0x30 && digit <= 0x39 else { throw .malformedHead(String(decoding: line, as: UTF8.self)) }
-            status = status * 10 + Int(digit - 0x30)
-        }
-        let isHTTP10 = line[line.startIndex + 7] == 0x30
-        if status >= 100 && status < 200 && status != 101 {
-            head.removeAll(keepingCapacity: true)
-            return  // interim response; the real one follows
-        }
-        statusCode = status
-        var contentLength: Int?
-        var chunked = false
-        var connectionClose = isHTTP10
-        for range in lines.dropFirst() {
-            let field = head[range]
-            guard let colon = field.firstIndex(of: 0x3A) else { continue }
-            let name = field[field.startIndex..<colon]
-            var value = field[(colon + 1)...]
-            while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-            while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-            if Self.equalsLowercase(name, "content-length") {
-                var length = 0
-                guard !value.isEmpty else { throw .malformedHead(String(decoding: field, as: UTF8.self)) }
-                for digit in value {
-                    guard digit >= 0x30 && digit <= 0x39, length < Int.max / 10 - 10 else {
-                        throw .malformedHead(String(decoding: field, as: UTF8.self))
-                    }
-                    length = length * 10 + Int(digit - 0x30)
-                }
-                contentLength = length
-            } else if Self.equalsLowercase(name, "transfer-encoding") {
-                chunked = Self.containsLowercase(value, "chunked")
-            } else if Self.equalsLowercase(name, "connection") {
-                if Self.containsLowercase(value, "close") { connectionClose = true }
-                if Self.containsLowercase(value, "keep-alive") { connectionClose = false }
-            }
-        }
-        head.removeAll(keepingCapacity: true)
-        closesConnection = connectionClose
-        if requestWasHead || status == 204 || status == 304 || status == 101 {
-            state = .complete
-        } else if chunked {
-            state = .chunkSize
-        } else if let contentLength {
-            state = contentLength == 0 ? .complete : .fixedBody(remaining: contentLength)
-        } else {
+        scanner.reset()
+        if parsed.isInterim { return }  // the real response follows
+        statusCode = parsed.status ?? 0
+        closesConnection = !parsed.isPersistent
+        switch framing {
+        case .none: state = .complete
+        case .fixed(let length): state = .fixedBody(remaining: length)
+        case .chunked:
+            chunks = ChunkedBodyDecoder()
+            state = .chunked
+        case .untilClose:
             closesConnection = true
             state = .untilClose
         }
-    }
-
-    private static func equalsLowercase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let pointer = lowercase.utf8Start
-        var offset = 0
-        for byte in bytes {
-            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if folded != pointer[offset] { return false }
-            offset += 1
-        }
-        return true
-    }
-
-    private static func containsLowercase(_ bytes: ArraySlice<UInt8>, _ word: String) -> Bool {
-        let folded = bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
-        let needle = Array(word.utf8)
-        guard folded.count >= needle.count else { return false }
-        for start in 0...(folded.count - needle.count) where folded[start..<(start + needle.count)].elementsEqual(needle) {
-            return true
-        }
-        return false
     }
 }

@@ -224,7 +224,7 @@ public final class TCPInput: MessageInput {
 }
 
 /// Splits one connection's bytes into `.gor` records.
-private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
+private final class RecordReceiver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -334,3 +334,7 @@ private final class RecordReceiver: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 }
+
+// A channel handler lives on its channel's event loop, as NIO's own do.
+@available(*, unavailable)
+extension RecordReceiver: Sendable {}
