@@ -141,6 +141,11 @@ final class Console: Sendable {
     }
 
     func helpText(_ descriptor: TaskDescriptor) -> [String] {
+        if json {
+            return [Console.jsonLine(TaskEvent(name: descriptor.name, usage: descriptor.usage, summary: descriptor.summary,
+                                               changesHosts: descriptor.changesHosts, source: descriptor.source,
+                                               details: descriptor.details.isEmpty ? nil : descriptor.details), time: Date())]
+        }
         var lines = ["\(descriptor.usage)", "  \(descriptor.summary)"]
         if !descriptor.details.isEmpty { lines += descriptor.details.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 } }
         lines.append("  \(descriptor.changesHosts ? "changes hosts (asks for confirmation where the environment requires it)" : "read-only")")

@@ -45,8 +45,9 @@ struct JSONEventsContractTests {
             try await fleet.fab(["--json", "classes"]),
             try await fleet.fab(["--json", "all", "no-such-task"]),
             try await CLI.run(["--json", "--list"]),
+            try await CLI.run(["--json", "-d", "recover-goreplay"]),
         ]
-        #expect(runs.map(\.status) == [0, 0, 0, 0, 2, 0], "\(runs)")
+        #expect(runs.map(\.status) == [0, 0, 0, 0, 2, 0, 0], "\(runs)")
 
         var seen: Set<String> = []
         for run in runs {
@@ -74,6 +75,7 @@ struct JSONEventsContractTests {
             }
         }
         #expect(seen == Set(documented.keys), "not produced: \(Set(documented.keys).subtracting(seen))")
+        #expect(runs[6].jsonEvents.first?["details"] is String, "help as a task event with its text: \(runs[6])")
         let output = runs[0].jsonEvents.filter { $0["event"] as? String == "output" }
         #expect(output.compactMap { $0["line"] as? String }.sorted() == ["err-line", "out-line"], "\(runs[0])")
     }

@@ -221,13 +221,16 @@ public struct TaskEvent: JSONLineEvent {
     public var changesHosts: Bool
     /// `built-in`, or the playbook file that defines it.
     public var source: String
+    /// The full help text, for `help:NAME` and `-d NAME`.
+    public var details: String?
 
-    public init(name: String, usage: String, summary: String, changesHosts: Bool, source: String) {
+    public init(name: String, usage: String, summary: String, changesHosts: Bool, source: String, details: String? = nil) {
         self.name = name
         self.usage = usage
         self.summary = summary
         self.changesHosts = changesHosts
         self.source = source
+        self.details = details
     }
 }
 
