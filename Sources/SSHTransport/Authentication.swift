@@ -1,6 +1,11 @@
 import CLibSSH2
 import Foundation
 import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A configured private key file and what we could learn of its public half without a passphrase.
 struct IdentityFile {
@@ -33,6 +38,43 @@ struct IdentityFile {
         self.inMemoryKey = inMemory
         self.publicBlob = blob
         self.keyType = blob.flatMap(keyTypeOfBlob) ?? type
+    }
+}
+
+/// Identity files read once per process, not once per host: reading, base64-decoding and checking
+/// a key on every connection was measurable client CPU at hundreds of hosts. An entry is used while
+/// the key file's and its `.pub`'s size, mtime and inode are unchanged.
+enum IdentityFileCache {
+    private struct Stamp: Equatable {
+        var key: [Int]
+        var pub: [Int]
+    }
+
+    /// Immutable once made; `@unchecked` because swift-crypto's key type is not marked Sendable.
+    private final class Entry: @unchecked Sendable {
+        let stamp: Stamp
+        let identity: IdentityFile
+        init(stamp: Stamp, identity: IdentityFile) {
+            self.stamp = stamp
+            self.identity = identity
+        }
+    }
+
+    private static let entries = Mutex<[String: Entry]>([:])
+
+    static func identity(at path: String) -> IdentityFile {
+        let stamp = Stamp(key: fileStamp(path), pub: fileStamp(path + ".pub"))
+        if let hit = entries.withLock({ $0[path] }), hit.stamp == stamp { return hit.identity }
+        let entry = Entry(stamp: stamp, identity: IdentityFile(path: path))
+        entries.withLock { $0[path] = entry }
+        return entry.identity
+    }
+
+    /// Size, mtime (ns) and inode, or empty when the file cannot be stat'ed.
+    private static func fileStamp(_ path: String) -> [Int] {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return [] }
+        return [Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_ino)]
     }
 }
 
@@ -107,7 +149,7 @@ extension SessionConnection {
         var offered = 0
         var unreadable: [String] = []
 
-        let identities = options.identityFiles.map { IdentityFile(path: expandTilde($0)) }
+        let identities = options.identityFiles.map { IdentityFileCache.identity(at: expandTilde($0)) }
         var coveredByAgent = Set<String>()
 
         /// Runs one attempt; true means authenticated. Auth rejections are recorded, other failures thrown.

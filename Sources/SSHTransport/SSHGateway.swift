@@ -26,15 +26,35 @@ public final class SSHGateway: Sendable {
     public let hostKeyFingerprint: String
     /// The gateway this one is reached through, for chains.
     public let outer: SSHGateway?
-    let pump: GatewayPump
-    private let pumpTask: Task<Void, Never>
+    /// Channel opens waiting for a lane, shared by every lane.
+    let queue: GatewayOpenQueue
+    /// Logins on the jump host that carry tunnels ("lanes"): the first one, and more added while
+    /// opens queue up. libssh2 1.10 keeps one channel open in flight per session (its open state is
+    /// session-wide), so one login opens at most one tunnel per round trip: 33 a second at 30 ms.
+    private let lanes: Mutex<Lanes>
+    private let options: SSHClientOptions
+    private let reactor: SSHReactor
+    private let logger: Logger
 
-    private init(endpoint: SSHEndpoint, fingerprint: String, outer: SSHGateway?, pump: GatewayPump) {
+    struct Lanes {
+        var running: [(pump: GatewayPump, task: Task<Void, Never>)] = []
+        /// Logins being added now, and every task that added one (awaited by close).
+        var connecting = 0
+        var adders: [Task<Void, Never>] = []
+        /// A lane that failed to log in stops the adding (the jump host's MaxStartups, for one).
+        var addingStopped = false
+    }
+
+    private init(endpoint: SSHEndpoint, fingerprint: String, outer: SSHGateway?, first: GatewayPump,
+                 queue: GatewayOpenQueue, options: SSHClientOptions, reactor: SSHReactor, logger: Logger) {
         self.endpoint = endpoint
         self.hostKeyFingerprint = fingerprint
         self.outer = outer
-        self.pump = pump
-        pumpTask = Task.detached { await pump.run() }
+        self.queue = queue
+        self.options = options
+        self.reactor = reactor
+        self.logger = logger
+        lanes = Mutex(Lanes(running: [(first, Task.detached { await first.run() })]))
     }
 
     /// Connects a chain of jump hosts, outermost first, each through the previous one, and returns the
@@ -65,6 +85,19 @@ public final class SSHGateway: Sendable {
         to endpoint: SSHEndpoint, via outer: SSHGateway?, options: SSHClientOptions, reactor: SSHReactor,
         logger: Logger
     ) async throws -> SSHGateway {
+        let queue = GatewayOpenQueue()
+        let (pump, fingerprint) = try await connectLane(
+            to: endpoint, via: outer, queue: queue, options: options, reactor: reactor, logger: logger)
+        logger.debug("gateway ready", metadata: ["gateway": "\(endpoint)", "via": "\(outer.map { "\($0.endpoint)" } ?? "direct")"])
+        return SSHGateway(endpoint: endpoint, fingerprint: fingerprint, outer: outer, first: pump, queue: queue,
+                          options: options, reactor: reactor, logger: logger)
+    }
+
+    /// One login on the jump host and its pump.
+    private static func connectLane(
+        to endpoint: SSHEndpoint, via outer: SSHGateway?, queue: GatewayOpenQueue, options: SSHClientOptions,
+        reactor: SSHReactor, logger: Logger
+    ) async throws -> (GatewayPump, fingerprint: String) {
         let deadline = ContinuousClock.now + options.connectTimeout
         let socket = try await TCPConnector.open(to: endpoint, via: outer, deadline: deadline, reactor: reactor)
         // The hop counts its own keepalives (ServerAliveInterval/CountMax, like every host): a gateway
@@ -72,35 +105,84 @@ public final class SSHGateway: Sendable {
         let (connection, fingerprint, _) = try await SessionConnection.establish(
             socket: socket, endpoint: endpoint, options: options, reactor: reactor, logger: logger,
             deadline: deadline, gateway: outer)
-        let pump: GatewayPump
         do {
-            pump = try GatewayPump(connection: connection, outer: outer)
+            return (try GatewayPump(connection: connection, outer: outer, queue: queue), fingerprint)
         } catch {
             connection.free()
             throw error
         }
-        logger.debug("gateway ready", metadata: ["gateway": "\(endpoint)", "via": "\(outer.map { "\($0.endpoint)" } ?? "direct")"])
-        return SSHGateway(endpoint: endpoint, fingerprint: fingerprint, outer: outer, pump: pump)
     }
 
     /// Why the gateway stopped working (connection dropped), or nil while it works.
-    public var failureReason: String? { pump.failureReason }
+    public var failureReason: String? { queue.failureReason }
 
     /// Tunnels currently open through this gateway.
-    public var openTunnelCount: Int { pump.openTunnelCount }
+    public var openTunnelCount: Int { lanes.withLock { $0.running.reduce(0) { $0 + $1.pump.openTunnelCount } } }
+
+    /// Logins on the jump host carrying tunnels now (1 until opens queue up; at most
+    /// `options.gatewayConnections`).
+    public var connectionCount: Int { lanes.withLock { $0.running.count } }
 
     /// Opens a `direct-tcpip` channel to `target.host:target.port` (resolved and connected to by the
     /// gateway) and returns our end of a socket pair carrying it, non-blocking and close-on-exec.
-    /// Channel opens are serialised (libssh2 keeps one pending open per session); established tunnels
-    /// keep flowing meanwhile.
+    /// Each lane has one open in flight at a time; established tunnels keep flowing meanwhile.
     func openTunnel(to target: SSHEndpoint, deadline: ContinuousClock.Instant) async throws -> Int32 {
-        try await pump.openTunnel(to: target, deadline: deadline, gateway: endpoint)
+        addLaneIfBacklogged()
+        return try await queue.openTunnel(to: target, deadline: deadline, gateway: endpoint) { [self] in
+            for lane in lanes.withLock({ $0.running.map(\.pump) }) { lane.wake() }
+        }
     }
 
-    /// Closes every tunnel and the bastion session (then the outer gateways of a chain). Idempotent.
+    /// Opens waiting per lane before another login is added: a lane opens a tunnel per round trip,
+    /// so a short queue clears in a few; a run of a few hosts (up to 8 at once) keeps one login.
+    private static let backlogPerLane = 8
+
+    private func addLaneIfBacklogged() {
+        let waiting = queue.waitingCount
+        let add: Bool = lanes.withLock { l in
+            let total = l.running.count + l.connecting
+            guard !l.addingStopped, total < options.gatewayConnections, waiting >= Self.backlogPerLane * total,
+                  queue.failureReason == nil, !queue.isClosing
+            else { return false }
+            l.connecting += 1
+            return true
+        }
+        guard add else { return }
+        let task = Task.detached { [self] in
+            defer { lanes.withLock { $0.connecting -= 1 } }
+            do {
+                let (pump, _) = try await Self.connectLane(
+                    to: endpoint, via: outer, queue: queue, options: options, reactor: reactor, logger: logger)
+                let added = lanes.withLock { l -> Bool in
+                    guard !queue.isClosing, queue.failureReason == nil else { return false }
+                    l.running.append((pump, Task.detached { await pump.run() }))
+                    return true
+                }
+                if added {
+                    pump.wake()
+                    logger.debug("gateway lane added", metadata: ["gateway": "\(endpoint)"])
+                } else {
+                    pump.connection.free()
+                }
+            } catch {
+                lanes.withLock { $0.addingStopped = true }
+                logger.info("another login on the gateway \(endpoint) failed, so its tunnels stay on the logins it has: \(error)")
+            }
+        }
+        lanes.withLock { $0.adders.append(task) }
+    }
+
+    /// Closes every tunnel and the bastion sessions (then the outer gateways of a chain). Idempotent.
     public func close() async {
-        pump.requestClose()
-        await pumpTask.value
+        queue.requestClose()
+        // Adders first: one finishing now sees the close and frees its login instead of adding it.
+        for task in lanes.withLock({ $0.adders }) {
+            task.cancel()
+            await task.value
+        }
+        let running = lanes.withLock { $0.running }
+        for lane in running { lane.pump.wake() }
+        for lane in running { await lane.task.value }
         await outer?.close()
     }
 }
@@ -144,11 +226,9 @@ final class GatewayTunnel {
     var hasDataForLocal: Bool { toLocalOffset < toLocal.count }
 }
 
-/// The gateway's state and its pump loop.
-///
-/// `@unchecked Sendable`: the libssh2 session, the tunnels and the in-flight open are touched only by
-/// the pump task (after connect); other tasks only use `shared` (under its mutex) and the wake pipe.
-final class GatewayPump: @unchecked Sendable {
+/// Channel opens waiting for a lane, and the gateway's fate: shared by every lane (pump) of one
+/// gateway. Callers enqueue; whichever lane has no open in flight takes the next.
+final class GatewayOpenQueue: Sendable {
     /// A caller waiting for a tunnel.
     struct OpenRequest {
         var target: SSHEndpoint
@@ -156,80 +236,38 @@ final class GatewayPump: @unchecked Sendable {
         var continuation: CheckedContinuation<Int32, any Error>
     }
 
-    /// What other tasks may see and change.
-    struct Shared {
+    struct State {
         var requests: [UInt64: OpenRequest] = [:]
         var queue: [UInt64] = []
+        var queueHead = 0
         var cancelledEarly: Set<UInt64> = []
         var nextID: UInt64 = 0
         var failure: String?
         var closeRequested = false
-        var tunnelCount = 0
     }
 
-    /// A libssh2 call that returned `EAGAIN` with a packet half-sent: it must be repeated, with the same
-    /// arguments, before any other call on the session (libssh2-notes §2.3).
-    enum PendingCall {
-        case open
-        case read(GatewayTunnel)
-        case write(GatewayTunnel)
-        case close(GatewayTunnel)
-    }
+    let state = Mutex(State())
 
-    let connection: SessionConnection
-    let outer: SSHGateway?
-    let shared = Mutex(Shared())
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-
-    // Pump-task state.
-    private var tunnels: [GatewayTunnel] = []
-    private var inFlight: (id: UInt64, target: SSHEndpoint)?
-    private var pending: PendingCall?
-    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-
-    init(connection: SessionConnection, outer: SSHGateway?) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            throw SSHError(endpoint: connection.endpoint, operation: .connect, kind: .protocolError,
-                           message: "cannot create the gateway's wake-up pipe: \(String(cString: strerror(errno)))")
-        }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        self.connection = connection
-        self.outer = outer
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
-    }
-
-    deinit {
-        Glibc.close(wakeRead)
-        Glibc.close(wakeWrite)
-    }
-
-    var failureReason: String? { shared.withLock { $0.failure } }
-    var openTunnelCount: Int { shared.withLock { $0.tunnelCount } }
-
-    private func wake() {
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)  // a full pipe already means "wake up"
-    }
+    var failureReason: String? { state.withLock { $0.failure } }
+    var isClosing: Bool { state.withLock { $0.closeRequested } }
+    /// Opens not yet answered (queued, or in flight on a lane).
+    var waitingCount: Int { state.withLock { $0.requests.count } }
 
     func requestClose() {
-        shared.withLock { $0.closeRequested = true }
-        wake()
+        state.withLock { $0.closeRequested = true }
     }
 
-    func openTunnel(to target: SSHEndpoint, deadline: ContinuousClock.Instant, gateway: SSHEndpoint) async throws -> Int32 {
-        let id = shared.withLock { s in
+    /// Enqueues an open and waits for a lane to complete it; `wake` tells the lanes.
+    func openTunnel(
+        to target: SSHEndpoint, deadline: ContinuousClock.Instant, gateway: SSHEndpoint, wake: () -> Void
+    ) async throws -> Int32 {
+        let id = state.withLock { s in
             s.nextID += 1
             return s.nextID
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-                let refusal: (any Error)? = shared.withLock { s in
+                let refusal: (any Error)? = state.withLock { s in
                     if s.cancelledEarly.remove(id) != nil { return CancellationError() }
                     if let failure = s.failure {
                         return SSHError(
@@ -247,16 +285,121 @@ final class GatewayPump: @unchecked Sendable {
                 if let refusal { continuation.resume(throwing: refusal) } else { wake() }
             }
         } onCancel: {
-            let request = shared.withLock { s -> OpenRequest? in
-                if let r = s.requests.removeValue(forKey: id) {
-                    s.queue.removeAll { $0 == id }
-                    return r
-                }
+            let request = state.withLock { s -> OpenRequest? in
+                if let r = s.requests.removeValue(forKey: id) { return r }
                 s.cancelledEarly.insert(id)
                 return nil
             }
             request?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// The next open still waited for, taken off the queue (it stays in `requests` until resolved).
+    func takeNext() -> (UInt64, SSHEndpoint)? {
+        state.withLock { s in
+            while s.queueHead < s.queue.count {
+                let id = s.queue[s.queueHead]
+                s.queueHead += 1
+                if s.queueHead > 1024 && s.queueHead * 2 > s.queue.count {
+                    s.queue.removeFirst(s.queueHead)
+                    s.queueHead = 0
+                }
+                if let r = s.requests[id] { return (id, r.target) }
+            }
+            return nil
+        }
+    }
+
+    /// Hands the result to the waiting caller; false if it is no longer waiting.
+    @discardableResult
+    func resolve(_ id: UInt64, with result: Result<Int32, SSHError>) -> Bool {
+        guard let request = state.withLock({ $0.requests.removeValue(forKey: id) }) else { return false }
+        switch result {
+        case .success(let fd): request.continuation.resume(returning: fd)
+        case .failure(let error): request.continuation.resume(throwing: error)
+        }
+        return true
+    }
+
+    /// Removes and returns the requests whose deadline passed.
+    func expired(now: ContinuousClock.Instant) -> [OpenRequest] {
+        state.withLock { s in
+            let ids = s.requests.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { s.requests.removeValue(forKey: $0) }
+        }
+    }
+
+    var nearestDeadline: ContinuousClock.Instant? { state.withLock { s in s.requests.values.map(\.deadline).min() } }
+
+    /// Marks the gateway failed (first reason wins) and closing; returns every caller still waiting.
+    func fail(_ failure: String?) -> [OpenRequest] {
+        state.withLock { s in
+            if s.failure == nil { s.failure = failure }
+            s.closeRequested = true
+            s.queue.removeAll()
+            s.queueHead = 0
+            let all = Array(s.requests.values)
+            s.requests.removeAll()
+            return all
+        }
+    }
+}
+
+/// One login on the gateway (a lane) and its pump loop.
+///
+/// `@unchecked Sendable`: the libssh2 session, the tunnels and the in-flight open are touched only by
+/// the pump task (after connect); other tasks only use the queue, `tunnelCount` (under their
+/// mutexes) and the wake pipe.
+final class GatewayPump: @unchecked Sendable {
+    /// A libssh2 call that returned `EAGAIN` with a packet half-sent: it must be repeated, with the same
+    /// arguments, before any other call on the session (libssh2-notes §2.3).
+    enum PendingCall {
+        case open
+        case read(GatewayTunnel)
+        case write(GatewayTunnel)
+        case close(GatewayTunnel)
+    }
+
+    let connection: SessionConnection
+    let outer: SSHGateway?
+    let queue: GatewayOpenQueue
+    private let tunnelCount = Mutex(0)
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    // Pump-task state.
+    private var tunnels: [GatewayTunnel] = []
+    private var inFlight: (id: UInt64, target: SSHEndpoint)?
+    private var pending: PendingCall?
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(connection: SessionConnection, outer: SSHGateway?, queue: GatewayOpenQueue) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw SSHError(endpoint: connection.endpoint, operation: .connect, kind: .protocolError,
+                           message: "cannot create the gateway's wake-up pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        self.connection = connection
+        self.outer = outer
+        self.queue = queue
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+    }
+
+    var openTunnelCount: Int { tunnelCount.withLock { $0 } }
+
+    func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)  // a full pipe already means "wake up"
     }
 
     private var endpoint: SSHEndpoint { connection.endpoint }
@@ -271,7 +414,11 @@ final class GatewayPump: @unchecked Sendable {
     func run() async {
         var failure: String?
         while true {
-            if shared.withLock({ $0.closeRequested }) { break }
+            if queue.isClosing {
+                // Another lane's failure ends this one too: it is the same jump host.
+                failure = queue.failureReason
+                break
+            }
             expireRequests()
             do {
                 var rounds = 0
@@ -370,7 +517,7 @@ final class GatewayPump: @unchecked Sendable {
         if tunnels.count != before {
             progressed = true
             let count = tunnels.count
-            shared.withLock { $0.tunnelCount = count }
+            tunnelCount.withLock { $0 = count }
         }
         return progressed
     }
@@ -378,14 +525,7 @@ final class GatewayPump: @unchecked Sendable {
     /// Starts or continues the one channel open that may be pending on the session.
     private func advanceOpen() throws(GatewayFailure) -> Bool {
         if inFlight == nil {
-            let next = shared.withLock { s -> (UInt64, SSHEndpoint)? in
-                while !s.queue.isEmpty {
-                    let id = s.queue.removeFirst()
-                    if let r = s.requests[id] { return (id, r.target) }
-                }
-                return nil
-            }
-            guard let next else { return false }
+            guard let next = queue.takeNext() else { return false }
             inFlight = (next.0, next.1)
         }
         guard let (id, target) = inFlight else { return false }
@@ -421,14 +561,16 @@ final class GatewayPump: @unchecked Sendable {
             let tunnel = GatewayTunnel(channel: channel, localFD: -1, target: target)
             tunnel.localEOF = true
             tunnels.append(tunnel)
-            resolve(id, with: .failure(SSHError(endpoint: endpoint, operation: .connect, kind: .connectionFailed,
-                                                message: "cannot create a socket pair for a tunnel: \(reason)")))
+            resolve(id, with: .failure(SSHError(
+                endpoint: endpoint, operation: .connect, kind: .connectionFailed,
+                message: "cannot create a socket pair for a tunnel to \(target.hostAndPort): \(reason) (\(openFileLimitText()))",
+                remedy: "lower the parallelism (-P) or raise the open-file limit (ulimit -n)")))
             return true
         }
         let tunnel = GatewayTunnel(channel: channel, localFD: pair[0], target: target)
         tunnels.append(tunnel)
         let count = tunnels.count
-        shared.withLock { $0.tunnelCount = count }
+        tunnelCount.withLock { $0 = count }
         if !resolve(id, with: .success(pair[1])) {
             // The caller gave up (timeout or cancellation) while the open was on its way.
             Glibc.close(pair[1])
@@ -437,27 +579,15 @@ final class GatewayPump: @unchecked Sendable {
         return true
     }
 
-    /// Hands the result to the waiting caller; false if it is no longer waiting.
     @discardableResult
     private func resolve(_ id: UInt64, with result: Result<Int32, SSHError>) -> Bool {
-        guard let request = shared.withLock({ $0.requests.removeValue(forKey: id) }) else { return false }
-        switch result {
-        case .success(let fd): request.continuation.resume(returning: fd)
-        case .failure(let error): request.continuation.resume(throwing: error)
-        }
-        return true
+        queue.resolve(id, with: result)
     }
 
     /// Fails requests whose deadline passed. An open already sent stays in flight (abandoning it would
     /// leave libssh2's per-session open state behind); its channel is closed when it arrives.
     private func expireRequests() {
-        let now = ContinuousClock.now
-        let expired = shared.withLock { s -> [OpenRequest] in
-            let ids = s.requests.filter { $0.value.deadline <= now }.map(\.key)
-            s.queue.removeAll { ids.contains($0) }
-            return ids.compactMap { s.requests.removeValue(forKey: $0) }
-        }
-        for request in expired {
+        for request in queue.expired(now: .now) {
             request.continuation.resume(throwing: SSHError(
                 endpoint: endpoint, operation: .connect, kind: .connectTimeout,
                 message: "opening a channel to \(request.target.hostAndPort) through the gateway timed out",
@@ -628,7 +758,7 @@ final class GatewayPump: @unchecked Sendable {
                 if events != 0 { requests.append(PollRequest(fd: t.localFD, events: events)) }
             }
         }
-        var deadline = shared.withLock { s in s.requests.values.map(\.deadline).min() }
+        var deadline = queue.nearestDeadline
         // A channel close waits for the far side's close, which another channel's read may consume:
         // look again soon rather than wait for the socket.
         let cap = ContinuousClock.now + (closing ? .milliseconds(50) : .seconds(1))
@@ -650,15 +780,8 @@ final class GatewayPump: @unchecked Sendable {
     /// Ends every tunnel (the sessions behind see EOF at once), fails every waiting caller, then
     /// closes the bastion session: politely when closing, at once when it failed.
     private func shutDown(failure: String?) async {
-        let waiting = shared.withLock { s -> [OpenRequest] in
-            if s.failure == nil { s.failure = failure }
-            s.closeRequested = true
-            s.queue.removeAll()
-            let all = Array(s.requests.values)
-            s.requests.removeAll()
-            s.tunnelCount = 0
-            return all
-        }
+        let waiting = queue.fail(failure)
+        tunnelCount.withLock { $0 = 0 }
         for t in tunnels where !t.closing && t.localFD >= 0 {
             Glibc.shutdown(t.localFD, Int32(SHUT_RDWR))
             Glibc.close(t.localFD)

@@ -35,6 +35,7 @@ public final class SSHReactor: Sendable {
         guard LibSSH2Library.initResult == 0 else {
             throw ReactorError.libraryInitFailed(code: LibSSH2Library.initResult)
         }
+        Self.raiseOpenFileLimit()
         core = try ReactorCore()
         let core = self.core
         let thread = Thread { core.run() }
@@ -44,6 +45,20 @@ public final class SSHReactor: Sendable {
 
     deinit {
         core.shutdown()
+    }
+
+    /// Raises the soft open-file limit to the hard one, once per process (as Go's runtime does): each
+    /// host holds a socket (two behind a gateway), and a soft limit of 1,024 would otherwise cap a
+    /// run at a few hundred hosts at once. Running out still fails that host with a clear error.
+    private static let openFileLimitRaised: Bool = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return false }
+        limit.rlim_cur = limit.rlim_max
+        return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
+    }()
+
+    private static func raiseOpenFileLimit() {
+        _ = openFileLimitRaised
     }
 
     /// Stops the poll thread; every pending wait fails with `CancellationError`. Idempotent.

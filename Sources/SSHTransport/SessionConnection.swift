@@ -135,7 +135,8 @@ final class SessionConnection: @unchecked Sendable {
             if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
             if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
             if events == 0 { events = Int16(POLLIN) }
-            if events & Int16(POLLIN) != 0 { enableQuickAck() }
+            // (A session behind a gateway runs on a socketpair: no TCP, no delayed ACK to undo.)
+            if events & Int16(POLLIN) != 0 && gateway == nil { enableQuickAck() }
             var wakeAt = deadline
             if let k = try checkAlive(), wakeAt.map({ k < $0 }) ?? true { wakeAt = k }
             let outcome = try await reactor.waitForSocket(

@@ -78,6 +78,11 @@ enum TCPConnector {
             close(fd)
         }
         let reason = String(cString: strerror(lastErrno))
+        if lastErrno == EMFILE || lastErrno == ENFILE {
+            throw failure(
+                .connectionFailed, "cannot open a socket to \(endpoint.hostAndPort): \(reason) (\(openFileLimitText()))",
+                remedy: "lower the parallelism (-P) or raise the open-file limit (ulimit -n)")
+        }
         if lastErrno == ECONNREFUSED {
             throw failure(
                 .connectionRefused, "connection to \(endpoint.hostAndPort) refused",
@@ -88,4 +93,11 @@ enum TCPConnector {
         }
         throw failure(.connectionFailed, "cannot connect to \(endpoint.hostAndPort): \(reason)")
     }
+}
+
+/// "limit N open files" from RLIMIT_NOFILE, for errors about running out of descriptors.
+func openFileLimitText() -> String {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return "open-file limit unknown" }
+    return "limit \(limit.rlim_cur) open files"
 }

@@ -38,6 +38,11 @@ public struct SSHClientOptions: Sendable {
     public var identityFiles: [String] = []
     /// OpenSSH known_hosts files; hosts must be listed in one of them. `~` is expanded; missing files are skipped.
     public var knownHostsFiles: [String] = ["~/.ssh/known_hosts"]
+    /// Most logins one gateway hop may hold to carry tunnels. libssh2 1.10 has one channel open in
+    /// flight per session, so one login opens one tunnel per round trip; more logins are added only
+    /// while opens queue up (never for a handful of hosts). Keep it under the jump host's
+    /// `MaxStartups` (10 by default).
+    public var gatewayConnections: Int = 8
 
     public init(
         connectTimeout: Duration = .seconds(10),
