@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "FleetTasks",
             dependencies: [
-                "Fleet", "SSHTransport",
+                "Fleet", "SSHTransport", "Replay", "ReplayReport",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
@@ -103,7 +103,7 @@ let package = Package(
             name: "SSHTransportTests",
             dependencies: ["SSHTransport", "TestFleet", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestFleet"]),
-        .testTarget(name: "FleetTasksTests", dependencies: ["FleetTasks", "Fleet", "TestFleet"]),
+        .testTarget(name: "FleetTasksTests", dependencies: ["FleetTasks", "Fleet", "TestFleet", "Replay", "ReplayReport", "SSHTransport"]),
         .testTarget(
             name: "ReplayTests",
             dependencies: [

@@ -73,10 +73,10 @@ public struct LetValue: Sendable, Hashable {
 /// One step; `condition` is its `when:`.
 public struct PlaybookStep: Sendable, Hashable {
     public enum Action: Sendable, Hashable {
-        /// `run: CMD` as the SSH user.
-        case run(CommandTemplate)
-        /// `sudo: CMD` through `sudo -n`.
-        case sudo(CommandTemplate)
+        /// `run: CMD` as the SSH user; `run_read: CMD` (`readOnly`) declares that CMD only reads.
+        case run(CommandTemplate, readOnly: Bool)
+        /// `sudo: CMD` through `sudo -n`; `sudo_read: CMD` (`readOnly`) declares that CMD only reads.
+        case sudo(CommandTemplate, readOnly: Bool)
         /// `service: {action, name, as}`: alias-resolved; `as` records
         /// `running`/`stopped` (and `AS_name`, the name used) after the action.
         case service(ServiceAction, logicalName: String, as: String?)
@@ -113,12 +113,41 @@ public struct PlaybookStep: Sendable, Hashable {
         return false
     }
 
+    /// Whether this step can change a host by itself: `run:`, `sudo:`, `ensure_file:` and a service
+    /// action other than `status`. The read forms (`run_read:`, `sudo_read:`, `read_command:`,
+    /// `check:`, `read_file:`) are the author's declaration that the command only reads. A `call:`
+    /// counts as its callee does, which the registry checks once every task is known.
+    var canChangeHosts: Bool {
+        switch action {
+        case .run(_, let readOnly), .sudo(_, let readOnly): !readOnly
+        case .ensureFile: true
+        case .service(let action, _, _): action.changesHosts
+        case .readFile, .readCommand, .check, .call, .waitForProcess, .message: false
+        }
+    }
+
+    /// The step key it was written with (`sudo`, `sudo_read`, `service` …).
+    var kindName: String {
+        switch action {
+        case .run(_, let readOnly): readOnly ? "run_read" : "run"
+        case .sudo(_, let readOnly): readOnly ? "sudo_read" : "sudo"
+        case .service: "service"
+        case .ensureFile: "ensure_file"
+        case .readFile: "read_file"
+        case .readCommand: "read_command"
+        case .check: "check"
+        case .call: "call"
+        case .waitForProcess: "wait_for_process"
+        case .message: "message"
+        }
+    }
+
     /// One line for `help:TASK`.
     var summary: String {
         let base: String
         switch action {
-        case .run(let command): base = "run `\(command)`"
-        case .sudo(let command): base = "sudo `\(command)`"
+        case .run(let command, let readOnly): base = "run\(readOnly ? " (read-only)" : "") `\(command)`"
+        case .sudo(let command, let readOnly): base = "sudo\(readOnly ? " (read-only)" : "") `\(command)`"
         case .service(let action, let name, _): base = "\(action.rawValue) service \(name)"
         case .ensureFile(let path, let content, _): base = "ensure \(path.text) contains \(content.debugDescription)"
         case .readFile(let path, let name): base = "read \(path.text) as \(name)"
@@ -255,6 +284,8 @@ public struct PlaybookError: Error, Sendable, Hashable, CustomStringConvertible 
         case badCondition(clause: String)
         /// The playbook's name is a built-in task's or another playbook's.
         case nameTaken(name: String, by: String)
+        /// `changes: false` (on `changesLine`) but a step that can change hosts.
+        case changesContradicted(step: String, kind: String, changesLine: Int?)
 
         public var description: String {
             switch self {
@@ -277,6 +308,11 @@ public struct PlaybookError: Error, Sendable, Hashable, CustomStringConvertible 
                 return "cannot read condition '\(clause)': use NAME, not NAME, NAME == 'text' or NAME != 'text', joined by 'and'"
             case .nameTaken(let name, let other):
                 return "playbook name '\(name)' is already used by \(other == "built-in" ? "a built-in task" : other)"
+            case .changesContradicted(let step, let kind, let line):
+                let declared = "the playbook says changes: false" + (line.map { " (line \($0))" } ?? "")
+                let readForm = kind == "run" || kind == "sudo"
+                    ? ", or, if the command only reads, write it as \(kind)_read:" : ""
+                return "this step (\(step)) can change hosts but \(declared): set changes: true\(readForm)"
             }
         }
     }

@@ -6,7 +6,7 @@ import Yams
 public enum PlaybookLoader {
     static let topKeys = ["name", "summary", "description", "changes", "respect_data_sync_window",
                           "args", "let", "hosts", "runs_once", "serial", "max_hosts", "steps"]
-    static let stepKinds = ["run", "sudo", "service", "ensure_file", "read_file", "read_command", "check", "call",
+    static let stepKinds = ["run", "run_read", "sudo", "sudo_read", "service", "ensure_file", "read_file", "read_command", "check", "call",
                             "wait_for_process", "message"]
     /// Values every playbook may use: from the inventory and the host, never read from it.
     public static let builtInNames = ["host", "environment", "marker_path"]
@@ -72,11 +72,17 @@ public enum PlaybookLoader {
             throw reader.invalid(nameNode, key: "name", value: name,
                                  reason: "a task name is letters, digits, '_', '.' and '-', starting with a letter")
         }
+        // A selector word (`all`, `class`, …) is never read as a task on the command line (found by fuzzing).
+        guard !FabricCommandLine.selectorNames.contains(name) else {
+            throw reader.invalid(nameNode, key: "name", value: name,
+                                 reason: "'\(name)' is a host selector on the command line, so no one could run it; choose another name")
+        }
         let summary = try reader.string(try reader.required(top, "summary", in: "the playbook", at: node), key: "summary")
         let details = try top["description"].map { node throws(PlaybookError) in
             try reader.string(node, key: "description").trimmingCharacters(in: .whitespacesAndNewlines)
         } ?? ""
-        let changes = try reader.bool(try reader.required(top, "changes", in: "the playbook", at: node), key: "changes")
+        let changesNode = try reader.required(top, "changes", in: "the playbook", at: node)
+        let changes = try reader.bool(changesNode, key: "changes")
         let window = try top["respect_data_sync_window"].map { node throws(PlaybookError) in
             try reader.bool(node, key: "respect_data_sync_window")
         } ?? false
@@ -120,6 +126,12 @@ public enum PlaybookLoader {
         var steps: [PlaybookStep] = []
         for stepNode in sequence {
             steps.append(try reader.step(stepNode, defined: &defined, commandNames: commandNames))
+        }
+        // `changes:` decides whether production asks first, so it must agree with the steps: a
+        // read-only playbook has only read steps (calls are checked by the registry).
+        if !changes, let step = steps.first(where: \.canChangeHosts) {
+            throw PlaybookError(.changesContradicted(step: step.summary, kind: step.kindName, changesLine: changesNode.mark?.line),
+                                at: SourceLocation(file: file, line: step.line, column: step.column))
         }
         return Playbook(name: name, summary: summary, details: details, changes: changes,
                         respectDataSyncWindow: window, arguments: arguments, lets: lets, pin: pin, runsOnce: runsOnce,
@@ -324,8 +336,8 @@ public enum PlaybookLoader {
             }
             let action: PlaybookStep.Action
             switch kind {
-            case "run": action = .run(try command(body, key: "run", names: commandNames))
-            case "sudo": action = .sudo(try command(body, key: "sudo", names: commandNames))
+            case "run", "run_read": action = .run(try command(body, key: kind, names: commandNames), readOnly: kind == "run_read")
+            case "sudo", "sudo_read": action = .sudo(try command(body, key: kind, names: commandNames), readOnly: kind == "sudo_read")
             case "check":
                 let fields: [String: Node]
                 if case .scalar = body {

@@ -64,8 +64,8 @@ public struct PlaybookTask: FleetTask {
     func command(_ step: PlaybookStep, host: Fleet.Host, inventory: Inventory, values: [String: String]) throws(ServiceNameError) -> (String, sudo: Bool)? {
         let control = ServiceControl(manager: inventory.serviceManager(for: host))
         switch step.action {
-        case .run(let command): return (command.render(values), false)
-        case .sudo(let command): return (command.render(values), true)
+        case .run(let command, _): return (command.render(values), false)
+        case .sudo(let command, _): return (command.render(values), true)
         case .service(let action, let logical, let name):
             let candidates = try serviceCandidates(logical, in: inventory)
             var script = "( \(control.resolvedCommand(action, candidates: candidates)) )"
@@ -240,7 +240,7 @@ public struct PlaybookTask: FleetTask {
             return .failed("\(where_) failed: \(lastLine(of: result) ?? "exit \(result.exitStatus)")", result)
         }
         switch step.action {
-        case .run, .sudo: return .ok(changed: true, message: nil)
+        case .run(_, let readOnly), .sudo(_, let readOnly): return .ok(changed: !readOnly, message: nil)
         case .service(let action, _, _): return .ok(changed: action.changesHosts, message: nil)
         case .ensureFile: return .ok(changed: output.hasSuffix("changed"), message: nil)
         default: return .ok(changed: false, message: nil)

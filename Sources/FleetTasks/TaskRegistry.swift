@@ -233,6 +233,25 @@ extension TaskRegistry {
                 try CheckGoReplayTask.parse(invocation)
             },
             Entry(descriptor: TaskDescriptor(
+                name: "replay-report", usage: ReplayReportTask.usage,
+                summary: "One goreplay report for the fleet: every host's .gor files fetched over SFTP, compared locally.",
+                details: """
+                    Fetches from each host the `.gor` files its goreplay writes (by default the
+                    `--output-file` deploy-goreplay configures for it, as a glob: `%Y`… and chunk numbers
+                    match anything; `path=GLOB[;GLOB]` overrides), and reports what the replay target did
+                    with the recorded requests, as `goreplay report` does: status pairs, endpoints, latency,
+                    missing replies. One report for all hosts, printed at the end; `html=FILE` and
+                    `json=FILE` also write it locally (mode 0600). Files are listed and copied through
+                    `sudo -n` into a private `mktemp -d` directory in /var/tmp, downloaded over SFTP and
+                    removed (also on failure or Ctrl-C). `max_size` (default 4gb) bounds what one host
+                    sends. A host with no file, a file too large or unreadable as `.gor` fails alone with
+                    the cause; the report is built from the other hosts and names the missing ones.
+                    Read-only.
+                    """, changesHosts: false)
+            ) { invocation, _ throws(TaskError) in
+                try ReplayReportTask.parse(invocation)
+            },
+            Entry(descriptor: TaskDescriptor(
                 name: "data-sync.start", usage: "data-sync.start",
                 summary: "Do what the nightly data-sync start did: marker 'true', GoReplay stopped.",
                 details: """
