@@ -184,6 +184,11 @@ struct TCPStreamReassembler {
     private mutating func checkFinished<Sink: StreamSink>(into sink: inout Sink) {
         guard !ended, let fin = finSequence, let next = nextSequence, Self.distance(next, fin) >= 0 else { return }
         ended = true
+        // Segments buffered beyond the FIN can never be delivered; kept, a later gap resolution
+        // delivered them after the end (found by fuzzing).
+        buffered.removeAll()
+        bufferedBytes = 0
+        gapOpenedAt = nil
         sink.end(reset: false)
     }
 }

@@ -245,7 +245,8 @@ public final class GorFileReader {
                 if !discarding { skip(.recordTooLarge(maxRecordSize)) }
                 discarding = true
                 let keep = separator.count - 1
-                buffer.removeSubrange(0..<(buffer.count - keep))
+                // Below `keep` bytes there is nothing to drop (a limit under 15 bytes crashed here; found by fuzzing).
+                buffer.removeSubrange(0..<max(0, buffer.count - keep))
                 start = 0
                 scanFrom = 0
             }

@@ -62,6 +62,10 @@ public struct JumpSpec: Sendable, Hashable, CustomStringConvertible {
             }
         }
         if host.isEmpty { throw JumpSpecError(text: text, reason: "empty host name") }
+        // `[[q]:22` gave host "[q", which names nothing and did not read back from `description` (found by fuzzing).
+        if host.contains(where: { $0 == "[" || $0 == "]" }) {
+            throw JumpSpecError(text: text, reason: "'[' and ']' may only enclose an IPv6 address")
+        }
         var port: Int?
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else {
