@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Where `--output-http` sends requests, parsed from its URL.
 public struct HTTPTarget: Sendable, Equatable {
@@ -108,9 +109,10 @@ public struct HTTPOutputOptions: Sendable {
     public init() {}
 }
 
-/// A request on its way to the target.
+/// A request on its way to the target: its bytes are already in the buffer
+/// the connection writes, so the event loop neither allocates nor copies.
 struct PendingRequest: Sendable {
-    var bytes: [UInt8]
+    var bytes: ByteBuffer
     var id: String
     var isHead: Bool
     /// Safe to send again when a reused connection turns out closed
@@ -118,13 +120,16 @@ struct PendingRequest: Sendable {
     var isIdempotent: Bool
     var retried = false
 
-    init(bytes: [UInt8], id: String, isHead: Bool) {
+    init(bytes: ByteBuffer, id: String, isHead: Bool) {
         self.bytes = bytes
         self.id = id
         self.isHead = isHead
-        let idempotent = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "]
-        self.isIdempotent = idempotent.contains { bytes.starts(with: $0.utf8) }
+        self.isIdempotent = bytes.withUnsafeReadableBytes { raw in
+            Self.idempotentMethods.contains { method in raw.starts(with: method) }
+        }
     }
+
+    private static let idempotentMethods: [[UInt8]] = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "].map { Array($0.utf8) }
 }
 
 /// `--output-http`: replays requests over a keep-alive connection pool.
@@ -142,12 +147,17 @@ public final class HTTPOutput: MessageOutput {
     let sslContext: NIOSSLContext?
     let responseSink: (@Sendable (ReplayMessage) -> Void)?
     let hostHeaderBytes: [UInt8]
-    private let state = NIOLockedValueBox(PoolState())
+    // A Mutex spins briefly before it sleeps: the event loops and the input take it
+    // once per request each, and a pthread mutex put them to sleep on every collision.
+    private let state = Mutex(PoolState())
 
     /// Connections at most (from `workers`, or the default cap).
     let maximumConnections: Int
     private let reaper: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
     private let reportedFailures = NIOLockedValueBox(Set<String>())
+    /// Set once the idle reaper runs, so `emit` checks it without a lock.
+    private let reaperStarted = Atomic(false)
+    private let allocator = ByteBufferAllocator()
 
     private struct IdleConnection {
         var connection: ReplayConnectionHandle
@@ -200,6 +210,12 @@ public final class HTTPOutput: MessageOutput {
             return fast
         }
         return parsedPrepare(payload)
+    }
+
+    /// `prepare`, written straight into the buffer a connection sends.
+    func prepareBuffer(_ payload: [UInt8]) -> (bytes: ByteBuffer, isHead: Bool)? {
+        guard let prepared = prepare(payload) else { return nil }
+        return (allocator.buffer(bytes: prepared.bytes), prepared.isHead)
     }
 
     /// Byte-level Host rewrite for the common case (no other change): finds
@@ -278,9 +294,9 @@ public final class HTTPOutput: MessageOutput {
     }
 
     public func emit(_ message: ReplayMessage) {
-        guard message.type == .request, let prepared = prepare(message.payload) else { return }
+        guard message.type == .request, let prepared = prepareBuffer(message.payload) else { return }
         let pending = PendingRequest(bytes: prepared.bytes, id: message.id, isHead: prepared.isHead)
-        startReaperIfNeeded()
+        if !reaperStarted.load(ordering: .relaxed) { startReaperIfNeeded() }
         let dropped = dispatch(pending, retry: false)
         statistics.updateOutput(slot) { counters in
             counters.accepted += 1
@@ -293,7 +309,7 @@ public final class HTTPOutput: MessageOutput {
     /// true when the request was dropped.
     private func dispatch(_ pending: PendingRequest, retry: Bool) -> Bool {
         enum Action { case send(ReplayConnectionHandle), connect, queued, dropped }
-        let action: Action = state.withLockedValue { state in
+        let action: Action = state.withLock { state in
             if state.closing { return .dropped }
             if let idle = state.idle.popLast() {
                 state.inFlight += 1
@@ -351,7 +367,8 @@ public final class HTTPOutput: MessageOutput {
     /// nothing waits, keeping `workersMin` (GoReplay's worker scaling).
     private func startReaperIfNeeded() {
         reaper.withLockedValue { task in
-            guard task == nil, !state.withLockedValue({ $0.closing }) else { return }
+            guard task == nil, !state.withLock({ $0.closing }) else { return }
+            reaperStarted.store(true, ordering: .relaxed)
             let period = TimeAmount.nanoseconds(max(Int64(50_000_000), options.workerTimeout.nanoseconds))
             task = group.next().scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in
                 self?.closeIdleConnections()
@@ -362,7 +379,7 @@ public final class HTTPOutput: MessageOutput {
     func closeIdleConnections() {
         let limit = options.workerTimeout.nanoseconds
         let now = monotonicNanoseconds()
-        let expired: [ReplayConnectionHandle] = state.withLockedValue { state in
+        let expired: [ReplayConnectionHandle] = state.withLock { state in
             guard state.queue.isEmpty, !state.closing else { return [] }
             var expired: [ReplayConnectionHandle] = []
             var remaining = state.connections
@@ -377,11 +394,11 @@ public final class HTTPOutput: MessageOutput {
     }
 
     /// True once `close` gave up waiting: connections it closes are not retried.
-    var isClosing: Bool { state.withLockedValue { $0.closing } }
+    var isClosing: Bool { state.withLock { $0.closing } }
 
     /// Open connections and idle ones, for tests and stats.
     public var connectionCounts: (open: Int, idle: Int) {
-        state.withLockedValue { ($0.connections, $0.idle.count) }
+        state.withLock { ($0.connections, $0.idle.count) }
     }
 
     /// Opens a connection and sends `first` on it.
@@ -424,14 +441,14 @@ public final class HTTPOutput: MessageOutput {
             releaseSlot()
             return
         }
-        if channel.isActive { state.withLockedValue { $0.live[handle.id] = handle } }
+        if channel.isActive { state.withLock { $0.live[handle.id] = handle } }
         connection.send(first)
     }
 
     /// Called on a connection's event loop when a response is done: the next
     /// queued request for it, or nil (it is then idle).
     func nextRequest(after connection: ReplayConnectionHandle) -> PendingRequest? {
-        state.withLockedValue { state in
+        state.withLock { state in
             if !state.closing, let next = state.queue.popFirst() {
                 return next
             }
@@ -444,7 +461,7 @@ public final class HTTPOutput: MessageOutput {
     /// A connection closed, or failed to open (`id` nil). Starts a
     /// replacement when requests are waiting.
     func connectionEnded(_ id: ObjectIdentifier?, hadRequest: Bool) {
-        let next: PendingRequest? = state.withLockedValue { state in
+        let next: PendingRequest? = state.withLock { state in
             if let id {
                 state.live[id] = nil
                 state.idle.removeAll { $0.connection.id == id }
@@ -461,13 +478,13 @@ public final class HTTPOutput: MessageOutput {
 
     /// A request that found its connection closed goes back to the front.
     func requeue(_ request: PendingRequest) {
-        state.withLockedValue { state in state.queue.prepend(request) }
+        state.withLock { state in state.queue.prepend(request) }
     }
 
     /// A connection gave up its request slot without a response; start a
     /// connection for waiting requests if the pool has room.
     func releaseSlot() {
-        let next: PendingRequest? = state.withLockedValue { state in
+        let next: PendingRequest? = state.withLock { state in
             state.inFlight -= 1
             guard !state.closing, state.connections < maximumConnections, let next = state.queue.popFirst() else { return nil }
             state.connections += 1
@@ -480,7 +497,7 @@ public final class HTTPOutput: MessageOutput {
     /// A connection hands its request to `retry` and gives up its slot;
     /// `retry` has already found the request a connection.
     func releaseSlotWithoutStarting() {
-        state.withLockedValue { $0.inFlight -= 1 }
+        state.withLock { $0.inFlight -= 1 }
     }
 
     func describeConnectFailure(_ error: any Error) -> String {
@@ -532,7 +549,7 @@ public final class HTTPOutput: MessageOutput {
 
 
     /// Queue length and connections, for stats lines.
-    public var queueLength: Int { state.withLockedValue { $0.queue.count } }
+    public var queueLength: Int { state.withLock { $0.queue.count } }
 
     public func flush() {
         let length = queueLength
@@ -545,7 +562,7 @@ public final class HTTPOutput: MessageOutput {
     public func close(grace: Duration) async {
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline {
-            let busy = state.withLockedValue { $0.inFlight > 0 || !$0.queue.isEmpty }
+            let busy = state.withLock { $0.inFlight > 0 || !$0.queue.isEmpty }
             if !busy { break }
             try? await Task.sleep(for: .milliseconds(5))
         }
@@ -553,7 +570,7 @@ public final class HTTPOutput: MessageOutput {
             task?.cancel()
             task = nil
         }
-        let (connections, abandoned) = state.withLockedValue { state in
+        let (connections, abandoned) = state.withLock { state in
             state.closing = true
             let abandoned = state.queue.count
             state.queue.removeAll()
@@ -564,7 +581,7 @@ public final class HTTPOutput: MessageOutput {
         for connection in connections { connection.close() }
         // Let the closes run so counters settle.
         let settle = ContinuousClock.now + .seconds(1)
-        while ContinuousClock.now < settle, state.withLockedValue({ $0.connections > 0 }) {
+        while ContinuousClock.now < settle, state.withLock({ $0.connections > 0 }) {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -576,6 +593,34 @@ struct ResponseBatch {
     var responses = 0
     var statusCodes: [Int: Int] = [:]
     var latency = LatencyHistogram()
+    /// The status of the previous response and how many in a row had it:
+    /// most replays see one status, so the dictionary is touched per run.
+    private var lastStatus = 0
+    private var lastStatusRun = 0
+
+    mutating func record(status: Int, latency nanoseconds: Int64) {
+        responses += 1
+        latency.record(nanoseconds: nanoseconds)
+        if status != lastStatus {
+            settleStatusRun()
+            lastStatus = status
+        }
+        lastStatusRun += 1
+    }
+
+    /// Moves the current run of one status into `statusCodes`.
+    mutating func settleStatusRun() {
+        if lastStatusRun > 0 { statusCodes[lastStatus, default: 0] += lastStatusRun }
+        lastStatusRun = 0
+    }
+
+    /// Empties the batch, keeping its storage.
+    mutating func removeAll() {
+        responses = 0
+        statusCodes.removeAll(keepingCapacity: true)
+        latency.removeAll()
+        lastStatusRun = 0
+    }
 }
 
 /// A pooled connection as the pool and other threads hold it: the handler
@@ -618,6 +663,7 @@ final class HTTPReplayConnection: ChannelInboundHandler {
     private var batch = ResponseBatch()
     private var lastBatchFlush: Int64 = 0
     private var deadline: Int64 = .max
+    private let timeoutNanoseconds: Int64
     private var timeoutCheck: RepeatedTask?
     /// Responses completed here: a closed connection that had served one
     /// is a stale keep-alive, not a dead target.
@@ -629,14 +675,16 @@ final class HTTPReplayConnection: ChannelInboundHandler {
     /// This connection for the pool; set while the handler is in its pipeline.
     private(set) var handle: ReplayConnectionHandle?
 
-    private func flushBatch() {
+    private func flushBatch(now: Int64 = monotonicNanoseconds()) {
+        batch.settleStatusRun()
         output.recordResponses(batch)
-        batch = ResponseBatch()
-        lastBatchFlush = monotonicNanoseconds()
+        batch.removeAll()
+        lastBatchFlush = now
     }
 
     init(output: HTTPOutput) {
         self.output = output
+        self.timeoutNanoseconds = output.options.timeout.nanoseconds
         self.framer = HTTPResponseFramer(keepsRaw: output.options.trackResponses, rawLimit: output.options.responseBufferSize)
     }
 
@@ -672,8 +720,8 @@ final class HTTPReplayConnection: ChannelInboundHandler {
         receivedAny = false
         framer.reset(requestMethodIsHead: request.isHead)
         sentAt = monotonicNanoseconds()
-        sentAtWall = wallNanoseconds()
-        deadline = sentAt + output.options.timeout.nanoseconds
+        if output.options.trackResponses { sentAtWall = wallNanoseconds() }
+        deadline = sentAt + timeoutNanoseconds
         if timeoutCheck == nil {
             // One repeating check per connection is cheaper than a timer per request.
             let period = TimeAmount.milliseconds(max(10, min(250, output.options.timeout.nanoseconds / 4_000_000)))
@@ -682,9 +730,7 @@ final class HTTPReplayConnection: ChannelInboundHandler {
                 bound.value.checkDeadline()
             }
         }
-        var buffer = context.channel.allocator.buffer(capacity: request.bytes.count)
-        buffer.writeBytes(request.bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(request.bytes), promise: nil)
     }
 
     private func checkDeadline() {
@@ -712,11 +758,10 @@ final class HTTPReplayConnection: ChannelInboundHandler {
         guard let request = current else { return }
         current = nil
         served += 1
-        let latency = monotonicNanoseconds() - sentAt
-        batch.responses += 1
-        batch.statusCodes[framer.statusCode, default: 0] += 1
-        batch.latency.record(nanoseconds: latency)
-        if batch.responses >= 64 || monotonicNanoseconds() - lastBatchFlush > 100_000_000 { flushBatch() }
+        let now = monotonicNanoseconds()
+        let latency = now - sentAt
+        batch.record(status: framer.statusCode, latency: latency)
+        if batch.responses >= 64 || now - lastBatchFlush > 100_000_000 { flushBatch(now: now) }
         if output.options.trackResponses, let sink = output.responseSink {
             sink(ReplayMessage(type: .replayedResponse, id: request.id, timestamp: sentAtWall, latency: latency, payload: framer.raw))
         }

@@ -21,8 +21,17 @@ public struct LatencyHistogram: Sendable {
         count += 1
         if nanoseconds > max { max = nanoseconds }
         let value = Double(Swift.max(nanoseconds, 1))
-        let index = value <= Self.base ? 0 : Int(log(value / Self.base) / log(Self.ratio))
+        let index = value <= Self.base ? 0 : Int(log(value / Self.base) * Self.inverseLogRatio)
         buckets[Swift.min(index, Self.bucketCount - 1)] += 1
+    }
+
+    private static let inverseLogRatio = 1 / log(ratio)
+
+    /// Forgets every sample, keeping the storage.
+    public mutating func removeAll() {
+        for index in buckets.indices { buckets[index] = 0 }
+        count = 0
+        max = 0
     }
 
     /// The latency below which `fraction` of the samples lie (upper bucket edge).

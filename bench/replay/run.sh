@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replay benchmark: goreplay vs wrk against the same local nginx, same run.
 #
-#   bench/replay/run.sh [REQUESTS=100000] [CONNECTIONS=50]
+#   [GOREPLAY=path/to/goreplay] bench/replay/run.sh [REQUESTS=100000] [CONNECTIONS=50]
 #
 # Prints requests/second, CPU and peak memory of goreplay replaying a
 # REQUESTS-record .gor file as fast as possible over CONNECTIONS keep-alive
@@ -22,10 +22,17 @@ trap cleanup EXIT
 command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx-light" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    swift build -c release --product goreplay 2>&1 | tail -1
+# GOREPLAY=path uses that binary (e.g. one built with --scratch-path
+# .build-release-bench); otherwise a release build into .build.
+if [[ -n "${GOREPLAY:-}" ]]; then
+    BIN=$GOREPLAY
+else
+    if [[ -z "${SKIP_BUILD:-}" ]]; then
+        swift build -c release --product goreplay 2>&1 | tail -1
+    fi
+    BIN=.build/release/goreplay
 fi
-BIN=.build/release/goreplay
+echo "== machine: $(uptime)"
 
 python3 bench/replay/make_gor.py "$REQUESTS" "$WORK/requests.gor"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
