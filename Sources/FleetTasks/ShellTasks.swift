@@ -26,7 +26,9 @@ func outcome(of result: RemoteResult, on host: HostContext, message: String? = n
         return TaskOutcome(outcome: result.outcome, message: sudoPasswordMessage(host))
     }
     if result.timedOut {
-        return TaskOutcome(outcome: result.outcome, message: "timed out after \(DurationText.format(result.duration))")
+        // The limit the operator set, not the wall time (which adds the kill grace and any local slack).
+        let limit = DurationText.format(result.timeoutLimit ?? result.duration)
+        return TaskOutcome(outcome: result.outcome, message: "timed out at its \(limit) limit; the command was stopped")
     }
     return TaskOutcome(outcome: result.outcome, message: message, changed: changed && result.succeeded)
 }

@@ -1,6 +1,7 @@
 import CLibSSH2
 import Foundation
 import Logging
+import Synchronization
 
 /// A host-key algorithm libssh2 1.10 can negotiate, with the matching known_hosts type bits.
 struct HostKeyType: Sendable, Hashable {
@@ -65,7 +66,7 @@ final class KnownHosts {
                 continue
             }
             guard let data = FileManager.default.contents(atPath: path) else {
-                logger.warning("cannot read known_hosts file \(path), skipped")
+                Self.warnOnce(logger, "cannot read known_hosts file \(path), skipped")
                 continue
             }
             // Byte-level parsing: this runs on every connect, and Foundation string trimming was most
@@ -80,7 +81,7 @@ final class KnownHosts {
                     // OpenSSH refuses a key listed as @revoked for the host even when another line lists it.
                     guard let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self)),
                           entry.marker == .revoked else {
-                        logger.warning("\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped")
+                        Self.warnOnce(logger, "\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped")
                         continue
                     }
                     if entry.matches(lookupName) || entry.matches(plainName), let blob = entry.keyBlob {
@@ -91,7 +92,7 @@ final class KnownHosts {
                 // libssh2 keeps lines with unknown key types; reject lines that cannot be entries at all.
                 let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
                 guard fields.count >= 3, looksLikeBase64(fields[2]) else {
-                    logger.warning("\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
+                    Self.warnOnce(logger, "\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
                     continue
                 }
                 guard Self.mayName(patterns: fields[0], host: hostBytes),
@@ -120,12 +121,21 @@ final class KnownHosts {
                 entryCount += 1
             } else {
                 let (_, message) = lastError(session)
-                logger.warning("\(candidate.at): skipping malformed known_hosts line: \(message)")
+                Self.warnOnce(logger, "\(candidate.at): skipping malformed known_hosts line: \(message)")
             }
         }
     }
 
     deinit { libssh2_knownhost_free(collection) }
+
+    /// Warnings already given by this process. They are about a file, not a host: a run that connects
+    /// to 50 hosts says each once, not 50 times.
+    private static let warned = Mutex<Set<String>>([])
+
+    static func warnOnce(_ logger: Logger, _ message: String) {
+        guard warned.withLock({ $0.insert(message).inserted }) else { return }
+        logger.warning("\(message)")
+    }
 
     /// Whether a host-patterns field could match `host`: a hashed name (`|1|…`), a wildcard, or a
     /// field containing the name (plain, `[host]:port`, or negated). Anything else cannot match.
