@@ -30,7 +30,7 @@ struct FaultMatrixTests {
 
         /// An inventory with keepalives every 1 s, lost after 2 unanswered (3 s of silence), no
         /// command timeout; `gateway` puts the hosts behind fault-1.
-        func inventory(hosts: [String], gateway: Bool) throws -> String {
+        func inventory(hosts: [String], gateway: Bool, keepaliveInterval: String = "1s") throws -> String {
             let gatewayHost = fleet.hosts[0]
             var yaml = """
                 name: faults
@@ -40,7 +40,7 @@ struct FaultMatrixTests {
                   identity_files: [\(fleet.clientKeyPath)]
                   known_hosts: [\(fleet.knownHostsPath)]
                   connect_timeout: 20s
-                  keepalive_interval: 1s
+                  keepalive_interval: \(keepaliveInterval)
                   keepalive_count_max: 2
                 \(gateway ? "  gateway: \(fleet.user)@\(gatewayHost.address):\(gatewayHost.port)" : "")
                 parallelism: 10
@@ -52,7 +52,7 @@ struct FaultMatrixTests {
                 let host = try #require(fleet.host(named: name))
                 yaml += "  - {name: \(name), address: \(host.address), port: \(host.port)}\n"
             }
-            let path = directory + "/faults-\(gateway ? "gw" : "direct").yml"
+            let path = directory + "/faults-\(gateway ? "gw" : "direct")-\(keepaliveInterval).yml"
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
@@ -144,6 +144,27 @@ struct FaultMatrixTests {
             #expect(failed.contains(gateway), "\(name) does not name the gateway: \(result.stdout)")
         }
         #expect(result.afterFault < .seconds(30), "took \(result.afterFault)")
+    }
+
+    @Test("a gateway stall that outlasts the command timeout reports the configured timeout (timeout_s), not the time elapsed")
+    func stalledGatewayTimeout() async throws {
+        let fixture = try await onThread { try Fixture() }
+        // Keepalives slower than the command timeout, so the local deadline (timeout + 5 s) ends the command.
+        let inventory = try fixture.inventory(hosts: ["fault-2"], gateway: true, keepaliveInterval: "30s")
+        defer { try? fixture.fleet.resumeBridge("fault-1") }
+        let result = try await onThread {
+            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3301", "--command-timeout", "3", "--json"],
+                            faultAfter: .zero, waitFor: [("fault-2", "sleep 3301")]) {
+                try fixture.fleet.stallBridge("fault-1")
+            }
+        }
+        #expect(result.status != 0, "\(result)")
+        let finished = result.stdout.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }.first { $0["event"] as? String == "host_finished" }
+        #expect(finished?["outcome"] as? String == "timeout", "\(result.stdout)")
+        #expect(finished?["timeout_s"] as? Double == 3.0, "\(result.stdout)")
+        #expect(result.afterFault < .seconds(40), "took \(result.afterFault)")
     }
 
     @Test("sdo past --command-timeout as a non-root user leaves nothing running as root")
