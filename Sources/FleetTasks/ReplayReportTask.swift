@@ -30,6 +30,8 @@ public struct ReplayReportTask: FleetTask {
     public var maxBytesPerHost: Int
     /// Where downloads wait for the finish step; one per run.
     let collection: Collection
+    /// The hosts' directory for private copies (tests give their own).
+    var stagingBase = "/var/tmp"
 
     public static let defaultMaxBytesPerHost = 4 << 30
     /// Files taken from one host at most (the listing stops there).
@@ -39,12 +41,21 @@ public struct ReplayReportTask: FleetTask {
 
     public init(invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
                 htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost) {
+        self.init(invocation: invocation, paths: paths, htmlPath: htmlPath, jsonPath: jsonPath, maxBytesPerHost: maxBytesPerHost,
+                  localBase: NSTemporaryDirectory())
+    }
+
+    /// `localBase`: where this machine's private download directory is made (tests give their own).
+    init(invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
+         htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost,
+         localBase: String, stagingBase: String = "/var/tmp") {
         self.invocation = invocation
         self.paths = paths
         self.htmlPath = htmlPath
         self.jsonPath = jsonPath
         self.maxBytesPerHost = maxBytesPerHost
-        self.collection = Collection()
+        self.collection = Collection(base: localBase)
+        self.stagingBase = stagingBase
     }
 
     public var changesHosts: Bool { false }
@@ -318,10 +329,10 @@ public struct ReplayReportTask: FleetTask {
     private func fetchThroughCopies(
         _ files: [ListedFile], host: HostContext, into local: String, fetched: inout [FetchedFile], problems: inout [String]
     ) async throws {
-        let made = try await host.execute(Self.stagingScript(base: "/var/tmp"), echo: false)
+        let made = try await host.execute(Self.stagingScript(base: stagingBase), echo: false)
         let staging = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard made.succeeded, staging.hasPrefix("/var/tmp/\(Self.stagingPrefix)"), !staging.contains("\n"), !staging.contains("..") else {
-            throw ReplayReportError.staging("cannot make a private directory in /var/tmp as \(host.user): \(lastLine(made.stderr))")
+        guard made.succeeded, staging.hasPrefix("\(stagingBase)/\(Self.stagingPrefix)"), !staging.contains("\n"), !staging.contains("..") else {
+            throw ReplayReportError.staging("cannot make a private directory in \(stagingBase) as \(host.user): \(lastLine(made.stderr))")
         }
         do {
             for (index, file) in files.enumerated() {
@@ -676,12 +687,15 @@ extension ReplayReportTask {
             var hostDirectories: [String: String] = [:]
         }
         private let state = Mutex(State())
+        private let base: String
+
+        init(base: String) { self.base = base }
 
         /// The host's own new directory under this run's private root (made on first use, 0700).
         func directory(forHost host: String) throws(ReplayReportError) -> String {
             let result: Result<String, ReplayReportError> = state.withLock { state in
                 if state.root == nil {
-                    var template = Array((NSTemporaryDirectory() + "/govuk-fab-replay-report.XXXXXX").utf8CString)
+                    var template = Array((base + "/govuk-fab-replay-report.XXXXXX").utf8CString)
                     guard let made = mkdtemp(&template) else {
                         return .failure(.staging("cannot make a local temporary directory: \(String(cString: strerror(errno)))"))
                     }

@@ -239,15 +239,33 @@ struct ReplayReportFleet {
 @Suite("replay-report on the real test fleet", .serialized, .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
 struct ReplayReportFleetTests {
     let output: String
+    /// This test's own directories for the hosts' private copies (/var/tmp is shared with the hosts) and
+    /// for this machine's downloads, so what is left behind is this test's alone.
+    let staging: String
+    let local: String
 
     init() throws {
         output = NSTemporaryDirectory() + "/replay-report-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        staging = "/var/tmp/replay-report-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        chmod(staging, 0o1777)
+        local = output + "/downloads"
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+    }
+
+    func task(htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost) -> ReplayReportTask {
+        ReplayReportTask(htmlPath: htmlPath, jsonPath: jsonPath, maxBytesPerHost: maxBytesPerHost, localBase: local, stagingBase: staging)
+    }
+
+    func cleanUp() {
+        try? FileManager.default.removeItem(atPath: output)
+        try? FileManager.default.removeItem(atPath: staging)
     }
 
     @Test("three oncall hosts, root-only files (.gor and .gor.gz) fetched through sudo: one merged report; a host with no file is failed and named")
     func mergedReport() async throws {
-        defer { try? FileManager.default.removeItem(atPath: output) }
+        defer { cleanUp() }
         let fleet = try ReplayReportFleet()
         defer { fleet.setup.fleet.stop() }
         #expect(fleet.inventory.ssh.user == "oncall")
@@ -270,10 +288,7 @@ struct ReplayReportFleetTests {
         let direct = try fleet.setup.fleet.run(on: "gor-1", "runuser -u oncall -- cat \(ReplayReportFleet.logDirectory)/replayed-20261201.gor")
         #expect(direct.status != 0)
 
-        let stagingBefore = entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix)
-        let localBefore = entries(NSTemporaryDirectory(), prefix: "govuk-fab-replay-report.")
-        let task = ReplayReportTask(htmlPath: output + "/fleet.html", jsonPath: output + "/fleet.json")
-        let (report, notices) = try await fleet.run(task)
+        let (report, notices) = try await fleet.run(task(htmlPath: output + "/fleet.html", jsonPath: output + "/fleet.json"))
 
         #expect(outcome(report, "gor-1")?.outcome.isSuccess == true)
         #expect(outcome(report, "gor-1")?.message?.contains("2 of 2 file(s)") == true)
@@ -318,15 +333,15 @@ struct ReplayReportFleetTests {
         #expect(html.contains("missing: gor-3"))
         #expect(html.contains("gor-2:/opt/goreplay/log/replayed-20261202.gor.gz"))
         // Nothing left behind: not on the hosts (their /var/tmp), not here.
-        #expect(entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix) == stagingBefore)
-        #expect(entries(NSTemporaryDirectory(), prefix: "govuk-fab-replay-report.") == localBefore)
+        #expect(entries(staging, prefix: "") == [])
+        #expect(entries(local, prefix: "") == [])
         // The hosts' files are untouched.
         #expect(fileMode(try fleet.setup.host("gor-1").realPath("\(ReplayReportFleet.logDirectory)/replayed-20261201.gor")) == 0o600)
     }
 
     @Test("a corrupt file fails its host with the file named; too much data fails before copying; the rest still report")
     func badFiles() async throws {
-        defer { try? FileManager.default.removeItem(atPath: output) }
+        defer { cleanUp() }
         let fleet = try ReplayReportFleet()
         defer { fleet.setup.fleet.stop() }
         let start: Int64 = 1_764_000_000_000_000_000
@@ -339,7 +354,7 @@ struct ReplayReportFleetTests {
         // gor-3: plain text where goreplay's file should be.
         try fleet.put([], on: "gor-3", as: "replayed-20261202.gor", raw: Data(String(repeating: "not a gor file\n", count: 50).utf8))
 
-        let (report, notices) = try await fleet.run(ReplayReportTask(jsonPath: output + "/bad.json"))
+        let (report, notices) = try await fleet.run(task(jsonPath: output + "/bad.json"))
         let gor2 = outcome(report, "gor-2")
         #expect(gor2?.outcome.isFailure == true)
         #expect(gor2?.message?.contains("/opt/goreplay/log/replayed-20261201.gor.gz: unreadable as .gor") == true, "\(gor2?.message ?? "")")
@@ -357,32 +372,31 @@ struct ReplayReportFleetTests {
         #expect(notices.joined(separator: "\n").contains("incomplete: gor-2 (some files left out)"))
 
         // max_size: the listing's sizes are over the bound, nothing is copied.
-        let stagingBefore = entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix)
-        let (small, smallNotices) = try await fleet.run(ReplayReportTask(maxBytesPerHost: 100), on: ["gor-1"])
+        let (small, smallNotices) = try await fleet.run(task(maxBytesPerHost: 100), on: ["gor-1"])
         #expect(outcome(small, "gor-1")?.message?.contains("more than max_size=100 B; narrow path= or raise max_size=") == true)
         #expect(smallNotices.contains { $0.contains("replay-report: FAILED: no host delivered a readable response file") })
         #expect(small.exitStatus == 1)
-        #expect(entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix) == stagingBefore)
+        #expect(entries(staging, prefix: "") == [])
+        #expect(entries(local, prefix: "") == [])
     }
 
     @Test("Ctrl-C while a large file downloads: the host's private copy directory is removed anyway")
     func interruptedCleanUp() async throws {
-        defer { try? FileManager.default.removeItem(atPath: output) }
+        defer { cleanUp() }
         let fleet = try ReplayReportFleet()
         defer { fleet.setup.fleet.stop() }
         let big = try fleet.setup.host("gor-1").realPath("\(ReplayReportFleet.logDirectory)/replayed-20261202.gor")
         #expect(FileManager.default.createFile(atPath: big, contents: nil))
         #expect(truncate(big, 768 << 20) == 0)
         chmod(big, 0o600)
-        let stagingBefore = entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix)
-        let localBefore = entries(NSTemporaryDirectory(), prefix: "govuk-fab-replay-report.")
-        let run = Task { try await fleet.run(ReplayReportTask(), on: ["gor-1"]) }
+        let interruptible = task()
+        let run = Task { try await fleet.run(interruptible, on: ["gor-1"]) }
         // Wait until the copy exists in a new private directory, then interrupt.
         let deadline = ContinuousClock.now + .seconds(120)
         var sawCopy = false
         while ContinuousClock.now < deadline && !sawCopy {
-            for directory in entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix).subtracting(stagingBefore)
-            where FileManager.default.fileExists(atPath: "/var/tmp/\(directory)/copy") {
+            for directory in entries(staging, prefix: ReplayReportTask.stagingPrefix)
+            where FileManager.default.fileExists(atPath: "\(staging)/\(directory)/copy") {
                 sawCopy = true
             }
             if !sawCopy { try await Task.sleep(for: .milliseconds(10)) }
@@ -393,7 +407,7 @@ struct ReplayReportFleetTests {
         let interrupted = outcome(report, "gor-1")?.outcome
         #expect(interrupted.map { if case .skipped(let why) = $0 { why.hasPrefix("interrupted") } else { false } } == true, "\(String(describing: interrupted))")
         #expect(notices.contains("replay-report: interrupted; no report"))
-        #expect(entries("/var/tmp", prefix: ReplayReportTask.stagingPrefix) == stagingBefore)
-        #expect(entries(NSTemporaryDirectory(), prefix: "govuk-fab-replay-report.") == localBefore)
+        #expect(entries(staging, prefix: "") == [])
+        #expect(entries(local, prefix: "") == [])
     }
 }
