@@ -34,7 +34,7 @@ struct PlaybookNestingTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/x.status.yml"
-        try "name: x.status\nsummary: s\nchanges: false\nsteps:\n  - run: uptime\n"
+        try "name: x.status\nsummary: s\nchanges: false\nsteps:\n  - run_read: uptime\n"
             .write(toFile: file, atomically: false, encoding: .utf8)
         chmod(directory, 0o755)
         chmod(file, 0o644)
