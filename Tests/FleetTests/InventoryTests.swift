@@ -81,7 +81,7 @@ struct ShippedInventoryTests {
         #expect(includedPath == shippedInventories + "/../demo-state/fleet/hosts.yml")
         #expect(inventory.hosts.map(\.name) == ["cache-1", "cache-2", "cache-3"])
         #expect(inventory.port(for: inventory.hosts[1]) == 40023)
-        #expect(inventory.user(for: inventory.hosts[0]) == "root")
+        #expect(inventory.user(for: inventory.hosts[0]) == "oncall")
         #expect(inventory.serviceManager(for: inventory.hosts[0]) == .supervisor)
         #expect(inventory.ssh.knownHosts == [shippedInventories + "/../demo-state/fleet/known_hosts"])
         #expect(inventory.ssh.gateway.isEmpty)
