@@ -78,6 +78,46 @@ struct DeployHashThenRunTests {
         #expect(staging.isEmpty, "staging files left in /tmp: \(staging)")
     }
 
+    @Test("an untouched upload is installed through root's verified copy, leaving nothing behind")
+    func genuineUploadInstalls() async throws {
+        let fleet = try TestFleet.start(TestFleetOptions(hostCount: 1, namePrefix: "hashok"))
+        defer { fleet.stop() }
+        let host = try #require(fleet.hosts.first)
+        let binDirectory = host.realPath("/opt/goreplay/bin")
+        try FileManager.default.createDirectory(atPath: binDirectory, withIntermediateDirectories: true)
+        try "#!/bin/sh\necho old goreplay\n".write(toFile: binDirectory + "/goreplay", atomically: true, encoding: .utf8)
+        chmod(binDirectory + "/goreplay", 0o755)
+        let newBinary = fleet.workDirectory + "/goreplay-new"
+        let newContent = "#!/bin/sh\n# genuine \(UUID().uuidString)\nexit 0\n"
+        try newContent.write(toFile: newBinary, atomically: true, encoding: .utf8)
+        // A data sync in progress: the deploy installs but does not start the service.
+        let marker = host.realPath(DataSyncSettings.defaultMarker)
+        try FileManager.default.createDirectory(atPath: (marker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try "true".write(toFile: marker, atomically: true, encoding: .utf8)
+
+        let inventory = Inventory(
+            name: "testfleet",
+            ssh: SSHSettings(user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
+                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
+            services: ServiceSettings(manager: .supervisor),
+            replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
+                                   arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
+            hosts: [Fleet.Host(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
+        let context = RunContext(inventory: inventory, time: WindowTests.noon)
+        let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
+                                  binary: ReplayBinarySource(explicit: newBinary))
+        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
+        let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
+        let outcome = try #require(report.outcomes.first?.outcome)
+        #expect(outcome.outcome == .exited(status: 0), "\(outcome)")
+        #expect(outcome.message?.contains("binary installed") == true, "\(outcome)")
+        #expect(try String(contentsOfFile: binDirectory + "/goreplay", encoding: .utf8) == newContent)
+        let attributes = try FileManager.default.attributesOfItem(atPath: binDirectory + "/goreplay")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o755)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.intValue == 0, "installed binary not root-owned")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: binDirectory) == ["goreplay"])
+    }
+
     @Test("the messages promise only what happened: a failure after the rename says the new binary is in place")
     func messagesAreTruthful() {
         let script = DeployGoReplay.installScript(staging: "/tmp/s", final: "/opt/goreplay/bin/goreplay", sha256: "ab")
