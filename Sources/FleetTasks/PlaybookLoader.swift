@@ -223,7 +223,7 @@ public enum PlaybookLoader {
                     if let hint {
                         throw invalid(node, key: key, value: "{{\(name)}}", reason: "'\(name)' is not defined here: \(hint)")
                     }
-                    throw error(node, .undefinedName(name, defined: Array(defined)))
+                    throw error(node, .undefinedName(name, defined: defined.sorted()))
                 }
                 references.append(name)
                 rest = rest[close.upperBound...]
@@ -329,7 +329,7 @@ public enum PlaybookLoader {
                 case .failure(let failure): throw error(whenNode, .badCondition(clause: failure.clause))
                 case .success(let parsed):
                     for clause in parsed.clauses where !defined.contains(clause.name) {
-                        throw error(whenNode, .undefinedName(clause.name, defined: Array(defined)))
+                        throw error(whenNode, .undefinedName(clause.name, defined: defined.sorted()))
                     }
                     condition = parsed
                 }
