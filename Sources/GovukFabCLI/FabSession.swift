@@ -203,6 +203,10 @@ struct FabSession {
                 return console.fail("\(error)", code: .refused)
             }
         }
+        if !invocation.dryRun, let problem = loginKeyProblem(clientOptions(for: inventory)) {
+            if problem.stopsTheRun { return console.fail(problem.message, code: .usage) }
+            console.warn(problem.message)
+        }
         let changes = planned.contains { $0.task.changesHosts }
         if !invocation.dryRun {
             switch ConfirmationPolicy.decide(
@@ -292,6 +296,23 @@ extension FabSession {
             options.knownHostsFiles.append(SSHConfigLayer.systemKnownHostsFile)
         }
         return options
+    }
+
+    /// Identity files that are not there. OpenSSH warns and logs in with what is left; when
+    /// nothing is left (no readable file, no agent, no ssh_config that could name another key)
+    /// every host would fail authentication, so the run stops before connecting (#11).
+    func loginKeyProblem(_ options: SSHClientOptions) -> (message: String, stopsTheRun: Bool)? {
+        let missing = options.identityFiles.filter { !FileManager.default.isReadableFile(atPath: $0) }
+        guard !missing.isEmpty else { return nil }
+        let files = missing.joined(separator: ", ")
+        let usable = missing.count < options.identityFiles.count || (options.useAgent && options.agentSocketPath != nil)
+        let configMayAddKeys = invocation.sshConfigFile.map { $0 != "none" && $0 != "/dev/null" }
+            ?? FileManager.default.fileExists(atPath: expandTilde("~/.ssh/config"))
+        if usable || configMayAddKeys {
+            return ("identity file \(files): no readable key there; logging in with the other keys", false)
+        }
+        return ("no key to log in with: identity file \(files) is not there (or not readable) and no ssh-agent is in use;"
+            + " fix identity_files in the inventory or give -i, or load the key into ssh-agent; nothing was run", true)
     }
 
     /// `--list` in Fabric's formats: `short` (names), `normal` (names and summaries), `nested`

@@ -27,6 +27,33 @@ struct OperatorMessageTests {
         }
     }
 
+    @Test("an identity file that is not there, with no agent, stops the run before any host is contacted")
+    func missingIdentityFileStopsBeforeConnecting() async throws {
+        let fleet = try await onThread { try FleetInventory(hosts: 2, prefix: "nokey") }
+        func sshdLogBytes() -> Int {
+            fleet.fleet.hosts.reduce(0) { $0 + ((try? Data(contentsOf: URL(fileURLWithPath: $1.sshdLogPath)))?.count ?? 0) }
+        }
+        let path = fleet.directory + "/nokey.yml"
+        let missing = fleet.directory + "/no-such-key"
+        let yaml = try String(contentsOfFile: fleet.inventoryPath, encoding: .utf8)
+            .replacingOccurrences(of: "identity_files: [\(fleet.fleet.clientKeyPath)]", with: "identity_files: [\(missing)]")
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let before = sshdLogBytes()
+        let result = try await CLI.run(["--inventory", path, "--ssh-config-path", "none", "testfleet", "all", "do:true"],
+                                       environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
+        #expect(result.status == 2, "\(result)")
+        #expect(result.stderr.contains("no key to log in with: identity file \(missing)"), "\(result.stderr)")
+        #expect(!result.stderr.contains("authorized_keys"), "\(result.stderr)")
+        #expect(sshdLogBytes() == before, "a host was contacted")
+
+        // With the fleet's key given as well, the missing one is a warning and every host logs in.
+        let both = try await CLI.run(["--inventory", path, "--ssh-config-path", "none", "-i", fleet.fleet.clientKeyPath,
+                                      "testfleet", "all", "do:true"],
+                                     environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
+        #expect(both.status == 0, "\(both)")
+        #expect(both.stderr.contains("identity file \(missing): no readable key there"), "\(both.stderr)")
+    }
+
     @Test("a timed-out sdo states the configured timeout, in text and in JSON, not the wall time")
     func timeoutStatesTheLimit() async throws {
         let fleet = try await onThread { try FleetInventory(hosts: 1, prefix: "tmo") }
