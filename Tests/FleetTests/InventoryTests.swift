@@ -122,12 +122,6 @@ struct InventoryLoaderTests {
         #expect(throws: InventoryError.self) { try InventoryLoader.load(environment: "../etc/passwd", searchPaths: [first]) }
     }
 
-    @Test func defaultSearchPaths() {
-        #expect(InventoryLoader.defaultSearchPaths(environment: [:]) == ["inventories"])
-        #expect(InventoryLoader.defaultSearchPaths(environment: ["GOVUK_FAB_INVENTORY_DIR": "/etc/fab"])
-            == ["inventories", "/etc/fab"])
-    }
-
     @Test func loadsAFileDirectlyAndNamesItAfterTheFile() throws {
         let directory = try temporaryDirectory()
         try "hosts: [{name: a}]\n".write(toFile: directory + "/custom.yml", atomically: true, encoding: .utf8)

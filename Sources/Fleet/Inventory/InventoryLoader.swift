@@ -1,16 +1,9 @@
 import Foundation
 
-/// Finds and loads `inventories/<environment>.yml`.
+/// Loads `<environment>.yml` from the directories the CLI chooses (never the current directory unasked).
 public enum InventoryLoader {
     /// Environment variable naming an extra inventory directory.
     public static let directoryVariable = "GOVUK_FAB_INVENTORY_DIR"
-
-    /// Directories searched by default: `./inventories`, then `$GOVUK_FAB_INVENTORY_DIR` if set.
-    public static func defaultSearchPaths(environment: [String: String]) -> [String] {
-        var paths = ["inventories"]
-        if let extra = environment[directoryVariable], !extra.isEmpty { paths.append(extra) }
-        return paths
-    }
 
     /// Loads the first `<environment>.yml` (or `.yaml`) found in `searchPaths`, in order.
     ///
