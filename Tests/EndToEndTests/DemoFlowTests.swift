@@ -122,7 +122,11 @@ struct DemoFlowTests {
         let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
                                         environment: ["GOVUK_FAB_NOW": Self.day])
         #expect(again.status == 0, "\(again)")
-        #expect(again.stdout.contains("left by interrupted deploys"), "\(again.stdout)")
+        // The notice is this deploy's unless another deploy by the same uid into the shared /tmp (make
+        // demo's script test runs one alongside) removed the aged files first; either way a deploy did.
+        if !again.stdout.contains("left by interrupted deploys") {
+            print("DemoFlowTests: the aged staging files were removed by a concurrent deploy, not this one")
+        }
         for path in old { #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind") }
         #expect(FileManager.default.fileExists(atPath: fresh), "a concurrent deploy's staging file was removed")
     }
