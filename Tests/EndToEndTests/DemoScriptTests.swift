@@ -70,7 +70,7 @@ struct DemoScriptTests {
             var logins = ""
             let deadline = ContinuousClock.now + .seconds(600)
             while process.isRunning && ContinuousClock.now < deadline {
-                let seen = try shellOutput("cat \(Self.state)/run/hosts/*/sshd.log 2>/dev/null | grep -o 'Accepted publickey for [a-z]*' | sort -u")
+                let seen = try shellOutput("cat \(Self.state)/run/hosts/*/sshd.log* 2>/dev/null | grep -o 'Accepted publickey for [a-z]*' | sort -u")
                 if !seen.isEmpty { logins = seen }
                 usleep(500_000)
             }

@@ -113,9 +113,11 @@ struct FaultMatrixTests {
         let fixture = try await onThread { try Fixture() }
         let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
         defer { try? fixture.fleet.restorePackets(to: "fault-1") }
+        // The command outlasts the keepalive bound by far, so a drop that lands late on a loaded
+        // machine still cuts it mid-command (with 3.25 s it once finished first).
         let result = try await onThread {
-            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3.25; echo done"], faultAfter: .zero,
-                            waitFor: [("fault-1", "sleep 3.25")]) {
+            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 20; echo done"], faultAfter: .zero,
+                            waitFor: [("fault-1", "sleep 20")]) {
                 try fixture.fleet.dropPackets(to: "fault-1")
             }
         }
