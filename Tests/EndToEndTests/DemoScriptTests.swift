@@ -49,16 +49,18 @@ struct DemoScriptTests {
         return result.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The command's stdout, through a file rather than a pipe: a child another test spawns at the
+    /// same moment can inherit a pipe's write end, and reading to its end then waits for that child
+    /// (here the whole demo, so the login poll saw nothing).
     func shellOutput(_ command: String) throws -> String {
+        let path = "/tmp/govuk-fab-demo-test-out.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(path) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let pipe = Pipe()
-        process.standardOutput = pipe
+        process.arguments = ["-c", "exec >\"$1\"; " + command, "sh", path]
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
     @Test("the demo tells its story as the non-root oncall login with sudo, and returns with nothing of it running")
