@@ -42,17 +42,7 @@ struct DeployHashThenRunTests {
         try stubs.setScript(on: host.name, "sha256sum", "/usr/bin/sha256sum \"$@\"; r=$?\n\(rewrite)\nexit $r\n")
         try stubs.setScript(on: host.name, "cp", "\(rewrite)\nexec /bin/cp \"$@\"\n")
 
-        let inventory = Inventory(
-            name: "testfleet",
-            ssh: SSHSettings(user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
-                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
-            services: ServiceSettings(manager: .supervisor),
-            replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
-                                   arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
-            hosts: [Fleet.Host(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
-        let context = RunContext(inventory: inventory, time: WindowTests.noon)
-        let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
-                                  binary: ReplayBinarySource(explicit: newBinary))
+        let (inventory, context, task) = Self.deployment(of: newBinary, to: host, in: fleet)
         try task.preflight(context)
         let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
@@ -95,17 +85,7 @@ struct DeployHashThenRunTests {
         try FileManager.default.createDirectory(atPath: (marker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try "true".write(toFile: marker, atomically: true, encoding: .utf8)
 
-        let inventory = Inventory(
-            name: "testfleet",
-            ssh: SSHSettings(user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
-                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
-            services: ServiceSettings(manager: .supervisor),
-            replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
-                                   arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
-            hosts: [Fleet.Host(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
-        let context = RunContext(inventory: inventory, time: WindowTests.noon)
-        let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
-                                  binary: ReplayBinarySource(explicit: newBinary))
+        let (inventory, context, task) = Self.deployment(of: newBinary, to: host, in: fleet)
         let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         let outcome = try #require(report.outcomes.first?.outcome)
@@ -116,6 +96,23 @@ struct DeployHashThenRunTests {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o755)
         #expect((attributes[.ownerAccountID] as? NSNumber)?.intValue == 0, "installed binary not root-owned")
         #expect(try FileManager.default.contentsOfDirectory(atPath: binDirectory) == ["goreplay"])
+    }
+
+    /// One fleet host as a goreplay host of a minimal inventory, and a deploy of `binary` to it.
+    static func deployment(of binary: String, to host: TestFleetHost, in fleet: TestFleet)
+        -> (Inventory, RunContext, DeployGoReplay)
+    {
+        let inventory = Inventory(
+            name: "testfleet",
+            ssh: SSHSettings(user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
+                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
+            services: ServiceSettings(manager: .supervisor),
+            replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
+                                   arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
+            hosts: [Fleet.Host(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
+        let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
+                                  binary: ReplayBinarySource(explicit: binary))
+        return (inventory, RunContext(inventory: inventory, time: WindowTests.noon), task)
     }
 
     @Test("the messages promise only what happened: a failure after the rename says the new binary is in place")
