@@ -5,180 +5,184 @@ import TestFleet
 /// The demo's story at small scale, asserting each step's effect on the hosts
 /// and at the staging server: deploy goreplay, mirror traffic, data sync,
 /// aborted sync, recovery.
-@Suite("deploy and replay, end to end", .serialized, .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
-struct DemoFlowTests {
-    static let day = "2026-11-25T12:00:00Z"
-    static let night = "2026-11-25T23:30:00Z"
+/// The demo flow and make demo's script both deploy goreplay as `oncall` into the hosts' shared
+/// /tmp, where a deploy removes that uid's aged staging files: run them one after the other, so each
+/// deploy's clean-up report is its own.
+@Suite(.serialized)
+enum DeployingTheDemo {}
 
-    @Test func deployMirrorSyncAndRecover() async throws {
-        let staging = try StagingServer()
-        defer { staging.stop() }
-        let appPort = try freePort()
-        let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
-            replay:
-              binary_path: /opt/goreplay/bin/goreplay
-              service: goreplay
-              args:
-                gor: {capture: "{address}:\(appPort)", targets: ["http://127.0.0.1:\(staging.port)"], allow_methods: [GET, HEAD, OPTIONS]}
-            """)
-        let apps = try fleet.fleet.hosts.map { try AppServer(address: $0.address, port: appPort) }
-        // Puppet makes the marker's directory on real hosts.
-        for host in fleet.fleet.hosts {
-            try FileManager.default.createDirectory(atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
-        }
-        defer { apps.forEach { $0.stop() } }
-        let binary = "binary=\(GoReplayBinary.path)"
+extension DeployingTheDemo {
+    @Suite("deploy and replay, end to end", .serialized, .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
+    struct DemoFlowTests {
+        static let day = "2026-11-25T12:00:00Z"
+        static let night = "2026-11-25T23:30:00Z"
 
-        // 1. Deploy: binary installed, run script written, goreplay running on every host.
-        let deploy = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(deploy.status == 0, "\(deploy)")
-        for name in fleet.names {
-            #expect(try fleet.goreplayRunning(on: name), "\(name): goreplay not running after deploy")
-            let installed = try #require(fleet.fleet.host(named: name)).realPath("/opt/goreplay/bin/goreplay")
-            #expect(try sha256(installed) == sha256(GoReplayBinary.path))
-        }
+        @Test func deployMirrorSyncAndRecover() async throws {
+            let staging = try StagingServer()
+            defer { staging.stop() }
+            let appPort = try freePort()
+            let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
+                replay:
+                  binary_path: /opt/goreplay/bin/goreplay
+                  service: goreplay
+                  args:
+                    gor: {capture: "{address}:\(appPort)", targets: ["http://127.0.0.1:\(staging.port)"], allow_methods: [GET, HEAD, OPTIONS]}
+                """)
+            let apps = try fleet.fleet.hosts.map { try AppServer(address: $0.address, port: appPort) }
+            // Puppet makes the marker's directory on real hosts.
+            for host in fleet.fleet.hosts {
+                try FileManager.default.createDirectory(atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
+            }
+            defer { apps.forEach { $0.stop() } }
+            let binary = "binary=\(GoReplayBinary.path)"
 
-        // 2. Traffic to production is mirrored; only GET/HEAD/OPTIONS reach staging.
-        try await sendTraffic(fleet, port: appPort)
-        let first = try await staging.waitFor(get: 3 * fleet.names.count, head: fleet.names.count, options: fleet.names.count)
-        #expect(first["POST"] == nil, "POST must not be replayed: \(first)")
-        #expect(first["OPTIONS"] == fleet.names.count, "\(first)")
+            // 1. Deploy: binary installed, run script written, goreplay running on every host.
+            let deploy = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(deploy.status == 0, "\(deploy)")
+            for name in fleet.names {
+                #expect(try fleet.goreplayRunning(on: name), "\(name): goreplay not running after deploy")
+                let installed = try #require(fleet.fleet.host(named: name)).realPath("/opt/goreplay/bin/goreplay")
+                #expect(try sha256(installed) == sha256(GoReplayBinary.path))
+            }
 
-        // 3. A second deploy changes nothing.
-        let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(again.status == 0)
-        #expect(again.stdout.components(separatedBy: "up to date, nothing to do").count - 1 == fleet.names.count, "\(again)")
+            // 2. Traffic to production is mirrored; only GET/HEAD/OPTIONS reach staging.
+            try await sendTraffic(fleet, port: appPort)
+            let first = try await staging.waitFor(get: 3 * fleet.names.count, head: fleet.names.count, options: fleet.names.count)
+            #expect(first["POST"] == nil, "POST must not be replayed: \(first)")
+            #expect(first["OPTIONS"] == fleet.names.count, "\(first)")
 
-        // 4. The nightly sync: marker 'true', goreplay stopped; check is OK inside the window.
-        let sync = try await fleet.fab(["puppet_class:gor", "data-sync.start"], environment: ["GOVUK_FAB_NOW": Self.night])
-        #expect(sync.status == 0, "\(sync)")
-        for name in fleet.names {
-            #expect(try !fleet.goreplayRunning(on: name))
-            #expect(try markerContent(fleet, name) == "true\n" || markerContent(fleet, name) == "true")
-        }
-        let duringSync = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
-        #expect(duringSync.status == 0, "\(duringSync)")
+            // 3. A second deploy changes nothing.
+            let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(again.status == 0)
+            #expect(again.stdout.components(separatedBy: "up to date, nothing to do").count - 1 == fleet.names.count, "\(again)")
 
-        // 5. The sync aborted: next day the check is CRITICAL.
-        let critical = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(critical.status == 2, "\(critical)")
-        #expect(critical.stdout.contains("PROCS CRITICAL: 0 processes with command name 'goreplay'"))
+            // 4. The nightly sync: marker 'true', goreplay stopped; check is OK inside the window.
+            let sync = try await fleet.fab(["puppet_class:gor", "data-sync.start"], environment: ["GOVUK_FAB_NOW": Self.night])
+            #expect(sync.status == 0, "\(sync)")
+            for name in fleet.names {
+                #expect(try !fleet.goreplayRunning(on: name))
+                #expect(try markerContent(fleet, name) == "true\n" || markerContent(fleet, name) == "true")
+            }
+            let duringSync = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
+            #expect(duringSync.status == 0, "\(duringSync)")
 
-        // 6. Recovery refuses in the window, works in the day, and is idempotent.
-        let refused = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
-        #expect(refused.status == 3, "\(refused)")
-        let recovered = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(recovered.status == 0, "\(recovered)")
-        for name in fleet.names {
-            #expect(try fleet.goreplayRunning(on: name))
-            #expect(try markerContent(fleet, name)?.trimmingCharacters(in: .whitespacesAndNewlines) == "")
-        }
-        let ok = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(ok.status == 0, "\(ok)")
+            // 5. The sync aborted: next day the check is CRITICAL.
+            let critical = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(critical.status == 2, "\(critical)")
+            #expect(critical.stdout.contains("PROCS CRITICAL: 0 processes with command name 'goreplay'"))
 
-        // 7. Staging receives traffic again.
-        try await sendTraffic(fleet, port: appPort)
-        _ = try await staging.waitFor(get: 6 * fleet.names.count, head: 2 * fleet.names.count, options: 2 * fleet.names.count)
-    }
+            // 6. Recovery refuses in the window, works in the day, and is idempotent.
+            let refused = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
+            #expect(refused.status == 3, "\(refused)")
+            let recovered = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(recovered.status == 0, "\(recovered)")
+            for name in fleet.names {
+                #expect(try fleet.goreplayRunning(on: name))
+                #expect(try markerContent(fleet, name)?.trimmingCharacters(in: .whitespacesAndNewlines) == "")
+            }
+            let ok = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(ok.status == 0, "\(ok)")
 
-    /// A deploy interrupted in the middle of the upload leaves the old binary
-    /// installed and running on every host.
-    @Test func interruptedDeployKeepsTheOldBinary() async throws {
-        let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
-
-        // A much larger (still valid) binary takes seconds to upload on loopback.
-        let big = fleet.directory + "/goreplay-big"
-        try FileManager.default.copyItem(atPath: GoReplayBinary.path, toPath: big)
-        let handle = try #require(FileHandle(forWritingAtPath: big))
-        try handle.seekToEnd()
-        let padding = Data(count: 8 << 20)
-        for _ in 0..<48 { try handle.write(contentsOf: padding) }
-        try handle.close()
-
-        let interrupted = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(big)"],
-                                              environment: ["GOVUK_FAB_NOW": Self.day], interruptAfter: .milliseconds(1500))
-        #expect(interrupted.status == 130, "\(interrupted)")
-        for name in fleet.names {
-            let installed = try #require(fleet.fleet.host(named: name)).realPath("/opt/goreplay/bin/goreplay")
-            #expect(try sha256(installed) == oldHash, "\(name) has a changed binary after an interrupted deploy")
-            #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
-            #expect(try fleet.fleet.run(on: name, "/opt/goreplay/bin/goreplay --help >/dev/null 2>&1; echo $?").output
-                .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            // 7. Staging receives traffic again.
+            try await sendTraffic(fleet, port: appPort)
+            _ = try await staging.waitFor(get: 6 * fleet.names.count, head: 2 * fleet.names.count, options: 2 * fleet.names.count)
         }
 
-        // An interrupted upload leaves its staging file (a mktemp name, the login user's) in the shared
-        // /tmp. Once older than 10 minutes the next deploy removes it; a fresh one (a deploy running at
-        // the same time) is kept. (Other tests' fleets share /tmp and the uid, so only files made here
-        // are aged; whether this run's interrupt came mid-upload depends on load.)
-        let user = fleet.fleet.user
-        let old = ["/tmp/.goreplay.govuk-fab.leftover\(getpid())", "/tmp/..goreplay.govuk-fab-1.govuk-fab-\(getpid())"]
-        for path in old {
-            try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch -d \"1 hour ago\" \(path)'")
-            #expect(FileManager.default.fileExists(atPath: path))
+        /// A deploy interrupted in the middle of the upload leaves the old binary
+        /// installed and running on every host.
+        @Test func interruptedDeployKeepsTheOldBinary() async throws {
+            let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
+
+            // A much larger (still valid) binary takes seconds to upload on loopback.
+            let big = fleet.directory + "/goreplay-big"
+            try FileManager.default.copyItem(atPath: GoReplayBinary.path, toPath: big)
+            let handle = try #require(FileHandle(forWritingAtPath: big))
+            try handle.seekToEnd()
+            let padding = Data(count: 8 << 20)
+            for _ in 0..<48 { try handle.write(contentsOf: padding) }
+            try handle.close()
+
+            let interrupted = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(big)"],
+                                                  environment: ["GOVUK_FAB_NOW": Self.day], interruptAfter: .milliseconds(1500))
+            #expect(interrupted.status == 130, "\(interrupted)")
+            for name in fleet.names {
+                let installed = try #require(fleet.fleet.host(named: name)).realPath("/opt/goreplay/bin/goreplay")
+                #expect(try sha256(installed) == oldHash, "\(name) has a changed binary after an interrupted deploy")
+                #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
+                #expect(try fleet.fleet.run(on: name, "/opt/goreplay/bin/goreplay --help >/dev/null 2>&1; echo $?").output
+                    .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            }
+
+            // An interrupted upload leaves its staging file (a mktemp name, the login user's) in the shared
+            // /tmp. Once older than 10 minutes the next deploy removes it; a fresh one (a deploy running at
+            // the same time) is kept. (Other tests' fleets share /tmp and the uid, so only files made here
+            // are aged; whether this run's interrupt came mid-upload depends on load.)
+            let user = fleet.fleet.user
+            let old = ["/tmp/.goreplay.govuk-fab.leftover\(getpid())", "/tmp/..goreplay.govuk-fab-1.govuk-fab-\(getpid())"]
+            for path in old {
+                try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch -d \"1 hour ago\" \(path)'")
+                #expect(FileManager.default.fileExists(atPath: path))
+            }
+            let fresh = "/tmp/.goreplay.govuk-fab.concurrent\(getpid())"
+            try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch \(fresh)'")
+            defer { unlink(fresh) }
+            let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
+                                            environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(again.status == 0, "\(again)")
+            #expect(again.stdout.contains("left by interrupted deploys"), "\(again.stdout)")
+            for path in old { #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind") }
+            #expect(FileManager.default.fileExists(atPath: fresh), "a concurrent deploy's staging file was removed")
         }
-        let fresh = "/tmp/.goreplay.govuk-fab.concurrent\(getpid())"
-        try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch \(fresh)'")
-        defer { unlink(fresh) }
-        let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
-                                        environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(again.status == 0, "\(again)")
-        // The notice is this deploy's unless another deploy by the same uid into the shared /tmp (make
-        // demo's script test runs one alongside) removed the aged files first; either way a deploy did.
-        if !again.stdout.contains("left by interrupted deploys") {
-            print("DemoFlowTests: the aged staging files were removed by a concurrent deploy, not this one")
+
+        /// A binary that cannot run on the host (here: its interpreter is missing, as a Swift runtime
+        /// would be) is refused after upload, before it replaces anything; the old one keeps running.
+        @Test func binaryThatDoesNotRunOnTheHostIsNotInstalled() async throws {
+            let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
+
+            let broken = fleet.directory + "/goreplay-broken"
+            try "#!/nonexistent/swift-runtime/goreplay\n".write(toFile: broken, atomically: true, encoding: .utf8)
+            chmod(broken, 0o755)
+            let refused = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(broken)"],
+                                              environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(refused.status == 1, "\(refused)")
+            #expect((refused.stdout + refused.stderr).contains("does not run on this host"), "\(refused)")
+            for name in fleet.names {
+                let host = try #require(fleet.fleet.host(named: name))
+                #expect(try sha256(host.realPath("/opt/goreplay/bin/goreplay")) == oldHash, "\(name): binary replaced")
+                #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
+                let leftovers = try fleet.fleet.run(on: name, "ls -A /opt/goreplay/bin").output
+                #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines) == "goreplay", "\(name): staging files left: \(leftovers)")
+            }
         }
-        for path in old { #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind") }
-        #expect(FileManager.default.fileExists(atPath: fresh), "a concurrent deploy's staging file was removed")
-    }
 
-    /// A binary that cannot run on the host (here: its interpreter is missing, as a Swift runtime
-    /// would be) is refused after upload, before it replaces anything; the old one keeps running.
-    @Test func binaryThatDoesNotRunOnTheHostIsNotInstalled() async throws {
-        let (fleet, oldHash) = try await fleetWithGoReplayDeployed()
-
-        let broken = fleet.directory + "/goreplay-broken"
-        try "#!/nonexistent/swift-runtime/goreplay\n".write(toFile: broken, atomically: true, encoding: .utf8)
-        chmod(broken, 0o755)
-        let refused = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(broken)"],
-                                          environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(refused.status == 1, "\(refused)")
-        #expect((refused.stdout + refused.stderr).contains("does not run on this host"), "\(refused)")
-        for name in fleet.names {
-            let host = try #require(fleet.fleet.host(named: name))
-            #expect(try sha256(host.realPath("/opt/goreplay/bin/goreplay")) == oldHash, "\(name): binary replaced")
-            #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
-            let leftovers = try fleet.fleet.run(on: name, "ls -A /opt/goreplay/bin").output
-            #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines) == "goreplay", "\(name): staging files left: \(leftovers)")
+        /// Two cache hosts with this build's goreplay deployed and running; returns the binary's sha256.
+        func fleetWithGoReplayDeployed() async throws -> (FleetInventory, String) {
+            let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
+                replay:
+                  binary_path: /opt/goreplay/bin/goreplay
+                  service: goreplay
+                  args:
+                    gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
+                """)
+            let first = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
+                                            environment: ["GOVUK_FAB_NOW": Self.day])
+            #expect(first.status == 0, "\(first)")
+            let oldHash = try sha256(GoReplayBinary.path)
+            return (fleet, oldHash)
         }
-    }
 
-    /// Two cache hosts with this build's goreplay deployed and running; returns the binary's sha256.
-    func fleetWithGoReplayDeployed() async throws -> (FleetInventory, String) {
-        let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
-            replay:
-              binary_path: /opt/goreplay/bin/goreplay
-              service: goreplay
-              args:
-                gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
-            """)
-        let first = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
-                                        environment: ["GOVUK_FAB_NOW": Self.day])
-        #expect(first.status == 0, "\(first)")
-        let oldHash = try sha256(GoReplayBinary.path)
-        return (fleet, oldHash)
-    }
+        func markerContent(_ fleet: FleetInventory, _ name: String) throws -> String? {
+            let path = try #require(fleet.fleet.host(named: name)).realPath(fleet.marker)
+            return try? String(contentsOfFile: path, encoding: .utf8)
+        }
 
-    func markerContent(_ fleet: FleetInventory, _ name: String) throws -> String? {
-        let path = try #require(fleet.fleet.host(named: name)).realPath(fleet.marker)
-        return try? String(contentsOfFile: path, encoding: .utf8)
-    }
-
-    func sendTraffic(_ fleet: FleetInventory, port: Int) async throws {
-        // goreplay needs a moment after (re)start to open its capture.
-        try await Task.sleep(for: .seconds(1))
-        for host in fleet.fleet.hosts {
-            for method in ["GET", "GET", "GET", "HEAD", "OPTIONS", "POST", "DELETE"] {
-                _ = try await HTTP.send(method, "http://\(host.address):\(port)/demo", body: method == "POST" ? "a=1" : nil)
+        func sendTraffic(_ fleet: FleetInventory, port: Int) async throws {
+            // goreplay needs a moment after (re)start to open its capture.
+            try await Task.sleep(for: .seconds(1))
+            for host in fleet.fleet.hosts {
+                for method in ["GET", "GET", "GET", "HEAD", "OPTIONS", "POST", "DELETE"] {
+                    _ = try await HTTP.send(method, "http://\(host.address):\(port)/demo", body: method == "POST" ? "a=1" : nil)
+                }
             }
         }
     }
