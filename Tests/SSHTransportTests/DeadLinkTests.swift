@@ -42,13 +42,27 @@ final class DeadLinkTests: Sendable {
                          keepaliveCountMax: 2)
     }
 
-    /// Runs a silent command with no timeout, makes `fault` once it has started, and returns the error
-    /// it ended with and how long after the fault.
+    /// Runs a silent command with no timeout on `host`, makes `fault` once the command runs there
+    /// (seen on the host itself: cutting the link during channel open or exec would test the connect
+    /// bound instead), and returns the error it ended with and how long after the fault.
     func runThroughFault(
-        _ session: SSHSession, fault: @escaping @Sendable () throws -> Void
+        _ session: SSHSession, on host: String, fault: @escaping @Sendable () throws -> Void
     ) async throws -> (error: SSHError?, afterFault: Duration) {
-        let task = Task { try await session.run("sleep 3; echo done; sleep 60") }
-        try await Task.sleep(for: .milliseconds(500))
+        let marker = "deadlink-\(UInt32.random(in: 0...UInt32.max))"
+        let task = Task { try await session.run(": \(marker); sleep 3; echo done; sleep 60") }
+        let fleet = self.fleet
+        // "[d]eadlink-…" matches the command's shell but not this pgrep's own command line.
+        let pattern = "[" + String(marker.prefix(1)) + "]" + marker.dropFirst()
+        let limit = ContinuousClock.now + .seconds(20)
+        while try await offPool({ try fleet.run(on: host, "pgrep -f '\(pattern)' || true").output })
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            guard ContinuousClock.now < limit else {
+                task.cancel()
+                Issue.record("the command never started on \(host)")
+                return (nil, .zero)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         try await offPool { try fault() }
         let faulted = ContinuousClock.now
         do {
@@ -65,7 +79,7 @@ final class DeadLinkTests: Sendable {
         let session = try await SSHSession.connect(
             to: try endpoint("dead-1"), options: options, reactor: reactor, logger: quietLogger)
         let fleet = self.fleet
-        let (error, elapsed) = try await runThroughFault(session) { try fleet.dropPackets(to: "dead-1") }
+        let (error, elapsed) = try await runThroughFault(session, on: "dead-1") { try fleet.dropPackets(to: "dead-1") }
         defer { try? fleet.restorePackets(to: "dead-1") }
         let message = error.map { "\($0)" } ?? ""
         #expect(error?.kind == .sessionClosed, "\(message)")
@@ -80,7 +94,7 @@ final class DeadLinkTests: Sendable {
         let session = try await SSHSession.connect(
             to: try endpoint("dead-1"), options: options, reactor: reactor, logger: quietLogger)
         let fleet = self.fleet
-        let (error, elapsed) = try await runThroughFault(session) { try fleet.stopHost("dead-1") }
+        let (error, elapsed) = try await runThroughFault(session, on: "dead-1") { try fleet.stopHost("dead-1") }
         let message = error.map { "\($0)" } ?? ""
         #expect(error?.kind.isConnectivity == true, "\(message)")
         #expect(message.contains("connection lost"), "\(message)")
@@ -97,7 +111,7 @@ final class DeadLinkTests: Sendable {
         let session = try await SSHSession.connect(
             to: try endpoint("dead-2"), options: options, reactor: reactor, logger: quietLogger, via: gateway)
         let fleet = self.fleet
-        let (error, elapsed) = try await runThroughFault(session) { try fleet.dropPackets(to: "dead-2") }
+        let (error, elapsed) = try await runThroughFault(session, on: "dead-2") { try fleet.dropPackets(to: "dead-2") }
         defer { try? fleet.restorePackets(to: "dead-2") }
         let message = error.map { "\($0)" } ?? ""
         #expect(message.contains("connection lost"), "\(message)")
@@ -116,7 +130,7 @@ final class DeadLinkTests: Sendable {
         let session = try await SSHSession.connect(
             to: try endpoint("dead-2"), options: options, reactor: reactor, logger: quietLogger, via: gateway)
         let fleet = self.fleet
-        let (error, elapsed) = try await runThroughFault(session) { try fleet.stallBridge("dead-1") }
+        let (error, elapsed) = try await runThroughFault(session, on: "dead-2") { try fleet.stallBridge("dead-1") }
         defer { try? fleet.resumeBridge("dead-1") }
         let message = error.map { "\($0)" } ?? ""
         #expect(error?.kind.isConnectivity == true, "\(message)")
