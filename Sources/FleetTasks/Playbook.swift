@@ -254,7 +254,7 @@ func isVariableName(_ name: String) -> Bool {
 }
 
 /// A playbook that cannot be used, located: `playbooks/x.yml:7:5: message`.
-public struct PlaybookError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct PlaybookError: LocatedYAMLError, Sendable, Hashable, CustomStringConvertible {
     public var location: SourceLocation
     public var problem: Problem
 
@@ -318,4 +318,21 @@ public struct PlaybookError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String { "\(location): \(problem)" }
+}
+
+/// Playbooks are read with Fleet's ``YAMLTree``, as inventories are; its problems in playbook words.
+extension PlaybookError.Problem: YAMLReadProblem {
+    /// A repeated key reads "given twice" in playbooks.
+    public static func duplicateKey(key: String, firstLine: Int?) -> Self {
+        .invalidValue(key: key, value: key, reason: "given twice")
+    }
+
+    /// Playbook messages name the expected type only.
+    public static func wrongType(path: String, expected: String, found: String) -> Self {
+        .wrongType(key: path, expected: expected)
+    }
+
+    public static func invalidValue(path: String, value: String, reason: String) -> Self {
+        .invalidValue(key: path, value: value, reason: reason)
+    }
 }

@@ -138,42 +138,31 @@ public enum PlaybookLoader {
                         serial: serial, maxHosts: maxHosts, steps: steps, path: file, nameLine: nameNode.mark?.line)
     }
 
-    /// Typed reads of YAML nodes with located errors.
+    /// Typed reads of YAML nodes with located errors. Mappings (allowed keys, duplicates, the near
+    /// key) are read by Fleet's ``YAMLTree``, which reads inventories too.
     struct Reader {
         let file: String
 
+        /// `node`, named `key` in messages.
+        func tree(_ node: Node, key: String = "") -> YAMLTree<PlaybookError> {
+            YAMLTree(node: node, path: key, file: file)
+        }
+
         func location(_ node: Node) -> SourceLocation {
-            SourceLocation(file: file, line: node.mark?.line, column: node.mark?.column)
+            tree(node).location
         }
 
         func error(_ node: Node, _ problem: PlaybookError.Problem) -> PlaybookError {
-            PlaybookError(problem, at: location(node))
+            tree(node).error(problem)
         }
 
         func invalid(_ node: Node, key: String, value: String, reason: String) -> PlaybookError {
             error(node, .invalidValue(key: key, value: value, reason: reason))
         }
 
-        /// A mapping with only `allowed` keys, in file order with key nodes.
+        /// A mapping with only `allowed` keys, each once; values by key (null ones included).
         func mapping(_ node: Node, context: String, allowed: [String]) throws(PlaybookError) -> [String: Node] {
-            guard case .mapping(let mapping) = node else {
-                throw error(node, .wrongType(key: context, expected: "a mapping"))
-            }
-            var result: [String: Node] = [:]
-            for (keyNode, value) in mapping {
-                guard case .scalar(let key) = keyNode else {
-                    throw error(keyNode, .wrongType(key: "key in \(context)", expected: "a string"))
-                }
-                guard allowed.contains(key.string) else {
-                    throw error(keyNode, .unknownKey(key: key.string, in: context,
-                                                     suggestion: NameSuggestions.near(key.string, in: allowed, limit: 1).first))
-                }
-                guard result[key.string] == nil else {
-                    throw error(keyNode, .invalidValue(key: key.string, value: key.string, reason: "given twice"))
-                }
-                result[key.string] = value
-            }
-            return result
+            try tree(node, key: context).mapping(context: context, allowedKeys: allowed).entries.mapValues(\.node)
         }
 
         func required(_ map: [String: Node], _ key: String, in context: String, at node: Node) throws(PlaybookError) -> Node {

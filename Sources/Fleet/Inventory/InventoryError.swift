@@ -27,7 +27,7 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
 ///
 /// `description` reads `FILE:LINE:COLUMN: MESSAGE`, e.g.
 /// `inventories/production.yml:12:3: unknown key 'paralelism' in environment (did you mean 'parallelism'?)`.
-public struct InventoryError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct InventoryError: LocatedYAMLError, Sendable, Hashable, CustomStringConvertible {
     /// Where the problem is.
     public var location: SourceLocation
     /// What the problem is.
@@ -40,7 +40,7 @@ public struct InventoryError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     /// The kinds of inventory problem.
-    public enum Problem: Sendable, Hashable, CustomStringConvertible {
+    public enum Problem: YAMLReadProblem, Hashable, CustomStringConvertible {
         /// The file could not be read (missing, permissions, not UTF-8).
         case unreadable(reason: String)
         /// The file is not valid YAML.

@@ -1,6 +1,9 @@
 import Foundation
 import Yams
 
+/// An inventory file's YAML, read with located ``InventoryError``s.
+typealias InventoryTree = YAMLTree<InventoryError>
+
 /// Parses inventory YAML into an ``Inventory``; see `docs/inventory.md` for the schema.
 public enum InventoryParser {
     /// Keys allowed at the top of an inventory file.
@@ -82,7 +85,7 @@ public enum InventoryParser {
 
     // MARK: - Sections
 
-    static func compose(_ text: String, file: String) throws(InventoryError) -> YAMLTree {
+    static func compose(_ text: String, file: String) throws(InventoryError) -> InventoryTree {
         if let deep = YAMLNestingLimit.firstViolation(in: text) {
             throw InventoryError(
                 .syntax("nested more than \(YAMLNestingLimit.maximumDepth) levels deep; no inventory needs that, so the file is refused unread"),
@@ -99,7 +102,7 @@ public enum InventoryParser {
         guard let node else {
             throw InventoryError(.syntax("the file is empty"), at: SourceLocation(file: file, line: 1, column: 1))
         }
-        return YAMLTree(node: node, path: "", file: file)
+        return InventoryTree(node: node, path: "", file: file)
     }
 
     static func syntaxError(_ error: YamlError, file: String) -> InventoryError {
@@ -117,7 +120,7 @@ public enum InventoryParser {
     }
 
     /// `static`, or `{gateway_command: CMD}`.
-    static func parseSource(_ tree: YAMLTree) throws(InventoryError) -> InventorySource {
+    static func parseSource(_ tree: InventoryTree) throws(InventoryError) -> InventorySource {
         if case .scalar = tree.node {
             let text = try tree.nonEmptyString()
             guard text == "static" else {
@@ -141,7 +144,7 @@ public enum InventoryParser {
         return .gatewayCommand(try map.required("gateway_command").nonEmptyString())
     }
 
-    static func parseSSH(_ tree: YAMLTree, baseDirectory: String) throws(InventoryError) -> SSHSettings {
+    static func parseSSH(_ tree: InventoryTree, baseDirectory: String) throws(InventoryError) -> SSHSettings {
         let map = try tree.mapping(context: "ssh", allowedKeys: sshKeys)
         var ssh = SSHSettings()
         ssh.user = try map["user"]?.nonEmptyString()
@@ -161,8 +164,8 @@ public enum InventoryParser {
         return ssh
     }
 
-    static func parseGateway(_ tree: YAMLTree) throws(InventoryError) -> [GatewayHop] {
-        let items: [YAMLTree]
+    static func parseGateway(_ tree: InventoryTree) throws(InventoryError) -> [GatewayHop] {
+        let items: [InventoryTree]
         if case .sequence = tree.node { items = try tree.list() } else { items = [tree] }
         var hops: [GatewayHop] = []
         for item in items {
@@ -175,7 +178,7 @@ public enum InventoryParser {
         return hops
     }
 
-    static func parseDataSync(_ tree: YAMLTree) throws(InventoryError) -> DataSyncSettings {
+    static func parseDataSync(_ tree: InventoryTree) throws(InventoryError) -> DataSyncSettings {
         let map = try tree.mapping(context: "data_sync", allowedKeys: ["window", "marker"])
         var settings = DataSyncSettings()
         if let window = map["window"] {
@@ -200,7 +203,7 @@ public enum InventoryParser {
         return settings
     }
 
-    static func parseServices(_ tree: YAMLTree) throws(InventoryError) -> ServiceSettings {
+    static func parseServices(_ tree: InventoryTree) throws(InventoryError) -> ServiceSettings {
         let map = try tree.mapping(context: "services", allowedKeys: ["manager", "aliases"])
         var settings = ServiceSettings()
         if let manager = map["manager"] { settings.manager = try serviceManager(manager) }
@@ -218,7 +221,7 @@ public enum InventoryParser {
         return settings
     }
 
-    static func serviceManager(_ tree: YAMLTree) throws(InventoryError) -> ServiceManager {
+    static func serviceManager(_ tree: InventoryTree) throws(InventoryError) -> ServiceManager {
         let text = try tree.string()
         guard let manager = ServiceManager(rawValue: text) else {
             let options = ServiceManager.allCases.map(\.rawValue)
@@ -228,7 +231,7 @@ public enum InventoryParser {
         return manager
     }
 
-    static func parseReplay(_ tree: YAMLTree) throws(InventoryError) -> ReplaySettings {
+    static func parseReplay(_ tree: InventoryTree) throws(InventoryError) -> ReplaySettings {
         let map = try tree.mapping(context: "replay", allowedKeys: ["binary_path", "service", "args", "fan_in"])
         var settings = ReplaySettings()
         if let fanIn = map["fan_in"] { settings.fanIn = try parseReplayFanIn(fanIn) }
@@ -245,7 +248,7 @@ public enum InventoryParser {
         return settings
     }
 
-    static func parseReplayArguments(_ tree: YAMLTree, targetsRequired: Bool = true) throws(InventoryError) -> ReplayArguments {
+    static func parseReplayArguments(_ tree: InventoryTree, targetsRequired: Bool = true) throws(InventoryError) -> ReplayArguments {
         let map = try tree.mapping(context: "replay args '\(tree.path)'",
                                    allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
         let captureTree = try map.required("capture")
@@ -273,7 +276,7 @@ public enum InventoryParser {
         return ReplayArguments(capture: capture, targets: targets, allowMethods: allowMethods, extraArgs: extra)
     }
 
-    static func parseTargets(_ targetsTree: YAMLTree) throws(InventoryError) -> [String] {
+    static func parseTargets(_ targetsTree: InventoryTree) throws(InventoryError) -> [String] {
         let targets = try serviceDefinitionList(targetsTree)
         guard !targets.isEmpty else { throw targetsTree.invalid("[]", "list at least one target URL") }
         for (index, target) in targets.enumerated() {
@@ -285,7 +288,7 @@ public enum InventoryParser {
         return targets
     }
 
-    static func parseReplayFanIn(_ tree: YAMLTree) throws(InventoryError) -> ReplayFanIn {
+    static func parseReplayFanIn(_ tree: InventoryTree) throws(InventoryError) -> ReplayFanIn {
         let map = try tree.mapping(context: "replay.fan_in", allowedKeys: ["replayer", "port", "targets", "extra_args"])
         let replayerTree = try map.required("replayer")
         let replayer = try serviceDefinitionText(replayerTree, try replayerTree.nonEmptyString())
@@ -297,7 +300,7 @@ public enum InventoryParser {
 
     /// A value deploy-goreplay writes into a service definition (systemd unit, upstart job, run
     /// script), where a newline would start a directive of its own (`ExecStartPre=…` runs as root).
-    static func serviceDefinitionText(_ tree: YAMLTree, _ text: String) throws(InventoryError) -> String {
+    static func serviceDefinitionText(_ tree: InventoryTree, _ text: String) throws(InventoryError) -> String {
         if let bad = text.unicodeScalars.first(where: { TerminalText.needsEscape($0) }) {
             throw tree.invalid(
                 TerminalText.visible(text),
@@ -307,14 +310,14 @@ public enum InventoryParser {
     }
 
     /// A list of non-empty strings, each checked by `serviceDefinitionText`, located by item.
-    static func serviceDefinitionList(_ tree: YAMLTree?) throws(InventoryError) -> [String] {
+    static func serviceDefinitionList(_ tree: InventoryTree?) throws(InventoryError) -> [String] {
         guard let tree else { return [] }
         var values: [String] = []
         for item in try tree.list() { values.append(try serviceDefinitionText(item, try item.nonEmptyString())) }
         return values
     }
 
-    static func parseHosts(_ tree: YAMLTree) throws(InventoryError) -> [(host: Host, location: SourceLocation)] {
+    static func parseHosts(_ tree: InventoryTree) throws(InventoryError) -> [(host: Host, location: SourceLocation)] {
         var hosts: [(Host, SourceLocation)] = []
         for item in try tree.list() {
             let map = try item.mapping(context: "host \(item.path)", allowedKeys: hostKeys)
@@ -363,7 +366,7 @@ public enum InventoryParser {
         }
     }
 
-    static func absolutePath(_ tree: YAMLTree) throws(InventoryError) -> String {
+    static func absolutePath(_ tree: InventoryTree) throws(InventoryError) -> String {
         let path = try tree.nonEmptyString()
         guard path.hasPrefix("/") else { throw tree.invalid(path, "must be an absolute path on the hosts") }
         return path
