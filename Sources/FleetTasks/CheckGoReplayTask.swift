@@ -14,7 +14,7 @@ import Foundation
 /// goreplay is also scraped twice, `interval` seconds apart: requests
 /// captured but none replayed in between is WARNING ("running but replaying
 /// nothing"), and so is a metrics endpoint that does not answer.
-public struct CheckGoReplayTask: FleetTask {
+public struct CheckGoReplayTask: DescribedTask {
     public let invocation: TaskInvocation
     /// Fewer processes than this is CRITICAL (`-c 1:`).
     public var minimumProcesses: Int
@@ -39,9 +39,24 @@ public struct CheckGoReplayTask: FleetTask {
         self.metrics = metrics
     }
 
-    public var changesHosts: Bool { false }
+    public static let descriptor = TaskDescriptor(
+        name: "check-goreplay", usage: "check-goreplay[:metrics=PORT,interval=SECONDS]",
+        summary: "Icinga's GoReplay check: check_procs -c 1: -C goreplay on each host.",
+        details: """
+            Prints per host the line `check_procs -c 1: -C goreplay` prints, e.g.
+            `PROCS OK: 1 process with command name 'goreplay' | procs=1;;1:;0;`, counting
+            processes by command name as the plugin does. Exit status is the worst host's:
+            0 OK, 2 CRITICAL, 3 UNKNOWN (unreachable host). Inside the data-sync window every
+            host is OK with "data sync in progress" and no host is contacted (Icinga does not
+            run the check then); `--force` checks anyway. Read-only.
+            With `metrics=PORT` (goreplay run with `--metrics 127.0.0.1:PORT`) a running
+            goreplay's `/metrics` is also read twice, `interval` seconds apart (default 10):
+            requests captured but none replayed in between, or no metrics, is WARNING (1).
+            """, changesHosts: false)
 
-    static let usage = "check-goreplay[:metrics=PORT,interval=SECONDS]"
+    public var descriptor: TaskDescriptor { Self.descriptor }
+
+    static var usage: String { descriptor.usage }
 
     /// `check-goreplay`, or with `metrics=PORT` (1-65535) and `interval=SECONDS` (1-300, default 10).
     static func parse(_ invocation: TaskInvocation) throws(TaskError) -> CheckGoReplayTask {
@@ -111,7 +126,7 @@ public struct CheckGoReplayTask: FleetTask {
     public func outcomeWithoutConnecting(on host: Fleet.Host, context: RunContext) -> TaskOutcome? {
         let window = context.inventory.dataSync.window
         guard !context.force, window.contains(context.time.now()) else { return nil }
-        return TaskOutcome(outcome: .exited(status: 0),
+        return TaskOutcome(hostOutcome: .exited(status: 0),
                            message: "PROCS OK: data sync in progress (\(window)); goreplay is stopped on purpose, not checked",
                            checkStatus: .ok)
     }
@@ -132,17 +147,17 @@ public struct CheckGoReplayTask: FleetTask {
         guard let count = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)),
               !result.timedOut, result.exitSignal == nil else {
             let reason = lastLine(of: result) ?? "no output"
-            return TaskOutcome(outcome: .exited(status: CheckStatus.unknown.rawValue),
+            return TaskOutcome(hostOutcome: .exited(status: CheckStatus.unknown.rawValue),
                                message: "PROCS UNKNOWN: could not count processes: \(reason)", checkStatus: .unknown)
         }
         let (status, line) = pluginLine(count: count)
         guard status == .ok, let metrics else {
-            return TaskOutcome(outcome: .exited(status: status.rawValue), message: line, checkStatus: status)
+            return TaskOutcome(hostOutcome: .exited(status: status.rawValue), message: line, checkStatus: status)
         }
         let scraped = try await host.execute(Self.scrapeScript(metrics), echo: false)
         let (metricsStatus, note) = Self.judge(Self.parseScrapes(scraped.stdout), probe: metrics)
         let text = line.replacingOccurrences(of: "PROCS OK:", with: "PROCS \(metricsStatus):").replacingOccurrences(of: " | ", with: ", \(note) | ")
-        return TaskOutcome(outcome: .exited(status: metricsStatus.rawValue), message: text, checkStatus: metricsStatus)
+        return TaskOutcome(hostOutcome: .exited(status: metricsStatus.rawValue), message: text, checkStatus: metricsStatus)
     }
 
     /// WARNING when the metrics are missing or show captured requests and no
@@ -161,5 +176,13 @@ public struct CheckGoReplayTask: FleetTask {
     /// skipped, interrupted) count as UNKNOWN.
     public func exitStatus(for outcomes: [TaskOutcome]) -> Int32? {
         outcomes.map { $0.checkStatus ?? .unknown }.max()?.rawValue ?? CheckStatus.unknown.rawValue
+    }
+}
+
+extension CheckGoReplayTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { [descriptor] }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> CheckGoReplayTask {
+        try parse(invocation)
     }
 }

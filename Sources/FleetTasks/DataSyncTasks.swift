@@ -7,8 +7,8 @@ import Foundation
 /// service resolved through the aliases. Lets operators and tests reproduce a
 /// data sync. `finish` restarts replay, so like `recover-goreplay` it refuses
 /// inside the window unless `--force`.
-public struct DataSyncTask: FleetTask {
-    public enum Phase: String, Sendable { case start, finish }
+public struct DataSyncTask: DescribedTask {
+    public enum Phase: String, Sendable, CaseIterable { case start, finish }
 
     public let invocation: TaskInvocation
     public let phase: Phase
@@ -21,7 +21,31 @@ public struct DataSyncTask: FleetTask {
         self.processTimeout = processTimeout
     }
 
-    public var changesHosts: Bool { true }
+    public static func descriptor(for phase: Phase) -> TaskDescriptor {
+        switch phase {
+        case .start:
+            TaskDescriptor(
+                name: "data-sync.start", usage: "data-sync.start",
+                summary: "Do what the nightly data-sync start did: marker 'true', GoReplay stopped.",
+                details: """
+                    Writes `true` to the marker (atomically, owner and mode kept), stops the GoReplay
+                    service under whatever name the host uses, and waits up to 20 s until no `goreplay`
+                    process runs. For reproducing a data sync; `data-sync.finish` or `recover-goreplay`
+                    undo it.
+                    """, changesHosts: true)
+        case .finish:
+            TaskDescriptor(
+                name: "data-sync.finish", usage: "data-sync.finish",
+                summary: "Do what the nightly data-sync finish did: marker empty, GoReplay started.",
+                details: """
+                    Empties the marker (atomically, owner and mode kept), starts the GoReplay service
+                    under whatever name the host uses, and waits up to 20 s for a `goreplay` process.
+                    Refuses inside the data-sync window unless `--force`.
+                    """, changesHosts: true)
+        }
+    }
+
+    public var descriptor: TaskDescriptor { Self.descriptor(for: phase) }
 
     public func preflight(_ context: RunContext) throws(TaskRefusal) {
         if phase == .finish { try refuseInsideDataSyncWindow(task: invocation.name, context) }
@@ -65,10 +89,20 @@ public struct DataSyncTask: FleetTask {
         // Without a process count the script stopped before the service step:
         // the marker may not have been written, so say only what failed.
         guard count != nil else {
-            return TaskOutcome(outcome: result.outcome, message: lastLine(of: result) ?? "exit \(result.exitStatus)", changed: false)
+            return TaskOutcome(hostOutcome: result.outcome, message: lastLine(of: result) ?? "exit \(result.exitStatus)", changed: false)
         }
         let reason = "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
-        return TaskOutcome(outcome: result.succeeded ? .exited(status: 1) : result.outcome,
+        return TaskOutcome(hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome,
                            message: parts.joined(separator: "; ") + "; failed: " + reason, changed: true)
+    }
+}
+
+extension DataSyncTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { Phase.allCases.map(descriptor(for:)) }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> DataSyncTask {
+        let phase: Phase = invocation.name == descriptor(for: .start).name ? .start : .finish
+        try noArguments(invocation, usage: descriptor(for: phase).usage)
+        return DataSyncTask(phase: phase, invocation: invocation)
     }
 }

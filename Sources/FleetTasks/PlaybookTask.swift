@@ -129,7 +129,7 @@ public struct PlaybookTask: FleetTask {
                 case .proceed: continue
                 case .skip(let reason):
                     state.halt(targetName, reason)
-                    return TaskOutcome(outcome: .skipped(reason: reason), message: reason)
+                    return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason)
                 }
             }
             guard let first = stepIndices.first else { return .ok() }
@@ -138,7 +138,7 @@ public struct PlaybookTask: FleetTask {
                 // What earlier steps read; `host`, `user` and `let:` values stay this host's.
                 let own = Set(commandBuiltInNames + playbook.lets.map(\.name))
                 for (name, value) in earlier where !own.contains(name) { values[name] = value }
-            case .skip(let reason): return TaskOutcome(outcome: .skipped(reason: reason), message: reason)
+            case .skip(let reason): return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason)
             }
         }
         var messages: [String] = []
@@ -150,7 +150,7 @@ public struct PlaybookTask: FleetTask {
                 state?.finish(targetName, step: index, values: values)
                 if state != nil {
                     let reason = "not needed: `\(condition.text)` is false"
-                    return TaskOutcome(outcome: .skipped(reason: reason), message: reason)
+                    return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason)
                 }
                 continue
             }
@@ -163,7 +163,7 @@ public struct PlaybookTask: FleetTask {
             case .failed(let reason, let result):
                 state?.halt(targetName, "an earlier step failed")
                 if let result { return fail(result, host, messages, changed, reason) }
-                return TaskOutcome(outcome: .exited(status: 1), message: (messages + [reason]).joined(separator: "; "), changed: changed)
+                return TaskOutcome(hostOutcome: .exited(status: 1), message: (messages + [reason]).joined(separator: "; "), changed: changed)
             }
         }
         for completion in completes { completion.mark() }
@@ -251,7 +251,7 @@ public struct PlaybookTask: FleetTask {
                       _ reason: String) -> TaskOutcome {
         if result.sudoNeedsPassword { return outcome(of: result, on: host) }
         let text = (messages + [reason]).joined(separator: "; ")
-        return TaskOutcome(outcome: result.succeeded ? .exited(status: 1) : result.outcome, message: text, changed: changed)
+        return TaskOutcome(hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome, message: text, changed: changed)
     }
 }
 
@@ -348,10 +348,10 @@ struct GatedTask: FleetTask {
 
     func run(on host: HostContext) async throws -> TaskOutcome {
         for gate in gates {
-            if case .skip(let reason) = gate.admit() { return TaskOutcome(outcome: .skipped(reason: reason), message: reason) }
+            if case .skip(let reason) = gate.admit() { return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason) }
         }
         let outcome = try await inner.run(on: host)
-        if !outcome.outcome.isFailure { for completion in completes { completion.mark() } }
+        if !outcome.hostOutcome.isFailure { for completion in completes { completion.mark() } }
         return outcome
     }
 }

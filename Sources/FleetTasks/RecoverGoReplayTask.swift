@@ -23,7 +23,7 @@ func refuseInsideDataSyncWindow(task: String, _ context: RunContext) throws(Task
 /// then, only if needed, leave the marker present and empty (atomic write,
 /// owner and mode kept), start the service (or restart it when it claims to
 /// run but no `goreplay` process exists), and wait until a process runs.
-public struct RecoverGoReplayTask: FleetTask {
+public struct RecoverGoReplayTask: DescribedTask {
     public let invocation: TaskInvocation
     /// Bound for the wait for a `goreplay` process after starting.
     public var processTimeout: Duration
@@ -34,7 +34,23 @@ public struct RecoverGoReplayTask: FleetTask {
         self.processTimeout = processTimeout
     }
 
-    public var changesHosts: Bool { true }
+    public static let descriptor = TaskDescriptor(
+        name: "recover-goreplay", usage: "recover-goreplay",
+        summary: "Make GoReplay healthy after a failed data sync: empty marker, service running.",
+        details: """
+            The runbook's recovery as one idempotent task. Refuses inside the data-sync window
+            (inventory `data_sync.window`) unless `--force`. Per host it reads the marker
+            (`data_sync.marker`), the GoReplay service (first of the `goreplay` aliases defined
+            on the host, e.g. `goreplay` or the legacy upstart job `gor`) and the number of
+            `goreplay` processes; then, only where needed, leaves the marker present and empty
+            (atomic write, owner and mode kept; a missing marker is created with the directory's
+            owner and mode 0644), starts the service (restarts it if it runs no `goreplay`
+            process) and waits up to 20 s for a process. Reports per host what it found and did;
+            a second run reports "healthy, nothing to do". `--dry-run` reads state and prints
+            the plan without changing anything. Privileged steps use `sudo -n`.
+            """, changesHosts: true)
+
+    public var descriptor: TaskDescriptor { Self.descriptor }
     public var dryRunMode: DryRunMode { .readStateOnly }
 
     public func preflight(_ context: RunContext) throws(TaskRefusal) {
@@ -122,7 +138,7 @@ public struct RecoverGoReplayTask: FleetTask {
         } else {
             reason = lastLine(of: act) ?? "exit \(act.exitStatus)"
         }
-        return TaskOutcome(outcome: act.succeeded ? .exited(status: 1) : act.outcome,
+        return TaskOutcome(hostOutcome: act.succeeded ? .exited(status: 1) : act.outcome,
                            message: "found \(state.summary); tried: \(done.joined(separator: "; ")); failed: \(reason)",
                            changed: true)
     }
@@ -141,5 +157,14 @@ public struct RecoverGoReplayTask: FleetTask {
         case (_, false): return "would start \(service)"
         case (_, true): return "service \(service) started"
         }
+    }
+}
+
+extension RecoverGoReplayTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { [descriptor] }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> RecoverGoReplayTask {
+        try noArguments(invocation, usage: descriptor.usage)
+        return RecoverGoReplayTask(invocation: invocation)
     }
 }

@@ -18,7 +18,7 @@ import Glibc
 /// directory removed, also on failure or Ctrl-C. Each downloaded file is read through once before it
 /// counts: a corrupt one fails its host with the file named. The finish step merges every good file
 /// into one report; hosts that delivered nothing are listed as missing.
-public struct ReplayReportTask: FleetTask {
+public struct ReplayReportTask: DescribedTask {
     public let invocation: TaskInvocation
     /// `path=`: remote file patterns replacing the deployed `--output-file` (absolute; `*` `?` `[]` globs).
     public var paths: [String]
@@ -58,9 +58,26 @@ public struct ReplayReportTask: FleetTask {
         self.stagingBase = stagingBase
     }
 
-    public var changesHosts: Bool { false }
+    public static let descriptor = TaskDescriptor(
+        name: "replay-report", usage: "replay-report[:path=GLOB,html=FILE,json=FILE,max_size=SIZE]",
+        summary: "One goreplay report for the fleet: every host's .gor files fetched over SFTP, compared locally.",
+        details: """
+            Fetches from each host the `.gor` files its goreplay writes (by default the
+            `--output-file` deploy-goreplay configures for it, as a glob: `%Y`… and chunk numbers
+            match anything; `path=GLOB[;GLOB]` overrides), and reports what the replay target did
+            with the recorded requests, as `goreplay report` does: status pairs, endpoints, latency,
+            missing replies. One report for all hosts, printed at the end; `html=FILE` and
+            `json=FILE` also write it locally (mode 0600). Files are listed and copied through
+            `sudo -n` into a private `mktemp -d` directory in /var/tmp, downloaded over SFTP and
+            removed (also on failure or Ctrl-C). `max_size` (default 4gb) bounds what one host
+            sends. A host with no file, a file too large or unreadable as `.gor` fails alone with
+            the cause; the report is built from the other hosts and names the missing ones.
+            Read-only.
+            """, changesHosts: false)
 
-    static let usage = "replay-report[:path=GLOB,html=FILE,json=FILE,max_size=SIZE]"
+    public var descriptor: TaskDescriptor { Self.descriptor }
+
+    static var usage: String { descriptor.usage }
 
     static func parse(_ invocation: TaskInvocation) throws(TaskError) -> ReplayReportTask {
         if let extra = invocation.positional.first {
@@ -481,9 +498,9 @@ public struct ReplayReportTask: FleetTask {
         let delivered = collection.files
         let missing = step.hosts.compactMap { record -> MissingHost? in
             let files = delivered[record.host] ?? []
-            if files.isEmpty || !record.outcome.outcome.isSuccess {
+            if files.isEmpty || !record.outcome.hostOutcome.isSuccess {
                 return MissingHost(host: record.host, hasSomeFiles: !files.isEmpty,
-                                   reason: record.outcome.message ?? "\(record.outcome.outcome)")
+                                   reason: record.outcome.message ?? "\(record.outcome.hostOutcome)")
             }
             return nil
         }
@@ -738,4 +755,12 @@ private func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async
 
 private func lastLine(_ text: String) -> String {
     text.split(separator: "\n").last.map { String($0.prefix(300)) } ?? "(no output)"
+}
+
+extension ReplayReportTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { [descriptor] }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> ReplayReportTask {
+        try parse(invocation)
+    }
 }

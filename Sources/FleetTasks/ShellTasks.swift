@@ -23,20 +23,20 @@ func sudoPasswordMessage(_ host: HostContext) -> String {
 /// named rather than left as "exit 1".
 func outcome(of result: RemoteResult, on host: HostContext, message: String? = nil, changed: Bool = false) -> TaskOutcome {
     if result.sudoNeedsPassword {
-        return TaskOutcome(outcome: result.outcome, message: sudoPasswordMessage(host))
+        return TaskOutcome(hostOutcome: result.outcome, message: sudoPasswordMessage(host))
     }
     if result.timedOut {
         // The limit the operator set, not the wall time (which adds the kill grace and any local slack).
         let limit = DurationText.format(result.timeoutLimit ?? result.duration)
-        return TaskOutcome(outcome: result.outcome, message: "timed out at its \(limit) limit; the command was stopped")
+        return TaskOutcome(hostOutcome: result.outcome, message: "timed out at its \(limit) limit; the command was stopped")
     }
-    return TaskOutcome(outcome: result.outcome, message: message, changed: changed && result.succeeded)
+    return TaskOutcome(hostOutcome: result.outcome, message: message, changed: changed && result.succeeded)
 }
 
 /// `do:CMD` and `sdo:CMD`: the operator's own command, quoted exactly once
 /// (the remote login shell runs it as written; `sdo` wraps it in
 /// `sudo -n -- /bin/sh -c '…'`, which never prompts).
-public struct ShellCommandTask: FleetTask {
+public struct ShellCommandTask: DescribedTask {
     public let invocation: TaskInvocation
     /// The command as the operator wrote it.
     public let command: String
@@ -49,8 +49,23 @@ public struct ShellCommandTask: FleetTask {
         self.sudo = sudo
     }
 
-    /// An arbitrary command may change anything.
-    public var changesHosts: Bool { true }
+    public static let doDescriptor = TaskDescriptor(
+        name: "do", usage: "do:COMMAND", summary: "Run a shell command as the SSH user.",
+        details: """
+            Runs COMMAND exactly as written with the remote login shell. Quote it once for your
+            local shell: `do:'uptime'`. A comma needs no escaping (`\\,` also works, as in Fabric).
+            `--dry-run` prints the exact remote command.
+            """, changesHosts: true)  // an arbitrary command may change anything
+
+    public static let sdoDescriptor = TaskDescriptor(
+        name: "sdo", usage: "sdo:COMMAND", summary: "Run a shell command through sudo, never prompting.",
+        details: """
+            Runs COMMAND as root through `sudo -n -- /bin/sh -c 'COMMAND'` (quoted exactly once;
+            as root, sudo is skipped). `-n` means sudo never asks for a password: a host where
+            it would fails alone with a message saying so, instead of hanging the run.
+            """, changesHosts: true)
+
+    public var descriptor: TaskDescriptor { sudo ? Self.sdoDescriptor : Self.doDescriptor }
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
         [remoteCommand(command, sudo: sudo, on: host, in: context.inventory)]
@@ -62,11 +77,21 @@ public struct ShellCommandTask: FleetTask {
     }
 }
 
+extension ShellCommandTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { [doDescriptor, sdoDescriptor] }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> ShellCommandTask {
+        let sudo = invocation.name == sdoDescriptor.name
+        let usage = (sudo ? sdoDescriptor : doDescriptor).usage
+        return ShellCommandTask(invocation: invocation, command: try oneArgument(invocation, usage: usage), sudo: sudo)
+    }
+}
+
 /// `app.start|stop|restart|reload|status:NAME` through the host's service
 /// manager. NAME is resolved through the inventory's aliases, and on each host
 /// the first candidate defined there is used (so `app.start:goreplay` reaches
 /// the legacy upstart job `gor`, which Fabric's `service goreplay start` did not).
-public struct ServiceTask: FleetTask {
+public struct ServiceTask: DescribedTask {
     public let invocation: TaskInvocation
     public let action: ServiceAction
     /// Names to try on each host, in order.
@@ -78,7 +103,28 @@ public struct ServiceTask: FleetTask {
         self.candidates = candidates
     }
 
-    public var changesHosts: Bool { action.changesHosts }
+    public static func descriptor(for action: ServiceAction) -> TaskDescriptor {
+        let name = "app.\(action.rawValue)"
+        let summary = switch action {
+        case .start: "Start a service (starting a running one succeeds)."
+        case .stop: "Stop a service (stopping a stopped one succeeds)."
+        case .restart: "Restart a service."
+        case .reload: "Reload a service's configuration."
+        case .status: "Show whether a service is running (read-only)."
+        }
+        return TaskDescriptor(
+            name: name, usage: "\(name):NAME", summary: summary,
+            details: """
+                Runs `\(action.rawValue)` through each host's service manager (systemd, upstart,
+                SysV `service`, or govuk-fab's supervisor mode). NAME must be letters, digits and
+                `_ . @ -`; it is resolved through the inventory's `services.aliases`, and on each
+                host the first candidate defined there is used (`app.start:goreplay` starts the
+                legacy upstart job `gor` where that is what exists). A host with none fails alone
+                with exit status 5.\(action == .status ? " A stopped service is reported, not a failure." : "")
+                """, changesHosts: action.changesHosts)
+    }
+
+    public var descriptor: TaskDescriptor { Self.descriptor(for: action) }
 
     func script(for host: Fleet.Host, in inventory: Inventory) -> String {
         ServiceControl(manager: inventory.serviceManager(for: host)).resolvedCommand(action, candidates: candidates)
@@ -100,5 +146,23 @@ public struct ServiceTask: FleetTask {
         }
         return outcome(of: result, on: host, message: action == .status && result.succeeded ? "running" : nil,
                        changed: action.changesHosts)
+    }
+}
+
+extension ServiceTask: BuiltInTask {
+    static var descriptors: [TaskDescriptor] { ServiceAction.allCases.map(descriptor(for:)) }
+
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> ServiceTask {
+        guard let action = ServiceAction.allCases.first(where: { descriptor(for: $0).name == invocation.name }) else {
+            throw TaskError(word: invocation.raw, problem: .unknownTask(name: invocation.name, suggestions: []))
+        }
+        let logical = try oneArgument(invocation, usage: descriptor(for: action).usage)
+        do throws(ServiceNameError) {
+            _ = try ServiceName(validating: logical)
+            return ServiceTask(invocation: invocation, action: action,
+                               candidates: try serviceCandidates(logical, in: inventory))
+        } catch {
+            throw TaskError(word: invocation.raw, problem: .invalidServiceName(error))
+        }
     }
 }

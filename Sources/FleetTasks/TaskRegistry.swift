@@ -173,155 +173,57 @@ func oneArgument(_ invocation: TaskInvocation, usage: String) throws(TaskError) 
 
 // MARK: - Built-ins
 
+/// A task that carries its own descriptor, so its ``FleetTask/changesHosts`` is read from the one
+/// place `--list` and `help:TASK` show it.
+public protocol DescribedTask: FleetTask {
+    /// This task's descriptor (a type behind several names gives the one it was made for).
+    var descriptor: TaskDescriptor { get }
+}
+
+extension DescribedTask {
+    public var changesHosts: Bool { descriptor.changesHosts }
+}
+
+/// A built-in task type. The registry lists the types, as ArgumentParser's `subcommands:` lists
+/// command types; each type keeps its descriptors and its argument checks with it.
+protocol BuiltInTask: DescribedTask {
+    /// Every task this type implements: one for most, one per variant for `do`/`sdo`, `app.*`, `data-sync.*`.
+    static var descriptors: [TaskDescriptor] { get }
+    /// The task for `invocation`, whose name is one of ``descriptors``, its arguments checked.
+    static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> Self
+}
+
 extension TaskRegistry {
+    /// Every built-in task type.
+    static let builtInTypes: [any BuiltInTask.Type] = [
+        ShellCommandTask.self, RecoverGoReplayTask.self, CheckGoReplayTask.self, ReplayReportTask.self,
+        DataSyncTask.self, ServiceTask.self, DeployGoReplay.self, ShowReplayConfig.self,
+    ]
+
+    /// Tasks the command line answers from the inventory, without connecting.
+    static let commandLineTasks: [TaskDescriptor] = [
+        TaskDescriptor(
+            name: "hosts", usage: "hosts", summary: "Print the selected hosts (connects to none).",
+            details: "Lists the hosts the selectors before it matched, sorted by name. Runs on no host.",
+            changesHosts: false, runsOnHosts: false),
+        TaskDescriptor(
+            name: "classes", usage: "classes", summary: "List node classes and puppet classes in the inventory.",
+            details: "Prints every node class (`class:`) and puppet class (`puppet_class:`) with its host count. Runs on no host.",
+            changesHosts: false, runsOnHosts: false),
+        TaskDescriptor(
+            name: "help", usage: "help[:TASK]", summary: "Show a task's help text.",
+            details: "`help:TASK` prints TASK's usage and description; `help` alone lists every task. Runs on no host.",
+            changesHosts: false, runsOnHosts: false),
+    ]
+
     static var builtIns: [Entry] {
-        var list: [Entry] = [
-            Entry(descriptor: TaskDescriptor(
-                name: "do", usage: "do:COMMAND", summary: "Run a shell command as the SSH user.",
-                details: """
-                    Runs COMMAND exactly as written with the remote login shell. Quote it once for your
-                    local shell: `do:'uptime'`. A comma needs no escaping (`\\,` also works, as in Fabric).
-                    `--dry-run` prints the exact remote command.
-                    """, changesHosts: true)
-            ) { invocation, _ throws(TaskError) in
-                ShellCommandTask(invocation: invocation, command: try oneArgument(invocation, usage: "do:COMMAND"), sudo: false)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "sdo", usage: "sdo:COMMAND", summary: "Run a shell command through sudo, never prompting.",
-                details: """
-                    Runs COMMAND as root through `sudo -n -- /bin/sh -c 'COMMAND'` (quoted exactly once;
-                    as root, sudo is skipped). `-n` means sudo never asks for a password: a host where
-                    it would fails alone with a message saying so, instead of hanging the run.
-                    """, changesHosts: true)
-            ) { invocation, _ throws(TaskError) in
-                ShellCommandTask(invocation: invocation, command: try oneArgument(invocation, usage: "sdo:COMMAND"), sudo: true)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "recover-goreplay", usage: "recover-goreplay",
-                summary: "Make GoReplay healthy after a failed data sync: empty marker, service running.",
-                details: """
-                    The runbook's recovery as one idempotent task. Refuses inside the data-sync window
-                    (inventory `data_sync.window`) unless `--force`. Per host it reads the marker
-                    (`data_sync.marker`), the GoReplay service (first of the `goreplay` aliases defined
-                    on the host, e.g. `goreplay` or the legacy upstart job `gor`) and the number of
-                    `goreplay` processes; then, only where needed, leaves the marker present and empty
-                    (atomic write, owner and mode kept; a missing marker is created with the directory's
-                    owner and mode 0644), starts the service (restarts it if it runs no `goreplay`
-                    process) and waits up to 20 s for a process. Reports per host what it found and did;
-                    a second run reports "healthy, nothing to do". `--dry-run` reads state and prints
-                    the plan without changing anything. Privileged steps use `sudo -n`.
-                    """, changesHosts: true)
-            ) { invocation, _ throws(TaskError) in
-                try noArguments(invocation, usage: "recover-goreplay")
-                return RecoverGoReplayTask(invocation: invocation)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "check-goreplay", usage: "check-goreplay[:metrics=PORT,interval=SECONDS]",
-                summary: "Icinga's GoReplay check: check_procs -c 1: -C goreplay on each host.",
-                details: """
-                    Prints per host the line `check_procs -c 1: -C goreplay` prints, e.g.
-                    `PROCS OK: 1 process with command name 'goreplay' | procs=1;;1:;0;`, counting
-                    processes by command name as the plugin does. Exit status is the worst host's:
-                    0 OK, 2 CRITICAL, 3 UNKNOWN (unreachable host). Inside the data-sync window every
-                    host is OK with "data sync in progress" and no host is contacted (Icinga does not
-                    run the check then); `--force` checks anyway. Read-only.
-                    With `metrics=PORT` (goreplay run with `--metrics 127.0.0.1:PORT`) a running
-                    goreplay's `/metrics` is also read twice, `interval` seconds apart (default 10):
-                    requests captured but none replayed in between, or no metrics, is WARNING (1).
-                    """, changesHosts: false)
-            ) { invocation, _ throws(TaskError) in
-                try CheckGoReplayTask.parse(invocation)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "replay-report", usage: ReplayReportTask.usage,
-                summary: "One goreplay report for the fleet: every host's .gor files fetched over SFTP, compared locally.",
-                details: """
-                    Fetches from each host the `.gor` files its goreplay writes (by default the
-                    `--output-file` deploy-goreplay configures for it, as a glob: `%Y`… and chunk numbers
-                    match anything; `path=GLOB[;GLOB]` overrides), and reports what the replay target did
-                    with the recorded requests, as `goreplay report` does: status pairs, endpoints, latency,
-                    missing replies. One report for all hosts, printed at the end; `html=FILE` and
-                    `json=FILE` also write it locally (mode 0600). Files are listed and copied through
-                    `sudo -n` into a private `mktemp -d` directory in /var/tmp, downloaded over SFTP and
-                    removed (also on failure or Ctrl-C). `max_size` (default 4gb) bounds what one host
-                    sends. A host with no file, a file too large or unreadable as `.gor` fails alone with
-                    the cause; the report is built from the other hosts and names the missing ones.
-                    Read-only.
-                    """, changesHosts: false)
-            ) { invocation, _ throws(TaskError) in
-                try ReplayReportTask.parse(invocation)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "data-sync.start", usage: "data-sync.start",
-                summary: "Do what the nightly data-sync start did: marker 'true', GoReplay stopped.",
-                details: """
-                    Writes `true` to the marker (atomically, owner and mode kept), stops the GoReplay
-                    service under whatever name the host uses, and waits up to 20 s until no `goreplay`
-                    process runs. For reproducing a data sync; `data-sync.finish` or `recover-goreplay`
-                    undo it.
-                    """, changesHosts: true)
-            ) { invocation, _ throws(TaskError) in
-                try noArguments(invocation, usage: "data-sync.start")
-                return DataSyncTask(phase: .start, invocation: invocation)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "data-sync.finish", usage: "data-sync.finish",
-                summary: "Do what the nightly data-sync finish did: marker empty, GoReplay started.",
-                details: """
-                    Empties the marker (atomically, owner and mode kept), starts the GoReplay service
-                    under whatever name the host uses, and waits up to 20 s for a `goreplay` process.
-                    Refuses inside the data-sync window unless `--force`.
-                    """, changesHosts: true)
-            ) { invocation, _ throws(TaskError) in
-                try noArguments(invocation, usage: "data-sync.finish")
-                return DataSyncTask(phase: .finish, invocation: invocation)
-            },
-            Entry(descriptor: TaskDescriptor(
-                name: "hosts", usage: "hosts", summary: "Print the selected hosts (connects to none).",
-                details: "Lists the hosts the selectors before it matched, sorted by name. Runs on no host.",
-                changesHosts: false, runsOnHosts: false), make: nil),
-            Entry(descriptor: TaskDescriptor(
-                name: "classes", usage: "classes", summary: "List node classes and puppet classes in the inventory.",
-                details: "Prints every node class (`class:`) and puppet class (`puppet_class:`) with its host count. Runs on no host.",
-                changesHosts: false, runsOnHosts: false), make: nil),
-            Entry(descriptor: TaskDescriptor(
-                name: "help", usage: "help[:TASK]", summary: "Show a task's help text.",
-                details: "`help:TASK` prints TASK's usage and description; `help` alone lists every task. Runs on no host.",
-                changesHosts: false, runsOnHosts: false), make: nil),
-        ]
-        for action in ServiceAction.allCases {
-            let name = "app.\(action.rawValue)"
-            let usage = "\(name):NAME"
-            let summary: String
-            switch action {
-            case .start: summary = "Start a service (starting a running one succeeds)."
-            case .stop: summary = "Stop a service (stopping a stopped one succeeds)."
-            case .restart: summary = "Restart a service."
-            case .reload: summary = "Reload a service's configuration."
-            case .status: summary = "Show whether a service is running (read-only)."
+        let typed = builtInTypes.flatMap { type in
+            type.descriptors.map { descriptor in
+                Entry(descriptor: descriptor, make: { invocation, inventory throws(TaskError) in
+                    try type.make(invocation, inventory: inventory)
+                })
             }
-            list.append(Entry(descriptor: TaskDescriptor(
-                name: name, usage: usage, summary: summary,
-                details: """
-                    Runs `\(action.rawValue)` through each host's service manager (systemd, upstart,
-                    SysV `service`, or govuk-fab's supervisor mode). NAME must be letters, digits and
-                    `_ . @ -`; it is resolved through the inventory's `services.aliases`, and on each
-                    host the first candidate defined there is used (`app.start:goreplay` starts the
-                    legacy upstart job `gor` where that is what exists). A host with none fails alone
-                    with exit status 5.\(action == .status ? " A stopped service is reported, not a failure." : "")
-                    """, changesHosts: action.changesHosts)
-            ) { invocation, inventory throws(TaskError) in
-                let logical = try oneArgument(invocation, usage: usage)
-                do throws(ServiceNameError) {
-                    _ = try ServiceName(validating: logical)
-                    return ServiceTask(invocation: invocation, action: action,
-                                       candidates: try serviceCandidates(logical, in: inventory))
-                } catch {
-                    throw TaskError(word: invocation.raw, problem: .invalidServiceName(error))
-                }
-            })
         }
-        list += deployEntries
-        return list
+        return typed + commandLineTasks.map { Entry(descriptor: $0, make: nil) }
     }
 }

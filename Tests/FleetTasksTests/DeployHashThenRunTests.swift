@@ -55,7 +55,7 @@ struct DeployHashThenRunTests {
 
         #expect(!FileManager.default.fileExists(atPath: pwned),
                 "the rewritten staging file ran as \((try? String(contentsOfFile: pwned, encoding: .utf8)) ?? "?")")
-        #expect(outcome.outcome.isFailure, "\(message)")
+        #expect(outcome.hostOutcome.isFailure, "\(message)")
         #expect(try String(contentsOfFile: binDirectory + "/goreplay", encoding: .utf8) == oldBinary,
                 "the binary in place changed; deploy said: \(message)")
         #expect(message.contains("sha256 mismatch") && message.contains("nothing was run, the old binary is kept"), "\(message)")
@@ -89,7 +89,7 @@ struct DeployHashThenRunTests {
         let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         let outcome = try #require(report.outcomes.first?.outcome)
-        #expect(outcome.outcome == .exited(status: 0), "\(outcome)")
+        #expect(outcome.hostOutcome == .exited(status: 0), "\(outcome)")
         #expect(outcome.message?.contains("binary installed") == true, "\(outcome)")
         #expect(try String(contentsOfFile: binDirectory + "/goreplay", encoding: .utf8) == newContent)
         let attributes = try FileManager.default.attributesOfItem(atPath: binDirectory + "/goreplay")

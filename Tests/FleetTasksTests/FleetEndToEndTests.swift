@@ -164,7 +164,7 @@ struct FleetEndToEndTests {
         #expect(messages["gor-2"] == "healthy, nothing to do (service goreplay running, 1 process)", "\(messages)")
         #expect(messages["gor-3"] == "marker was missing, created empty; service goreplay started; 1 process", "\(messages)")
         #expect(messages["gor-4"] == "marker was 'true', cleared; service gor started; 1 process", "\(messages)")
-        guard case .connectionFailed = outcome(report, "gor-5")?.outcome else {
+        guard case .connectionFailed = outcome(report, "gor-5")?.hostOutcome else {
             Issue.record("gor-5: \(String(describing: outcome(report, "gor-5")))")
             return
         }
@@ -212,7 +212,7 @@ struct FleetEndToEndTests {
                                  emit: { _ in })
         let report = await runner.run([PlannedTask(task: RecoverGoReplayTask(), hosts: setup.inventory.hosts)])
         let result = try #require(outcome(report, "gor-1"))
-        #expect(result.outcome.isFailure)
+        #expect(result.hostOutcome.isFailure)
         #expect(result.message?.contains("refused") == true, "\(result)")
         #expect(try setup.markerContent(on: "gor-1") == "true\n")
         #expect(try !setup.goreplayRunning(on: "gor-1"))
@@ -299,7 +299,7 @@ struct FleetEndToEndTests {
         let start = try registry.makeTask(try word("app.start:goreplay"), inventory: setup.inventory)
         let (report, _) = try await setup.run([remove, start])
         #expect(report.exitStatus == 1)
-        #expect(outcome(report, "gor-2", task: remove.invocation.raw)?.outcome == .exited(status: 1))
+        #expect(outcome(report, "gor-2", task: remove.invocation.raw)?.hostOutcome == .exited(status: 1))
         #expect(report.summary.results.contains { $0.host == "gor-2" && $0.task == "app.start:goreplay" && $0.outcome == .skipped(reason: "failed in an earlier task") })
         #expect(try setup.goreplayRunning(on: "gor-1"))
         #expect(try setup.goreplayRunning(on: "gor-3"))  // the legacy `gor` job, which Fabric missed
@@ -314,7 +314,7 @@ struct FleetEndToEndTests {
         // An unknown service fails with LSB status 5.
         let missing = try registry.makeTask(try word("app.start:nginx"), inventory: setup.inventory)
         let (none, _) = try await setup.run([missing], on: ["gor-1"])
-        #expect(outcome(none, "gor-1")?.outcome == .exited(status: 5))
+        #expect(outcome(none, "gor-1")?.hostOutcome == .exited(status: 5))
     }
 
     @Test("playbooks run by name: goreplay.status reads, goreplay.restart restarts")

@@ -167,11 +167,11 @@ struct RegistryTests {
         #expect(check.pluginLine(count: 0) == (.critical, "PROCS CRITICAL: 0 processes with command name 'goreplay' | procs=0;;1:;0;"))
         #expect(check.pluginLine(count: 1) == (.ok, "PROCS OK: 1 process with command name 'goreplay' | procs=1;;1:;0;"))
         #expect(check.pluginLine(count: 3) == (.ok, "PROCS OK: 3 processes with command name 'goreplay' | procs=3;;1:;0;"))
-        let outcomes = [TaskOutcome(outcome: .exited(status: 0), checkStatus: .ok),
-                        TaskOutcome(outcome: .exited(status: 2), checkStatus: .critical)]
+        let outcomes = [TaskOutcome(hostOutcome: .exited(status: 0), checkStatus: .ok),
+                        TaskOutcome(hostOutcome: .exited(status: 2), checkStatus: .critical)]
         #expect(check.exitStatus(for: outcomes) == 2)
-        #expect(check.exitStatus(for: outcomes + [TaskOutcome(outcome: .connectionFailed("refused"))]) == 3)
-        #expect(check.exitStatus(for: [TaskOutcome(outcome: .exited(status: 0), checkStatus: .ok)]) == 0)
+        #expect(check.exitStatus(for: outcomes + [TaskOutcome(hostOutcome: .connectionFailed("refused"))]) == 3)
+        #expect(check.exitStatus(for: [TaskOutcome(hostOutcome: .exited(status: 0), checkStatus: .ok)]) == 0)
     }
 
     @Test("marker emptiness follows envdir: a lone newline is empty, 'true' is not")

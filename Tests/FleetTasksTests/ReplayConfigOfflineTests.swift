@@ -73,7 +73,7 @@ struct ReplayConfigOfflineTests {
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         #expect(!listener.pendingConnection, "goreplay.config opened a TCP connection to cache-1's address")
         for record in report.outcomes {
-            #expect(record.outcome.outcome == .exited(status: 0), "\(record.host): \(record.outcome)")
+            #expect(record.outcome.hostOutcome == .exited(status: 0), "\(record.host): \(record.outcome)")
         }
         #expect(report.outcomes.count == 2)
         let shown = notices.withLock { $0 }

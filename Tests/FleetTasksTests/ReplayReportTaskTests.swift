@@ -290,12 +290,12 @@ struct ReplayReportFleetTests {
 
         let (report, notices) = try await fleet.run(task(htmlPath: output + "/fleet.html", jsonPath: output + "/fleet.json"))
 
-        #expect(outcome(report, "gor-1")?.outcome.isSuccess == true)
+        #expect(outcome(report, "gor-1")?.hostOutcome.isSuccess == true)
         #expect(outcome(report, "gor-1")?.message?.contains("2 of 2 file(s)") == true)
         #expect(outcome(report, "gor-1")?.message?.contains("13 requests, 13 original and 10 replayed responses") == true)
-        #expect(outcome(report, "gor-2")?.outcome.isSuccess == true)
+        #expect(outcome(report, "gor-2")?.hostOutcome.isSuccess == true)
         #expect(outcome(report, "gor-2")?.message?.contains("replayed-link.gor.gz is a symlink, not followed") == true)
-        #expect(outcome(report, "gor-3")?.outcome.isFailure == true)
+        #expect(outcome(report, "gor-3")?.hostOutcome.isFailure == true)
         #expect(outcome(report, "gor-3")?.message?.contains("no file matches /opt/goreplay/log/replayed-*.gor on the host") == true)
         #expect(report.exitStatus == 1)
 
@@ -356,13 +356,13 @@ struct ReplayReportFleetTests {
 
         let (report, notices) = try await fleet.run(task(jsonPath: output + "/bad.json"))
         let gor2 = outcome(report, "gor-2")
-        #expect(gor2?.outcome.isFailure == true)
+        #expect(gor2?.hostOutcome.isFailure == true)
         #expect(gor2?.message?.contains("/opt/goreplay/log/replayed-20261201.gor.gz: unreadable as .gor") == true, "\(gor2?.message ?? "")")
         #expect(gor2?.message?.contains("the other files are in the report") == true)
         let gor3 = outcome(report, "gor-3")
-        #expect(gor3?.outcome.isFailure == true)
+        #expect(gor3?.hostOutcome.isFailure == true)
         #expect(gor3?.message?.contains("/opt/goreplay/log/replayed-20261202.gor: not a .gor file") == true, "\(gor3?.message ?? "")")
-        #expect(outcome(report, "gor-1")?.outcome.isSuccess == true)
+        #expect(outcome(report, "gor-1")?.hostOutcome.isSuccess == true)
 
         let document = try JSONDecoder().decode(FleetDocument.self, from: Data(contentsOf: URL(fileURLWithPath: output + "/bad.json")))
         #expect(document.report.requests == 6)
@@ -404,7 +404,7 @@ struct ReplayReportFleetTests {
         #expect(sawCopy, "the copy never appeared in /var/tmp")
         run.cancel()
         let (report, notices) = try await run.value
-        let interrupted = outcome(report, "gor-1")?.outcome
+        let interrupted = outcome(report, "gor-1")?.hostOutcome
         #expect(interrupted.map { if case .skipped(let why) = $0 { why.hasPrefix("interrupted") } else { false } } == true, "\(String(describing: interrupted))")
         #expect(notices.contains("replay-report: interrupted; no report"))
         #expect(entries(staging, prefix: "") == [])

@@ -50,7 +50,7 @@ struct GatewayRunnerTests {
         #expect(report.exitStatus == 0)
         #expect(report.outcomes.count == inner.count)
         for record in report.outcomes {
-            #expect(record.outcome.outcome == .exited(status: 0))
+            #expect(record.outcome.hostOutcome == .exited(status: 0))
             #expect(record.outcome.message == record.host)
         }
         let count = logins(gateway) - before
@@ -63,8 +63,8 @@ struct GatewayRunnerTests {
         print("FleetRunner: dead gateway, \(inner.count) hosts failed in \(ContinuousClock.now - started)")
         #expect(failed.exitStatus != 0)
         for record in failed.outcomes {
-            guard case .connectionFailed(let message) = record.outcome.outcome else {
-                Issue.record("\(record.host): \(record.outcome.outcome)")
+            guard case .connectionFailed(let message) = record.outcome.hostOutcome else {
+                Issue.record("\(record.host): \(record.outcome.hostOutcome)")
                 continue
             }
             #expect(message.contains("(gateway for \(record.host))"), "\(message)")

@@ -145,7 +145,7 @@ public struct FleetRunner: Sendable {
                 results.append(result)
                 records.append(TaskOutcomeRecord(host: host, task: name, outcome: outcome))
                 stepOutcomes.append(outcome)
-                if outcome.outcome.isFailure { failedHosts.insert(host) }
+                if outcome.hostOutcome.isFailure { failedHosts.insert(host) }
             }
             // Hosts the step never reached (interrupted or aborted mid-step).
             let reached = Set(finished.map(\.0))
@@ -185,7 +185,7 @@ public struct FleetRunner: Sendable {
         for result in results[stepStart.results...] where byHost[result.host] == nil {
             let reason = { if case .skipped(let why) = result.outcome { why } else { "\(result.outcome)" } }()
             byHost[result.host] = TaskOutcomeRecord(host: result.host, task: name,
-                                                    outcome: TaskOutcome(outcome: result.outcome, message: reason))
+                                                    outcome: TaskOutcome(hostOutcome: result.outcome, message: reason))
         }
         let hosts = step.hosts.compactMap { byHost[$0.name] }
         let stepResults = StepResults(task: name, hosts: hosts, interrupted: Task.isCancelled)
@@ -225,8 +225,8 @@ public struct FleetRunner: Sendable {
             while next < hosts.count && next < options.parallelism { startNext() }
             for await item in group {
                 finished.append(item)
-                let unreachable = { if case .connectionFailed = item.1.outcome { true } else { false } }()
-                if item.1.outcome.isFailure && options.failurePolicy == .abortOnFailure,
+                let unreachable = { if case .connectionFailed = item.1.hostOutcome { true } else { false } }()
+                if item.1.hostOutcome.isFailure && options.failurePolicy == .abortOnFailure,
                     !(options.skipBadHosts && unreachable)
                 {
                     stopStarting = true
@@ -260,17 +260,17 @@ public struct FleetRunner: Sendable {
             outcome = .failed(refusal.description)
         } else if context.dryRun && task.dryRunMode == .printCommands {
             for command in planned { emit(.notice(host: host.name, message: "would run: \(command)", time: Date())) }
-            outcome = TaskOutcome(outcome: .skipped(reason: "dry run"), message: "dry run: nothing changed")
+            outcome = TaskOutcome(hostOutcome: .skipped(reason: "dry run"), message: "dry run: nothing changed")
         } else if let pool {
             outcome = await connectAndRun(task: task, host: host, pool: pool, tail: tail)
         } else {
-            outcome = TaskOutcome(outcome: .connectionFailed("no SSH event loop"), message: "no SSH event loop")
+            outcome = TaskOutcome(hostOutcome: .connectionFailed("no SSH event loop"), message: "no SSH event loop")
         }
-        if let message = outcome.message, !outcome.outcome.isFailure || tail.lastLine == nil {
+        if let message = outcome.message, !outcome.hostOutcome.isFailure || tail.lastLine == nil {
             emit(.notice(host: host.name, message: message, time: Date()))
         }
-        let last = outcome.outcome.isFailure ? (outcome.message ?? tail.lastLine) : nil
-        let result = HostTaskResult(host: host.name, task: name, outcome: outcome.outcome,
+        let last = outcome.hostOutcome.isFailure ? (outcome.message ?? tail.lastLine) : nil
+        let result = HostTaskResult(host: host.name, task: name, outcome: outcome.hostOutcome,
                                     duration: ContinuousClock.now - started, lastStderrLine: last, time: Date())
         emit(.hostFinished(result))
         return (host.name, outcome, result)
@@ -290,10 +290,10 @@ public struct FleetRunner: Sendable {
         do {
             session = try await pool.session(for: host)
         } catch is CancellationError {
-            return TaskOutcome(outcome: .skipped(reason: "interrupted while connecting"), message: "interrupted while connecting")
+            return TaskOutcome(hostOutcome: .skipped(reason: "interrupted while connecting"), message: "interrupted while connecting")
         } catch {
             let text = "\(error)"
-            return TaskOutcome(outcome: .connectionFailed(text), message: text)
+            return TaskOutcome(hostOutcome: .connectionFailed(text), message: text)
         }
         let user = session.endpoint.user
         let hostContext = HostContext(host: host, run: context, session: session, user: user,
@@ -301,14 +301,14 @@ public struct FleetRunner: Sendable {
         do {
             return try await task.run(on: hostContext)
         } catch is CancellationError {
-            return TaskOutcome(outcome: .skipped(reason: "interrupted while running"), message: "interrupted while running")
+            return TaskOutcome(hostOutcome: .skipped(reason: "interrupted while running"), message: "interrupted while running")
         } catch let error as SSHError {
             if error.kind.isConnectivity {
-                return TaskOutcome(outcome: .connectionFailed("\(error)"), message: "\(error)")
+                return TaskOutcome(hostOutcome: .connectionFailed("\(error)"), message: "\(error)")
             }
-            return TaskOutcome(outcome: .exited(status: 255), message: "\(error)")
+            return TaskOutcome(hostOutcome: .exited(status: 255), message: "\(error)")
         } catch {
-            return TaskOutcome(outcome: .exited(status: 1), message: "\(error)")
+            return TaskOutcome(hostOutcome: .exited(status: 1), message: "\(error)")
         }
     }
 }

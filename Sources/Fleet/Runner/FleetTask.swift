@@ -114,7 +114,8 @@ public enum CheckStatus: Int32, Sendable, Hashable, Comparable, CustomStringConv
 
 /// How a task ended on one host.
 public struct TaskOutcome: Sendable, Hashable {
-    public var outcome: HostOutcome
+    /// How the host ended: exit status, skipped, unreachable.
+    public var hostOutcome: HostOutcome
     /// One line for the summary: what was found and done.
     public var message: String?
     /// Set by check tasks.
@@ -122,19 +123,19 @@ public struct TaskOutcome: Sendable, Hashable {
     /// Whether the task changed anything on the host.
     public var changed: Bool
 
-    public init(outcome: HostOutcome, message: String? = nil, checkStatus: CheckStatus? = nil, changed: Bool = false) {
-        self.outcome = outcome
+    public init(hostOutcome: HostOutcome, message: String? = nil, checkStatus: CheckStatus? = nil, changed: Bool = false) {
+        self.hostOutcome = hostOutcome
         self.message = message
         self.checkStatus = checkStatus
         self.changed = changed
     }
 
     public static func ok(_ message: String? = nil, changed: Bool = false) -> TaskOutcome {
-        TaskOutcome(outcome: .exited(status: 0), message: message, changed: changed)
+        TaskOutcome(hostOutcome: .exited(status: 0), message: message, changed: changed)
     }
 
     public static func failed(status: Int32 = 1, _ message: String) -> TaskOutcome {
-        TaskOutcome(outcome: .exited(status: status), message: message)
+        TaskOutcome(hostOutcome: .exited(status: status), message: message)
     }
 }
 

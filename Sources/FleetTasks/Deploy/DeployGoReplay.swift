@@ -11,10 +11,9 @@ import SSHTransport
 /// before it is executed or moved into place with one `mv`; a failed or
 /// interrupted upload, or a staging file changed meanwhile, leaves the old
 /// binary running.
-public struct DeployGoReplay: FleetTask {
+public struct DeployGoReplay: DescribedTask {
     public let invocation: TaskInvocation
     public let binary: ReplayBinarySource
-    public var changesHosts: Bool { true }
     public var dryRunMode: DryRunMode { .readStateOnly }
 
     /// How long to wait for a goreplay process after (re)starting it.
@@ -89,7 +88,7 @@ public struct DeployGoReplay: FleetTask {
                              status: control.statusCommand(service)),
             sudo: true, echo: false)
         guard state.succeeded else {
-            return TaskOutcome(outcome: state.outcome, message: "reading state failed: \(state.stderr.lastLine ?? "exit \(state.exitStatus)")")
+            return TaskOutcome(hostOutcome: state.outcome, message: "reading state failed: \(state.stderr.lastLine ?? "exit \(state.exitStatus)")")
         }
         let facts = KeyValueLines(state.stdout)
         let binaryCurrent = facts["binary"] == binary.sha256
@@ -142,7 +141,7 @@ public struct DeployGoReplay: FleetTask {
                 // binary is still in place (the script removed its copy).
                 let installed = KeyValueLines(install.stdout)["installed"] == "yes"
                 let why = install.stderr.lastLine ?? "exit \(install.exitStatus)"
-                return TaskOutcome(outcome: install.outcome, message: installed
+                return TaskOutcome(hostOutcome: install.outcome, message: installed
                     ? "the new binary was installed at \(replay.binaryPath) but its final check failed: \(why)"
                     : "binary not installed: \(why)")
             }
@@ -156,7 +155,7 @@ public struct DeployGoReplay: FleetTask {
                     + (definition.afterChange.map { " && " + $0 } ?? ""),
                 sudo: true, echo: false)
             guard write.succeeded else {
-                return TaskOutcome(outcome: write.outcome, message: "writing \(definition.path) failed: \(write.stderr.lastLine ?? "")")
+                return TaskOutcome(hostOutcome: write.outcome, message: "writing \(definition.path) failed: \(write.stderr.lastLine ?? "")")
             }
             did.append("\(definition.path) written")
         }
@@ -171,7 +170,7 @@ public struct DeployGoReplay: FleetTask {
             let action: ServiceAction = wasRunning ? .restart : .start
             let result = try await host.execute(control.command(action, service), sudo: true, echo: false)
             guard result.succeeded else {
-                return TaskOutcome(outcome: result.outcome, message: (did + ["\(action.rawValue) \(service) failed: \(result.stderr.lastLine ?? result.stdout.lastLine ?? "")"]).joined(separator: "; "))
+                return TaskOutcome(hostOutcome: result.outcome, message: (did + ["\(action.rawValue) \(service) failed: \(result.stderr.lastLine ?? result.stdout.lastLine ?? "")"]).joined(separator: "; "))
             }
             let wait = try await host.execute(Self.waitForProcess(seconds: Self.processWait), echo: false)
             let count = Int(wait.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
@@ -254,9 +253,8 @@ public struct DeployGoReplay: FleetTask {
 /// `goreplay.config`: shows the service definition deploy-goreplay would
 /// write on each host; read-only, connects to nothing (everything it shows
 /// comes from the inventory).
-public struct ShowReplayConfig: FleetTask {
+public struct ShowReplayConfig: DescribedTask {
     public let invocation: TaskInvocation
-    public var changesHosts: Bool { false }
 
     public init(invocation: TaskInvocation) { self.invocation = invocation }
 
