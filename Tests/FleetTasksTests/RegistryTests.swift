@@ -52,6 +52,27 @@ struct RegistryTests {
         #expect(registry.descriptor(named: "goreplay.status")?.changesHosts == false)
     }
 
+    @Test("each built-in task made from a word carries the descriptor it is listed under")
+    func builtInsCarryTheirDescriptor() throws {
+        let inventory = testInventory()
+        let words = ["do:uptime", "sdo:uptime", "app.start:nginx", "app.stop:nginx", "app.restart:nginx",
+                     "app.reload:nginx", "app.status:nginx", "recover-goreplay", "check-goreplay", "replay-report",
+                     "data-sync.start", "data-sync.finish", "deploy-goreplay:binary=/nonexistent", "goreplay.config"]
+        let built = Set(TaskRegistry.builtInTypes.flatMap { $0.descriptors.map(\.name) })
+        #expect(built == Set(words.map { String($0.prefix { $0 != ":" }) }), "a built-in without a word here")
+        for text in words {
+            let invocation = try word(text)
+            let task = try #require(try registry.makeTask(invocation, inventory: inventory) as? any DescribedTask)
+            let listed = try #require(registry.descriptor(named: invocation.name))
+            #expect(task.descriptor == listed, "\(text)")
+            #expect(task.changesHosts == listed.changesHosts, "\(text)")
+        }
+        // The usage in an argument error is the listed one.
+        #expect(throws: TaskError(word: "sdo", problem: .missingArgument(task: "sdo", usage: "sdo:COMMAND"))) {
+            try registry.makeTask(try word("sdo"), inventory: inventory)
+        }
+    }
+
     @Test("docs/tasks.md is the generated reference")
     func docsMatch() throws {
         let path = packageRoot + "/docs/tasks.md"
