@@ -1,53 +1,40 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// The parts of a base URL the client needs.
+/// The parts of a base URL the client needs, read by Foundation's `URLComponents`.
 struct ServerAddress: Sendable, Equatable {
     var useTLS: Bool
     var host: String
     var port: Int
-    /// Path prefix without a trailing slash ("" for none), e.g. "/puppetdb".
+    /// Percent-encoded path prefix without a trailing slash ("" for none), e.g. "/puppetdb".
     var pathPrefix: String
 
+    /// Accepts `http(s)://host[:port][/prefix]`; user info, a query or a fragment would be
+    /// silently dropped from every request, so they are refused instead.
     init(parsing text: String) throws(PuppetDBError) {
-        var rest: Substring
-        if text.hasPrefix("http://") {
-            useTLS = false
-            rest = Substring(text).dropFirst("http://".count)
-        } else if text.hasPrefix("https://") {
-            useTLS = true
-            rest = Substring(text).dropFirst("https://".count)
-        } else {
-            throw .invalidURL(text)
+        guard let components = URLComponents(string: text) else { throw .invalidURL(text) }
+        switch components.scheme {
+        case "http": useTLS = false
+        case "https": useTLS = true
+        default: throw .invalidURL(text)
         }
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        var authority = rest[..<slash]
-        var prefix = String(rest[slash...])
+        guard components.user == nil, components.password == nil, components.query == nil,
+              components.fragment == nil, var host = components.host, !host.isEmpty
+        else { throw .invalidURL(text) }
+        // An IPv6 literal may come back in its brackets; sockets and SNI want it bare.
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // `URLComponents` reads "http://h:" (a colon, no digits) as no port; a typo should not mean 80.
+        let authority = text.dropFirst("\(components.scheme ?? "")://".count).prefix { $0 != "/" }
+        if components.port == nil, authority.hasSuffix(":") { throw .invalidURL(text) }
+        let port = components.port ?? (useTLS ? 443 : 80)
+        guard (1...65535).contains(port) else { throw .invalidURL(text) }
+        var prefix = components.percentEncodedPath
         while prefix.hasSuffix("/") { prefix.removeLast() }
-        if prefix.contains("?") || prefix.contains("#") || authority.contains("@") { throw .invalidURL(text) }
-        var portText: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw .invalidURL(text) }
-            let after = authority[authority.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw .invalidURL(text) }
-                portText = after.dropFirst()
-            }
-            authority = authority[authority.index(after: authority.startIndex)..<close]
-        } else if let colon = authority.firstIndex(of: ":") {
-            portText = authority[authority.index(after: colon)...]
-            authority = authority[..<colon]
-        }
-        guard !authority.isEmpty else { throw .invalidURL(text) }
-        if let portText {
-            guard let port = Int(portText), (1...65535).contains(port) else { throw .invalidURL(text) }
-            self.port = port
-        } else {
-            port = useTLS ? 443 : 80
-        }
-        host = String(authority)
+        self.host = host
+        self.port = port
         pathPrefix = prefix
     }
 
@@ -65,77 +52,87 @@ struct ServerAddress: Sendable, Equatable {
     }
 }
 
-/// A one-request-per-connection HTTP/1.1 GET over SwiftNIO, with a hard overall deadline.
+/// A one-request-per-connection HTTP/1.1 GET on a `NIOAsyncChannel`, with a hard overall deadline.
 struct HTTPGetter: Sendable {
     let address: ServerAddress
     let sslContext: NIOSSLContext?
-    let timeout: TimeAmount
+    let timeout: Duration
     let maximumBodySize: Int
     let group: any EventLoopGroup
+
+    /// The timeout as reported in `PuppetDBError.timedOut`.
+    var timeoutSeconds: Double { Double(TimeAmount(timeout).nanoseconds) / 1e9 }
 
     /// Fetches `path` (already percent-encoded, starting with "/"). Returns status and body.
     func get(_ path: String) async throws(PuppetDBError) -> (status: Int, body: ByteBuffer) {
         let url = address.url(path)
-        let eventLoop = group.next()
-        let promise = eventLoop.makePromise(of: (Int, ByteBuffer).self)
-        // Everything that can complete the request runs on `eventLoop`; the flag makes the
-        // first outcome win (a promise must be completed exactly once).
-        let completed = NIOLoopBoundBox.makeBoxSendingValue(false, as: Bool.self, eventLoop: eventLoop)
-        let channelBox = NIOLoopBoundBox.makeEmptyBox(valueType: (any Channel).self, eventLoop: eventLoop)
-        let finish: @Sendable (Result<(Int, ByteBuffer), PuppetDBError>) -> Void = { result in
-            guard !completed.value else { return }
-            completed.value = true
-            promise.completeWith(result.mapError { $0 as any Error })
-            channelBox.value?.close(promise: nil)
+        let seconds = timeoutSeconds
+        do {
+            // The exchange races the deadline; whichever ends first decides, and the loser is
+            // cancelled (the exchange's inbound stream ends on cancellation and the channel closes).
+            return try await withThrowingTaskGroup(of: (status: Int, body: ByteBuffer).self) { race in
+                race.addTask { try await exchange(path, url: url) }
+                race.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw PuppetDBError.timedOut(url: url, seconds: seconds)
+                }
+                defer { race.cancelAll() }
+                // Both tasks either return or throw, so the first result is always there.
+                guard let first = try await race.next() else { throw PuppetDBError.timedOut(url: url, seconds: seconds) }
+                return first
+            }
+        } catch {
+            throw Self.classify(error, url: url, seconds: seconds)
         }
-        let seconds = Double(timeout.nanoseconds) / 1e9
-        let deadline = eventLoop.scheduleTask(in: timeout) {
-            finish(.failure(.timedOut(url: url, seconds: seconds)))
-        }
+    }
 
+    /// Connects, sends the request and collects the response within the size limit.
+    private func exchange(_ path: String, url: String) async throws -> (status: Int, body: ByteBuffer) {
         let sslContext = self.sslContext
         let serverHostname = address.isIPAddress ? nil : address.host
-        let limit = maximumBodySize
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(TimeAmount(timeout))
+            .connect(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let sslContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
                     }
                     try sync.addHTTPClientHandlers()
-                    try sync.addHandler(ResponseCollector(url: url, limit: limit, finish: finish))
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
                 }
             }
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: address.pathPrefix + path,
             headers: ["Host": address.hostHeader, "Accept": "application/json", "Connection": "close",
                       "User-Agent": "govuk-fab"])
-        bootstrap.connect(host: address.host, port: address.port).whenComplete { result in
-            switch result {
-            case .failure(let error):
-                finish(.failure(Self.classify(error, url: url, seconds: seconds)))
-            case .success(let channel):
-                guard !completed.value else {
-                    channel.close(promise: nil)
-                    return
-                }
-                channelBox.value = channel
-                channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let limit = maximumBodySize
+        return try await channel.executeThenClose { inbound, outbound in
+            do {
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
+            } catch {
+                // The channel already failed or closed; reading says why (TLS alert, hang-up).
             }
-        }
-        do {
-            let (status, body) = try await promise.futureResult.get()
-            deadline.cancel()
-            return (status, body)
-        } catch let error as PuppetDBError {
-            deadline.cancel()
-            throw error
-        } catch {
-            deadline.cancel()
-            throw Self.classify(error, url: url, seconds: seconds)
+            var status: Int?
+            var body = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let head):
+                    status = Int(head.status.code)
+                case .body(var chunk):
+                    guard body.readableBytes + chunk.readableBytes <= limit else {
+                        throw PuppetDBError.responseTooLarge(url: url, limit: limit)
+                    }
+                    body.writeBuffer(&chunk)
+                case .end:
+                    guard let status else {
+                        throw PuppetDBError.malformedResponse(url: url, reason: "response without a status line")
+                    }
+                    return (status, body)
+                }
+            }
+            throw PuppetDBError.connectionClosed(url: url)
         }
     }
 
@@ -143,6 +140,9 @@ struct HTTPGetter: Sendable {
         if let error = error as? PuppetDBError { return error }
         if error is ChannelError, case .connectTimeout = error as? ChannelError {
             return .timedOut(url: url, seconds: seconds)
+        }
+        if error is HTTPParserError {
+            return .malformedResponse(url: url, reason: "not HTTP: \(error)")
         }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             return .tlsHandshakeFailed(url: url, reason: "\(error)")
@@ -158,55 +158,5 @@ struct HTTPGetter: Sendable {
             return .connectionFailed(url: url, reason: io.description)
         }
         return .connectionFailed(url: url, reason: "\(error)")
-    }
-}
-
-/// Collects one HTTP response and reports it (or the failure) through `finish`.
-final class ResponseCollector: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-
-    private let url: String
-    private let limit: Int
-    private let finish: @Sendable (Result<(Int, ByteBuffer), PuppetDBError>) -> Void
-    private var status: Int?
-    private var body = ByteBuffer()
-
-    init(url: String, limit: Int, finish: @escaping @Sendable (Result<(Int, ByteBuffer), PuppetDBError>) -> Void) {
-        self.url = url
-        self.limit = limit
-        self.finish = finish
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            status = Int(head.status.code)
-        case .body(var chunk):
-            if body.readableBytes + chunk.readableBytes > limit {
-                finish(.failure(.responseTooLarge(url: url, limit: limit)))
-                return
-            }
-            body.writeBuffer(&chunk)
-        case .end:
-            if let status {
-                finish(.success((status, body)))
-            } else {
-                finish(.failure(.malformedResponse(url: url, reason: "response without a status line")))
-            }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            finish(.failure(.malformedResponse(url: url, reason: "not HTTP: \(error)")))
-        } else {
-            finish(.failure(HTTPGetter.classify(error, url: url, seconds: 0)))
-        }
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(.connectionClosed(url: url)))
-        context.fireChannelInactive()
     }
 }

@@ -67,12 +67,10 @@ public struct PuppetDBClient: Sendable {
         } else if tls != nil {
             throw .tlsConfiguration("TLS files given for a plain http URL \(baseURL)")
         }
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        guard nanoseconds > 0 else { throw .tlsConfiguration("timeout must be positive") }
+        guard TimeAmount(timeout).nanoseconds > 0 else { throw .tlsConfiguration("timeout must be positive") }
         self.baseURL = baseURL
         getter = HTTPGetter(
-            address: address, sslContext: context, timeout: .nanoseconds(nanoseconds),
+            address: address, sslContext: context, timeout: timeout,
             maximumBodySize: maximumResponseSize, group: group)
     }
 
@@ -192,20 +190,12 @@ public struct PuppetDBClient: Sendable {
         return parts.isEmpty ? "top level" : parts.joined()
     }
 
-    /// RFC 3986 unreserved characters stay; everything else is %XX (UTF-8).
+    /// RFC 3986 unreserved characters; everything else in a query value is %XX (UTF-8).
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
     static func percentEncode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                 UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
-            }
-        }
-        return out
+        // Foundation returns nil only for text that is not valid Unicode, which a String cannot be.
+        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
 }
 

@@ -10,6 +10,8 @@ struct MisbehavingServer {
         case reply(String)
         /// Accept, read, never answer.
         case stall
+        /// Send these bytes (the start of an answer), then never send more nor close.
+        case trickle(String)
         /// Close as soon as the request arrives.
         case hangUp
     }
@@ -30,6 +32,8 @@ struct MisbehavingServer {
                 context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in channel.close(promise: nil) }
             case .stall:
                 break
+            case .trickle(let text):
+                context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)), promise: nil)
             case .hangUp:
                 context.close(promise: nil)
             }
@@ -109,6 +113,15 @@ struct FailureModeTests {
 
     @Test func stalledServerTimesOut() async throws {
         let server = try await MisbehavingServer(.stall)
+        defer { Task { try? await server.close() } }
+        let client = try PuppetDBClient(baseURL: server.url, timeout: .milliseconds(300))
+        let error = await #expect(throws: PuppetDBError.self) { try await client.nodes(withClass: "gor") }
+        #expect(error == .timedOut(url: error.map(Self.url) ?? "", seconds: 0.3))
+    }
+
+    /// The deadline covers the whole exchange, not only connecting and the status line.
+    @Test func bodyThatStopsArrivingTimesOut() async throws {
+        let server = try await MisbehavingServer(.trickle("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{"))
         defer { Task { try? await server.close() } }
         let client = try PuppetDBClient(baseURL: server.url, timeout: .milliseconds(300))
         let error = await #expect(throws: PuppetDBError.self) { try await client.nodes(withClass: "gor") }

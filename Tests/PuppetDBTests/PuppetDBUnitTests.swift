@@ -99,6 +99,8 @@ struct PuppetDBUnitTests {
         ("https://puppetdb.example:8081/", true, "puppetdb.example", 8081, ""),
         ("https://pdb/prefix/", true, "pdb", 443, "/prefix"),
         ("http://[::1]:8080", false, "::1", 8080, ""),
+        ("https://[::1]/pdb", true, "::1", 443, "/pdb"),
+        ("http://h/a%20b//", false, "h", 80, "/a%20b"),
     ])
     func parsesBaseURL(_ text: String, _ tls: Bool, _ host: String, _ port: Int, _ prefix: String) throws {
         let address = try ServerAddress(parsing: text)
@@ -109,7 +111,8 @@ struct PuppetDBUnitTests {
     }
 
     @Test(arguments: ["puppetdb:8080", "ftp://x", "http://", "http://h:0", "http://h:x", "http://u@h",
-                      "http://h/?q", "http://[::1"])
+                      "http://h/?q", "http://[::1", "http://h:", "http://h:/x", "http://h#top", "http://h:65536",
+                      "HTTP://h", "http:///x", "http:h", "http://a b", "http://u:p@h"])
     func rejectsBadBaseURL(_ text: String) {
         #expect(throws: PuppetDBError.invalidURL(text)) { try PuppetDBClient(baseURL: text) }
     }
