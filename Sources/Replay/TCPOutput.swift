@@ -251,7 +251,7 @@ final class TCPOutputWorker: Sendable {
         let handler = AcknowledgementReader(waitsForHandshake: tls != nil) { [weak self] sequence in self?.acknowledged(sequence) }
         let host = address.host
         let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(options.connectTimeout.components.seconds) * 1_000_000_000))
+            .connectTimeout(TimeAmount(options.connectTimeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
@@ -356,7 +356,7 @@ private final class AcknowledgementReader: ChannelInboundHandler, Sendable {
     func ready(on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<Void> {
         guard waitsForHandshake else { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
-        eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + 1)) { [self] in
+        eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
             finishHandshake(.failure(TCPSetupError("TLS handshake did not finish within \(timeout)")))
         }
         let known: Result<Void, any Error>? = handshake.withLockedValue { state in
