@@ -66,7 +66,7 @@ public struct DataSyncTask: DescribedTask {
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
         guard let script = try? script(for: host, in: context.inventory) else { return [] }
-        return [remoteCommand(script, sudo: true, on: host, in: context.inventory)]
+        return [remoteCommand(script, sudo: true, on: host, in: context)]
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {

@@ -42,19 +42,28 @@ extension TaskRegistry {
     /// A built-in task or a plain playbook is one; a playbook with `hosts:` runs on those,
     /// with `runs_once:` on the first, and one with pinned steps, calls or `serial:` becomes
     /// one host task per step (per host when serial), run in order and gated on each other.
+    /// The run's inventory, `--set` settings and login users (for a call's `{user}`) come from `context`.
     public func plannedTasks(
-        _ invocation: TaskInvocation, hosts: [Fleet.Host], inventory: Inventory, settings: [String: String] = [:]
+        _ invocation: TaskInvocation, hosts: [Fleet.Host], context: RunContext
     ) throws(TaskError) -> [PlannedTask] {
+        let inventory = context.inventory
         guard let entry = entries[invocation.name], let playbook = entry.playbook else {
             return [PlannedTask(task: try makeTask(invocation, inventory: inventory), hosts: hosts)]
         }
-        return try expand(playbook, invocation, selected: hosts, inventory: inventory, settings: settings,
-                          gates: [], completes: [])
+        return try expand(playbook, invocation, selected: hosts, inventory: inventory, settings: context.settings,
+                          loginUser: context.loginUser(for:), gates: [], completes: [])
+    }
+
+    /// As ``plannedTasks(_:hosts:context:)`` with a context of `inventory` and `settings`.
+    public func plannedTasks(
+        _ invocation: TaskInvocation, hosts: [Fleet.Host], inventory: Inventory, settings: [String: String] = [:]
+    ) throws(TaskError) -> [PlannedTask] {
+        try plannedTasks(invocation, hosts: hosts, context: RunContext(inventory: inventory, settings: settings))
     }
 
     private func expand(
         _ playbook: Playbook, _ invocation: TaskInvocation, selected: [Fleet.Host], inventory: Inventory,
-        settings: [String: String], gates: [PlaybookGate], completes: [PlaybookCompletion]
+        settings: [String: String], loginUser: (Fleet.Host) -> String, gates: [PlaybookGate], completes: [PlaybookCompletion]
     ) throws(TaskError) -> [PlannedTask] {
         let arguments = try bindArguments(invocation, of: playbook, settings: settings)
         var targets = selected
@@ -81,13 +90,13 @@ extension TaskRegistry {
                     // No loop: validateCalls refused playbooks that call back into themselves.
                     for target in group {
                         let values = template.startingValues(
-                            host: target.name, target: target.name, user: loginUser(for: target, in: inventory), inventory: inventory)
+                            host: target.name, target: target.name, user: loginUser(target), inventory: inventory)
                         let callee = TaskInvocation(name: name, positional: templates.map { $0.render(values) },
                                                     raw: name + (templates.isEmpty ? "" : ":" + templates.map { $0.render(values) }.joined(separator: ",")))
                         let callGates = [PlaybookGate(state: state, target: target.name, step: index, condition: step.condition)] + outerGates
                         let callCompletes = [PlaybookCompletion(state: state, target: target.name, step: index)] + outerCompletes
                         if let calleeBook = entries[name]?.playbook {
-                            planned += try expand(calleeBook, callee, selected: [target], inventory: inventory, settings: [:],
+                            planned += try expand(calleeBook, callee, selected: [target], inventory: inventory, settings: [:], loginUser: loginUser,
                                                   gates: callGates, completes: callCompletes)
                         } else {
                             let inner = try makeTask(callee, inventory: inventory)

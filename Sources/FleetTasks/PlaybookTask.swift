@@ -105,7 +105,7 @@ public struct PlaybookTask: FleetTask {
     }
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
-        let user = loginUser(for: host, in: context.inventory)
+        let user = context.loginUser(for: host)
         let values = startingValues(host: host.name, target: target ?? host.name, user: user, inventory: context.inventory)
         // A called task shows the condition of the step that calls it.
         let prefix = gates.compactMap(\.condition).map { "[when \($0.text)] " }.joined() + (target.map { "[for \($0)] " } ?? "")
@@ -114,7 +114,7 @@ public struct PlaybookTask: FleetTask {
             guard let (text, sudo) = (try? command(step, host: host, inventory: context.inventory, values: values)) ?? nil else {
                 return nil
             }
-            let remote = remoteCommand(text, sudo: sudo, on: host, in: context.inventory)
+            let remote = remoteCommand(text, sudo: sudo, on: host, in: context)
             return prefix + (step.condition.map { "[when \($0.text)] \(remote)" } ?? remote)
         }
     }

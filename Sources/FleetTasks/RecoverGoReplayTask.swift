@@ -84,7 +84,7 @@ public struct RecoverGoReplayTask: DescribedTask {
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
         guard let script = try? stateScript(for: host, in: context.inventory) else { return [] }
-        return [remoteCommand(script, sudo: true, on: host, in: context.inventory)]
+        return [remoteCommand(script, sudo: true, on: host, in: context)]
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {

@@ -2,19 +2,15 @@ import Fleet
 import Foundation
 import SSHTransport
 
-/// The login user the runner will use for `host` (as its connection pool does).
-func loginUser(for host: Fleet.Host, in inventory: Inventory) -> String {
-    inventory.user(for: host) ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-}
-
-/// The exact remote command `HostContext.execute(_:sudo:)` sends, for `--dry-run`.
-func remoteCommand(_ command: String, sudo: Bool, on host: Fleet.Host, in inventory: Inventory) -> String {
-    sudo && loginUser(for: host, in: inventory) != "root" ? HostContext.sudoCommand(command) : command
+/// The exact remote command `HostContext.execute(_:sudo:)` sends, for `--dry-run`: the login user
+/// is the one the run uses (ssh_config's `User` included), so sudo shows exactly where it would run.
+func remoteCommand(_ command: String, sudo: Bool, on host: Fleet.Host, in context: RunContext) -> String {
+    sudo && context.loginUser(for: host) != "root" ? HostContext.sudoCommand(command) : command
 }
 
 /// The one-line message for a host whose sudo wants a password.
 func sudoPasswordMessage(_ host: HostContext) -> String {
-    let user = loginUser(for: host.host, in: host.inventory)
+    let user = host.user
     return "sudo on \(host.host.name) wants a password for '\(user)'; govuk-fab never types one: "
         + "give '\(user)' passwordless sudo (NOPASSWD) or connect as a user who has it"
 }
@@ -68,7 +64,7 @@ public struct ShellCommandTask: DescribedTask {
     public var descriptor: TaskDescriptor { sudo ? Self.sdoDescriptor : Self.doDescriptor }
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
-        [remoteCommand(command, sudo: sudo, on: host, in: context.inventory)]
+        [remoteCommand(command, sudo: sudo, on: host, in: context)]
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {
@@ -131,7 +127,7 @@ public struct ServiceTask: DescribedTask {
     }
 
     public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
-        [remoteCommand(script(for: host, in: context.inventory), sudo: true, on: host, in: context.inventory)]
+        [remoteCommand(script(for: host, in: context.inventory), sudo: true, on: host, in: context)]
     }
 
     public func run(on host: HostContext) async throws -> TaskOutcome {

@@ -3,6 +3,37 @@ import FleetTasks
 import Foundation
 import Synchronization
 
+/// Where the console's text goes and where answers come from: the process's stdout, stderr
+/// and stdin in the binary, buffers in tests (as swiftly's output handlers and input provider).
+struct ConsoleIO: Sendable {
+    /// Text for stdout, written whole.
+    var output: @Sendable (String) -> Void
+    /// Text for stderr, written whole.
+    var errorOutput: @Sendable (String) -> Void
+    /// One line of input without its newline; nil at end of input.
+    var readLine: @Sendable () -> String?
+
+    /// File descriptors 1, 2 and 0.
+    static let standard = ConsoleIO(
+        output: { ConsoleIO.write($0, to: STDOUT_FILENO) },
+        errorOutput: { ConsoleIO.write($0, to: STDERR_FILENO) },
+        readLine: { Swift.readLine(strippingNewline: true) })
+
+    /// Writes all of `text`, retrying short writes; a closed pipe is ignored
+    /// (SIGPIPE is ignored process-wide).
+    static func write(_ text: String, to fd: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
 /// All terminal output of one run. Events are rendered and written under one
 /// lock, so lines from two hosts never mix; errors go to stderr as one line.
 final class Console: Sendable {
@@ -14,18 +45,19 @@ final class Console: Sendable {
     private let state: Mutex<Renderer>
     /// The progress line shown at the bottom of a terminal.
     private let progress = Mutex(Progress())
+    private let io: ConsoleIO
     let json: Bool
     let colour: Bool
     /// Only on a terminal, and never with --json.
     let showsProgress: Bool
 
-    init(json: Bool, colour: Invocation.Colour) {
+    init(json: Bool, colour: Invocation.Colour, local: LocalEnvironment, io: ConsoleIO = .standard) {
         self.json = json
-        let useColour = !json && colour == .auto && Console.stdoutIsTerminal
-            && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-            && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        self.io = io
+        let dumb = local.variables["TERM"] == "dumb"
+        let useColour = !json && colour == .auto && local.stdoutIsTerminal && local.variables["NO_COLOR"] == nil && !dumb
         self.colour = useColour
-        self.showsProgress = !json && Console.stdoutIsTerminal && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        self.showsProgress = !json && local.stdoutIsTerminal && !dumb
         if json {
             state = Mutex(.json(JSONLinesRenderer()))
         } else {
@@ -45,14 +77,11 @@ final class Console: Sendable {
         }
     }
 
-    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
-    static var stdinIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
-
     func emit(_ event: FleetEvent) {
         state.withLock { renderer in
             let text = Console.render(event, with: &renderer)
             guard showsProgress else {
-                if !text.isEmpty { Console.write(text, to: STDOUT_FILENO) }
+                if !text.isEmpty { io.output(text) }
                 return
             }
             // Erase the progress line, print, and draw it again below.
@@ -60,7 +89,7 @@ final class Console: Sendable {
                 progress.update(with: event)
                 return progress.line
             }
-            Console.write("\r\u{1B}[K" + text + (line ?? ""), to: STDOUT_FILENO)
+            io.output("\r\u{1B}[K" + text + (line ?? ""))
         }
     }
 
@@ -96,20 +125,25 @@ final class Console: Sendable {
     /// returns `code` for the caller to exit with.
     func fail(_ message: String, code: FleetExitCode) -> Int32 {
         if json {
-            Console.write(JSONLines.line(ErrorEvent(message: message, exitCode: code), time: Date()), to: STDOUT_FILENO)
+            io.output(JSONLines.line(ErrorEvent(message: message, exitCode: code), time: Date()))
         }
-        Console.write("govuk-fab: error: \(message)\n", to: STDERR_FILENO)
+        io.errorOutput("govuk-fab: error: \(message)\n")
         return code.rawValue
     }
 
     func warn(_ message: String) {
-        Console.write("govuk-fab: warning: \(message)\n", to: STDERR_FILENO)
+        io.errorOutput("govuk-fab: warning: \(message)\n")
+    }
+
+    /// A line on stderr that is neither a warning nor an error (`govuk-fab: …`).
+    func note(_ message: String) {
+        io.errorOutput("govuk-fab: \(message)\n")
     }
 
     /// Asks on the terminal; only "yes" proceeds.
     func confirm(_ prompt: String) -> Bool {
-        Console.write(prompt, to: STDERR_FILENO)
-        guard let answer = readLine(strippingNewline: true) else { return false }
+        io.errorOutput(prompt)
+        guard let answer = io.readLine() else { return false }
         return answer.trimmingCharacters(in: .whitespaces).lowercased() == "yes"
     }
 
@@ -155,7 +189,7 @@ final class Console: Sendable {
 
     func emitLocal(_ lines: [String]) {
         guard !lines.isEmpty else { return }
-        Console.write(lines.joined(separator: "\n") + "\n", to: STDOUT_FILENO)
+        io.output(lines.joined(separator: "\n") + "\n")
     }
 
     func printTaskList(_ descriptors: [TaskDescriptor]) {
@@ -183,20 +217,6 @@ final class Console: Sendable {
     /// One event for ``emitLocal(_:)``, which adds the newline.
     static func jsonLine(_ event: some JSONLineEvent, time: Date) -> String {
         String(JSONLines.line(event, time: time).dropLast())
-    }
-
-    /// Writes all of `text`, retrying short writes; a closed pipe is ignored
-    /// (SIGPIPE is ignored process-wide).
-    static func write(_ text: String, to fd: Int32) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            bytes = bytes.dropFirst(written)
-        }
     }
 }
 

@@ -5,61 +5,148 @@ import Logging
 import SSHConfig
 import SSHTransport
 
-/// One run of govuk-fab: inventory → plan → confirmation → runner → output,
-/// audit. Every failure path ends in a documented exit status and a one-line
-/// error that says what to do.
-struct FabSession {
-    let invocation: Invocation
-    let environment: [String: String]
-    let console: Console
+/// Why a stage of a run stopped it: the one-line message and the documented exit status.
+struct SessionFailure: Error, CustomStringConvertible {
+    var message: String
+    var exitCode: FleetExitCode
+    var description: String { message }
 
-    init(invocation: Invocation, environment: [String: String]) {
-        self.invocation = invocation
-        self.environment = environment
-        self.console = Console(json: invocation.json, colour: invocation.colour)
+    init(_ message: String, _ exitCode: FleetExitCode) {
+        self.message = message
+        self.exitCode = exitCode
     }
 
-    var search: ConfigurationSearch {
-        ConfigurationSearch(configDirectory: invocation.configDirectory, environment: environment)
+    /// `error` as a failure of `exitCode`, or of its own code when it carries one.
+    init(_ error: any Error, _ exitCode: FleetExitCode) {
+        if let selection = error as? SelectionError {
+            self.init("\(selection)", selection.exitCode)
+        } else {
+            self.init("\(error)", exitCode)
+        }
+    }
+}
+
+/// One run of govuk-fab, in named stages: loadRegistry → (information) → loadInventory →
+/// resolveLive → plan → makeContext → planTasks → locateBinaries → preflight → confirm → run
+/// (with the audit). Each stage throws a ``SessionFailure`` carrying its exit status, which
+/// ``run()`` prints as the one-line error.
+struct FabSession {
+    let invocation: Invocation
+    let local: LocalEnvironment
+    let console: Console
+    let interrupts: InterruptSource
+    let search: ConfigurationSearch
+    let logger: Logger
+
+    init(invocation: Invocation, local: LocalEnvironment, io: ConsoleIO = .standard,
+         interrupts: InterruptSource? = nil, search: ConfigurationSearch? = nil) {
+        self.invocation = invocation
+        self.local = local
+        let console = Console(json: invocation.json, colour: invocation.colour, local: local, io: io)
+        self.console = console
+        self.interrupts = interrupts ?? .signals(report: { console.note($0) })
+        self.search = search ?? ConfigurationSearch(configDirectory: invocation.configDirectory, environment: local.variables)
+        self.logger = Self.makeLogger(invocation, local: local)
     }
 
     func run() async -> Int32 {
-        let search = self.search
-        if let warning = search.unreadPlaybooks() { console.warn(warning) }
-        let registry: TaskRegistry
         do {
-            registry = try TaskRegistry.standard(playbookDirectories: search.playbookDirectories.map(\.path))
+            return try await stages()
         } catch {
-            return console.fail("\(error)", code: .usage)
+            return console.fail(error.message, code: error.exitCode)
         }
+    }
+
+    private func stages() async throws(SessionFailure) -> Int32 {
+        let registry = try loadRegistry()
         // Information that needs no environment: -l, --shortlist, -F, -d NAME, help:TASK.
+        if let status = try information(registry) { return status }
+        try checkIdentityFiles()
+        var (inventory, origin) = try loadInventory(try environmentName())
+        let words = try commandWords()
+        inventory = try await resolveLive(inventory, words: words)
+        let plan = try plan(words, inventory: inventory, registry: registry)
+        let client = clientOptions(for: inventory)
+        let (context, layer) = try makeContext(inventory, client: client, readsSSHConfig: plan.steps.contains {
+            !Self.localTasks.contains($0.task.name)
+        })
+        let planned = try planTasks(plan, registry: registry, context: context)
+        if planned.isEmpty { return 0 }
+        try locateBinaries(planned)
+        try preflight(planned, context: context, client: client)
+        try confirm(planned, plan: plan, inventory: inventory)
+        return await runAndAudit(planned, context: context, client: client, layer: layer, origin: origin)
+    }
+
+    // MARK: Stages
+
+    func loadRegistry() throws(SessionFailure) -> TaskRegistry {
+        if let warning = search.unreadPlaybooks() { console.warn(warning) }
+        do {
+            return try TaskRegistry.standard(playbookDirectories: search.playbookDirectories.map(\.path))
+        } catch {
+            throw SessionFailure(error, .usage)
+        }
+    }
+
+    /// `-l`, `-d NAME`, `help`, `help:NAME`: the status when the command line asked only for that.
+    func information(_ registry: TaskRegistry) throws(SessionFailure) -> Int32? {
         if invocation.list {
             printTaskList(registry.descriptors, format: invocation.listFormat)
             return 0
         }
         if let name = invocation.display {
-            return showHelp(name, registry: registry)
+            try showHelp(name, registry: registry)
+            return 0
         }
-        if let first = invocation.words.first, first == "help" || first.hasPrefix("help:") {
-            guard invocation.words.count == 1 else {
-                return console.fail("word 2 '\(invocation.words[1])': '\(first)' without an environment takes no other words;"
-                    + " to run tasks put the environment first, e.g. govuk-fab production \(invocation.words[1])", code: .usage)
-            }
-            let name = String(first.dropFirst("help".count).drop { $0 == ":" })
-            if name.isEmpty {
-                printTaskList(registry.descriptors, format: invocation.listFormat)
-                return 0
-            }
-            return showHelp(name, registry: registry)
+        guard let first = invocation.words.first, first == "help" || first.hasPrefix("help:") else { return nil }
+        guard invocation.words.count == 1 else {
+            throw SessionFailure("word 2 '\(invocation.words[1])': '\(first)' without an environment takes no other words;"
+                + " to run tasks put the environment first, e.g. govuk-fab production \(invocation.words[1])", .usage)
         }
-        for file in invocation.identityFiles where !FileManager.default.isReadableFile(atPath: expandTilde(file)) {
-            return console.fail("-i \(file): no readable key file there; give the path of a private key", code: .usage)
+        let name = String(first.dropFirst("help".count).drop { $0 == ":" })
+        if name.isEmpty {
+            printTaskList(registry.descriptors, format: invocation.listFormat)
+        } else {
+            try showHelp(name, registry: registry)
         }
-        guard let environmentName = invocation.words.first else {
-            return console.fail("missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", code: .usage)
-        }
+        return 0
+    }
 
-        // Inventory: --inventory, else the search path (never the current directory unasked).
+    func checkIdentityFiles() throws(SessionFailure) {
+        for file in invocation.identityFiles where !FileManager.default.isReadableFile(atPath: local.expandTilde(file)) {
+            throw SessionFailure("-i \(file): no readable key file there; give the path of a private key", .usage)
+        }
+    }
+
+    func environmentName() throws(SessionFailure) -> String {
+        guard let name = invocation.words.first else {
+            throw SessionFailure("missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", .usage)
+        }
+        return name
+    }
+
+    /// The words after the environment, parsed once, with `-- COMMAND` as a last `do:` (as
+    /// Fabric's remainder command ran on the hosts selected so far).
+    func commandWords() throws(SessionFailure) -> [CommandWord] {
+        var words: [CommandWord]
+        do {
+            words = try FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)
+        } catch {
+            throw SessionFailure(error, .usage)
+        }
+        if let command = invocation.remainderCommand {
+            guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw SessionFailure("'--' needs a command after it, e.g. -- uname -a", .usage)
+            }
+            words.append(.task(TaskInvocation(name: "do", positional: [command], raw: "-- " + command)))
+        }
+        return words
+    }
+
+    /// `--inventory`, else the search path (never the current directory unasked), with the
+    /// command line's connection settings over the inventory's (and so ssh_config's).
+    func loadInventory(_ environmentName: String) throws(SessionFailure) -> (Inventory, InventoryOrigin) {
         var inventory: Inventory
         do {
             if let path = invocation.inventoryPath {
@@ -72,18 +159,16 @@ struct FabSession {
             if invocation.inventoryPath == nil, let warning = search.unreadInventory(environment: environmentName, used: nil) {
                 console.warn(warning)
             }
-            return console.fail("\(error)", code: .usage)
+            throw SessionFailure(error, .usage)
         }
-        let inventoryOrigin: InventoryOrigin
+        let origin: InventoryOrigin
         if invocation.inventoryPath == nil {
-            inventoryOrigin = search.origin(ofInventoryAt: inventory.sourcePath)
-            if let warning = search.unreadInventory(environment: environmentName, used: inventoryOrigin.path) { console.warn(warning) }
+            origin = search.origin(ofInventoryAt: inventory.sourcePath)
+            if let warning = search.unreadInventory(environment: environmentName, used: origin.path) { console.warn(warning) }
         } else {
-            inventoryOrigin = InventoryOrigin(
-                path: URL(fileURLWithPath: inventory.sourcePath).standardizedFileURL.path, source: .inventoryOption)
+            origin = InventoryOrigin(path: URL(fileURLWithPath: inventory.sourcePath).standardizedFileURL.path, source: .inventoryOption)
         }
-        console.use(inventory: inventoryOrigin)
-        // Command-line connection settings beat the inventory's (and so ssh_config's).
+        console.use(inventory: origin)
         if let user = invocation.user {
             inventory.ssh.user = user
             inventory.ssh.explicitKeys.insert("user")
@@ -96,70 +181,88 @@ struct FabSession {
             inventory.ssh.gateway = [gateway]
             inventory.ssh.explicitKeys.insert("gateway")
         }
+        return (inventory, origin)
+    }
 
-        // A live source answers the selectors of this command line (cached for cache_ttl).
-        if inventory.source != .file {
-            var words = (try? FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)) ?? []
-            // Roles (-R, role=/roles=) are node classes, so the source is asked for them too.
-            let roles = invocation.roles + words.flatMap { word -> [String] in
-                if case .task(let task) = word { return task.roles }
-                return []
-            }
-            if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
-            let options = clientOptions(for: inventory)
-            let logger = makeLogger()
-            var lister = LiveHostLister(
-                inventory: inventory, options: options, cacheDirectory: LiveHostLister.defaultCacheDirectory(environment),
-                refresh: invocation.refresh, logger: logger)
-            if invocation.dryRun {
-                // A dry run must still know its hosts, so the live source is asked; say so (#15).
-                lister.willQuerySource = { what in
-                    Console.write("govuk-fab: dry run: the host list is live: \(what); no task runs\n", to: STDERR_FILENO)
-                }
-            }
-            do {
-                inventory = try await lister.resolve(HostListQuery.queries(for: words))
-            } catch {
-                return console.fail("\(error)", code: .hostFailed)
-            }
+    /// A live source answers the selectors of this command line (cached for cache_ttl).
+    func resolveLive(_ inventory: Inventory, words: [CommandWord]) async throws(SessionFailure) -> Inventory {
+        guard inventory.source != .file else { return inventory }
+        var words = words
+        // Roles (-R, role=/roles=) are node classes, so the source is asked for them too.
+        let roles = invocation.roles + words.flatMap { word -> [String] in
+            if case .task(let task) = word { return task.roles }
+            return []
         }
+        if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
+        var lister = LiveHostLister(
+            inventory: inventory, options: clientOptions(for: inventory),
+            cacheDirectory: LiveHostLister.defaultCacheDirectory(local.variables), refresh: invocation.refresh,
+            logger: logger, localUser: local.user)
+        if invocation.dryRun {
+            // A dry run must still know its hosts, so the live source is asked; say so (#15).
+            let console = self.console
+            lister.willQuerySource = { what in console.note("dry run: the host list is live: \(what); no task runs") }
+        }
+        do {
+            return try await lister.resolve(HostListQuery.queries(for: words))
+        } catch {
+            throw SessionFailure(error, .hostFailed)
+        }
+    }
 
-        // Command words → plan.
-        var words: [CommandWord]
+    func plan(_ words: [CommandWord], inventory: Inventory, registry: TaskRegistry) throws(SessionFailure) -> CommandPlan {
         let plan: CommandPlan
         do {
-            words = try FabricCommandLine.parse(Array(invocation.words.dropFirst()), indexOffset: 1)
-            // `-- COMMAND` runs last on the hosts selected so far, as Fabric's remainder command did.
-            if let command = invocation.remainderCommand {
-                guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
-                    return console.fail("'--' needs a command after it, e.g. -- uname -a", code: .usage)
-                }
-                words.append(.task(TaskInvocation(name: "do", positional: [command], raw: "-- " + command)))
-            }
             plan = try CommandPlan.make(
                 words: words, inventory: inventory, explicitHosts: invocation.hosts, roles: invocation.roles,
                 excluding: invocation.excludeHosts, hostlessTasks: Set(["classes", "help"]).union(registry.pinnedTaskNames),
                 knownTasks: Set(registry.descriptors.map(\.name)).union(["hosts", "classes", "help"]))
-        } catch let error as SelectionError {
-            return console.fail("\(error)", code: error.exitCode)
         } catch {
-            return console.fail("\(error)", code: .usage)
+            throw SessionFailure(error, .usage)
         }
         for warning in plan.warnings { console.warn(warning) }
+        return plan
+    }
 
+    /// The run's context: time, logger, the local environment and each host's connection
+    /// (ssh_config layered under the inventory, when there is one), so `--dry-run` shows the
+    /// login user the run uses.
+    /// Tasks printed locally, which need no connection (and so no ssh_config).
+    static let localTasks: Set<String> = ["hosts", "classes", "help"]
+
+    func makeContext(_ inventory: Inventory, client: SSHClientOptions, readsSSHConfig: Bool) throws(SessionFailure)
+        -> (RunContext, SSHConfigLayer?)
+    {
         let time: TimeSource
         do {
-            time = try TimeSource.from(environment: environment)
+            time = try TimeSource.from(environment: local.variables)
         } catch {
-            return console.fail("\(error)", code: .usage)
+            throw SessionFailure(error, .usage)
         }
-        let logger = makeLogger()
+        let layer: SSHConfigLayer?
+        do {
+            layer = try (readsSSHConfig ? SSHConfigLayer.load(path: invocation.sshConfigFile, local: local) : nil).map { config in
+                var layer = SSHConfigLayer(
+                    config: config, inventory: inventory, base: client, commandLineConnectTimeout: invocation.connectTimeout,
+                    localUser: local.user)
+                layer.usesConfigIdentityFiles = !invocation.noKeys
+                layer.commandLineKeepalive = invocation.keepalive != nil
+                return layer
+            }
+        } catch {
+            throw SessionFailure(error, .usage)
+        }
+        var connections: HostConnectionResolver?
+        if let layer { connections = { layer.connection(for: $0) } }
         let context = RunContext(
             inventory: inventory, time: time, dryRun: invocation.dryRun, force: invocation.force,
             commandTimeout: invocation.commandTimeout ?? inventory.ssh.commandTimeout, logger: logger,
-            settings: invocation.settings)
+            settings: invocation.settings, local: local, connections: connections)
+        return (context, layer)
+    }
 
-        // Host-less tasks and tasks.
+    /// Host tasks for the plan's steps; `hosts`, `classes` and `help` are printed here.
+    func planTasks(_ plan: CommandPlan, registry: TaskRegistry, context: RunContext) throws(SessionFailure) -> [PlannedTask] {
         var planned: [PlannedTask] = []
         var localOutput: [String] = []
         for step in plan.steps {
@@ -168,7 +271,7 @@ struct FabSession {
                 localOutput += console.hostListing(step.hosts)
                 continue
             case "classes":
-                localOutput += console.classListing(inventory.classSummary())
+                localOutput += console.classListing(context.inventory.classSummary())
                 continue
             case "help":
                 guard let name = step.task.positional.first else {
@@ -177,7 +280,7 @@ struct FabSession {
                 }
                 guard let descriptor = registry.descriptor(named: name) else {
                     let hint = NameSuggestions.hint(NameSuggestions.near(name, in: registry.descriptors.map(\.name)))
-                    return console.fail("help: no task named '\(name)'\(hint); see --list", code: .usage)
+                    throw SessionFailure("help: no task named '\(name)'\(hint); see --list", .usage)
                 }
                 localOutput += console.helpText(descriptor)
                 continue
@@ -186,84 +289,87 @@ struct FabSession {
             }
             do {
                 // A playbook with pinned steps or calls becomes several host tasks.
-                planned += try registry.plannedTasks(step.task, hosts: step.hosts, inventory: inventory,
-                                                     settings: invocation.settings)
+                planned += try registry.plannedTasks(step.task, hosts: step.hosts, context: context)
             } catch {
-                return console.fail("\(error)", code: .usage)
+                throw SessionFailure(error, .usage)
             }
         }
         console.emitLocal(localOutput)
-        if planned.isEmpty { return 0 }
+        return planned
+    }
 
-        // Checks before touching any host.
+    /// Checks before touching any host: each task's preflight, then the login keys.
+    func preflight(_ planned: [PlannedTask], context: RunContext, client: SSHClientOptions) throws(SessionFailure) {
         for item in planned {
             do {
                 try item.task.preflight(context)
             } catch {
-                return console.fail("\(error)", code: .refused)
+                throw SessionFailure(error, .refused)
             }
         }
-        if !invocation.dryRun, let problem = loginKeyProblem(clientOptions(for: inventory)) {
-            if problem.stopsTheRun { return console.fail(problem.message, code: .usage) }
+        if !invocation.dryRun, let problem = loginKeyProblem(client) {
+            if problem.stopsTheRun { throw SessionFailure(problem.message, .usage) }
             console.warn(problem.message)
         }
-        let changes = planned.contains { $0.task.changesHosts }
-        if !invocation.dryRun {
-            switch ConfirmationPolicy.decide(
-                inventory: inventory, plan: plan, changesHosts: changes, assumeYes: invocation.yes,
-                canPrompt: Console.stdinIsTerminal)
-            {
-            case .proceed:
-                break
-            case .refuse(let reason):
-                return console.fail(reason, code: .refused)
-            case .ask(let prompt):
-                guard console.confirm(prompt) else { return console.fail("not confirmed; nothing was run", code: .refused) }
-            }
-        }
+    }
 
-        // Run, with Ctrl-C stopping scheduling and closing remote commands.
-        let client = clientOptions(for: inventory)
-        let policy: FailurePolicy = invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
-        var connections: HostConnectionResolver?
-        do {
-            if let config = try SSHConfigLayer.load(path: invocation.sshConfigFile) {
-                var layer = SSHConfigLayer(
-                    config: config, inventory: inventory, base: client, commandLineConnectTimeout: invocation.connectTimeout)
-                layer.usesConfigIdentityFiles = !invocation.noKeys
-                layer.commandLineKeepalive = invocation.keepalive != nil
-                var seen = Set<String>()
-                let hosts = planned.flatMap(\.hosts).filter { seen.insert($0.name).inserted }
-                for warning in layer.warnings(for: hosts) { console.warn(warning) }
-                let configured = layer
-                connections = { configured.connection(for: $0) }
+    /// deploy-goreplay's binary, located (or built) here so the task only uploads what it is given.
+    func locateBinaries(_ planned: [PlannedTask]) throws(SessionFailure) {
+        let console = self.console
+        let locator = ReplayBinaryLocator(
+            variables: local.variables, checkoutRoot: search.checkoutRoot, announce: { console.note($0) })
+        for (task, source) in ReplayBinarySource.sources(in: planned) where !source.isResolved {
+            do {
+                source.provide(try locator.locate(explicit: source.explicit))
+            } catch {
+                throw SessionFailure("\(TaskRefusal(task: task, reason: error.reason, remedy: error.remedy))", .refused)
             }
-        } catch {
-            return console.fail("\(error)", code: .usage)
         }
-        var options = RunnerOptions(
-            parallelism: invocation.parallel ?? inventory.parallelism, failurePolicy: policy, client: client,
-            connections: connections)
+    }
+
+    func confirm(_ planned: [PlannedTask], plan: CommandPlan, inventory: Inventory) throws(SessionFailure) {
+        guard !invocation.dryRun else { return }
+        switch ConfirmationPolicy.decide(
+            inventory: inventory, plan: plan, changesHosts: planned.contains { $0.task.changesHosts },
+            assumeYes: invocation.yes, canPrompt: local.stdinIsTerminal)
+        {
+        case .proceed:
+            return
+        case .refuse(let reason):
+            throw SessionFailure(reason, .refused)
+        case .ask(let prompt):
+            guard console.confirm(prompt) else { throw SessionFailure("not confirmed; nothing was run", .refused) }
+        }
+    }
+
+    /// The run, with Ctrl-C stopping scheduling and closing remote commands; the audit log has
+    /// "started" before any host is touched, then "finished" (also when interrupted) or
+    /// "abandoned" when a second Ctrl-C exits at once.
+    func runAndAudit(_ planned: [PlannedTask], context: RunContext, client: SSHClientOptions, layer: SSHConfigLayer?,
+                     origin: InventoryOrigin) async -> Int32 {
+        var seen = Set<String>()
+        let hosts = planned.flatMap(\.hosts).filter { seen.insert($0.name).inserted }
+        for warning in layer?.warnings(for: hosts) ?? [] { console.warn(warning) }
+        let policy: FailurePolicy = invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
+        var options = RunnerOptions(parallelism: invocation.parallel ?? context.inventory.parallelism, failurePolicy: policy,
+                                    client: client)
         options.connectionAttempts = invocation.connectionAttempts
         options.skipBadHosts = invocation.skipBadHosts
         let console = self.console
         let levels = invocation.outputLevels
-        // Audit: "started" before any host is touched, then "finished" (also when interrupted) or
-        // "abandoned" when a second Ctrl-C exits at once.
         let audit = RunAudit(
-            log: AuditLog(environment: environment), user: environment["USER"] ?? environment["LOGNAME"] ?? "unknown",
-            argv: invocation.argv, inventory: inventoryOrigin, warn: { console.warn($0) })
-        var seen = Set<String>()
-        audit.started(environment: inventory.name, hosts: planned.flatMap(\.hosts).map(\.name).filter { seen.insert($0).inserted },
-                      tasks: planned.map(\.task.invocation.raw))
+            log: AuditLog(environment: local.variables),
+            user: local.variables["USER"] ?? local.variables["LOGNAME"] ?? "unknown",
+            argv: invocation.argv, inventory: origin, warn: { console.warn($0) })
+        audit.started(environment: context.inventory.name, hosts: hosts.map(\.name), tasks: planned.map(\.task.invocation.raw))
         let runner = FleetRunner(context: context, options: options) { event in
             audit.observe(event)
             if levels.shows(event) { console.emit(event) }
         }
         let runTask = Task { await runner.run(planned) }
-        let interrupts = InterruptWatcher(onAbandon: { audit.abandoned() }) { runTask.cancel() }
+        let stop = interrupts.watch({ audit.abandoned() }, { runTask.cancel() })
         let report = await runTask.value
-        interrupts.stop()
+        stop()
         audit.finished(report.summary)
         return report.exitStatus
     }
@@ -271,9 +377,9 @@ struct FabSession {
 
 extension FabSession {
     /// swift-log on stderr: `GOVUK_FAB_LOG_LEVEL` if set, else debug with `-v` or `--show debug`, else warnings.
-    func makeLogger() -> Logger {
+    static func makeLogger(_ invocation: Invocation, local: LocalEnvironment) -> Logger {
         var logger = Logger(label: "govuk-fab")
-        logger.logLevel = environment["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel = local.variables["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
             ?? (invocation.verbose || invocation.outputLevels.shows(.debug) ? .debug : .warning)
         return logger
     }
@@ -281,13 +387,13 @@ extension FabSession {
     /// SSH client options from the inventory with the command line's -t, -i, -k, -a, --keepalive
     /// and --system-known-hosts applied.
     func clientOptions(for inventory: Inventory) -> SSHClientOptions {
-        var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout)
-        if let socket = environment["SSH_AUTH_SOCK"], !socket.isEmpty, invocation.useAgent {
+        var options = SSHClientOptions.from(inventory, connectTimeout: invocation.connectTimeout, local: local)
+        if let socket = local.agentSocket, invocation.useAgent {
             options.agentSocketPath = socket
         } else {
             options.useAgent = false
         }
-        let given = invocation.identityFiles.map(expandTilde)
+        let given = invocation.identityFiles.map(local.expandTilde)
         options.identityFiles = given + (invocation.noKeys ? [] : options.identityFiles.filter { !given.contains($0) })
         if let keepalive = invocation.keepalive {
             options.keepaliveInterval = keepalive == 0 ? nil : .seconds(keepalive)
@@ -307,7 +413,7 @@ extension FabSession {
         let files = missing.joined(separator: ", ")
         let usable = missing.count < options.identityFiles.count || (options.useAgent && options.agentSocketPath != nil)
         let configMayAddKeys = invocation.sshConfigFile.map { $0 != "none" && $0 != "/dev/null" }
-            ?? FileManager.default.fileExists(atPath: expandTilde("~/.ssh/config"))
+            ?? FileManager.default.fileExists(atPath: local.expandTilde("~/.ssh/config"))
         if usable || configMayAddKeys {
             return ("identity file \(files): no readable key there; logging in with the other keys", false)
         }
@@ -343,14 +449,13 @@ extension FabSession {
     }
 
     /// `-d NAME` and `help:NAME`.
-    func showHelp(_ name: String, registry: TaskRegistry) -> Int32 {
+    func showHelp(_ name: String, registry: TaskRegistry) throws(SessionFailure) {
         let builtIns = ["hosts", "classes", "help"]
         guard let descriptor = registry.descriptor(named: name) else {
             let known = registry.descriptors.map(\.name) + builtIns
             let hint = NameSuggestions.hint(NameSuggestions.near(name, in: known))
-            return console.fail("no task named '\(name)'\(hint); see govuk-fab --list", code: .usage)
+            throw SessionFailure("no task named '\(name)'\(hint); see govuk-fab --list", .usage)
         }
         console.emitLocal(console.helpText(descriptor))
-        return 0
     }
 }

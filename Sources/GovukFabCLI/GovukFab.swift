@@ -36,7 +36,7 @@ public struct GovukFab: AsyncParsableCommand {
             "ENVIRONMENT, then selectors and tasks; '-- COMMAND' runs COMMAND on the selected hosts after them (as do:).",
             valueName: "words"),
         completion: .custom { words, index, prefix in
-            WordCompletion(environment: ProcessInfo.processInfo.environment)
+            WordCompletion(environment: LocalEnvironment.current().variables)
                 .candidates(words: words, index: index, prefix: prefix)
         })
     var words: [String] = []
@@ -72,16 +72,18 @@ public struct GovukFab: AsyncParsableCommand {
     }
 
     public mutating func run() async throws {
-        if information.version {
-            print("govuk-fab \(GovukFab.version)")
-            return
-        }
+        let status = try await run(local: .current(), io: .standard)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The parsed command line as plain values.
+    func invocation(argv: [String]) throws -> Invocation {
         let splitNames = { (values: [String]) in
             values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
         }
         let (words, remainder) = splitWords
         let (run, connection, output, information) = (running, self.connection, self.output, self.information)
-        let invocation = Invocation(
+        return Invocation(
             words: words, remainderCommand: remainder?.joined(separator: " "),
             hosts: splitNames(selection.hosts), roles: splitNames(selection.roles),
             excludeHosts: splitNames(selection.excludeHosts),
@@ -97,9 +99,18 @@ public struct GovukFab: AsyncParsableCommand {
             settings: try run.playbookSettings(), outputLevels: try output.levels(),
             list: information.list || information.shortlist || information.listFormat != nil && words.isEmpty,
             listFormat: try information.format(), display: information.display,
-            colour: output.noColor ? .never : .auto, verbose: output.verbose, argv: CommandLine.arguments)
-        let status = await FabSession(invocation: invocation, environment: ProcessInfo.processInfo.environment).run()
-        if status != 0 { throw ExitCode(status) }
+            colour: output.noColor ? .never : .auto, verbose: output.verbose, argv: argv)
+    }
+
+    /// The session for this command line, with the local environment and console given.
+    func run(local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
+             search: ConfigurationSearch? = nil, argv: [String] = CommandLine.arguments) async throws -> Int32 {
+        if information.version {
+            io.output("govuk-fab \(GovukFab.version)\n")
+            return 0
+        }
+        let invocation = try self.invocation(argv: argv)
+        return await FabSession(invocation: invocation, local: local, io: io, interrupts: interrupts, search: search).run()
     }
 
     /// Printed by `-V`/`--version`.
@@ -110,35 +121,42 @@ public struct GovukFab: AsyncParsableCommand {
     public static func mainWithDocumentedExitCodes(_ arguments: [String]? = nil) async -> Never {
         signal(SIGPIPE, SIG_IGN)
         let given = arguments ?? Array(CommandLine.arguments.dropFirst())
+        Foundation.exit(await main(given, local: .current(), io: .standard))
+    }
+
+    /// The whole command, from arguments to exit status, with the process's facts and
+    /// terminal given: the binary passes its own, tests pass buffers and a pinned environment.
+    static func main(_ arguments: [String], local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
+                     search: ConfigurationSearch? = nil) async -> Int32 {
         let normalised: [String]
         do {
             // A completion request from a generated shell script is ArgumentParser's to read as it is.
-            normalised = given.first == "---completion" ? given : try FabricOptions.normalise(given)
+            normalised = arguments.first == "---completion" ? arguments : try FabricOptions.normalise(arguments)
         } catch {
-            FileHandle.standardError.write(Data("govuk-fab: error: \(error)\n".utf8))
-            Foundation.exit(FleetExitCode.usage.rawValue)
+            io.errorOutput("govuk-fab: error: \(error)\n")
+            return FleetExitCode.usage.rawValue
         }
         do {
-            var command = try parseAsRoot(normalised)
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+            let command = try parseAsRoot(normalised)
+            guard let fab = command as? GovukFab else {
+                // Only the root command exists; anything else is ArgumentParser's own (none today).
+                var other = command
+                try other.run()
+                return 0
             }
-            Foundation.exit(0)
-        } catch let code as ExitCode {
-            Foundation.exit(code.rawValue)
+            return try await fab.run(local: local, io: io, interrupts: interrupts, search: search,
+                                 argv: [CommandLine.arguments.first ?? "govuk-fab"] + arguments)
         } catch {
             let status = exitCode(for: error)
             if status == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
+                io.output(fullMessage(for: error) + "\n")
+                return 0
             }
             // One line, as every other error: the usage block would bury it.
             let message = GovukFab.message(for: error).replacingOccurrences(of: "\n", with: "; ")
             let hint = message.contains("(see ") ? "" : " (see govuk-fab --help)"
-            FileHandle.standardError.write(Data("govuk-fab: error: \(message)\(hint)\n".utf8))
-            Foundation.exit(FleetExitCode.usage.rawValue)
+            io.errorOutput("govuk-fab: error: \(message)\(hint)\n")
+            return FleetExitCode.usage.rawValue
         }
     }
 }

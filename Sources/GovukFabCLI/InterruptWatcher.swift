@@ -1,5 +1,27 @@
 import Dispatch
 import Foundation
+import Synchronization
+
+/// How a run hears Ctrl-C. The binary watches SIGINT and SIGTERM (``signals(report:)``), which
+/// are process-wide, so in-process tests pass their own source instead and call its
+/// `onInterrupt` themselves.
+struct InterruptSource: Sendable {
+    /// Starts watching: `onInterrupt` on the first interrupt, `onAbandon` before exiting on a
+    /// second; returns the function that stops watching.
+    var watch: @Sendable (_ onAbandon: @escaping @Sendable () -> Void, _ onInterrupt: @escaping @Sendable () -> Void)
+        -> @Sendable () -> Void
+
+    /// The process's signals; `report` writes the one-line notices (stderr).
+    static func signals(report: @escaping @Sendable (String) -> Void) -> InterruptSource {
+        InterruptSource { onAbandon, onInterrupt in
+            let watcher = InterruptWatcher(report: report, onAbandon: onAbandon, onInterrupt: onInterrupt)
+            return { watcher.stop() }
+        }
+    }
+
+    /// Never interrupted.
+    static let none = InterruptSource { _, _ in {} }
+}
 
 /// Ctrl-C handling: the first SIGINT (or SIGTERM) stops scheduling and closes
 /// remote commands through task cancellation, so the run still reports what
@@ -8,7 +30,8 @@ final class InterruptWatcher: @unchecked Sendable {
     // Written once in init; DispatchSource is thread-safe for cancel().
     private let sources: [any DispatchSourceSignal]
 
-    init(onAbandon: @escaping @Sendable () -> Void = {}, onInterrupt: @escaping @Sendable () -> Void) {
+    init(report: @escaping @Sendable (String) -> Void, onAbandon: @escaping @Sendable () -> Void = {},
+         onInterrupt: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "govuk-fab.signals")
         var sources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {
@@ -17,11 +40,11 @@ final class InterruptWatcher: @unchecked Sendable {
             let seen = SignalCount()
             source.setEventHandler {
                 if seen.increment() > 1 {
-                    FileHandle.standardError.write(Data("govuk-fab: interrupted again; exiting now\n".utf8))
+                    report("interrupted again; exiting now")
                     onAbandon()
                     exit(130)
                 }
-                FileHandle.standardError.write(Data("govuk-fab: interrupted: stopping remote commands; press Ctrl-C again to exit at once\n".utf8))
+                report("interrupted: stopping remote commands; press Ctrl-C again to exit at once")
                 onInterrupt()
             }
             source.resume()
@@ -34,8 +57,6 @@ final class InterruptWatcher: @unchecked Sendable {
         for source in sources { source.cancel() }
     }
 }
-
-import Synchronization
 
 private final class SignalCount: Sendable {
     private let count = Mutex(0)

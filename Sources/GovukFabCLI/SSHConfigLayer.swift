@@ -17,17 +17,28 @@ struct SSHConfigLayer: Sendable {
     var usesConfigIdentityFiles = true
     /// `--keepalive` was given, so ServerAliveInterval does not replace it.
     var commandLineKeepalive = false
+    /// The login where nothing else names one (``LocalEnvironment/user``, as ssh's).
+    var localUser: String
+
+    init(config: SSHConfigFile, inventory: Inventory, base: SSHClientOptions, commandLineConnectTimeout: Duration?,
+         localUser: String) {
+        self.config = config
+        self.inventory = inventory
+        self.base = base
+        self.commandLineConnectTimeout = commandLineConnectTimeout
+        self.localUser = localUser
+    }
 
     /// `--system-known-hosts` adds this file; it stays when ssh_config sets UserKnownHostsFile.
     static let systemKnownHostsFile = "/etc/ssh/ssh_known_hosts"
 
     /// `--ssh-config-path FILE` (`none`: no file), else `~/.ssh/config` if it exists.
-    static func load(path: String?) throws(SSHConfigError) -> SSHConfigFile? {
+    static func load(path: String?, local: LocalEnvironment) throws(SSHConfigError) -> SSHConfigFile? {
+        let environment = local.sshConfig
         if let path {
             // `/dev/null` is OpenSSH users' other spelling of "no file".
-            return path == "none" || path == "/dev/null" ? nil : try SSHConfigFile.load(path: path)
+            return path == "none" || path == "/dev/null" ? nil : try SSHConfigFile.load(path: path, environment: environment)
         }
-        let environment = SSHConfigEnvironment.current()
         guard FileManager.default.fileExists(atPath: environment.homeDirectory + "/.ssh/config") else { return nil }
         return try SSHConfigFile.loadUserConfig(environment: environment)
     }
@@ -44,7 +55,6 @@ struct SSHConfigLayer: Sendable {
     }
 
     func connection(for host: Fleet.Host) -> HostConnection {
-        let localUser = ProcessInfo.processInfo.environment["USER"] ?? "root"
         let decidedUser = host.user ?? (has("user") ? inventory.ssh.user : nil)
         let resolved = resolved(for: host, user: decidedUser)
         let user = decidedUser ?? resolved.user ?? localUser

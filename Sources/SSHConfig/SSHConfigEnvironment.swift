@@ -32,7 +32,7 @@ public struct SSHConfigEnvironment: Sendable, Equatable {
     }
 
     /// `~` and `~/…` become the home directory; `~name/…` that user's home if known.
-    func expandTilde(_ path: String) -> String {
+    public func expandTilde(_ path: String) -> String {
         guard path.hasPrefix("~") else { return path }
         let afterTilde = path.dropFirst()
         let slash = afterTilde.firstIndex(of: "/") ?? afterTilde.endIndex

@@ -18,7 +18,8 @@ struct FabricConnectionOptionsTests {
               ServerAliveInterval 30
               UserKnownHostsFile /kh/cache
             """, path: "/test/ssh_config", environment: environment)
-        return SSHConfigLayer(config: config, inventory: Inventory(name: "test"), base: base, commandLineConnectTimeout: nil)
+        return SSHConfigLayer(config: config, inventory: Inventory(name: "test"), base: base, commandLineConnectTimeout: nil,
+                              localUser: "op")
     }
 
     @Test func noKeysDropsConfigIdentityFiles() throws {
@@ -47,8 +48,11 @@ struct FabricConnectionOptionsTests {
     }
 
     @Test func devNullAndNoneMeanNoFile() throws {
-        #expect(try SSHConfigLayer.load(path: "/dev/null") == nil)
-        #expect(try SSHConfigLayer.load(path: "none") == nil)
-        #expect(throws: SSHConfigError.self) { try SSHConfigLayer.load(path: "/nonexistent/ssh_config") }
+        let local = LocalEnvironment(user: "op", homeDirectory: "/nonexistent-home")
+        #expect(try SSHConfigLayer.load(path: "/dev/null", local: local) == nil)
+        #expect(try SSHConfigLayer.load(path: "none", local: local) == nil)
+        #expect(throws: SSHConfigError.self) { try SSHConfigLayer.load(path: "/nonexistent/ssh_config", local: local) }
+        // No --ssh-config-path: ~/.ssh/config of the given home, which has none.
+        #expect(try SSHConfigLayer.load(path: nil, local: local) == nil)
     }
 }

@@ -54,7 +54,7 @@ struct ProxyJumpFleetTests {
         let config = try SSHConfigFile.parse(configText, path: "test_ssh_config")
         let inventory = Inventory(name: "pj", hosts: fleet.hosts.dropFirst().map { Fleet.Host(name: $0.name, address: $0.address) })
         let layer = SSHConfigLayer(config: config, inventory: inventory, base: SSHClientOptions.from(inventory),
-                                   commandLineConnectTimeout: .seconds(30))
+                                   commandLineConnectTimeout: .seconds(30), localUser: "root")
         let runner = FleetRunner(
             context: RunContext(inventory: inventory),
             options: RunnerOptions(parallelism: 5, client: SSHClientOptions.from(inventory), connections: { layer.connection(for: $0) }),

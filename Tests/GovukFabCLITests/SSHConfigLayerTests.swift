@@ -33,13 +33,15 @@ struct SSHConfigLayerTests {
         """
 
     let environment = SSHConfigEnvironment(homeDirectory: "/home/op", localUser: "op", localHostName: "laptop", userID: 1000)
+    let local = LocalEnvironment(user: "op", userID: 1000, homeDirectory: "/home/op", hostName: "laptop")
 
     func layer(_ ssh: SSHSettings, commandLineTimeout: Duration? = nil) throws -> SSHConfigLayer {
         let config = try SSHConfigFile.parse(Self.configText, path: "/test/ssh_config", environment: environment)
         let inventory = Inventory(name: "test", ssh: ssh)
-        var base = SSHClientOptions.from(inventory, connectTimeout: commandLineTimeout)
+        var base = SSHClientOptions.from(inventory, connectTimeout: commandLineTimeout, local: local)
         base.useAgent = true
-        return SSHConfigLayer(config: config, inventory: inventory, base: base, commandLineConnectTimeout: commandLineTimeout)
+        return SSHConfigLayer(config: config, inventory: inventory, base: base, commandLineConnectTimeout: commandLineTimeout,
+                              localUser: local.user)
     }
 
     func settings(_ keys: Set<String>, user: String? = nil, port: Int = 22, knownHosts: [String] = [],
@@ -87,6 +89,9 @@ struct SSHConfigLayerTests {
         #expect(connection.endpoint.port == 22)
         #expect(connection.gateway.isEmpty)
         #expect(connection.options.connectTimeout == .seconds(10))
+        // No user anywhere: the local user (the password database's, as ssh), and `~` is its home.
+        #expect(connection.endpoint.user == "op")
+        #expect(SSHClientOptions.from(Inventory(name: "test"), local: local).knownHostsFiles == ["/home/op/.ssh/known_hosts"])
     }
 
     @Test("a host no block names by its name is looked up by its address")

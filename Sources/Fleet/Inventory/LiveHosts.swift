@@ -84,9 +84,13 @@ public struct LiveHostLister: Sendable {
     /// asked of whom: `--dry-run` says it on stderr, since a dry run otherwise contacts nothing.
     public var willQuerySource: (@Sendable (String) -> Void)?
 
+    /// The gateway login when neither the hop nor the inventory names a user (``LocalEnvironment/user``).
+    public var localUser: String
+
     public init(inventory: Inventory, options: SSHClientOptions, cacheDirectory: String, refresh: Bool,
-                commandTimeout: Duration = .seconds(30), logger: Logger) {
+                commandTimeout: Duration = .seconds(30), logger: Logger, localUser: String = LocalEnvironment.current().user) {
         self.inventory = inventory
+        self.localUser = localUser
         self.options = options
         self.cacheDirectory = cacheDirectory
         self.refresh = refresh
@@ -215,7 +219,7 @@ public struct LiveHostLister: Sendable {
         guard let hop = inventory.ssh.gateway.first else {
             throw LiveInventoryError(source: sourceName, message: "a gateway command needs ssh.gateway (the command runs on its first hop)")
         }
-        let user = hop.user ?? inventory.ssh.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
+        let user = hop.user ?? inventory.ssh.user ?? localUser
         let endpoint = SSHEndpoint(host: hop.host, port: hop.port ?? 22, user: user)
         let reactor = try SSHReactor()
         defer { reactor.shutdown() }

@@ -113,25 +113,19 @@ actor ConnectionPool {
 }
 
 extension SSHClientOptions {
-    /// Connection settings from an inventory, with `~` expanded.
-    public static func from(_ inventory: Inventory, connectTimeout: Duration? = nil) -> SSHClientOptions {
+    /// Connection settings from an inventory, with `~` expanded as `local`'s home.
+    public static func from(_ inventory: Inventory, connectTimeout: Duration? = nil,
+                            local: LocalEnvironment = .current()) -> SSHClientOptions {
         var options = SSHClientOptions()
         options.connectTimeout = connectTimeout ?? inventory.ssh.connectTimeout
         options.keepaliveInterval = inventory.ssh.keepaliveInterval
         options.keepaliveCountMax = inventory.ssh.keepaliveCountMax
-        options.identityFiles = inventory.ssh.identityFiles.map(expandTilde)
+        options.identityFiles = inventory.ssh.identityFiles.map(local.expandTilde)
         if !inventory.ssh.knownHosts.isEmpty {
-            options.knownHostsFiles = inventory.ssh.knownHosts.map(expandTilde)
+            options.knownHostsFiles = inventory.ssh.knownHosts.map(local.expandTilde)
         } else {
-            options.knownHostsFiles = [expandTilde("~/.ssh/known_hosts")]
+            options.knownHostsFiles = [local.expandTilde("~/.ssh/known_hosts")]
         }
         return options
     }
-}
-
-/// `~/x` → `$HOME/x`.
-public func expandTilde(_ path: String) -> String {
-    guard path == "~" || path.hasPrefix("~/") else { return path }
-    let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
-    return home + path.dropFirst()
 }

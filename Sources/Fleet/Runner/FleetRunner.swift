@@ -21,8 +21,8 @@ public struct RunnerOptions: Sendable {
     /// Connection settings; identity files, known_hosts and timeouts come
     /// from the inventory unless the command line overrides them.
     public var client: SSHClientOptions
-    /// Per-host endpoint, gateway chain and options; nil: from the inventory
-    /// and `client` (``HostConnection/fromInventory(_:in:options:)``).
+    /// Per-host endpoint, gateway chain and options; nil: the context's
+    /// (``RunContext/connection(for:options:)``) with `client`.
     public var connections: HostConnectionResolver?
     /// `-n N`: attempts to connect to a host when the failure is connectivity (refused, timeout,
     /// unresolved), not host key or authentication.
@@ -107,7 +107,7 @@ public struct FleetRunner: Sendable {
             emit(.notice(host: nil, message: "cannot start the SSH event loop: \(error)", time: Date()))
         }
         let client = options.client
-        let resolve = options.connections ?? { HostConnection.fromInventory($0, in: inventory, options: client) }
+        let resolve = options.connections ?? { context.connection(for: $0, options: client) }
         let pool = reactor.map {
             ConnectionPool(reactor: $0, resolve: resolve, logger: context.logger, attempts: options.connectionAttempts)
         }

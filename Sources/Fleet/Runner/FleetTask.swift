@@ -150,10 +150,17 @@ public struct RunContext: Sendable {
     public var logger: Logger
     /// `--set KEY=VALUE,…` (Fabric's `env` settings), for playbooks; a bare `KEY` is `"True"`.
     public var settings: [String: String]
+    /// The local user, home, agent socket and variables, read once by the CLI.
+    public var local: LocalEnvironment
+    /// Each host's connection as the run makes it (the CLI layers ssh_config in); nil: from the
+    /// inventory and ``local`` alone. `--dry-run` shows the login user this gives.
+    public var connections: HostConnectionResolver?
 
+    /// `local` defaults to the process's for library callers and tests; the CLI passes its own.
     public init(
         inventory: Inventory, time: TimeSource = .system, dryRun: Bool = false, force: Bool = false,
-        commandTimeout: Duration? = nil, logger: Logger = Logger(label: "govuk-fab"), settings: [String: String] = [:]
+        commandTimeout: Duration? = nil, logger: Logger = Logger(label: "govuk-fab"), settings: [String: String] = [:],
+        local: LocalEnvironment = .current(), connections: HostConnectionResolver? = nil
     ) {
         self.inventory = inventory
         self.time = time
@@ -162,5 +169,15 @@ public struct RunContext: Sendable {
         self.commandTimeout = commandTimeout
         self.logger = logger
         self.settings = settings
+        self.local = local
+        self.connections = connections
     }
+
+    /// The host's connection: ``connections``, else the inventory's settings with `options`.
+    public func connection(for host: Host, options: SSHClientOptions = SSHClientOptions()) -> HostConnection {
+        connections?(host) ?? HostConnection.fromInventory(host, in: inventory, options: options, localUser: local.user)
+    }
+
+    /// The user the run logs in to `host` as.
+    public func loginUser(for host: Host) -> String { connection(for: host).endpoint.user }
 }

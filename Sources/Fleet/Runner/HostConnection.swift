@@ -15,9 +15,11 @@ public struct HostConnection: Sendable {
     }
 
     /// From the inventory alone: the host's address, user and port
-    /// overrides, else the environment's, and the environment's gateway.
-    public static func fromInventory(_ host: Host, in inventory: Inventory, options: SSHClientOptions) -> HostConnection {
-        let defaultUser = inventory.ssh.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
+    /// overrides, else the environment's, and the environment's gateway;
+    /// `localUser` (``LocalEnvironment/user``) where the inventory names no user, as ssh does.
+    public static func fromInventory(_ host: Host, in inventory: Inventory, options: SSHClientOptions,
+                                     localUser: String) -> HostConnection {
+        let defaultUser = inventory.ssh.user ?? localUser
         let endpoint = SSHEndpoint(
             host: host.address, port: inventory.port(for: host), user: inventory.user(for: host) ?? defaultUser)
         let gateway = inventory.ssh.gateway.map { hop in

@@ -60,38 +60,48 @@ extension ShowReplayConfig: BuiltInTask {
     }
 }
 
-/// Where deploy-goreplay's binary comes from, located and hashed once per
-/// run (in preflight, before any host is touched).
+/// Where deploy-goreplay's binary comes from: `binary=PATH` as the task word gave it, and the
+/// binary the CLI located (or built) for it before preflight (``provide(_:)``). The task itself
+/// never builds anything or writes to the terminal.
 public final class ReplayBinarySource: Sendable {
-    let explicit: String?
+    /// `binary=PATH`, if given.
+    public let explicit: String?
     private let located = Mutex<ReplayBinary?>(nil)
 
     public init(explicit: String?) { self.explicit = explicit }
 
+    /// A source already holding its binary.
+    public convenience init(_ binary: ReplayBinary) {
+        self.init(explicit: binary.path)
+        provide(binary)
+    }
+
+    /// Hands the task the binary the caller located.
+    public func provide(_ binary: ReplayBinary) { located.withLock { $0 = binary } }
+
+    /// Whether a binary has been provided (or loaded from `binary=PATH`).
+    public var isResolved: Bool { located.withLock { $0 != nil } }
+
+    /// The provided binary; else `binary=PATH` read and hashed (a file read, never a build).
     public func resolve() throws(DeployError) -> ReplayBinary {
         if let binary = located.withLock({ $0 }) { return binary }
-        let binary = try ReplayBinary.locate(
-            explicit: explicit, environment: ProcessInfo.processInfo.environment, checkoutRoot: CheckoutLocator.root())
-        located.withLock { $0 = binary }
+        guard let explicit else {
+            throw DeployError(host: "local", reason: "no goreplay binary was located for deploy-goreplay",
+                              remedy: "pass deploy-goreplay:binary=PATH")
+        }
+        let binary = try ReplayBinary.load(path: explicit)
+        provide(binary)
         return binary
     }
-}
 
-/// The repository checkout the running binary was built in, if any: the
-/// nearest parent of the executable holding `Package.swift` and `inventories/`.
-public enum CheckoutLocator {
-    public static func root(executable: String = CommandLine.arguments.first ?? "") -> String? {
-        var url = URL(fileURLWithPath: executable).resolvingSymlinksInPath()
-        guard url.path.hasPrefix("/") else { return nil }
-        for _ in 0..<6 {
-            url.deleteLastPathComponent()
-            let path = url.path
-            if FileManager.default.fileExists(atPath: path + "/Package.swift"),
-               FileManager.default.fileExists(atPath: path + "/inventories") {
-                return path
-            }
-            if path == "/" { break }
+    /// The sources of every deploy among `planned` (a playbook's calls included), for the caller to
+    /// locate their binaries before preflight.
+    public static func sources(in planned: [PlannedTask]) -> [(task: String, source: ReplayBinarySource)] {
+        planned.compactMap { item in
+            var task: any FleetTask = item.task
+            if let gated = task as? GatedTask { task = gated.inner }
+            guard let deploy = task as? DeployGoReplay else { return nil }
+            return (deploy.invocation.name, deploy.binary)
         }
-        return nil
     }
 }

@@ -2,7 +2,8 @@ import Crypto
 import Foundation
 
 /// The goreplay binary a deploy uploads: the release build of this
-/// repository's `goreplay` target, or a file the operator names.
+/// repository's `goreplay` target, or a file the operator names (the CLI decides which,
+/// building it if needed; see `ReplayBinaryLocator` in GovukFabCLI).
 public struct ReplayBinary: Sendable, Hashable {
     public var path: String
     /// Lower-case hex SHA-256, as `sha256sum` prints it.
@@ -34,37 +35,5 @@ public struct ReplayBinary: Sendable, Hashable {
         }
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         return ReplayBinary(path: path, sha256: digest, size: size)
-    }
-
-    /// Finds the binary: an explicit path, `$GOVUK_FAB_GOREPLAY_BINARY`, or the
-    /// checkout's release build, building it when it is missing.
-    public static func locate(explicit: String?, environment: [String: String], checkoutRoot: String?,
-                              build: Bool = true) throws(DeployError) -> ReplayBinary {
-        if let explicit { return try load(path: explicit) }
-        if let fromEnvironment = environment["GOVUK_FAB_GOREPLAY_BINARY"], !fromEnvironment.isEmpty {
-            return try load(path: fromEnvironment)
-        }
-        guard let root = checkoutRoot else {
-            throw DeployError(host: "local", reason: "no goreplay binary given and no checkout found to build one in",
-                              remedy: "pass deploy-goreplay:binary=PATH")
-        }
-        let built = root + "/.build/release/goreplay"
-        if !FileManager.default.isExecutableFile(atPath: built) && build {
-            FileHandle.standardError.write(Data("govuk-fab: building goreplay (swift build -c release --product goreplay) …\n".utf8))
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["swift", "build", "-c", "release", "--product", "goreplay", "--package-path", root]
-            process.standardOutput = FileHandle.standardError
-            do {
-                try process.run()
-                process.waitUntilExit()
-            } catch {
-                throw DeployError(host: "local", reason: "cannot run swift build: \(error)", remedy: "pass deploy-goreplay:binary=PATH")
-            }
-            guard process.terminationStatus == 0 else {
-                throw DeployError(host: "local", reason: "swift build of goreplay failed (exit \(process.terminationStatus))")
-            }
-        }
-        return try load(path: built)
     }
 }
