@@ -16,8 +16,12 @@ Prints "READY" once every listener is bound. Runs until SIGTERM.
 import argparse
 import asyncio
 import collections
+import os
 import signal
+import socket
 import sys
+
+QUICKACK = False  # --quickack: ACK every segment at once (re-armed per read), never delayed
 
 
 class Pipe:
@@ -61,7 +65,14 @@ class Side(asyncio.Protocol):
     def __init__(self, on_data, on_eof):
         self.on_data, self.on_eof = on_data, on_eof
 
+    def connection_made(self, transport):
+        self.transport = transport
+
     def data_received(self, data):
+        if QUICKACK:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         self.on_data(data)
 
     def eof_received(self):
@@ -94,6 +105,7 @@ class Relay:
 
         class Client(Side):
             def connection_made(inner, transport):
+                inner.transport = transport
                 ends["client"] = transport
                 down.transport = transport
                 down.schedule()
@@ -121,8 +133,12 @@ async def main():
     ap.add_argument("--listen-port", type=int)
     ap.add_argument("--target-port", type=int)
     ap.add_argument("--hosts-file")
+    ap.add_argument("--quickack", action="store_true",
+                    help="ACK at once (TCP_QUICKACK re-armed per read) instead of Linux's delayed ACK")
     ap.add_argument("maps", nargs="*", help="LISTEN_ADDR:PORT=TARGET_ADDR:PORT")
     a = ap.parse_args()
+    global QUICKACK
+    QUICKACK = a.quickack
     loop = asyncio.get_running_loop()
     pairs = []
     for m in a.maps:
@@ -147,4 +163,7 @@ async def main():
 
 
 if __name__ == "__main__":
+    # Drop descriptors inherited from whoever started us (a bench lock taken with flock(1), say):
+    # a relay kept up between runs (KEEP_UP=1) must not hold them. Before the event loop opens its own.
+    os.closerange(3, 65536)
     asyncio.run(main())

@@ -6,6 +6,11 @@
 #   bench/gateway/run.sh turns [RTT]              round trips per host: one run of every tool on
 #                                                  N=10 hosts at RTT ms (default 30) with tcpdump on
 #                                                  both links, counted by turns.py
+#   bench/gateway/run.sh timeline RTT:N:PAR      where each host connection's time goes: every tool
+#                                                  timed as in matrix (RUNS times) with tcpdump in front
+#                                                  of every host's sshd, split by timeline.py into the
+#                                                  host's own time and the client side's (and its excess
+#                                                  over the round trip)
 #   bench/gateway/run.sh down                     stop the fleet, the gateway, remove the namespaces
 #
 # The network (two namespaces this script creates; nothing in the root namespace changes):
@@ -28,7 +33,10 @@
 #
 # Settings: RUNS=1 timed runs per cell (the table shows each), TIMEOUT=300 s per tool run (the run
 # is killed, and its cell says so), GWB_DIR=/tmp/gwbench, MD=FILE (also write the table there),
-# BIN=path to govuk-fab (default .build-release-bench/release/govuk-fab), KEEP_UP=1.
+# BIN=path to govuk-fab (default .build-release-bench/release/govuk-fab), KEEP_UP=1 (leave the
+# fleet, gateway and relays up for the next run), RELAY_QUICKACK=1 (the client↔gateway relay ACKs
+# every segment at once instead of Linux's delayed ACK: a diagnostic). Each tool run logs the delay
+# relays' CPU (they are single Python processes; a saturated relay would delay every tool).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,6 +90,16 @@ relay_stop() { # name
   rm -f "$pf"
 }
 
+relay_cpu() { # CPU ticks (utime+stime) of both delay relays so far: the relays are single Python processes
+  local name pid total=0
+  for name in gateway hosts; do
+    pid=$(cat "$GWB_DIR/relay-$name.pid" 2>/dev/null) || continue
+    [[ -r /proc/$pid/stat ]] || continue
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+
 relay_start() { # name ns args...: a delay relay, waits until it listens
   local name=$1 ns=$2; shift 2
   relay_stop "$name"
@@ -96,7 +114,7 @@ relay_start() { # name ns args...: a delay relay, waits until it listens
 }
 
 set_rtt() { # client ↔ gateway round trip in ms (a relay with no delay at 0, so every point pays the same hop)
-  relay_start gateway "$NS_C" --rtt-ms "$1" "$GW_ADDR:$GW_PORT=$GW_REAL:$GW_PORT"
+  relay_start gateway "$NS_C" --rtt-ms "$1" ${RELAY_QUICKACK:+--quickack} "$GW_ADDR:$GW_PORT=$GW_REAL:$GW_PORT"
 }
 
 # ------------------------------------------------------------ fleet, gateway ---
@@ -293,11 +311,12 @@ run_tool() { # tool N PAR DIR RTT run# -> one TSV row
   mkdir -p "$GWB_DIR/runs"
   rm -f "$GWB_DIR"/cm-* 2>/dev/null || true
   load=$(cut -d' ' -f1 /proc/loadavg)
+  local relay0; relay0=$(relay_cpu)
   json=$(inc python3 "$SHARED/measure.py" --sample 0.1 --ok-regex "$OK_RE" --server-pids "$GWB_DIR/server.pids" \
            --out "$out" -- timeout -k 5 "$TIMEOUT" "${CMD[@]}")
   printf '%s\t%s\t%s\t%s\t%s\tRUN\t%s\t%s\t%s\n' "$tool" "$LABEL" "$rtt" "$n" "$par" "$json" "$load" \
     "$(printf '%q ' "${CMD[@]}")" >>"$RESULTS"
-  log "$tool rtt=$rtt N=$n P=$par (load $load): $json"
+  log "$tool rtt=$rtt N=$n P=$par (load $load): $json; delay relays' CPU $(( $(relay_cpu) - relay0 )) ticks"
 }
 
 render() {
@@ -382,9 +401,43 @@ cmd_turns() {
   python3 "$HERE/turns.py" --render "$RESULTS" --rtt-ms "$rtt"
 }
 
+cmd_timeline() {
+  local p=$1 rtt n par t r
+  [[ $p =~ ^([0-9.]+):([0-9]+):([0-9]+)$ ]] || die "bad point $p (want RTT:N:PAR)"
+  IFS=: read -r rtt n par <<<"$p"
+  net_up
+  if [[ -z ${KEEP_UP:-} ]]; then trap net_down EXIT; fi
+  fleet_up "$n"
+  set_rtt "$rtt"
+  local dir="$GWB_DIR/inv-$n-$par" cap="$GWB_DIR/captures"
+  inventory "$n" "$par" "$dir"
+  mkdir -p "$cap" "$GWB_DIR/results"
+  RESULTS="$GWB_DIR/results/timeline-$(date -u +%Y%m%dT%H%M%SZ).tsv"
+  : >"$RESULTS"
+  local times="$RESULTS.timelines"
+  : >"$times"
+  for (( r = 1; r <= RUNS; r++ )); do
+    for t in $TOOLS; do
+      ip netns exec "$NS_F" tcpdump -i lo -nn -s 96 -U -w "$cap/$t-all-$r.pcap" "tcp port 2222" 2>/dev/null &
+      local pc=$!
+      sleep 1
+      run_tool "$t" "$n" "$par" "$dir" "$rtt" "$r"
+      sleep 1
+      kill -TERM "$pc" 2>/dev/null || true
+      wait "$pc" 2>/dev/null || true
+      printf '%s\t%s\t%s\n' "$t" "$r" "$(python3 "$HERE/timeline.py" --rtt-ms "$rtt" "$cap/$t-all-$r.pcap")" >>"$times"
+      log "$t run $r: $(tail -n1 "$times" | cut -f3)"
+    done
+  done
+  render "$RESULTS"
+  echo
+  cat "$times"
+}
+
 case ${1:-} in
   matrix) shift; cmd_matrix "${1:?points, e.g. \"30:200:100 0:50:20\"}" ;;
   turns) shift; cmd_turns "${1:-30}" ;;
+  timeline) shift; cmd_timeline "${1:?a point, e.g. 30:200:100}" ;;
   down) net_down ;;
-  *) sed -n '2,30p' "$0"; exit 2 ;;
+  *) sed -n '2,35p' "$0"; exit 2 ;;
 esac
