@@ -46,14 +46,15 @@ final class KnownHosts {
     /// Key blobs marked `@revoked` for this host.
     private(set) var revokedKeys: [[UInt8]] = []
 
-    /// Reads every file line by line, skipping (with a warning naming file:line) any line libssh2
-    /// cannot parse, instead of `libssh2_knownhost_readfile`'s failing at the first bad line.
-    /// Only lines that could name `host` reach libssh2 (hashed, wildcard, or containing the name):
-    /// decoding every key of a fleet-sized file on every connect was most of the client's CPU.
+    /// Looks `host` up in every file, each parsed once per process (see ``KnownHostsCache``); lines
+    /// libssh2 cannot parse are skipped with a warning naming file:line, where
+    /// `libssh2_knownhost_readfile` would fail at the first. Only the entries that name the host, by
+    /// OpenSSH's rules (negation, wildcards, hashing), reach libssh2: decoding every key of a
+    /// fleet-sized file on every connect was most of the client's CPU.
     init?(files: [String], host: String, port: Int, session: OpaquePointer, logger: Logger) {
-        let hostBytes = Array(host.lowercased().utf8)
         let lookupName = KnownHostsEntry.lookupName(host: host, port: port)
         let plainName = host.lowercased()
+        let names = lookupName == plainName ? [plainName] : [lookupName, plainName]
         guard let collection = libssh2_knownhost_init(session) else { return nil }
         self.collection = collection
         self.session = session
@@ -61,47 +62,25 @@ final class KnownHosts {
         var candidates: [(entry: KnownHostsEntry, bracketed: Bool, at: String)] = []
         for file in files {
             let path = expandTilde(file)
-            guard FileManager.default.fileExists(atPath: path) else {
+            let index: KnownHostsIndex
+            switch KnownHostsCache.index(path: path) {
+            case .parsed(let parsed): index = parsed
+            case .missing:
                 logger.debug("known_hosts file not found, skipped", metadata: ["file": "\(path)"])
                 continue
-            }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                Self.warnOnce(logger, "cannot read known_hosts file \(path), skipped")
+            case .unreadable(let reason):
+                Self.warnOnce(logger, "cannot read known_hosts file \(path) (\(reason)), skipped")
                 continue
             }
-            // Byte-level parsing: this runs on every connect, and Foundation string trimming was most
-            // of the client's CPU per host.
-            let bytes = [UInt8](data)
-            var lineNumber = 0
-            for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-                lineNumber += 1
-                let line = trimmedASCII(rawLine)
-                guard let first = line.first, first != UInt8(ascii: "#") else { continue }
-                if first == UInt8(ascii: "@") {
-                    // OpenSSH refuses a key listed as @revoked for the host even when another line lists it.
-                    guard let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self)),
-                          entry.marker == .revoked else {
-                        Self.warnOnce(logger, "\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped")
-                        continue
-                    }
-                    if entry.matches(lookupName) || entry.matches(plainName), let blob = entry.keyBlob {
-                        revokedKeys.append(blob)
-                    }
-                    continue
-                }
-                // libssh2 keeps lines with unknown key types; reject lines that cannot be entries at all.
-                let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
-                guard fields.count >= 3, looksLikeBase64(fields[2]) else {
-                    Self.warnOnce(logger, "\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
-                    continue
-                }
-                guard Self.mayName(patterns: fields[0], host: hostBytes),
-                      let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self))
-                else { continue }
-                if lookupName != plainName, entry.matches(lookupName) {
-                    candidates.append((entry, true, "\(path):\(lineNumber)"))
-                } else if entry.matches(plainName) {
-                    candidates.append((entry, lookupName == plainName, "\(path):\(lineNumber)"))
+            for warning in index.warnings { Self.warnOnce(logger, warning) }
+            for position in index.candidates(for: names) {
+                let line = index.lines[position]
+                if let blob = line.revokedBlob {
+                    if line.entry.matches(lookupName) || line.entry.matches(plainName) { revokedKeys.append(blob) }
+                } else if lookupName != plainName, line.entry.matches(lookupName) {
+                    candidates.append((line.entry, true, "\(path):\(line.lineNumber)"))
+                } else if line.entry.matches(plainName) {
+                    candidates.append((line.entry, lookupName == plainName, "\(path):\(line.lineNumber)"))
                 }
             }
         }
@@ -137,21 +116,6 @@ final class KnownHosts {
         logger.warning("\(message)")
     }
 
-    /// Whether a host-patterns field could match `host`: a hashed name (`|1|…`), a wildcard, or a
-    /// field containing the name (plain, `[host]:port`, or negated). Anything else cannot match.
-    static func mayName(patterns: ArraySlice<UInt8>, host: [UInt8]) -> Bool {
-        if patterns.starts(with: Array("|1|".utf8)) { return true }
-        if patterns.contains(UInt8(ascii: "*")) || patterns.contains(UInt8(ascii: "?")) { return true }
-        guard !host.isEmpty, patterns.count >= host.count else { return false }
-        let lowered = patterns.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
-        var start = 0
-        while start + host.count <= lowered.count {
-            if lowered[start] == host[0] && lowered[start..<(start + host.count)].elementsEqual(host) { return true }
-            start += 1
-        }
-        return false
-    }
-
     private func check(host: String, port: Int, key: UnsafeRawBufferPointer, type: HostKeyType) -> Int32 {
         var entry: UnsafeMutablePointer<libssh2_knownhost>?
         let typeMask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | type.knownHostBits
@@ -183,27 +147,11 @@ final class KnownHosts {
     }
 }
 
-/// The line without leading and trailing ASCII whitespace (including a CR from CRLF files).
-private func trimmedASCII(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-    let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0d || $0 == 0x0b || $0 == 0x0c }
-    guard let start = line.firstIndex(where: { !isSpace($0) }), let end = line.lastIndex(where: { !isSpace($0) })
-    else { return [] }
-    return line[start...end]
-}
-
-/// Standard base64 alphabet, padded to a multiple of 4.
-private func looksLikeBase64(_ field: ArraySlice<UInt8>) -> Bool {
-    guard !field.isEmpty, field.count % 4 == 0 else { return false }
-    return field.allSatisfy { byte in
-        (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte)
-            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
-    }
-}
-
 /// `~/x` to `$HOME/x`.
 func expandTilde(_ path: String) -> String {
     guard path == "~" || path.hasPrefix("~/") else { return path }
-    let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+    // getenv, not ProcessInfo's environment, which copies the whole environment into a dictionary.
+    let home = getenv("HOME").map { String(cString: $0) } ?? NSHomeDirectory()
     return home + path.dropFirst()
 }
 

@@ -1,25 +1,3 @@
-import Foundation
-
-/// Where to connect and as whom.
-public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// A hostname, IPv4 or IPv6 address (IPv6 without brackets).
-    public var host: String
-    public var port: Int
-    public var user: String
-
-    public init(host: String, port: Int = 22, user: String) {
-        self.host = host
-        self.port = port
-        self.user = user
-    }
-
-    /// `user@host:port`, with brackets around IPv6 addresses.
-    public var description: String { "\(user)@\(hostAndPort)" }
-
-    /// `host:port`, or `[v6addr]:port`.
-    public var hostAndPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
-
 /// How sessions connect, verify host keys and authenticate.
 public struct SSHClientOptions: Sendable {
     /// Covers TCP connect, SSH banner and key exchange, host-key check and authentication together.
@@ -61,48 +39,4 @@ public struct SSHClientOptions: Sendable {
         self.identityFiles = identityFiles
         self.knownHostsFiles = knownHostsFiles
     }
-}
-
-/// A piece of a remote command's output, delivered as it arrives.
-public struct OutputChunk: Sendable {
-    /// Which of the command's output streams the bytes came from.
-    public enum Stream: Sendable, Hashable {
-        case stdout, stderr
-    }
-
-    public let stream: Stream
-    public let bytes: [UInt8]
-
-    public init(stream: Stream, bytes: [UInt8]) {
-        self.stream = stream
-        self.bytes = bytes
-    }
-}
-
-/// How a remote command ended.
-public struct CommandResult: Sendable, Hashable {
-    /// The exit status; 0 when the command was killed by a signal; -1 if the channel was closed
-    /// locally before the server reported one (local timeout).
-    public let exitStatus: Int32
-    /// The signal name without "SIG" (e.g. "TERM") if the command was killed by a signal.
-    public let exitSignal: String?
-    /// The command ran past its timeout and was stopped.
-    public let timedOut: Bool
-    /// Wall time from channel open to channel close.
-    public let duration: Duration
-
-    public init(exitStatus: Int32, exitSignal: String?, timedOut: Bool, duration: Duration) {
-        self.exitStatus = exitStatus
-        self.exitSignal = exitSignal
-        self.timedOut = timedOut
-        self.duration = duration
-    }
-
-    /// Exit status 0, no signal, not timed out.
-    public var succeeded: Bool { exitStatus == 0 && exitSignal == nil && !timedOut }
-}
-
-/// Single-quotes `s` as one word for a POSIX shell: `it's` becomes `'it'\''s'`.
-public func shellQuote(_ s: String) -> String {
-    "'" + s.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
 }
