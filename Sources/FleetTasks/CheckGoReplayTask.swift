@@ -89,7 +89,7 @@ public struct CheckGoReplayTask: DescribedTask {
         return CheckGoReplayTask(invocation: invocation, metrics: port.map { MetricsProbe(port: $0, intervalSeconds: interval) })
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         [GoReplayScripts.countProcesses()] + (metrics.map { [Self.scrapeScript($0)] } ?? [])
     }
 
@@ -123,7 +123,7 @@ public struct CheckGoReplayTask: DescribedTask {
         return scrapes.count == 2 && pairs.count == 2 ? pairs : nil
     }
 
-    public func outcomeWithoutConnecting(on host: Fleet.Host, context: RunContext) -> TaskOutcome? {
+    public func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome? {
         let window = context.inventory.dataSync.window
         guard !context.force, window.contains(context.time.now()) else { return nil }
         return TaskOutcome(hostOutcome: .exited(status: 0),

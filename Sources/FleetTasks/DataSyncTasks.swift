@@ -54,7 +54,7 @@ public struct DataSyncTask: DescribedTask {
     /// The marker content: the cron's `echo 'true'` for start, zero bytes for finish.
     var markerContent: String { phase == .start ? "true\n" : "" }
 
-    func script(for host: Fleet.Host, in inventory: Inventory) throws(ServiceNameError) -> String {
+    func script(for host: FleetHost, in inventory: Inventory) throws(ServiceNameError) -> String {
         let candidates = try serviceCandidates(goReplayServiceName, in: inventory)
         let control = ServiceControl(manager: inventory.serviceManager(for: host))
         return [
@@ -64,7 +64,7 @@ public struct DataSyncTask: DescribedTask {
         ].joined(separator: " && ")
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         guard let script = try? script(for: host, in: context.inventory) else { return [] }
         return [remoteCommand(script, sudo: true, on: host, in: context)]
     }

@@ -82,7 +82,7 @@ public struct HostPin: Sendable, Hashable, CustomStringConvertible {
     struct Unmatched: Error { var reason: String }
 
     /// The pinned hosts in inventory order, or why there are none.
-    func resolve(in inventory: Inventory) -> Result<[Fleet.Host], Unmatched> {
+    func resolve(in inventory: Inventory) -> Result<[FleetHost], Unmatched> {
         let selector: Selector
         switch kind {
         case .host: selector = .hosts([value])

@@ -44,7 +44,7 @@ extension TaskRegistry {
     /// one host task per step (per host when serial), run in order and gated on each other.
     /// The run's inventory, `--set` settings and login users (for a call's `{user}`) come from `context`.
     public func plannedTasks(
-        _ invocation: TaskInvocation, hosts: [Fleet.Host], context: RunContext
+        _ invocation: TaskInvocation, hosts: [FleetHost], context: RunContext
     ) throws(TaskError) -> [PlannedTask] {
         let inventory = context.inventory
         guard let entry = entries[invocation.name], let playbook = entry.playbook else {
@@ -56,14 +56,14 @@ extension TaskRegistry {
 
     /// As ``plannedTasks(_:hosts:context:)`` with a context of `inventory` and `settings`.
     public func plannedTasks(
-        _ invocation: TaskInvocation, hosts: [Fleet.Host], inventory: Inventory, settings: [String: String] = [:]
+        _ invocation: TaskInvocation, hosts: [FleetHost], inventory: Inventory, settings: [String: String] = [:]
     ) throws(TaskError) -> [PlannedTask] {
         try plannedTasks(invocation, hosts: hosts, context: RunContext(inventory: inventory, settings: settings))
     }
 
     private func expand(
-        _ playbook: Playbook, _ invocation: TaskInvocation, selected: [Fleet.Host], inventory: Inventory,
-        settings: [String: String], loginUser: (Fleet.Host) -> String, gates: [PlaybookGate], completes: [PlaybookCompletion]
+        _ playbook: Playbook, _ invocation: TaskInvocation, selected: [FleetHost], inventory: Inventory,
+        settings: [String: String], loginUser: (FleetHost) -> String, gates: [PlaybookGate], completes: [PlaybookCompletion]
     ) throws(TaskError) -> [PlannedTask] {
         let arguments = try bindArguments(invocation, of: playbook, settings: settings)
         var targets = selected
@@ -123,7 +123,7 @@ extension TaskRegistry {
         return planned
     }
 
-    private func resolve(_ pin: HostPin, for invocation: TaskInvocation, in inventory: Inventory) throws(TaskError) -> [Fleet.Host] {
+    private func resolve(_ pin: HostPin, for invocation: TaskInvocation, in inventory: Inventory) throws(TaskError) -> [FleetHost] {
         switch pin.resolve(in: inventory) {
         case .success(let hosts): return hosts
         case .failure(let unmatched):

@@ -61,7 +61,7 @@ public struct PlaybookTask: FleetTask {
     }
 
     /// The remote command of a step, or nil for steps that run nothing.
-    func command(_ step: PlaybookStep, host: Fleet.Host, inventory: Inventory, values: [String: String]) throws(ServiceNameError) -> (String, sudo: Bool)? {
+    func command(_ step: PlaybookStep, host: FleetHost, inventory: Inventory, values: [String: String]) throws(ServiceNameError) -> (String, sudo: Bool)? {
         let control = ServiceControl(manager: inventory.serviceManager(for: host))
         switch step.action {
         case .run(let command, _): return (command.render(values), false)
@@ -104,7 +104,7 @@ public struct PlaybookTask: FleetTask {
         }
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         let user = context.loginUser(for: host)
         let values = startingValues(host: host.name, target: target ?? host.name, user: user, inventory: context.inventory)
         // A called task shows the condition of the step that calls it.
@@ -341,7 +341,7 @@ struct GatedTask: FleetTask {
     var changesHosts: Bool { inner.changesHosts }
     var dryRunMode: DryRunMode { inner.dryRunMode }
     func preflight(_ context: RunContext) throws(TaskRefusal) { try inner.preflight(context) }
-    func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         let conditions = gates.compactMap(\.condition).map { "[when \($0.text)] " }.joined()
         return inner.plannedCommands(on: host, context: context).map { conditions + $0 }
     }

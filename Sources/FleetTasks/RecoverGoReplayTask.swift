@@ -76,13 +76,13 @@ public struct RecoverGoReplayTask: DescribedTask {
         var isEmpty: Bool { !writeMarker && serviceAction == nil }
     }
 
-    func stateScript(for host: Fleet.Host, in inventory: Inventory) throws(ServiceNameError) -> String {
+    func stateScript(for host: FleetHost, in inventory: Inventory) throws(ServiceNameError) -> String {
         GoReplayScripts.readState(marker: inventory.dataSync.marker,
                                   candidates: try serviceCandidates(goReplayServiceName, in: inventory),
                                   manager: inventory.serviceManager(for: host))
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         guard let script = try? stateScript(for: host, in: context.inventory) else { return [] }
         return [remoteCommand(script, sudo: true, on: host, in: context)]
     }

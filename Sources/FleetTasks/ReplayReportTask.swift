@@ -139,7 +139,7 @@ public struct ReplayReportTask: DescribedTask {
     // MARK: - Where the files are
 
     /// The patterns to fetch on `host`: `path=`, or the `--output-file` its deployed goreplay writes.
-    func patterns(for host: Fleet.Host, inventory: Inventory) throws(ReplayReportError) -> [String] {
+    func patterns(for host: FleetHost, inventory: Inventory) throws(ReplayReportError) -> [String] {
         if !paths.isEmpty { return paths }
         return try Self.deployedPatterns(for: host, inventory: inventory)
     }
@@ -147,7 +147,7 @@ public struct ReplayReportTask: DescribedTask {
     /// `--output-file` templates in the goreplay command line deploy-goreplay writes for `host`, as
     /// globs: name patterns (`%Y`, `%t`, …) become `*`, and without `--output-file-append` the chunk
     /// suffix `_N` goreplay adds becomes `_*`.
-    static func deployedPatterns(for host: Fleet.Host, inventory: Inventory) throws(ReplayReportError) -> [String] {
+    static func deployedPatterns(for host: FleetHost, inventory: Inventory) throws(ReplayReportError) -> [String] {
         guard let settings = inventory.replay else {
             throw .noPattern("the \(inventory.name) inventory has no replay: block, so where goreplay writes is not known")
         }
@@ -255,7 +255,7 @@ public struct ReplayReportTask: DescribedTask {
         """
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         do {
             let patterns = try patterns(for: host, inventory: context.inventory)
             return [HostContext.sudoCommand(Self.listScript(patterns)),

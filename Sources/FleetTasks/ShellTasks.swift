@@ -4,7 +4,7 @@ import SSHTransport
 
 /// The exact remote command `HostContext.execute(_:sudo:)` sends, for `--dry-run`: the login user
 /// is the one the run uses (ssh_config's `User` included), so sudo shows exactly where it would run.
-func remoteCommand(_ command: String, sudo: Bool, on host: Fleet.Host, in context: RunContext) -> String {
+func remoteCommand(_ command: String, sudo: Bool, on host: FleetHost, in context: RunContext) -> String {
     sudo && context.loginUser(for: host) != "root" ? HostContext.sudoCommand(command) : command
 }
 
@@ -63,7 +63,7 @@ public struct ShellCommandTask: DescribedTask {
 
     public var descriptor: TaskDescriptor { sudo ? Self.sdoDescriptor : Self.doDescriptor }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         [remoteCommand(command, sudo: sudo, on: host, in: context)]
     }
 
@@ -122,11 +122,11 @@ public struct ServiceTask: DescribedTask {
 
     public var descriptor: TaskDescriptor { Self.descriptor(for: action) }
 
-    func script(for host: Fleet.Host, in inventory: Inventory) -> String {
+    func script(for host: FleetHost, in inventory: Inventory) -> String {
         ServiceControl(manager: inventory.serviceManager(for: host)).resolvedCommand(action, candidates: candidates)
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         [remoteCommand(script(for: host, in: context.inventory), sudo: true, on: host, in: context)]
     }
 

@@ -13,7 +13,7 @@ import Darwin
 
 /// Makes the live-capture input from `--input-raw` options (provided by the
 /// `Capture` target; `Replay` knows nothing of pcap).
-public typealias RawInputFactory = @Sendable (RawInputOptions, LimitedAddress) throws -> any MessageInput
+public typealias RawInputFactory = @Sendable (RawInputFlags, LimitedAddress) throws -> any MessageInput
 
 /// The `goreplay` program: parse GoReplay's flags, build inputs and outputs,
 /// replay, print a summary.

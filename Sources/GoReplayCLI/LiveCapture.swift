@@ -10,16 +10,16 @@ public enum LiveCapture {
         try makeInput(options, address: address.address)
     }
 
-    static func makeInput(_ options: RawInputOptions, address text: String) throws -> any MessageInput {
-        var capture: Capture.RawInputOptions
+    static func makeInput(_ options: RawInputFlags, address text: String) throws -> any MessageInput {
+        var capture: RawInputOptions
         if options.engine == "pcap_file" || text.hasSuffix(".pcap") || text.hasSuffix(".pcapng") {
-            capture = Capture.RawInputOptions(addresses: [CaptureAddress]())
+            capture = RawInputOptions(addresses: [CaptureAddress]())
             capture.pcapFile = text
         } else if let (interface, port) = interfaceAndPort(text) {
-            capture = Capture.RawInputOptions(addresses: [CaptureAddress(host: "", port: port)])
+            capture = RawInputOptions(addresses: [CaptureAddress(host: "", port: port)])
             capture.interfaces = [interface]
         } else {
-            capture = try Capture.RawInputOptions(addresses: [text])
+            capture = try RawInputOptions(addresses: [text])
         }
         if !["libpcap", "pcap", "pcap_file"].contains(options.engine) {
             throw LiveCaptureError.unsupportedEngine(options.engine)

@@ -2,7 +2,7 @@ import Replay
 import ReplayMetrics
 
 /// `--input-raw` and its settings, kept for the live-capture input factory.
-public struct RawInputOptions: Sendable, Equatable {
+public struct RawInputFlags: Sendable, Equatable {
     /// `--input-raw` addresses (`:80`, `eth0:80`, `file.pcap`), with limits.
     public var addresses: [LimitedAddress] = []
     public var trackResponse = false
@@ -33,7 +33,7 @@ public struct GoReplayOptions: Sendable {
     public var inputFileMaxWait: Duration?
     public var inputFileReadDepth = 100
     public var inputFileDryRun = false
-    public var raw = RawInputOptions()
+    public var raw = RawInputFlags()
     public var inputDummy: [String] = []
 
     // Outputs.

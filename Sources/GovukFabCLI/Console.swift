@@ -149,7 +149,7 @@ final class Console: Sendable {
 
     // MARK: Local (host-less) output
 
-    func hostListing(_ hosts: [Fleet.Host]) -> [String] {
+    func hostListing(_ hosts: [FleetHost]) -> [String] {
         let sorted = Inventory.sortedForListing(hosts)
         if json {
             let now = Date()

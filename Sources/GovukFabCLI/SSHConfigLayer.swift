@@ -47,14 +47,14 @@ struct SSHConfigLayer: Sendable {
 
     /// ssh_config for the host's inventory name, or for its address when no
     /// block set anything for the name.
-    func resolved(for host: Fleet.Host, user: String?) -> ResolvedSSHConfig {
+    func resolved(for host: FleetHost, user: String?) -> ResolvedSSHConfig {
         let byName = config.resolve(host: host.name, user: user)
         let nothing = ResolvedSSHConfig(host: host.name, hostName: host.name.lowercased(), user: user)
         guard byName == nothing, host.address != host.name else { return byName }
         return config.resolve(host: host.address, user: user)
     }
 
-    func connection(for host: Fleet.Host) -> HostConnection {
+    func connection(for host: FleetHost) -> HostConnection {
         let decidedUser = host.user ?? (has("user") ? inventory.ssh.user : nil)
         let resolved = resolved(for: host, user: decidedUser)
         let user = decidedUser ?? resolved.user ?? localUser
@@ -95,7 +95,7 @@ struct SSHConfigLayer: Sendable {
     }
 
     /// Warnings for the operator: settings that would weaken host-key checking are ignored.
-    func warnings(for hosts: [Fleet.Host]) -> [String] {
+    func warnings(for hosts: [FleetHost]) -> [String] {
         var lines = config.warnings.map { "\($0)" }
         let weakened = hosts.filter { host in
             resolved(for: host, user: host.user ?? inventory.ssh.user).strictHostKeyChecking?.acceptsUnverifiedKeys == true

@@ -109,7 +109,7 @@ struct DeployHashThenRunTests {
             services: ServiceSettings(manager: .supervisor),
             replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
                                    arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
-            hosts: [Fleet.Host(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
+            hosts: [FleetHost(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
         let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
                                   binary: ReplayBinarySource(explicit: binary))
         return (inventory, RunContext(inventory: inventory, time: WindowTests.noon), task)

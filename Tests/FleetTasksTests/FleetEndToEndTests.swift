@@ -23,7 +23,7 @@ struct GoReplayFleet {
             parallelism: 10,
             services: ServiceSettings(manager: .supervisor, aliases: ["goreplay": ["goreplay", "gor"]]),
             hosts: fleet.hosts.map {
-                Fleet.Host(name: $0.name, address: $0.address, port: $0.port, puppetClasses: ["gor"])
+                FleetHost(name: $0.name, address: $0.address, port: $0.port, puppetClasses: ["gor"])
             })
     }
 

@@ -113,9 +113,9 @@ struct PlaybookFormatTests {
 
     /// cache-1, cache-2 and an alert host.
     func inventory(alert: Bool = true) -> Inventory {
-        var hosts = [Fleet.Host(name: "cache-1", address: "127.0.0.1", nodeClass: "cache"),
-                     Fleet.Host(name: "cache-2", address: "127.0.0.2", nodeClass: "cache")]
-        if alert { hosts.append(Fleet.Host(name: "alert-1", address: "127.0.0.3", nodeClass: "alert")) }
+        var hosts = [FleetHost(name: "cache-1", address: "127.0.0.1", nodeClass: "cache"),
+                     FleetHost(name: "cache-2", address: "127.0.0.2", nodeClass: "cache")]
+        if alert { hosts.append(FleetHost(name: "alert-1", address: "127.0.0.3", nodeClass: "alert")) }
         return Inventory(name: "production", ssh: SSHSettings(user: "oncall"), hosts: hosts)
     }
 

@@ -24,7 +24,7 @@ struct TestFailure: Error, CustomStringConvertible {
 func testInventory(user: String = "deploy", manager: ServiceManager = .upstart) -> Inventory {
     Inventory(name: "test", ssh: SSHSettings(user: user),
               services: ServiceSettings(manager: manager, aliases: ["goreplay": ["goreplay", "gor"]]),
-              hosts: [Fleet.Host(name: "gor-1", address: "127.0.0.1")])
+              hosts: [FleetHost(name: "gor-1", address: "127.0.0.1")])
 }
 
 @Suite("Task registry")

@@ -60,9 +60,9 @@ struct ReplayConfigOfflineTests {
             replay: ReplaySettings(arguments: ["cache": ReplayArguments(capture: "{address}:80", targets: ["https://staging.example"])]),
             hosts: [
                 // Accepts TCP in the kernel but never speaks SSH: a connection attempt would hang here.
-                Fleet.Host(name: "cache-1", address: "127.0.0.1", port: listener.port, puppetClasses: ["cache"]),
+                FleetHost(name: "cache-1", address: "127.0.0.1", port: listener.port, puppetClasses: ["cache"]),
                 // Nothing listens: a connection attempt would fail at once.
-                Fleet.Host(name: "cache-2", address: "127.0.0.1", port: refusedPort, puppetClasses: ["cache"]),
+                FleetHost(name: "cache-2", address: "127.0.0.1", port: refusedPort, puppetClasses: ["cache"]),
             ])
         let notices = Mutex<[String: String]>([:])
         let context = RunContext(inventory: inventory)

@@ -98,12 +98,12 @@ struct ReplayReportTaskUnitTests {
     @Test("the default files are where deploy-goreplay makes goreplay write: --output-file as a glob, chunks included")
     func deployedPatterns() throws {
         func inventory(_ extra: [String]) -> Inventory {
-            var inventory = Inventory(name: "staging", hosts: [Fleet.Host(name: "cache-1", address: "10.0.0.1", puppetClasses: ["router::gor"])])
+            var inventory = Inventory(name: "staging", hosts: [FleetHost(name: "cache-1", address: "10.0.0.1", puppetClasses: ["router::gor"])])
             inventory.replay = ReplaySettings(arguments: [
                 "router::gor": ReplayArguments(capture: "127.0.0.1:7999", targets: ["http://staging"], extraArgs: extra)])
             return inventory
         }
-        let host = Fleet.Host(name: "cache-1", address: "10.0.0.1", puppetClasses: ["router::gor"])
+        let host = FleetHost(name: "cache-1", address: "10.0.0.1", puppetClasses: ["router::gor"])
         func patterns(_ extra: [String]) throws -> [String] {
             try ReplayReportTask.deployedPatterns(for: host, inventory: inventory(extra))
         }

@@ -64,7 +64,7 @@ struct ServiceDefinitionInjectionTests {
 
     @Test("the same values built in code are refused when rendered, for every service manager")
     func refusedAtRender() throws {
-        let base = Inventory(name: "staging", hosts: [Fleet.Host(name: "cache-1", address: "10.0.0.11", puppetClasses: ["cache"])])
+        let base = Inventory(name: "staging", hosts: [FleetHost(name: "cache-1", address: "10.0.0.11", puppetClasses: ["cache"])])
         let cases: [(inout Inventory) -> Void] = [
             { $0.replay!.arguments["cache"]!.extraArgs = ["--stats\nExecStartPre=/bin/id"] },
             { $0.replay!.binaryPath = "/usr/local/bin/goreplay\nExecStartPre=/bin/id" },

@@ -9,7 +9,7 @@ struct HostnameTask: FleetTask {
     var invocation = TaskInvocation(name: "hostname-test")
     var changesHosts: Bool { false }
 
-    func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] { ["hostname"] }
+    func plannedCommands(on host: FleetHost, context: RunContext) -> [String] { ["hostname"] }
 
     func run(on host: HostContext) async throws -> TaskOutcome {
         let result = try await host.execute("hostname")
@@ -37,7 +37,7 @@ struct GatewayRunnerTests {
             ssh: SSHSettings(
                 user: fleet.user, port: 2222, identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
                 gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)),
-            hosts: inner.map { Fleet.Host(name: $0.name, address: $0.address) })
+            hosts: inner.map { FleetHost(name: $0.name, address: $0.address) })
         var client = SSHClientOptions.from(inventory)
         client.useAgent = false
         let runner = FleetRunner(

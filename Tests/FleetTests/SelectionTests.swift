@@ -3,14 +3,14 @@ import Testing
 @testable import Fleet
 
 let sampleInventory = Inventory(name: "production", hosts: [
-    Host(name: "cache-1", address: "10.0.0.1", puppetClasses: ["govuk::node::s_cache", "router::gor", "Gor"], nodeType: "cache"),
-    Host(name: "cache-2", address: "10.0.0.2", puppetClasses: ["govuk::node::s_cache", "router::gor", "gor"], nodeType: "cache"),
-    Host(name: "content-store-1", address: "10.0.0.3",
+    FleetHost(name: "cache-1", address: "10.0.0.1", puppetClasses: ["govuk::node::s_cache", "router::gor", "Gor"], nodeType: "cache"),
+    FleetHost(name: "cache-2", address: "10.0.0.2", puppetClasses: ["govuk::node::s_cache", "router::gor", "gor"], nodeType: "cache"),
+    FleetHost(name: "content-store-1", address: "10.0.0.3",
          puppetClasses: ["govuk::node::s_content_store", "govuk::apps::content_store", "gor"]),
-    Host(name: "bouncer-1", address: "10.0.0.4", puppetClasses: ["govuk::node::s_bouncer", "govuk_bouncer::gor"]),
-    Host(name: "backend-1", address: "10.0.0.5", puppetClasses: ["govuk::node::s_backend", "govuk::apps::publisher"]),
-    Host(name: "backend-10", address: "10.0.0.15", puppetClasses: ["govuk::node::s_backend"]),
-    Host(name: "frontend_app-1", address: "10.0.0.6", nodeClass: "frontend_app"),
+    FleetHost(name: "bouncer-1", address: "10.0.0.4", puppetClasses: ["govuk::node::s_bouncer", "govuk_bouncer::gor"]),
+    FleetHost(name: "backend-1", address: "10.0.0.5", puppetClasses: ["govuk::node::s_backend", "govuk::apps::publisher"]),
+    FleetHost(name: "backend-10", address: "10.0.0.15", puppetClasses: ["govuk::node::s_backend"]),
+    FleetHost(name: "frontend_app-1", address: "10.0.0.6", nodeClass: "frontend_app"),
 ])
 
 func names(_ selectors: [Selector], excluding: [String] = []) throws -> [String] {
@@ -155,7 +155,7 @@ struct PlanTests {
         let sorted = Inventory.sortedForListing(try sampleInventory.select([.all]).hosts).map(\.name)
         #expect(sorted == ["backend-1", "backend-10", "bouncer-1", "cache-1", "cache-2", "content-store-1",
                            "frontend_app-1"])
-        let reversed = Inventory.sortedForListing([Host(name: "cache-10"), Host(name: "cache-2")]).map(\.name)
+        let reversed = Inventory.sortedForListing([FleetHost(name: "cache-10"), FleetHost(name: "cache-2")]).map(\.name)
         #expect(reversed == ["cache-2", "cache-10"])
         let summary = sampleInventory.classSummary()
         #expect(summary.nodeClasses.first { $0.name == "cache" }?.hostCount == 2)

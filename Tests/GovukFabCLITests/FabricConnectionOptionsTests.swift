@@ -26,24 +26,24 @@ struct FabricConnectionOptionsTests {
         var base = SSHClientOptions()
         base.identityFiles = ["/given/by/-i"]
         var configured = try layer(base: base)
-        #expect(configured.connection(for: Host(name: "cache-1")).options.identityFiles == ["/given/by/-i", "/keys/cache_ed25519"])
+        #expect(configured.connection(for: FleetHost(name: "cache-1")).options.identityFiles == ["/given/by/-i", "/keys/cache_ed25519"])
         configured.usesConfigIdentityFiles = false
-        #expect(configured.connection(for: Host(name: "cache-1")).options.identityFiles == ["/given/by/-i"])
+        #expect(configured.connection(for: FleetHost(name: "cache-1")).options.identityFiles == ["/given/by/-i"])
     }
 
     @Test func commandLineKeepaliveBeatsServerAliveInterval() throws {
         var base = SSHClientOptions()
         base.keepaliveInterval = nil  // --keepalive 0
         var configured = try layer(base: base)
-        #expect(configured.connection(for: Host(name: "cache-1")).options.keepaliveInterval == .seconds(30))
+        #expect(configured.connection(for: FleetHost(name: "cache-1")).options.keepaliveInterval == .seconds(30))
         configured.commandLineKeepalive = true
-        #expect(configured.connection(for: Host(name: "cache-1")).options.keepaliveInterval == nil)
+        #expect(configured.connection(for: FleetHost(name: "cache-1")).options.keepaliveInterval == nil)
     }
 
     @Test func systemKnownHostsSurvivesUserKnownHostsFile() throws {
         var base = SSHClientOptions()
         base.knownHostsFiles = ["/home/op/.ssh/known_hosts", SSHConfigLayer.systemKnownHostsFile]
-        let options = try layer(base: base).connection(for: Host(name: "cache-1")).options
+        let options = try layer(base: base).connection(for: FleetHost(name: "cache-1")).options
         #expect(options.knownHostsFiles == ["/kh/cache", SSHConfigLayer.systemKnownHostsFile])
     }
 

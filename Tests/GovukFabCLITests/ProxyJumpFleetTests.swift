@@ -12,7 +12,7 @@ struct HostnameProbe: FleetTask {
     var invocation = TaskInvocation(name: "hostname-probe")
     var changesHosts: Bool { false }
 
-    func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] { ["hostname"] }
+    func plannedCommands(on host: FleetHost, context: RunContext) -> [String] { ["hostname"] }
 
     func run(on host: HostContext) async throws -> TaskOutcome {
         let result = try await host.execute("hostname")
@@ -52,7 +52,7 @@ struct ProxyJumpFleetTests {
               IdentitiesOnly yes
             """
         let config = try SSHConfigFile.parse(configText, path: "test_ssh_config")
-        let inventory = Inventory(name: "pj", hosts: fleet.hosts.dropFirst().map { Fleet.Host(name: $0.name, address: $0.address) })
+        let inventory = Inventory(name: "pj", hosts: fleet.hosts.dropFirst().map { FleetHost(name: $0.name, address: $0.address) })
         let layer = SSHConfigLayer(config: config, inventory: inventory, base: SSHClientOptions.from(inventory),
                                    commandLineConnectTimeout: .seconds(30), localUser: "root")
         let runner = FleetRunner(

@@ -73,7 +73,7 @@ struct ReportEndToEndTests {
         // does on a production host: curl's requests to production (one
         // keep-alive connection) and production's responses, types 1 and 2.
         let lines = Self.requestLines()
-        let input = try RawCaptureInput(options: try Capture.RawInputOptions(addresses: ["127.0.0.1:\(production.port)"]).tracking())
+        let input = try RawCaptureInput(options: try RawInputOptions(addresses: ["127.0.0.1:\(production.port)"]).tracking())
         let stream = input.messages()
         let captured = NIOLockedValueBox([ReplayMessage]())
         let expected = 2 * lines.count
@@ -175,7 +175,7 @@ struct ReportEndToEndTests {
     }
 }
 
-extension Capture.RawInputOptions {
+extension RawInputOptions {
     func tracking() -> Self {
         var options = self
         options.trackResponse = true

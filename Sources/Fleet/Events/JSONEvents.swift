@@ -188,7 +188,7 @@ public struct HostEvent: JSONLineEvent {
     public var nodeClass: String
     public var puppetClasses: [String]
 
-    public init(_ host: Host) {
+    public init(_ host: FleetHost) {
         name = host.name
         address = host.address
         nodeClass = host.nodeClass

@@ -22,7 +22,7 @@ public struct Inventory: Sendable, Hashable {
     /// Settings for deploying goreplay, if the environment replays traffic.
     public var replay: ReplaySettings?
     /// Hosts in file order (hosts from `include_hosts` follow the inline ones).
-    public var hosts: [Host]
+    public var hosts: [FleetHost]
     /// Where the hosts come from: the file, or a live source queried per run.
     public var source: InventorySource = .file
     /// How long a live source's answer is reused (`cache_ttl`).
@@ -33,7 +33,7 @@ public struct Inventory: Sendable, Hashable {
         name: String, sourcePath: String = "", ssh: SSHSettings = SSHSettings(),
         parallelism: Int = 20, confirmChanges: Bool = false,
         dataSync: DataSyncSettings = DataSyncSettings(), services: ServiceSettings = ServiceSettings(),
-        replay: ReplaySettings? = nil, hosts: [Host] = []
+        replay: ReplaySettings? = nil, hosts: [FleetHost] = []
     ) {
         self.name = name
         self.sourcePath = sourcePath
@@ -47,7 +47,7 @@ public struct Inventory: Sendable, Hashable {
     }
 
     /// The host with this name (case-insensitive), or whose address is exactly `nameOrAddress`.
-    public func host(named nameOrAddress: String) -> Host? {
+    public func host(named nameOrAddress: String) -> FleetHost? {
         let lowered = nameOrAddress.lowercased()
         return hosts.first { $0.name.lowercased() == lowered }
             ?? hosts.first { $0.address == nameOrAddress }
@@ -55,19 +55,19 @@ public struct Inventory: Sendable, Hashable {
 
     /// The SSH login user for `host`: its override, else the environment's, else `nil`
     /// (meaning the local login name, as OpenSSH and Fabric do).
-    public func user(for host: Host) -> String? { host.user ?? ssh.user }
+    public func user(for host: FleetHost) -> String? { host.user ?? ssh.user }
 
     /// The SSH port for `host`: its override, else the environment's.
-    public func port(for host: Host) -> Int { host.port ?? ssh.port }
+    public func port(for host: FleetHost) -> Int { host.port ?? ssh.port }
 
     /// The service manager on `host`: its override, else the environment's.
-    public func serviceManager(for host: Host) -> ServiceManager {
+    public func serviceManager(for host: FleetHost) -> ServiceManager {
         host.serviceManager ?? services.manager
     }
 }
 
 /// A host in an inventory (or given ad hoc with `-H`).
-public struct Host: Sendable, Hashable, CustomStringConvertible {
+public struct FleetHost: Sendable, Hashable, CustomStringConvertible {
     /// Short name used in output, e.g. `cache-1`.
     public var name: String
     /// What to connect to (DNS name or IP address); defaults to `name`.
@@ -87,7 +87,7 @@ public struct Host: Sendable, Hashable, CustomStringConvertible {
     /// True for hosts named with `-H` that are not in the inventory.
     public var isAdHoc: Bool
 
-    /// Creates a host; `address` defaults to `name` and `nodeClass` to ``Host/defaultNodeClass(forName:)``.
+    /// Creates a host; `address` defaults to `name` and `nodeClass` to ``FleetHost/defaultNodeClass(forName:)``.
     public init(
         name: String, address: String? = nil, port: Int? = nil, puppetClasses: [String] = [],
         nodeClass: String? = nil, nodeType: String? = nil, serviceManager: ServiceManager? = nil,
@@ -97,7 +97,7 @@ public struct Host: Sendable, Hashable, CustomStringConvertible {
         self.address = address ?? name
         self.port = port
         self.puppetClasses = puppetClasses
-        self.nodeClass = nodeClass ?? Host.defaultNodeClass(forName: name)
+        self.nodeClass = nodeClass ?? FleetHost.defaultNodeClass(forName: name)
         self.nodeType = nodeType
         self.serviceManager = serviceManager
         self.user = user
@@ -262,7 +262,7 @@ public struct ReplaySettings: Sendable, Hashable {
 
     /// Arguments for `host`: an entry for its name wins, then the first of its puppet
     /// classes (in the host's order) that has an entry; matching is case-insensitive.
-    public func arguments(for host: Host) -> ReplayArguments? {
+    public func arguments(for host: FleetHost) -> ReplayArguments? {
         let byLoweredKey = Dictionary(arguments.map { ($0.key.lowercased(), $0.value) },
                                       uniquingKeysWith: { first, _ in first })
         if let own = byLoweredKey[host.name.lowercased()] { return own }
@@ -288,7 +288,7 @@ public struct ReplayArguments: Sendable, Hashable {
     public static let addressPlaceholder = "{address}"
 
     /// The capture address for `host`, with `{address}` filled in.
-    public func capture(for host: Host) -> String {
+    public func capture(for host: FleetHost) -> String {
         capture.replacingOccurrences(of: Self.addressPlaceholder, with: host.address)
     }
 

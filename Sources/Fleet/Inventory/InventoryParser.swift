@@ -44,7 +44,7 @@ public enum InventoryParser {
         if let value = top["source"] { inventory.source = try parseSource(value) }
         if let value = top["cache_ttl"] { inventory.cacheTTL = try value.duration() }
 
-        var located: [(host: Host, location: SourceLocation)] = []
+        var located: [(host: FleetHost, location: SourceLocation)] = []
         if let hosts = top["hosts"] {
             located += try parseHosts(hosts)
         }
@@ -317,8 +317,8 @@ public enum InventoryParser {
         return values
     }
 
-    static func parseHosts(_ tree: InventoryTree) throws(InventoryError) -> [(host: Host, location: SourceLocation)] {
-        var hosts: [(Host, SourceLocation)] = []
+    static func parseHosts(_ tree: InventoryTree) throws(InventoryError) -> [(host: FleetHost, location: SourceLocation)] {
+        var hosts: [(FleetHost, SourceLocation)] = []
         for item in try tree.list() {
             let map = try item.mapping(context: "host \(item.path)", allowedKeys: hostKeys)
             let nameTree = try map.required("name")
@@ -326,7 +326,7 @@ public enum InventoryParser {
             guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
                 throw nameTree.invalid(name, "host names may contain only letters, digits, '-', '.' and '_'")
             }
-            var host = Host(name: name)
+            var host = FleetHost(name: name)
             if let address = map["address"] {
                 let text = try address.nonEmptyString()
                 guard case .success(let hop) = GatewayHop.parse(text), hop.user == nil, hop.port == nil else {
@@ -346,7 +346,7 @@ public enum InventoryParser {
     }
 
     static func checkUnique(
-        _ hosts: [(host: Host, location: SourceLocation)], defaultPort: Int
+        _ hosts: [(host: FleetHost, location: SourceLocation)], defaultPort: Int
     ) throws(InventoryError) {
         var byName: [String: SourceLocation] = [:]
         var byAddress: [String: (name: String, location: SourceLocation)] = [:]

@@ -131,11 +131,11 @@ public struct LiveHostLister: Sendable {
             }
             fetch = { query in try await askPuppetDB(source, query) }
         }
-        var hosts: [Host] = []
+        var hosts: [FleetHost] = []
         var index: [String: Int] = [:]
         for query in queries {
             for entry in try await answer(query, fetch: fetch) {
-                var host = Host(name: entry.name, address: entry.address)
+                var host = FleetHost(name: entry.name, address: entry.address)
                 switch query.kind {
                 case .puppetClass(let name): host.puppetClasses = [name]
                 case .nodeClass(let name): host.nodeClass = name

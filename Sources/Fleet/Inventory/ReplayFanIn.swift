@@ -22,7 +22,7 @@ public struct ReplayFanIn: Sendable, Hashable {
     }
 
     /// Whether `host` is the replayer (names match case-insensitively).
-    public func isReplayer(_ host: Host) -> Bool { host.name.lowercased() == replayer.lowercased() }
+    public func isReplayer(_ host: FleetHost) -> Bool { host.name.lowercased() == replayer.lowercased() }
 
     /// Where capture hosts send: the replayer's inventory address, else its name.
     public func forwardAddress(in inventory: Inventory) -> String {

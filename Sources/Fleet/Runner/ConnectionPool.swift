@@ -27,7 +27,7 @@ actor ConnectionPool {
 
     /// The host's session; a host that failed to connect fails the same way
     /// again without a second attempt.
-    func session(for host: Host) async throws -> SSHSession {
+    func session(for host: FleetHost) async throws -> SSHSession {
         let connecting: Task<SSHSession, any Error>
         if let existing = sessions[host.name] {
             connecting = existing

@@ -45,9 +45,9 @@ public struct RunnerOptions: Sendable {
 /// One task and the hosts it runs on (Fabric: hosts accumulate left to right).
 public struct PlannedTask: Sendable {
     public var task: any FleetTask
-    public var hosts: [Host]
+    public var hosts: [FleetHost]
 
-    public init(task: any FleetTask, hosts: [Host]) {
+    public init(task: any FleetTask, hosts: [FleetHost]) {
         self.task = task
         self.hosts = hosts
     }
@@ -128,7 +128,7 @@ public struct FleetRunner: Sendable {
             let name = task.invocation.raw
             let stepStart = (records: records.count, results: results.count)
             var stepOutcomes: [TaskOutcome] = []
-            var pending: [Host] = []
+            var pending: [FleetHost] = []
             for host in step.hosts {
                 if Task.isCancelled || aborted {
                     let reason = Task.isCancelled ? "interrupted before it started" : "not started: run aborted after a failure"
@@ -198,7 +198,7 @@ public struct FleetRunner: Sendable {
         return true
     }
 
-    private func skip(_ host: Host, _ task: String, _ reason: String) -> HostTaskResult {
+    private func skip(_ host: FleetHost, _ task: String, _ reason: String) -> HostTaskResult {
         let result = HostTaskResult(host: host.name, task: task, outcome: .skipped(reason: reason),
                                     duration: .zero, lastStderrLine: reason, time: Date())
         emit(.hostFinished(result))
@@ -207,7 +207,7 @@ public struct FleetRunner: Sendable {
 
     /// Runs one task on `hosts`, at most `parallelism` at once, in host order.
     private func runStep(
-        task: any FleetTask, hosts: [Host], pool: ConnectionPool?, closing: Set<String>, aborted: inout Bool
+        task: any FleetTask, hosts: [FleetHost], pool: ConnectionPool?, closing: Set<String>, aborted: inout Bool
     ) async -> [(String, TaskOutcome, HostTaskResult)] {
         var finished: [(String, TaskOutcome, HostTaskResult)] = []
         var stopStarting = aborted
@@ -240,7 +240,7 @@ public struct FleetRunner: Sendable {
         return finished.sorted { (order[$0.0] ?? 0) < (order[$1.0] ?? 0) }
     }
 
-    private func runOne(task: any FleetTask, host: Host, pool: ConnectionPool?) async -> (String, TaskOutcome, HostTaskResult) {
+    private func runOne(task: any FleetTask, host: FleetHost, pool: ConnectionPool?) async -> (String, TaskOutcome, HostTaskResult) {
         let name = task.invocation.raw
         let started = ContinuousClock.now
         let planned = task.plannedCommands(on: host, context: context)
@@ -285,7 +285,7 @@ public struct FleetRunner: Sendable {
         }
     }
 
-    private func connectAndRun(task: any FleetTask, host: Host, pool: ConnectionPool, tail: StderrTail) async -> TaskOutcome {
+    private func connectAndRun(task: any FleetTask, host: FleetHost, pool: ConnectionPool, tail: StderrTail) async -> TaskOutcome {
         let session: SSHSession
         do {
             session = try await pool.session(for: host)

@@ -17,7 +17,7 @@ public protocol FleetTask: Sendable {
     /// run (and before asking for confirmation), and by the runner again before each host.
     func preflight(_ context: RunContext) throws(TaskRefusal)
     /// The exact remote commands the task would run on `host`, for `--dry-run`.
-    func plannedCommands(on host: Host, context: RunContext) -> [String]
+    func plannedCommands(on host: FleetHost, context: RunContext) -> [String]
     /// Runs the task on one connected host.
     func run(on host: HostContext) async throws -> TaskOutcome
     /// Combines per-host results into an exit status when the task has its
@@ -25,7 +25,7 @@ public protocol FleetTask: Sendable {
     func exitStatus(for outcomes: [TaskOutcome]) -> Int32?
     /// The host's outcome when it is known without connecting (a check that
     /// is suspended inside the data-sync window); nil connects and runs.
-    func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome?
+    func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome?
     /// Runs once, locally, after every host of the task's step has finished, with every host's result
     /// (also those that failed, were skipped or never reached): for tasks whose product is one for the
     /// fleet, such as a report built from every host's files. nil adds nothing.
@@ -36,7 +36,7 @@ extension FleetTask {
     public var dryRunMode: DryRunMode { .printCommands }
     public func preflight(_ context: RunContext) throws(TaskRefusal) {}
     public func exitStatus(for outcomes: [TaskOutcome]) -> Int32? { nil }
-    public func outcomeWithoutConnecting(on host: Host, context: RunContext) -> TaskOutcome? { nil }
+    public func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome? { nil }
     public func finish(_ step: StepResults, context: RunContext) async -> FleetConclusion? { nil }
 }
 
@@ -174,10 +174,10 @@ public struct RunContext: Sendable {
     }
 
     /// The host's connection: ``connections``, else the inventory's settings with `options`.
-    public func connection(for host: Host, options: SSHClientOptions = SSHClientOptions()) -> HostConnection {
+    public func connection(for host: FleetHost, options: SSHClientOptions = SSHClientOptions()) -> HostConnection {
         connections?(host) ?? HostConnection.fromInventory(host, in: inventory, options: options, localUser: local.user)
     }
 
     /// The user the run logs in to `host` as.
-    public func loginUser(for host: Host) -> String { connection(for: host).endpoint.user }
+    public func loginUser(for host: FleetHost) -> String { connection(for: host).endpoint.user }
 }

@@ -17,7 +17,7 @@ public struct HostConnection: Sendable {
     /// From the inventory alone: the host's address, user and port
     /// overrides, else the environment's, and the environment's gateway;
     /// `localUser` (``LocalEnvironment/user``) where the inventory names no user, as ssh does.
-    public static func fromInventory(_ host: Host, in inventory: Inventory, options: SSHClientOptions,
+    public static func fromInventory(_ host: FleetHost, in inventory: Inventory, options: SSHClientOptions,
                                      localUser: String) -> HostConnection {
         let defaultUser = inventory.ssh.user ?? localUser
         let endpoint = SSHEndpoint(
@@ -30,4 +30,4 @@ public struct HostConnection: Sendable {
 }
 
 /// Decides each host's ``HostConnection`` (the CLI layers ssh_config in).
-public typealias HostConnectionResolver = @Sendable (Host) -> HostConnection
+public typealias HostConnectionResolver = @Sendable (FleetHost) -> HostConnection

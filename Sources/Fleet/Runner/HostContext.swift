@@ -4,7 +4,7 @@ import SSHTransport
 /// What a task gets for one host: the host, the run's settings, and a
 /// connected session wrapped so output streams into the run's events.
 public struct HostContext: Sendable {
-    public let host: Host
+    public let host: FleetHost
     public let run: RunContext
     let session: SSHSession
     /// The SSH user the session logged in as.
@@ -13,7 +13,7 @@ public struct HostContext: Sendable {
     let emit: @Sendable (FleetEvent) -> Void
     let stderrTail: StderrTail
 
-    init(host: Host, run: RunContext, session: SSHSession, user: String, taskName: String,
+    init(host: FleetHost, run: RunContext, session: SSHSession, user: String, taskName: String,
          emit: @escaping @Sendable (FleetEvent) -> Void, stderrTail: StderrTail) {
         self.host = host
         self.run = run

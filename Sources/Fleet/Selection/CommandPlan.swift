@@ -10,7 +10,7 @@ public struct CommandPlan: Sendable, Hashable {
         /// The task.
         public var task: TaskInvocation
         /// Hosts it runs on, in selection order (empty for host-less tasks such as `classes`).
-        public var hosts: [Host]
+        public var hosts: [FleetHost]
     }
 
     /// Steps in command-line order.
@@ -19,7 +19,7 @@ public struct CommandPlan: Sendable, Hashable {
     public var warnings: [String]
 
     /// Every host any step runs on, first-selected first.
-    public var allHosts: [Host] {
+    public var allHosts: [FleetHost] {
         var seen = Set<String>()
         return steps.flatMap(\.hosts).filter { seen.insert($0.name.lowercased()).inserted }
     }
@@ -152,7 +152,7 @@ extension Inventory {
 
     /// Data for the `hosts` task: the hosts sorted by name, numbers compared numerically
     /// (`cache-2` before `cache-10`), as Fabric printed them.
-    public static func sortedForListing(_ hosts: [Host]) -> [Host] {
+    public static func sortedForListing(_ hosts: [FleetHost]) -> [FleetHost] {
         hosts.sorted { $0.name.compare($1.name, options: [.numeric, .caseInsensitive]) == .orderedAscending }
     }
 }

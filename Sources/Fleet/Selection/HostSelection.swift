@@ -3,12 +3,12 @@ import Foundation
 /// Hosts chosen by selectors, in command-line order without duplicates.
 public struct HostSelection: Sendable, Hashable {
     /// The hosts, first-selected first.
-    public var hosts: [Host]
+    public var hosts: [FleetHost]
     /// Things worth telling the user that do not stop the run (duplicates, ad-hoc hosts).
     public var warnings: [String]
 
     /// Creates a selection.
-    public init(hosts: [Host] = [], warnings: [String] = []) {
+    public init(hosts: [FleetHost] = [], warnings: [String] = []) {
         self.hosts = hosts
         self.warnings = warnings
     }
@@ -93,7 +93,7 @@ extension Inventory {
     public func select(_ selectors: [Selector], excluding: [String] = []) throws(SelectionError) -> HostSelection {
         var selection = HostSelection()
         var chosen = Set<String>()
-        func add(_ host: Host) {
+        func add(_ host: FleetHost) {
             if chosen.insert(host.name.lowercased()).inserted { selection.hosts.append(host) }
         }
         for selector in selectors {
@@ -140,7 +140,7 @@ extension Inventory {
     }
 
     /// Whether `host` matches one value of a selector (`.hosts` and `.all` ignore `value`).
-    static func host(_ host: Host, matches selector: Selector, value: String) -> Bool {
+    static func host(_ host: FleetHost, matches selector: Selector, value: String) -> Bool {
         switch selector {
         case .puppetClass:
             let wanted = normalisedClass(value)
@@ -172,7 +172,7 @@ extension Inventory {
     }
 
     /// Resolves one `-H` value to an inventory host or an ad-hoc one.
-    func explicitHost(_ text: String, selector: Selector) throws(SelectionError) -> (Host, warning: String?) {
+    func explicitHost(_ text: String, selector: Selector) throws(SelectionError) -> (FleetHost, warning: String?) {
         if let host = host(named: text) { return (host, nil) }
         let hop: GatewayHop
         switch GatewayHop.parse(text) {
@@ -189,7 +189,7 @@ extension Inventory {
             throw SelectionError(subject: selector.description, problem: .unknownHost(
                 hop.host, environment: name, suggestions: suggestions(for: hop.host, kind: selector)))
         }
-        let host = Host(name: hop.host, port: hop.port, nodeClass: "", user: hop.user, isAdHoc: true)
+        let host = FleetHost(name: hop.host, port: hop.port, nodeClass: "", user: hop.user, isAdHoc: true)
         return (host, "host '\(hop.host)' is not in the \(name) inventory; using the environment's SSH settings")
     }
 

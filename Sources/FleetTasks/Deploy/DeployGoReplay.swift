@@ -44,7 +44,7 @@ public struct DeployGoReplay: DescribedTask {
         }
     }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] {
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         let manager = context.inventory.serviceManager(for: host)
         guard let definition = try? ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager),
               let replay = context.inventory.replay
@@ -258,10 +258,10 @@ public struct ShowReplayConfig: DescribedTask {
 
     public init(invocation: TaskInvocation) { self.invocation = invocation }
 
-    public func plannedCommands(on host: Fleet.Host, context: RunContext) -> [String] { [] }
+    public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] { [] }
 
     /// Always known without connecting: the rendered definition, as one multi-line message.
-    public func outcomeWithoutConnecting(on host: Fleet.Host, context: RunContext) -> TaskOutcome? {
+    public func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome? {
         let manager = context.inventory.serviceManager(for: host)
         do {
             let definition = try ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager)

@@ -18,7 +18,7 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
 
     /// Renders the definition for `host`, or explains why it cannot.
     public static func render(
-        for host: Fleet.Host, inventory: Inventory, manager: ServiceManager
+        for host: FleetHost, inventory: Inventory, manager: ServiceManager
     ) throws(DeployError) -> ReplayServiceDefinition {
         guard let settings = inventory.replay else {
             throw DeployError(host: host.name, reason: "the \(inventory.name) inventory has no replay: block",
@@ -88,7 +88,7 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
     }
 
     /// goreplay's command line from the inventory's arguments, in GoReplay's spelling.
-    static func arguments(_ args: ReplayArguments, host: Fleet.Host) -> [String] {
+    static func arguments(_ args: ReplayArguments, host: FleetHost) -> [String] {
         var argv = ["--input-raw", args.capture(for: host)]
         for target in args.targets { argv += ["--output-http", target] }
         for method in args.allowMethods { argv += ["--http-allow-method", method] }

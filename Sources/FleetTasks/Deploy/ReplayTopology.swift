@@ -5,7 +5,7 @@ extension ReplayServiceDefinition {
     /// capture host replays itself (no `fan_in`), or capture hosts forward to
     /// the `fan_in` replayer, which replays to the targets.
     static func topologyArguments(
-        _ settings: ReplaySettings, host: Fleet.Host, inventory: Inventory
+        _ settings: ReplaySettings, host: FleetHost, inventory: Inventory
     ) throws(DeployError) -> [String] {
         if let fanIn = settings.fanIn, fanIn.isReplayer(host) {
             var argv = ["--input-tcp", ":\(fanIn.port)"]
