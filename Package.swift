@@ -103,7 +103,9 @@ let package = Package(
             name: "SSHTransportTests",
             dependencies: ["SSHTransport", "TestFleet", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestFleet"]),
-        .testTarget(name: "FleetTasksTests", dependencies: ["FleetTasks", "Fleet", "TestFleet", "Replay", "ReplayReport", "SSHTransport"]),
+        .testTarget(
+            name: "FleetTasksTests",
+            dependencies: ["FleetTasks", "Fleet", "TestFleet", "Replay", "ReplayReport", "SSHTransport"]),
         .testTarget(
             name: "ReplayTests",
             dependencies: [
@@ -141,7 +143,10 @@ if Context.environment["GOVUK_FAB_FUZZ"] != nil {
         ("FuzzFabricCommandLine", "FabricCommandLine", ["Fleet"]),
         ("FuzzInventory", "Inventory", ["Fleet", .product(name: "Yams", package: "Yams")]),
         ("FuzzPlaybook", "Playbook", ["FleetTasks", "Fleet"]),
-        ("FuzzKnownHosts", "KnownHosts", ["SSHTransport", "CLibSSH2", .product(name: "Logging", package: "swift-log")]),
+        (
+            "FuzzKnownHosts", "KnownHosts",
+            ["SSHTransport", "CLibSSH2", .product(name: "Logging", package: "swift-log")]
+        ),
         ("FuzzSSHConfig", "SSHConfig", ["SSHConfig"]),
         ("FuzzGorReader", "GorReader", ["Replay"]),
         ("FuzzHTTPFramer", "HTTPFramer", ["Capture", "Replay"]),
@@ -149,9 +154,10 @@ if Context.environment["GOVUK_FAB_FUZZ"] != nil {
     ]
     package.targets.append(.target(name: "FuzzSupport", path: "Sources/Fuzzing/Support"))
     for harness in harnesses {
-        package.targets.append(.executableTarget(
-            name: harness.name, dependencies: ["FuzzSupport"] + harness.dependencies,
-            path: "Sources/Fuzzing/\(harness.directory)"))
+        package.targets.append(
+            .executableTarget(
+                name: harness.name, dependencies: ["FuzzSupport"] + harness.dependencies,
+                path: "Sources/Fuzzing/\(harness.directory)"))
         package.products.append(.executable(name: harness.name, targets: [harness.name]))
     }
 }

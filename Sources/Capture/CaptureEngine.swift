@@ -54,7 +54,8 @@ final class CaptureEngine {
         }
         if segment.truncatedBytes > 0 { statistics.packetsTruncated += 1 }
         if configuration.excludedDestinations.contains(segment.destination)
-            || configuration.excludedDestinations.contains(segment.source) {
+            || configuration.excludedDestinations.contains(segment.source)
+        {
             statistics.packetsIgnored += 1
             return
         }
@@ -64,7 +65,8 @@ final class CaptureEngine {
         let before = connection.bufferedBytes
         connection.lastActivity = timestamp
         let payload = UnsafeRawBufferPointer(rebasing: packet[segment.payload])
-        let mark = StreamMark(timestamp: timestamp, sequence: segment.sequence, acknowledgement: segment.acknowledgement)
+        let mark = StreamMark(
+            timestamp: timestamp, sequence: segment.sequence, acknowledgement: segment.acknowledgement)
         if fromClient {
             if configuration.trackResponses, segment.flags.contains(.ack) {
                 connection.response.acknowledged(segment.acknowledgement)
@@ -107,12 +109,15 @@ final class CaptureEngine {
         var idle: [Connection] = []
         for connection in connections.values {
             let before = connection.bufferedBytes
-            connection.request.expireIfIdle(now: now, after: configuration.expireNanoseconds, allowIncomplete: configuration.allowIncomplete)
-            connection.response.expireIfIdle(now: now, after: configuration.expireNanoseconds, allowIncomplete: configuration.allowIncomplete)
+            connection.request.expireIfIdle(
+                now: now, after: configuration.expireNanoseconds, allowIncomplete: configuration.allowIncomplete)
+            connection.response.expireIfIdle(
+                now: now, after: configuration.expireNanoseconds, allowIncomplete: configuration.allowIncomplete)
             collect(connection)
             totalBuffered += connection.bufferedBytes - before
             if now - connection.lastActivity > configuration.connectionIdleNanoseconds
-                || (now - connection.lastActivity > configuration.expireNanoseconds && connection.request.ended) {
+                || (now - connection.lastActivity > configuration.expireNanoseconds && connection.request.ended)
+            {
                 idle.append(connection)
             }
         }
@@ -152,10 +157,14 @@ final class CaptureEngine {
 
     // MARK: - Connections
 
-    private func connectionFor(_ segment: TCPSegment, packet: UnsafeRawBufferPointer, timestamp: Int64) -> (Connection, Bool)? {
+    private func connectionFor(_ segment: TCPSegment, packet: UnsafeRawBufferPointer, timestamp: Int64) -> (
+        Connection, Bool
+    )? {
         let forward = ConnectionKey(client: segment.source, server: segment.destination)
         if let existing = connections[forward] {
-            if segment.flags.contains(.syn), !segment.flags.contains(.ack), existing.request.hasSeenData || existing.request.ended {
+            if segment.flags.contains(.syn), !segment.flags.contains(.ack),
+                existing.request.hasSeenData || existing.request.ended
+            {
                 // The 4-tuple is being reused by a new connection.
                 existing.request.inputEnded(allowIncomplete: false, reason: .closedMidMessage)
                 existing.response.inputEnded(allowIncomplete: false, reason: .closedMidMessage)
@@ -198,7 +207,9 @@ final class CaptureEngine {
         if !configuration.serverPorts.isEmpty {
             let hosts = configuration.serverHosts
             let hostOK = { (address: IPAddress) in hosts.isEmpty || hosts.contains(address) }
-            if configuration.serverPorts.contains(segment.destination.port), hostOK(segment.destination.address) { return true }
+            if configuration.serverPorts.contains(segment.destination.port), hostOK(segment.destination.address) {
+                return true
+            }
             if configuration.serverPorts.contains(segment.source.port), hostOK(segment.source.address) { return false }
             return nil
         }
@@ -224,7 +235,10 @@ final class CaptureEngine {
     private func collect(_ direction: StreamDirection, of connection: Connection, isRequest: Bool) {
         let sink = direction.sink
         if sink.events.isEmpty && direction.reassembler.retransmittedBytes == 0
-            && direction.reassembler.outOfOrderSegments == 0 && sink.gaps == 0 { return }
+            && direction.reassembler.outOfOrderSegments == 0 && sink.gaps == 0
+        {
+            return
+        }
         statistics.bytesRetransmitted += direction.reassembler.retransmittedBytes
         statistics.segmentsOutOfOrder += direction.reassembler.outOfOrderSegments
         direction.reassembler.retransmittedBytes = 0
@@ -265,15 +279,18 @@ final class CaptureEngine {
         if isRequest {
             statistics.requestsEmitted += 1
             defer { connection.currentRequestID = nil }
-            output.append(ReplayMessage(
-                type: .request, id: connection.currentRequestID ?? connection.id(suffix: message.first.acknowledgement),
-                timestamp: message.first.timestamp, latency: latency,
-                payload: requestPayload(message, client: connection.key.client)))
+            output.append(
+                ReplayMessage(
+                    type: .request,
+                    id: connection.currentRequestID ?? connection.id(suffix: message.first.acknowledgement),
+                    timestamp: message.first.timestamp, latency: latency,
+                    payload: requestPayload(message, client: connection.key.client)))
         } else {
             statistics.responsesEmitted += 1
-            output.append(ReplayMessage(
-                type: .response, id: message.request?.id ?? connection.id(suffix: message.first.sequence),
-                timestamp: message.first.timestamp, latency: latency, payload: message.bytes))
+            output.append(
+                ReplayMessage(
+                    type: .response, id: message.request?.id ?? connection.id(suffix: message.first.sequence),
+                    timestamp: message.first.timestamp, latency: latency, payload: message.bytes))
         }
     }
 
@@ -341,7 +358,8 @@ final class StreamDirection {
 
     init(role: HTTPMessageFramer.Role, synchronized: Bool, configuration: CaptureEngineConfiguration) {
         reassembler = TCPStreamReassembler(maxBufferedBytes: configuration.maxReorderBytesPerDirection)
-        sink = FramingSink(framer: HTTPMessageFramer(role: role, synchronized: synchronized, limits: configuration.framerLimits))
+        sink = FramingSink(
+            framer: HTTPMessageFramer(role: role, synchronized: synchronized, limits: configuration.framerLimits))
     }
 
     var ended: Bool { reassembler.ended }

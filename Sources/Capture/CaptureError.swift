@@ -25,7 +25,8 @@ public enum CaptureError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidAddress(let address, let reason):
             return "invalid address '\(address)': \(reason)"
         case .permissionDenied(let device):
-            return "cannot capture on \(device): live capture needs root or CAP_NET_RAW (and CAP_NET_ADMIN): run as root or `setcap cap_net_raw,cap_net_admin+eip <path to goreplay>`"
+            return
+                "cannot capture on \(device): live capture needs root or CAP_NET_RAW (and CAP_NET_ADMIN): run as root or `setcap cap_net_raw,cap_net_admin+eip <path to goreplay>`"
         case .noDevice(let address, let reason):
             return "no capture device for \(address): \(reason)"
         case .deviceUnavailable(let device, let message):
@@ -35,9 +36,11 @@ public enum CaptureError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreadablePcapFile(let path, let message):
             return "cannot read pcap file \(path): \(message)"
         case .unsupportedLinkType(let source, let linkType):
-            return "\(source): unsupported link-layer type \(linkType) (supported: Ethernet, BSD loopback, Linux cooked v1/v2, raw IP)"
+            return
+                "\(source): unsupported link-layer type \(linkType) (supported: Ethernet, BSD loopback, Linux cooked v1/v2, raw IP)"
         case .replayLoop(let target, let captured):
-            return "replay target \(target) is the captured address \(captured): goreplay would capture and replay its own requests forever; replay to a different host or port"
+            return
+                "replay target \(target) is the captured address \(captured): goreplay would capture and replay its own requests forever; replay to a different host or port"
         case .readFailed(let source, let message):
             return "capture on \(source) failed: \(message)"
         }

@@ -83,9 +83,12 @@ public struct CaptureStatistics: Sendable, Hashable, CustomStringConvertible {
             "packets=\(packetsSeen)", "kernel_drops=\(packetsDroppedByKernel)", "if_drops=\(packetsDroppedByInterface)",
             "undecodable=\(packetsUndecodable)", "truncated=\(packetsTruncated)", "ignored=\(packetsIgnored)",
             "retransmitted_bytes=\(bytesRetransmitted)", "out_of_order=\(segmentsOutOfOrder)",
-            "requests=\(requestsEmitted)", "responses=\(responsesEmitted)", "incomplete_emitted=\(incompleteMessagesEmitted)",
-            "connections=\(connectionsTracked)", "mid_stream=\(connectionsSeenMidStream)", "expired_connections=\(connectionsExpired)",
-            "active_connections=\(connectionsActive)", "given_up=\(messagesGivenUpTotal)", "bytes_given_up=\(bytesGivenUp)",
+            "requests=\(requestsEmitted)", "responses=\(responsesEmitted)",
+            "incomplete_emitted=\(incompleteMessagesEmitted)",
+            "connections=\(connectionsTracked)", "mid_stream=\(connectionsSeenMidStream)",
+            "expired_connections=\(connectionsExpired)",
+            "active_connections=\(connectionsActive)", "given_up=\(messagesGivenUpTotal)",
+            "bytes_given_up=\(bytesGivenUp)",
             "gaps=\(streamGaps)", "bytes_never_captured=\(bytesNeverCaptured)",
         ]
         for reason in GiveUpReason.allCases {

@@ -91,7 +91,9 @@ public struct HTTPMessageFramer: Sendable {
         /// Most requests kept waiting for their responses.
         public var maxPendingRequests: Int
 
-        public init(maxHeaderBytes: Int = 64 * 1024, maxMessageBytes: Int = 64 * 1024 * 1024, maxPendingRequests: Int = 1024) {
+        public init(
+            maxHeaderBytes: Int = 64 * 1024, maxMessageBytes: Int = 64 * 1024 * 1024, maxPendingRequests: Int = 1024
+        ) {
             self.maxHeaderBytes = maxHeaderBytes
             self.maxMessageBytes = maxMessageBytes
             self.maxPendingRequests = maxPendingRequests
@@ -245,7 +247,9 @@ public struct HTTPMessageFramer: Sendable {
 
     /// The stream has been idle too long (or the input ended): the message in
     /// progress is emitted incomplete when `allowIncomplete`, else given up.
-    public mutating func expire(allowIncomplete: Bool, reason: GiveUpReason = .expiredIncomplete, into events: inout [FramerEvent]) {
+    public mutating func expire(
+        allowIncomplete: Bool, reason: GiveUpReason = .expiredIncomplete, into events: inout [FramerEvent]
+    ) {
         guard inMessage else { return }
         if allowIncomplete, !discarding, !buffer.isEmpty {
             events.append(.message(makeMessage(complete: false)))
@@ -260,7 +264,9 @@ public struct HTTPMessageFramer: Sendable {
 
     private mutating func beginMessage(mark: StreamMark, offset: Int) {
         inMessage = true
-        first = StreamMark(timestamp: mark.timestamp, sequence: mark.sequence &+ UInt32(truncatingIfNeeded: offset), acknowledgement: mark.acknowledgement)
+        first = StreamMark(
+            timestamp: mark.timestamp, sequence: mark.sequence &+ UInt32(truncatingIfNeeded: offset),
+            acknowledgement: mark.acknowledgement)
         lastTimestamp = mark.timestamp
         headScanner.reset()
         firstLineLength = nil
@@ -305,7 +311,9 @@ public struct HTTPMessageFramer: Sendable {
         state = afterMessage ?? .head
     }
 
-    private mutating func takeBody(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ length: Int, into events: inout [FramerEvent]) {
+    private mutating func takeBody(
+        _ bytes: UnsafeRawBufferPointer, _ start: Int, _ length: Int, into events: inout [FramerEvent]
+    ) {
         guard length > 0 else { return }
         if discarding {
             events.append(.skipped(bytes: length))
@@ -320,7 +328,9 @@ public struct HTTPMessageFramer: Sendable {
     // MARK: - Head
 
     /// Scans for the end of the header block; returns the new index.
-    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent]) -> Int {
+    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent])
+        -> Int
+    {
         let count = bytes.count
         let (index, found) = headScanner.scan(bytes, from: start)
         firstLineLength = headScanner.startLineLength
@@ -377,7 +387,7 @@ public struct HTTPMessageFramer: Sendable {
                 method = pairedRequest?.method
             }
             if status == 101 || (method == "CONNECT" && status >= 200 && status < 300) { afterMessage = .opaque }
-            framing = (try? head.bodyFraming(requestMethod: method)) ?? .untilClose  // responses always frame
+            framing = (try? head.bodyFraming(requestMethod: method)) ?? .untilClose // responses always frame
         }
         switch framing {
         case .none: startFixed(0, into: &events)
@@ -412,7 +422,9 @@ public struct HTTPMessageFramer: Sendable {
 
     // MARK: - Chunked bodies
 
-    private mutating func consumeChunked(_ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent]) -> Int {
+    private mutating func consumeChunked(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, into events: inout [FramerEvent]
+    ) -> Int {
         var index = start
         do {
             try chunks.consume(bytes, at: &index)
@@ -424,7 +436,9 @@ public struct HTTPMessageFramer: Sendable {
         return index
     }
 
-    private mutating func failChunked(_ bytes: UnsafeRawBufferPointer, _ index: Int, unflushed: Int, into events: inout [FramerEvent]) -> Int {
+    private mutating func failChunked(
+        _ bytes: UnsafeRawBufferPointer, _ index: Int, unflushed: Int, into events: inout [FramerEvent]
+    ) -> Int {
         if discarding {
             events.append(.skipped(bytes: unflushed + bytes.count - index))
         } else {

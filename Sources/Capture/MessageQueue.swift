@@ -97,13 +97,16 @@ final class MessageQueue: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         waiting?.resume(throwing: CancellationError())
-        if !alreadyCancelled { handlers.forEach { $0() } }
+        if !alreadyCancelled {
+            for handler in handlers { handler() }
+        }
     }
 
     /// The next message, nil at the end.
     func next() async throws -> ReplayMessage? {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ReplayMessage?, any Error>) in
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<ReplayMessage?, any Error>) in
                 condition.lock()
                 if head < items.count {
                     let message = items[head]

@@ -200,15 +200,17 @@ struct PacketDecoder {
         }
     }
 
-    private func decodeIP(_ bytes: UnsafeRawBufferPointer, at start: Int, expectedVersion: UInt8?, lostBytes: Int) -> Result<TCPSegment, PacketDecodeFailure> {
+    private func decodeIP(_ bytes: UnsafeRawBufferPointer, at start: Int, expectedVersion: UInt8?, lostBytes: Int)
+        -> Result<TCPSegment, PacketDecodeFailure>
+    {
         guard bytes.count > start else { return .failure(.truncated) }
         let version = bytes[start] >> 4
         if let expectedVersion, expectedVersion != version { return .failure(.notTCP) }
         let source: IPAddress
         let destination: IPAddress
         var tcpStart: Int
-        var ipEnd: Int  // end of the IP packet within the captured bytes
-        var ipWireEnd: Int  // end of the IP packet had nothing been cut
+        var ipEnd: Int // end of the IP packet within the captured bytes
+        var ipWireEnd: Int // end of the IP packet had nothing been cut
         switch version {
         case 4:
             guard bytes.count >= start + 20 else { return .failure(.truncated) }
@@ -280,9 +282,11 @@ extension UnsafeRawBufferPointer {
         UInt16(self[offset]) << 8 | UInt16(self[offset + 1])
     }
     @inline(__always) func readBE32(_ offset: Int) -> UInt32 {
-        UInt32(self[offset]) << 24 | UInt32(self[offset + 1]) << 16 | UInt32(self[offset + 2]) << 8 | UInt32(self[offset + 3])
+        UInt32(self[offset]) << 24 | UInt32(self[offset + 1]) << 16 | UInt32(self[offset + 2]) << 8
+            | UInt32(self[offset + 3])
     }
     @inline(__always) func readLE32(_ offset: Int) -> UInt32 {
-        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16 | UInt32(self[offset + 3]) << 24
+        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16 | UInt32(self[offset + 3])
+            << 24
     }
 }

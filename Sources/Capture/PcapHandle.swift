@@ -29,9 +29,10 @@ func captureDevices() throws(CaptureError) -> [CaptureDevice] {
             address = entry.pointee.next
         }
         let flags = device.pointee.flags
-        devices.append(CaptureDevice(
-            name: String(cString: device.pointee.name), addresses: addresses,
-            isLoopback: flags & UInt32(PCAP_IF_LOOPBACK) != 0, isUp: flags & UInt32(PCAP_IF_UP) != 0))
+        devices.append(
+            CaptureDevice(
+                name: String(cString: device.pointee.name), addresses: addresses,
+                isLoopback: flags & UInt32(PCAP_IF_LOOPBACK) != 0, isUp: flags & UInt32(PCAP_IF_UP) != 0))
         cursor = device.pointee.next
     }
     return devices
@@ -84,7 +85,9 @@ final class PcapHandle: @unchecked Sendable {
     /// Opens a pcap file, with nanosecond timestamps.
     static func openFile(_ path: String) throws(CaptureError) -> PcapHandle {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+        guard
+            let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
+        else {
             throw .unreadablePcapFile(path: path, message: errorText(errorBuffer))
         }
         return try PcapHandle(source: "pcap file \(path)", isLive: false, handle: handle)
@@ -108,9 +111,11 @@ final class PcapHandle: @unchecked Sendable {
         _ = pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO)
         let status = pcap_activate(handle)
         if status < 0 {
-            let message = status == PCAP_ERROR ? String(cString: pcap_geterr(handle)) : String(cString: pcap_statustostr(status))
+            let message =
+                status == PCAP_ERROR ? String(cString: pcap_geterr(handle)) : String(cString: pcap_statustostr(status))
             pcap_close(handle)
-            if status == PCAP_ERROR_PERM_DENIED || (status == PCAP_ERROR && message.contains("Operation not permitted")) {
+            if status == PCAP_ERROR_PERM_DENIED || (status == PCAP_ERROR && message.contains("Operation not permitted"))
+            {
                 throw .permissionDenied(device: device)
             }
             throw .deviceUnavailable(device: device, message: message)
@@ -149,7 +154,9 @@ final class PcapHandle: @unchecked Sendable {
             let seconds = cpcap_header_seconds(header)
             let fraction = cpcap_header_subseconds(header)
             let timestamp = Int64(seconds) * 1_000_000_000 + Int64(fraction) * (1_000_000_000 / ticksPerSecond)
-            body(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), Int(header.pointee.len), timestamp)
+            body(
+                UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), Int(header.pointee.len),
+                timestamp)
             return .packet
         case 0:
             return .timeout

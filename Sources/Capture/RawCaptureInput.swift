@@ -57,20 +57,22 @@ public struct RawCaptureInput: MessageInput {
             var handles: [PcapHandle] = []
             do {
                 for source in sources {
-                    let handle = try source.file.map { (path) throws(CaptureError) in try PcapHandle.openFile(path) }
+                    let handle =
+                        try source.file.map { (path) throws(CaptureError) in try PcapHandle.openFile(path) }
                         ?? PcapHandle.openLive(device: source.device ?? "lo", options: options)
                     handles.append(handle)
                     if !source.filter.isEmpty { try handle.setFilter(source.filter) }
                 }
             } catch {
-                handles.forEach { $0.close() }
+                for handle in handles { handle.close() }
                 throw error
             }
             for (index, handle) in handles.enumerated() {
                 queue.onCancel { handle.breakLoop() }
                 board.sourceStarted()
                 let thread = Thread { [configuration, board] in
-                    Self.readLoop(handle: handle, index: index, configuration: configuration, queue: queue, board: board)
+                    Self.readLoop(
+                        handle: handle, index: index, configuration: configuration, queue: queue, board: board)
                 }
                 thread.name = "capture \(handle.source)"
                 thread.start()
@@ -85,7 +87,10 @@ public struct RawCaptureInput: MessageInput {
 
     // MARK: - Reading
 
-    private static func readLoop(handle: PcapHandle, index: Int, configuration: CaptureEngineConfiguration, queue: MessageQueue, board: StatisticsBoard) {
+    private static func readLoop(
+        handle: PcapHandle, index: Int, configuration: CaptureEngineConfiguration, queue: MessageQueue,
+        board: StatisticsBoard
+    ) {
         let engine = CaptureEngine(configuration: configuration, linkType: handle.linkType)
         var failure: CaptureError? = nil
         var sincePublish = 0
@@ -163,9 +168,11 @@ public struct RawCaptureInput: MessageInput {
         if !options.interfaces.isEmpty {
             for name in options.interfaces {
                 guard let device = devices.first(where: { $0.name == name }) else {
-                    throw .noDevice(address: name, reason: "no such interface (have: \(devices.map(\.name).joined(separator: ", ")))")
+                    throw .noDevice(
+                        address: name,
+                        reason: "no such interface (have: \(devices.map(\.name).joined(separator: ", ")))")
                 }
-                options.addresses.forEach { add(device, $0) }
+                for address in options.addresses { add(device, address) }
             }
         } else {
             for address in options.addresses {
@@ -174,11 +181,12 @@ public struct RawCaptureInput: MessageInput {
                     guard !candidates.isEmpty else {
                         throw .noDevice(address: address.description, reason: "no interface is up with an address")
                     }
-                    candidates.forEach { add($0, address) }
+                    for candidate in candidates { add(candidate, address) }
                     continue
                 }
                 for ip in try address.resolvedAddresses() {
-                    let device = ip.isLoopback
+                    let device =
+                        ip.isLoopback
                         ? devices.first(where: \.isLoopback)
                         : devices.first(where: { $0.addresses.contains(ip) })
                     guard let device else {
@@ -191,14 +199,17 @@ public struct RawCaptureInput: MessageInput {
         return byDevice.map { entry in
             CaptureSource(
                 device: entry.device.name, file: nil,
-                filter: options.bpfFilter ?? filter(for: entry.addresses, deviceAddresses: entry.device.addresses, options: options))
+                filter: options.bpfFilter
+                    ?? filter(for: entry.addresses, deviceAddresses: entry.device.addresses, options: options))
         }
     }
 
     /// GoReplay's generated filter: requests to the captured port and hosts,
     /// with track-response also what those hosts send back, never the
     /// replay targets.
-    static func filter(for addresses: [CaptureAddress], deviceAddresses: [IPAddress], options: RawInputOptions) -> String {
+    static func filter(for addresses: [CaptureAddress], deviceAddresses: [IPAddress], options: RawInputOptions)
+        -> String
+    {
         var clauses: [String] = []
         for address in addresses {
             guard address.port != 0 else {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A `[HOST]:PORT` address as given to `--input-raw` (or a replay target).
@@ -54,7 +54,8 @@ public struct CaptureAddress: Hashable, Sendable, CustomStringConvertible {
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, nil, &hints, &list)
         guard status == 0, let first = list else {
-            throw .invalidAddress(description, reason: "cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
+            throw .invalidAddress(
+                description, reason: "cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(first) }
         var found: [IPAddress] = []
@@ -157,7 +158,9 @@ public struct RawInputOptions: Sendable {
                 }
                 let capturedAddresses = try captured.resolvedAddresses()
                 let overlap = targetAddresses.contains { target in
-                    capturedAddresses.contains { $0 == target || ($0.isLoopback && target.isLoopback && $0.isIPv6 == target.isIPv6) }
+                    capturedAddresses.contains {
+                        $0 == target || ($0.isLoopback && target.isLoopback && $0.isIPv6 == target.isIPv6)
+                    }
                 }
                 if overlap || captured.host == target.host {
                     throw .replayLoop(target: target.description, captured: captured.description)
@@ -187,7 +190,8 @@ public struct RawInputOptions: Sendable {
         configuration.allowIncomplete = allowIncomplete
         configuration.realIPHeader = realIPHeader.flatMap { $0.isEmpty ? nil : $0 }
         configuration.removeExpectContinue = removeExpectContinue
-        configuration.framerLimits = HTTPMessageFramer.Limits(maxHeaderBytes: maxHeaderBytes, maxMessageBytes: maxMessageBytes)
+        configuration.framerLimits = HTTPMessageFramer.Limits(
+            maxHeaderBytes: maxHeaderBytes, maxMessageBytes: maxMessageBytes)
         configuration.maxReorderBytesPerDirection = maxReorderBytesPerDirection
         configuration.maxTotalBufferedBytes = maxTotalBufferedBytes
         configuration.maxConnections = maxConnections

@@ -121,7 +121,9 @@ struct TCPStreamReassembler {
         gapOpenedAt = nil
     }
 
-    private mutating func accept<Sink: StreamSink>(_ sequence: UInt32, _ payload: UnsafeRawBufferPointer, mark: StreamMark, into sink: inout Sink) {
+    private mutating func accept<Sink: StreamSink>(
+        _ sequence: UInt32, _ payload: UnsafeRawBufferPointer, mark: StreamMark, into sink: inout Sink
+    ) {
         guard let next = nextSequence else { return }
         let offset = Self.distance(sequence, next)
         if offset + payload.count <= 0 {
@@ -150,7 +152,9 @@ struct TCPStreamReassembler {
         var index = buffered.count
         while index > 0, Self.distance(buffered[index - 1].sequence, segment.sequence) > 0 { index -= 1 }
         // An identical retransmission of a buffered segment adds nothing.
-        if index > 0, buffered[index - 1].sequence == segment.sequence, buffered[index - 1].bytes.count >= segment.bytes.count {
+        if index > 0, buffered[index - 1].sequence == segment.sequence,
+            buffered[index - 1].bytes.count >= segment.bytes.count
+        {
             retransmittedBytes += segment.bytes.count
             return
         }

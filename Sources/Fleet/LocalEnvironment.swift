@@ -19,8 +19,10 @@ public struct LocalEnvironment: Sendable, Equatable {
     public var stdinIsTerminal: Bool
     public var stdoutIsTerminal: Bool
 
-    public init(user: String, userID: UInt32 = 0, homeDirectory: String, hostName: String = "localhost",
-                variables: [String: String] = [:], stdinIsTerminal: Bool = false, stdoutIsTerminal: Bool = false) {
+    public init(
+        user: String, userID: UInt32 = 0, homeDirectory: String, hostName: String = "localhost",
+        variables: [String: String] = [:], stdinIsTerminal: Bool = false, stdoutIsTerminal: Bool = false
+    ) {
         self.user = user
         self.userID = userID
         self.homeDirectory = homeDirectory

@@ -25,7 +25,8 @@ public enum NameSuggestions {
                 scored.append((threshold + 1 + abs(lowered.count - wanted.count), candidate))
             }
         }
-        return scored
+        return
+            scored
             .sorted { ($0.score, $0.name) < ($1.score, $1.name) }
             .prefix(limit)
             .map(\.name)
@@ -33,7 +34,8 @@ public enum NameSuggestions {
 
     /// Levenshtein distance between two strings, by Unicode scalar.
     public static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
+        let a = Array(a.unicodeScalars)
+        let b = Array(b.unicodeScalars)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)
@@ -53,7 +55,8 @@ public enum NameSuggestions {
     public static func hint(_ suggestions: [String]) -> String {
         guard !suggestions.isEmpty else { return "" }
         let quoted = suggestions.map { "'\($0)'" }
-        let list = quoted.count == 1
+        let list =
+            quoted.count == 1
             ? quoted[0]
             : quoted.dropLast().joined(separator: ", ") + " or " + quoted[quoted.count - 1]
         return " (did you mean \(list)?)"

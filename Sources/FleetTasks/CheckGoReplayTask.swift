@@ -32,7 +32,8 @@ public struct CheckGoReplayTask: DescribedTask {
     }
 
     public init(
-        invocation: TaskInvocation = TaskInvocation(name: "check-goreplay"), minimumProcesses: Int = 1, metrics: MetricsProbe? = nil
+        invocation: TaskInvocation = TaskInvocation(name: "check-goreplay"), minimumProcesses: Int = 1,
+        metrics: MetricsProbe? = nil
     ) {
         self.invocation = invocation
         self.minimumProcesses = minimumProcesses
@@ -61,7 +62,8 @@ public struct CheckGoReplayTask: DescribedTask {
     /// `check-goreplay`, or with `metrics=PORT` (1-65535) and `interval=SECONDS` (1-300, default 10).
     static func parse(_ invocation: TaskInvocation) throws(TaskError) -> CheckGoReplayTask {
         if let extra = invocation.positional.first {
-            throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
+            throw TaskError(
+                word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
         }
         var port: Int?
         var interval = 10
@@ -69,24 +71,33 @@ public struct CheckGoReplayTask: DescribedTask {
             switch keyword.name {
             case "metrics":
                 guard let value = Int(keyword.value), (1...65535).contains(value) else {
-                    throw TaskError(word: invocation.raw, problem: .invalidValue(
-                        task: invocation.name, keyword: "metrics", value: keyword.value, expected: "a port from 1 to 65535"))
+                    throw TaskError(
+                        word: invocation.raw,
+                        problem: .invalidValue(
+                            task: invocation.name, keyword: "metrics", value: keyword.value,
+                            expected: "a port from 1 to 65535"))
                 }
                 port = value
             case "interval":
                 guard let value = Int(keyword.value), (1...300).contains(value) else {
-                    throw TaskError(word: invocation.raw, problem: .invalidValue(
-                        task: invocation.name, keyword: "interval", value: keyword.value, expected: "seconds from 1 to 300"))
+                    throw TaskError(
+                        word: invocation.raw,
+                        problem: .invalidValue(
+                            task: invocation.name, keyword: "interval", value: keyword.value,
+                            expected: "seconds from 1 to 300"))
                 }
                 interval = value
             default:
-                throw TaskError(word: invocation.raw, problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+                throw TaskError(
+                    word: invocation.raw,
+                    problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
             }
         }
         if port == nil, invocation.keywords.contains(where: { $0.name == "interval" }) {
             throw TaskError(word: invocation.raw, problem: .missingArgument(task: invocation.name, usage: usage))
         }
-        return CheckGoReplayTask(invocation: invocation, metrics: port.map { MetricsProbe(port: $0, intervalSeconds: interval) })
+        return CheckGoReplayTask(
+            invocation: invocation, metrics: port.map { MetricsProbe(port: $0, intervalSeconds: interval) })
     }
 
     public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
@@ -111,11 +122,15 @@ public struct CheckGoReplayTask: DescribedTask {
                 continue
             }
             let fields = line.split(separator: " ")
-            guard fields.count == 2, !scrapes.isEmpty, let value = Double(fields[1]), value.isFinite, value >= 0, value < 1e18 else { continue }
+            guard fields.count == 2, !scrapes.isEmpty, let value = Double(fields[1]), value.isFinite, value >= 0,
+                value < 1e18
+            else { continue }
             scrapes[scrapes.count - 1][String(fields[0])] = value
         }
         let pairs = scrapes.compactMap { scrape -> (Double, Double)? in
-            guard let captured = scrape["goreplay_requests_captured_total"], let replayed = scrape["goreplay_requests_replayed_total"] else {
+            guard let captured = scrape["goreplay_requests_captured_total"],
+                let replayed = scrape["goreplay_requests_replayed_total"]
+            else {
                 return nil
             }
             return (captured, replayed)
@@ -126,9 +141,10 @@ public struct CheckGoReplayTask: DescribedTask {
     public func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome? {
         let window = context.inventory.dataSync.window
         guard !context.force, window.contains(context.time.now()) else { return nil }
-        return TaskOutcome(hostOutcome: .exited(status: 0),
-                           message: "PROCS OK: data sync in progress (\(window)); goreplay is stopped on purpose, not checked",
-                           checkStatus: .ok)
+        return TaskOutcome(
+            hostOutcome: .exited(status: 0),
+            message: "PROCS OK: data sync in progress (\(window)); goreplay is stopped on purpose, not checked",
+            checkStatus: .ok)
     }
 
     /// The plugin's line for `count` processes, e.g.
@@ -136,7 +152,8 @@ public struct CheckGoReplayTask: DescribedTask {
     public func pluginLine(count: Int) -> (CheckStatus, String) {
         let status: CheckStatus = count >= minimumProcesses ? .ok : .critical
         let noun = count == 1 ? "process" : "processes"
-        let line = "PROCS \(status): \(count) \(noun) with command name '\(goReplayProcessName)'"
+        let line =
+            "PROCS \(status): \(count) \(noun) with command name '\(goReplayProcessName)'"
             + " | procs=\(count);;\(minimumProcesses):;0;"
         return (status, line)
     }
@@ -145,10 +162,12 @@ public struct CheckGoReplayTask: DescribedTask {
         let result = try await host.execute(GoReplayScripts.countProcesses(), echo: false)
         // grep -c exits 1 when it counts 0; the count on stdout is what matters.
         guard let count = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)),
-              !result.timedOut, result.exitSignal == nil else {
+            !result.timedOut, result.exitSignal == nil
+        else {
             let reason = lastLine(of: result) ?? "no output"
-            return TaskOutcome(hostOutcome: .exited(status: CheckStatus.unknown.rawValue),
-                               message: "PROCS UNKNOWN: could not count processes: \(reason)", checkStatus: .unknown)
+            return TaskOutcome(
+                hostOutcome: .exited(status: CheckStatus.unknown.rawValue),
+                message: "PROCS UNKNOWN: could not count processes: \(reason)", checkStatus: .unknown)
         }
         let (status, line) = pluginLine(count: count)
         guard status == .ok, let metrics else {
@@ -156,18 +175,24 @@ public struct CheckGoReplayTask: DescribedTask {
         }
         let scraped = try await host.execute(Self.scrapeScript(metrics), echo: false)
         let (metricsStatus, note) = Self.judge(Self.parseScrapes(scraped.stdout), probe: metrics)
-        let text = line.replacingOccurrences(of: "PROCS OK:", with: "PROCS \(metricsStatus):").replacingOccurrences(of: " | ", with: ", \(note) | ")
-        return TaskOutcome(hostOutcome: .exited(status: metricsStatus.rawValue), message: text, checkStatus: metricsStatus)
+        let text = line.replacingOccurrences(of: "PROCS OK:", with: "PROCS \(metricsStatus):").replacingOccurrences(
+            of: " | ", with: ", \(note) | ")
+        return TaskOutcome(
+            hostOutcome: .exited(status: metricsStatus.rawValue), message: text, checkStatus: metricsStatus)
     }
 
     /// WARNING when the metrics are missing or show captured requests and no
     /// replays between the scrapes.
-    static func judge(_ scrapes: [(captured: Double, replayed: Double)]?, probe: MetricsProbe) -> (CheckStatus, String) {
+    static func judge(_ scrapes: [(captured: Double, replayed: Double)]?, probe: MetricsProbe) -> (CheckStatus, String)
+    {
         guard let scrapes else { return (.warning, "metrics on 127.0.0.1:\(probe.port) unavailable") }
         let captured = Int(max(0, scrapes[1].captured - scrapes[0].captured))
         let replayed = Int(max(0, scrapes[1].replayed - scrapes[0].replayed))
         if captured > 0 && replayed == 0 {
-            return (.warning, "running but replaying nothing (\(captured) captured, 0 replayed in \(probe.intervalSeconds)s)")
+            return (
+                .warning,
+                "running but replaying nothing (\(captured) captured, 0 replayed in \(probe.intervalSeconds)s)"
+            )
         }
         return (.ok, "\(replayed) replayed, \(captured) captured in \(probe.intervalSeconds)s")
     }

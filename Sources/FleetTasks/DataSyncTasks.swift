@@ -84,16 +84,21 @@ public struct DataSyncTask: DescribedTask {
         }
         if result.sudoNeedsPassword || result.timedOut { return outcome(of: result, on: host) }
         if result.exitStatus == serviceNotInstalledStatus {
-            return .failed(status: serviceNotInstalledStatus, lastLine(of: result) ?? "no goreplay service on this host")
+            return .failed(
+                status: serviceNotInstalledStatus, lastLine(of: result) ?? "no goreplay service on this host")
         }
         // Without a process count the script stopped before the service step:
         // the marker may not have been written, so say only what failed.
         guard count != nil else {
-            return TaskOutcome(hostOutcome: result.outcome, message: lastLine(of: result) ?? "exit \(result.exitStatus)", changed: false)
+            return TaskOutcome(
+                hostOutcome: result.outcome, message: lastLine(of: result) ?? "exit \(result.exitStatus)",
+                changed: false)
         }
-        let reason = "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
-        return TaskOutcome(hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome,
-                           message: parts.joined(separator: "; ") + "; failed: " + reason, changed: true)
+        let reason =
+            "goreplay processes did not \(phase == .start ? "stop" : "start") within \(DurationText.format(processTimeout))"
+        return TaskOutcome(
+            hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome,
+            message: parts.joined(separator: "; ") + "; failed: " + reason, changed: true)
     }
 }
 

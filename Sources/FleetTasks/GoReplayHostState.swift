@@ -59,13 +59,15 @@ public struct GoReplayHostState: Sendable, Hashable {
             values[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
         guard let markerValue = values["marker"], let procsText = values["procs"],
-              let procs = Int(procsText.trimmingCharacters(in: .whitespaces)) else {
+            let procs = Int(procsText.trimmingCharacters(in: .whitespaces))
+        else {
             throw GoReplayStateError(output: output)
         }
         if markerValue == "present" {
             let data = Data(base64Encoded: values["marker_content"] ?? "") ?? Data()
-            marker = .present(content: String(decoding: data, as: UTF8.self),
-                              owner: values["marker_owner"] ?? "?", mode: values["marker_mode"] ?? "?")
+            marker = .present(
+                content: String(decoding: data, as: UTF8.self),
+                owner: values["marker_owner"] ?? "?", mode: values["marker_mode"] ?? "?")
         } else {
             marker = .missing
         }
@@ -82,7 +84,8 @@ public struct GoReplayHostState: Sendable, Hashable {
         case .missing: markerText = "marker missing"
         case .present: markerText = isMarkerEmptyText
         }
-        let serviceText = service.map { "service \($0) \(serviceRunning ? "running" : "stopped")" } ?? "no goreplay service"
+        let serviceText =
+            service.map { "service \($0) \(serviceRunning ? "running" : "stopped")" } ?? "no goreplay service"
         return "\(markerText), \(serviceText), \(processCountText(processCount))"
     }
 
@@ -119,14 +122,16 @@ public enum GoReplayScripts {
     /// its status, and the goreplay process count.
     public static func readState(marker: String, candidates: [ServiceName], manager: ServiceManager) -> String {
         let control = ServiceControl(manager: manager)
-        var script = "m=\(shellQuote(marker)); "
+        var script =
+            "m=\(shellQuote(marker)); "
             + "if [ -e \"$m\" ]; then echo marker=present; "
             + "echo \"marker_owner=$(stat -c %U:%G -- \"$m\")\"; echo \"marker_mode=$(stat -c %a -- \"$m\")\"; "
             + "echo \"marker_content=$(head -c 256 -- \"$m\" | base64 -w0)\"; else echo marker=missing; fi; "
             + "[ -d \"$(dirname -- \"$m\")\" ] || echo marker_dir=missing; "
         for (index, name) in candidates.enumerated() {
             script += index == 0 ? "if " : "elif "
-            script += "\(control.existsCommand(name)); then echo service=\(name); "
+            script +=
+                "\(control.existsCommand(name)); then echo service=\(name); "
                 + "( \(control.statusCommand(name)) ) >/dev/null 2>&1; echo \"service_status=$?\"; "
         }
         if !candidates.isEmpty { script += "else echo service=; fi; " }

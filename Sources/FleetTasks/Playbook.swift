@@ -33,7 +33,9 @@ public struct Playbook: Sendable, Hashable {
         var text = name
         for (index, argument) in arguments.enumerated() {
             let separator = index == 0 ? ":" : ","
-            text += argument.defaultValue == nil ? separator + argument.name.uppercased() : "[\(separator)\(argument.name.uppercased())]"
+            text +=
+                argument.defaultValue == nil
+                ? separator + argument.name.uppercased() : "[\(separator)\(argument.name.uppercased())]"
         }
         return text
     }
@@ -46,21 +48,28 @@ public struct Playbook: Sendable, Hashable {
     public var descriptor: TaskDescriptor {
         var text = details.isEmpty ? summary : details
         if !arguments.isEmpty {
-            text += "\n\nArguments:\n\n" + arguments.map { argument in
-                "- `\(argument.name)` (\(argument.kind.rawValue)"
-                    + (argument.pattern.map { ", matching `\($0)`" } ?? "")
-                    + (argument.defaultValue.map { ", default `\($0)`" } ?? ", required") + ")"
-                    + (argument.help.isEmpty ? "" : ": \(argument.help)")
-            }.joined(separator: "\n")
+            text +=
+                "\n\nArguments:\n\n"
+                + arguments.map { argument in
+                    "- `\(argument.name)` (\(argument.kind.rawValue)"
+                        + (argument.pattern.map { ", matching `\($0)`" } ?? "")
+                        + (argument.defaultValue.map { ", default `\($0)`" } ?? ", required") + ")"
+                        + (argument.help.isEmpty ? "" : ": \(argument.help)")
+                }.joined(separator: "\n")
         }
         if let pin { text += "\n\nRuns on \(pin), not on the selected hosts." }
         if runsOnce { text += "\n\nRuns once, on the first of its hosts." }
         if serial { text += "\n\nRuns on one host at a time." }
-        if let maxHosts { text += "\n\nRefuses more than \(maxHosts) host\(maxHosts == 1 ? "" : "s") (select with -H)." }
+        if let maxHosts {
+            text += "\n\nRefuses more than \(maxHosts) host\(maxHosts == 1 ? "" : "s") (select with -H)."
+        }
         if respectDataSyncWindow { text += "\n\nRefuses inside the data-sync window unless `--force`." }
-        text += "\n\nSteps:\n\n" + steps.enumerated().map { "\($0.offset + 1). \($0.element.summary)" }.joined(separator: "\n")
-        return TaskDescriptor(name: name, usage: usage, summary: summary, details: text, changesHosts: changes,
-                              source: "playbooks/" + ((path as NSString).lastPathComponent))
+        text +=
+            "\n\nSteps:\n\n"
+            + steps.enumerated().map { "\($0.offset + 1). \($0.element.summary)" }.joined(separator: "\n")
+        return TaskDescriptor(
+            name: name, usage: usage, summary: summary, details: text, changesHosts: changes,
+            source: "playbooks/" + ((path as NSString).lastPathComponent))
     }
 }
 
@@ -153,7 +162,8 @@ public struct PlaybookStep: Sendable, Hashable {
         case .readFile(let path, let name): base = "read \(path.text) as \(name)"
         case .readCommand(let command, let name, _): base = "read `\(command)` as \(name)"
         case .check(let command, let name, let sudo, let attempts, let every, let required):
-            base = "check `\(command)`\(sudo ? " with sudo" : "")"
+            base =
+                "check `\(command)`\(sudo ? " with sudo" : "")"
                 + (attempts > 1 ? ", up to \(attempts) times \(DurationText.format(every)) apart" : "")
                 + (name.map { " as \($0)" } ?? "") + (required ? " (fails the host if it never succeeds)" : "")
         case .call(let task, let arguments):
@@ -229,7 +239,9 @@ public struct Condition: Sendable, Hashable {
             if sides.count == 2 {
                 let name = sides[0].trimmingCharacters(in: .whitespaces)
                 let literal = sides[1].trimmingCharacters(in: .whitespaces)
-                guard isVariableName(name), literal.count >= 2, literal.first == "'", literal.last == "'" else { return nil }
+                guard isVariableName(name), literal.count >= 2, literal.first == "'", literal.last == "'" else {
+                    return nil
+                }
                 let inner = String(literal.dropFirst().dropLast())
                 guard !inner.contains("'") else { return nil }
                 return make(name, inner)
@@ -303,14 +315,17 @@ public struct PlaybookError: LocatedYAMLError, Sendable, Hashable, CustomStringC
                     : "a step has exactly one of \(kinds); found \(found.joined(separator: " and "))"
             case .undefinedName(let name, let defined):
                 let hint = NameSuggestions.hint(NameSuggestions.near(name, in: defined, limit: 2))
-                return "'\(name)' is not defined by an earlier step\(hint); defined here: \(defined.sorted().joined(separator: ", "))"
+                return
+                    "'\(name)' is not defined by an earlier step\(hint); defined here: \(defined.sorted().joined(separator: ", "))"
             case .badCondition(let clause):
-                return "cannot read condition '\(clause)': use NAME, not NAME, NAME == 'text' or NAME != 'text', joined by 'and'"
+                return
+                    "cannot read condition '\(clause)': use NAME, not NAME, NAME == 'text' or NAME != 'text', joined by 'and'"
             case .nameTaken(let name, let other):
                 return "playbook name '\(name)' is already used by \(other == "built-in" ? "a built-in task" : other)"
             case .changesContradicted(let step, let kind, let line):
                 let declared = "the playbook says changes: false" + (line.map { " (line \($0))" } ?? "")
-                let readForm = kind == "run" || kind == "sudo"
+                let readForm =
+                    kind == "run" || kind == "sudo"
                     ? ", or, if the command only reads, write it as \(kind)_read:" : ""
                 return "this step (\(step)) can change hosts but \(declared): set changes: true\(readForm)"
             }

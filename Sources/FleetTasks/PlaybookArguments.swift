@@ -44,7 +44,8 @@ public struct PlaybookArgument: Sendable, Hashable {
             }
         case .int:
             if value.isEmpty || value.count > 7 || !value.allSatisfy(\.isASCII) || !value.allSatisfy(\.isNumber)
-                || (Int(value) ?? Int.max) > 1_000_000 {
+                || (Int(value) ?? Int.max) > 1_000_000
+            {
                 return "a whole number from 0 to 1000000"
             }
         case .host:
@@ -66,7 +67,8 @@ public struct PlaybookArgument: Sendable, Hashable {
 /// Hosts a playbook or step is pinned to, from the inventory (fabric-scripts' `@hosts`).
 public struct HostPin: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
-        case host, `class`, puppet_class
+        case host, `class`
+        case puppetClass = "puppet_class"
     }
 
     public var kind: Kind
@@ -87,13 +89,14 @@ public struct HostPin: Sendable, Hashable, CustomStringConvertible {
         switch kind {
         case .host: selector = .hosts([value])
         case .class: selector = .nodeClass([value])
-        case .puppet_class: selector = .puppetClass([value])
+        case .puppetClass: selector = .puppetClass([value])
         }
         if kind == .host, !inventory.hosts.contains(where: { $0.name.lowercased() == value.lowercased() }) {
             return .failure(Unmatched(reason: "inventory '\(inventory.name)' has no host '\(value)'"))
         }
         guard let selection = try? inventory.select([selector]), !selection.hosts.isEmpty else {
-            return .failure(Unmatched(reason: "inventory '\(inventory.name)' has no host of \(kind.rawValue) '\(value)'"))
+            return .failure(
+                Unmatched(reason: "inventory '\(inventory.name)' has no host of \(kind.rawValue) '\(value)'"))
         }
         return .success(once ? [selection.hosts[0]] : selection.hosts)
     }
@@ -118,7 +121,9 @@ public struct CommandTemplate: Sendable, Hashable, CustomStringConvertible {
 
     /// The first placeholder that stands inside quotes or after a backslash, if any.
     static func quotedPlaceholder(in text: String) -> String? {
-        var single = false, double = false, escaped = false
+        var single = false
+        var double = false
+        var escaped = false
         var index = text.startIndex
         while index < text.endIndex {
             let character = text[index]

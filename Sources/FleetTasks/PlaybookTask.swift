@@ -26,12 +26,15 @@ public struct PlaybookTask: FleetTask {
     let completes: [PlaybookCompletion]
 
     public init(playbook: Playbook, invocation: TaskInvocation, arguments: [String: String] = [:]) {
-        self.init(playbook: playbook, invocation: invocation, arguments: arguments,
-                  stepIndices: Array(playbook.steps.indices), target: nil, state: nil, gates: [], completes: [])
+        self.init(
+            playbook: playbook, invocation: invocation, arguments: arguments,
+            stepIndices: Array(playbook.steps.indices), target: nil, state: nil, gates: [], completes: [])
     }
 
-    init(playbook: Playbook, invocation: TaskInvocation, arguments: [String: String], stepIndices: [Int],
-         target: String?, state: PlaybookRunState?, gates: [PlaybookGate], completes: [PlaybookCompletion]) {
+    init(
+        playbook: Playbook, invocation: TaskInvocation, arguments: [String: String], stepIndices: [Int],
+        target: String?, state: PlaybookRunState?, gates: [PlaybookGate], completes: [PlaybookCompletion]
+    ) {
         self.playbook = playbook
         self.invocation = invocation
         self.arguments = arguments
@@ -61,7 +64,9 @@ public struct PlaybookTask: FleetTask {
     }
 
     /// The remote command of a step, or nil for steps that run nothing.
-    func command(_ step: PlaybookStep, host: FleetHost, inventory: Inventory, values: [String: String]) throws(ServiceNameError) -> (String, sudo: Bool)? {
+    func command(_ step: PlaybookStep, host: FleetHost, inventory: Inventory, values: [String: String])
+        throws(ServiceNameError) -> (String, sudo: Bool)?
+    {
         let control = ServiceControl(manager: inventory.serviceManager(for: host))
         switch step.action {
         case .run(let command, _): return (command.render(values), false)
@@ -71,9 +76,11 @@ public struct PlaybookTask: FleetTask {
             var script = "( \(control.resolvedCommand(action, candidates: candidates)) )"
             if name != nil {
                 // Record the state after the action and the name it resolved to.
-                script += "; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 -a \(shellQuote(action.rawValue)) = status ] || exit $rc; "
+                script +=
+                    "; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 -a \(shellQuote(action.rawValue)) = status ] || exit $rc; "
                 for (index, candidate) in candidates.enumerated() {
-                    script += (index == 0 ? "if " : "elif ") + "\(control.existsCommand(candidate)); then "
+                    script +=
+                        (index == 0 ? "if " : "elif ") + "\(control.existsCommand(candidate)); then "
                         + "echo service_name=\(candidate); ( \(control.statusCommand(candidate)) ) >/dev/null 2>&1 "
                         + "&& echo service_state=running || echo service_state=stopped; "
                 }
@@ -84,8 +91,11 @@ public struct PlaybookTask: FleetTask {
         case .ensureFile(let path, let content, let mode):
             let target = path.render(values)
             let write = GoReplayScripts.writeFileAtomically(target, content: content, mode: mode)
-            let same = "[ -f \(shellQuote(target)) ] && printf '%s' \(shellQuote(content)) | cmp -s - \(shellQuote(target))"
-                + (mode.map { " && [ \"$(stat -c %a -- \(shellQuote(target)))\" = \(shellQuote(String(Int($0, radix: 8).map { String($0, radix: 8) } ?? $0))) ]" } ?? "")
+            let same =
+                "[ -f \(shellQuote(target)) ] && printf '%s' \(shellQuote(content)) | cmp -s - \(shellQuote(target))"
+                + (mode.map {
+                    " && [ \"$(stat -c %a -- \(shellQuote(target)))\" = \(shellQuote(String(Int($0, radix: 8).map { String($0, radix: 8) } ?? $0))) ]"
+                } ?? "")
             return ("if \(same); then echo unchanged; else ( \(write) ) && echo changed; fi", true)
         case .readFile(let path, _):
             let target = shellQuote(path.render(values))
@@ -95,8 +105,12 @@ public struct PlaybookTask: FleetTask {
         case .check(let command, _, let sudo, let attempts, let every, _):
             let text = command.render(values)
             guard attempts > 1 else { return (text, sudo) }
-            let seconds = String(format: "%.1f", Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18)
-            return ("i=1; while :; do ( \(text) ) && exit 0; [ $i -ge \(attempts) ] && exit 1; i=$((i+1)); sleep \(seconds); done", sudo)
+            let seconds = String(
+                format: "%.1f", Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18)
+            return (
+                "i=1; while :; do ( \(text) ) && exit 0; [ $i -ge \(attempts) ] && exit 1; i=$((i+1)); sleep \(seconds); done",
+                sudo
+            )
         case .waitForProcess(let name, let timeout, let running):
             return (GoReplayScripts.waitForProcesses(atLeastOne: running, timeout: timeout, name: name), false)
         case .message, .call:
@@ -106,12 +120,16 @@ public struct PlaybookTask: FleetTask {
 
     public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         let user = context.loginUser(for: host)
-        let values = startingValues(host: host.name, target: target ?? host.name, user: user, inventory: context.inventory)
+        let values = startingValues(
+            host: host.name, target: target ?? host.name, user: user, inventory: context.inventory)
         // A called task shows the condition of the step that calls it.
-        let prefix = gates.compactMap(\.condition).map { "[when \($0.text)] " }.joined() + (target.map { "[for \($0)] " } ?? "")
+        let prefix =
+            gates.compactMap(\.condition).map { "[when \($0.text)] " }.joined() + (target.map { "[for \($0)] " } ?? "")
         return stepIndices.compactMap { index in
             let step = playbook.steps[index]
-            guard let (text, sudo) = (try? command(step, host: host, inventory: context.inventory, values: values)) ?? nil else {
+            guard
+                let (text, sudo) = (try? command(step, host: host, inventory: context.inventory, values: values)) ?? nil
+            else {
                 return nil
             }
             let remote = remoteCommand(text, sudo: sudo, on: host, in: context)
@@ -121,7 +139,8 @@ public struct PlaybookTask: FleetTask {
 
     public func run(on host: HostContext) async throws -> TaskOutcome {
         let targetName = target ?? host.host.name
-        var values = startingValues(host: host.host.name, target: targetName, user: host.user, inventory: host.inventory)
+        var values = startingValues(
+            host: host.host.name, target: targetName, user: host.user, inventory: host.inventory)
         if let state {
             // An expanded part: callers' conditions, then this playbook's earlier steps.
             for gate in gates {
@@ -163,11 +182,16 @@ public struct PlaybookTask: FleetTask {
             case .failed(let reason, let result):
                 state?.halt(targetName, "an earlier step failed")
                 if let result { return fail(result, host, messages, changed, reason) }
-                return TaskOutcome(hostOutcome: .exited(status: 1), message: (messages + [reason]).joined(separator: "; "), changed: changed)
+                return TaskOutcome(
+                    hostOutcome: .exited(status: 1), message: (messages + [reason]).joined(separator: "; "),
+                    changed: changed)
             }
         }
         for completion in completes { completion.mark() }
-        let summary = messages.isEmpty ? (host.run.dryRun ? "dry run: nothing changed" : (ranAny ? "done" : "nothing to do")) : messages.joined(separator: "; ")
+        let summary =
+            messages.isEmpty
+            ? (host.run.dryRun ? "dry run: nothing changed" : (ranAny ? "done" : "nothing to do"))
+            : messages.joined(separator: "; ")
         return .ok(summary, changed: changed)
     }
 
@@ -177,13 +201,15 @@ public struct PlaybookTask: FleetTask {
     }
 
     /// Runs one step, recording what it reads in `values`.
-    func execute(_ step: PlaybookStep, index: Int, on host: HostContext, values: inout [String: String]) async throws -> StepResult {
-        let where_ = "step \(index + 1) (\((playbook.path as NSString).lastPathComponent):\(step.line))"
+    func execute(_ step: PlaybookStep, index: Int, on host: HostContext, values: inout [String: String]) async throws
+        -> StepResult
+    {
+        let stepLocation = "step \(index + 1) (\((playbook.path as NSString).lastPathComponent):\(step.line))"
         if case .message(let text) = step.action { return .ok(changed: false, message: text.render(values)) }
         guard let (text, sudo) = try command(step, host: host.host, inventory: host.inventory, values: values) else {
             return .ok(changed: false, message: nil)
         }
-        if host.run.dryRun { return .ok(changed: false, message: "would run \(where_): \(text)") }
+        if host.run.dryRun { return .ok(changed: false, message: "would run \(stepLocation): \(text)") }
         let echo: Bool
         var timeout: Duration?
         switch step.action {
@@ -200,27 +226,35 @@ public struct PlaybookTask: FleetTask {
             let count = GoReplayScripts.processCount(in: result.stdout)
             values["procs"] = count.map(String.init) ?? ""
             guard result.succeeded else {
-                return .failed("\(where_): \(name): \(count.map(processCountText) ?? "?") "
-                    + "after \(DurationText.format(timeout)), wanted \(running ? "at least 1" : "none")", result)
+                return .failed(
+                    "\(stepLocation): \(name): \(count.map(processCountText) ?? "?") "
+                        + "after \(DurationText.format(timeout)), wanted \(running ? "at least 1" : "none")", result)
             }
             return .ok(changed: false, message: nil)
         case .readFile(_, let name):
-            guard result.succeeded else { return .failed("\(where_): could not read", result) }
+            guard result.succeeded else { return .failed("\(stepLocation): could not read", result) }
             let exists = output.hasPrefix("exists")
             values[name + "_exists"] = exists ? "true" : ""
-            values[name] = exists ? String(result.stdout.dropFirst("exists\n".count))
-                .replacingOccurrences(of: #"\n+$"#, with: "", options: .regularExpression) : ""
+            values[name] =
+                exists
+                ? String(result.stdout.dropFirst("exists\n".count))
+                    .replacingOccurrences(of: #"\n+$"#, with: "", options: .regularExpression) : ""
             return .ok(changed: false, message: nil)
         case .check(_, let name, _, let attempts, _, let required):
             // A check that cannot run (126/127: not executable, not found) is not a "no":
             // `when: not primary` must never follow from a missing `mongo`.
-            if result.sudoNeedsPassword || result.timedOut || result.exitSignal != nil || [126, 127].contains(result.exitStatus) {
-                return .failed("\(where_) could not run its check: \(lastLine(of: result) ?? "exit \(result.exitStatus)")", result)
+            if result.sudoNeedsPassword || result.timedOut || result.exitSignal != nil
+                || [126, 127].contains(result.exitStatus)
+            {
+                return .failed(
+                    "\(stepLocation) could not run its check: \(lastLine(of: result) ?? "exit \(result.exitStatus)")",
+                    result)
             }
             if let name { values[name] = result.succeeded ? "true" : "" }
             if required && !result.succeeded {
-                return .failed("\(where_): check failed\(attempts > 1 ? " \(attempts) times" : ""): "
-                    + (lastLine(of: result) ?? "exit \(result.exitStatus)"), nil)
+                return .failed(
+                    "\(stepLocation): check failed\(attempts > 1 ? " \(attempts) times" : ""): "
+                        + (lastLine(of: result) ?? "exit \(result.exitStatus)"), nil)
             }
             return .ok(changed: false, message: nil)
         case .readCommand(_, let name, _):
@@ -237,7 +271,7 @@ public struct PlaybookTask: FleetTask {
             break
         }
         guard result.succeeded else {
-            return .failed("\(where_) failed: \(lastLine(of: result) ?? "exit \(result.exitStatus)")", result)
+            return .failed("\(stepLocation) failed: \(lastLine(of: result) ?? "exit \(result.exitStatus)")", result)
         }
         switch step.action {
         case .run(_, let readOnly), .sudo(_, let readOnly): return .ok(changed: !readOnly, message: nil)
@@ -247,11 +281,14 @@ public struct PlaybookTask: FleetTask {
         }
     }
 
-    private func fail(_ result: RemoteResult, _ host: HostContext, _ messages: [String], _ changed: Bool,
-                      _ reason: String) -> TaskOutcome {
+    private func fail(
+        _ result: RemoteResult, _ host: HostContext, _ messages: [String], _ changed: Bool,
+        _ reason: String
+    ) -> TaskOutcome {
         if result.sudoNeedsPassword { return outcome(of: result, on: host) }
         let text = (messages + [reason]).joined(separator: "; ")
-        return TaskOutcome(hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome, message: text, changed: changed)
+        return TaskOutcome(
+            hostOutcome: result.succeeded ? .exited(status: 1) : result.outcome, message: text, changed: changed)
     }
 }
 
@@ -348,7 +385,9 @@ struct GatedTask: FleetTask {
 
     func run(on host: HostContext) async throws -> TaskOutcome {
         for gate in gates {
-            if case .skip(let reason) = gate.admit() { return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason) }
+            if case .skip(let reason) = gate.admit() {
+                return TaskOutcome(hostOutcome: .skipped(reason: reason), message: reason)
+            }
         }
         let outcome = try await inner.run(on: host)
         if !outcome.hostOutcome.isFailure { for completion in completes { completion.mark() } }

@@ -28,8 +28,10 @@ public struct RecoverGoReplayTask: DescribedTask {
     /// Bound for the wait for a `goreplay` process after starting.
     public var processTimeout: Duration
 
-    public init(invocation: TaskInvocation = TaskInvocation(name: "recover-goreplay"),
-                processTimeout: Duration = .seconds(20)) {
+    public init(
+        invocation: TaskInvocation = TaskInvocation(name: "recover-goreplay"),
+        processTimeout: Duration = .seconds(20)
+    ) {
         self.invocation = invocation
         self.processTimeout = processTimeout
     }
@@ -77,9 +79,10 @@ public struct RecoverGoReplayTask: DescribedTask {
     }
 
     func stateScript(for host: FleetHost, in inventory: Inventory) throws(ServiceNameError) -> String {
-        GoReplayScripts.readState(marker: inventory.dataSync.marker,
-                                  candidates: try serviceCandidates(goReplayServiceName, in: inventory),
-                                  manager: inventory.serviceManager(for: host))
+        GoReplayScripts.readState(
+            marker: inventory.dataSync.marker,
+            candidates: try serviceCandidates(goReplayServiceName, in: inventory),
+            manager: inventory.serviceManager(for: host))
     }
 
     public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
@@ -96,8 +99,9 @@ public struct RecoverGoReplayTask: DescribedTask {
         let state = try GoReplayHostState(parsing: read.stdout)
         guard let service = state.service else {
             let tried = inventory.services.candidates(for: goReplayServiceName).joined(separator: ", ")
-            return .failed(status: serviceNotInstalledStatus,
-                           "no goreplay service (tried \(tried)) on this host; nothing changed (\(state.summary))")
+            return .failed(
+                status: serviceNotInstalledStatus,
+                "no goreplay service (tried \(tried)) on this host; nothing changed (\(state.summary))")
         }
         let plan = Plan(state)
         if plan.isEmpty {
@@ -117,7 +121,8 @@ public struct RecoverGoReplayTask: DescribedTask {
         var script: [String] = []
         if plan.writeMarker { script.append(GoReplayScripts.writeMarker(inventory.dataSync.marker, content: "")) }
         if let action = plan.serviceAction {
-            script.append("( \(ServiceControl(manager: inventory.serviceManager(for: host.host)).command(action, service)) )")
+            script.append(
+                "( \(ServiceControl(manager: inventory.serviceManager(for: host.host)).command(action, service)) )")
         }
         script.append(GoReplayScripts.waitForProcesses(atLeastOne: true, timeout: processTimeout))
         // `&&`: a failed marker write or start stops the script with its own message.
@@ -133,20 +138,23 @@ public struct RecoverGoReplayTask: DescribedTask {
         if act.sudoNeedsPassword { return outcome(of: act, on: host) }
         let reason: String
         if let count {
-            reason = "no goreplay process after \(DurationText.format(processTimeout))"
+            reason =
+                "no goreplay process after \(DurationText.format(processTimeout))"
                 + " (\(processCountText(count))); check the service log"
         } else {
             reason = lastLine(of: act) ?? "exit \(act.exitStatus)"
         }
-        return TaskOutcome(hostOutcome: act.succeeded ? .exited(status: 1) : act.outcome,
-                           message: "found \(state.summary); tried: \(done.joined(separator: "; ")); failed: \(reason)",
-                           changed: true)
+        return TaskOutcome(
+            hostOutcome: act.succeeded ? .exited(status: 1) : act.outcome,
+            message: "found \(state.summary); tried: \(done.joined(separator: "; ")); failed: \(reason)",
+            changed: true)
     }
 
     private func markerPlan(_ marker: MarkerState, done: Bool) -> String {
         switch marker {
         case .missing: return done ? "marker was missing, created empty" : "would create the marker empty"
-        case .present: return done ? "marker was \(marker.shownValue), cleared" : "would clear marker (\(marker.shownValue))"
+        case .present:
+            return done ? "marker was \(marker.shownValue), cleared" : "would clear marker (\(marker.shownValue))"
         }
     }
 

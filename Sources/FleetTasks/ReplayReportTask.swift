@@ -6,7 +6,7 @@ import SSHTransport
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `replay-report`: fetches the `.gor` files every selected GoReplay host writes (requests, original
@@ -39,16 +39,23 @@ public struct ReplayReportTask: DescribedTask {
     /// Host temporary directories (and the sweep of those an earlier run could not remove).
     static let stagingPrefix = "govuk-fab-replay-report."
 
-    public init(invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
-                htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost) {
-        self.init(invocation: invocation, paths: paths, htmlPath: htmlPath, jsonPath: jsonPath, maxBytesPerHost: maxBytesPerHost,
-                  localBase: NSTemporaryDirectory())
+    public init(
+        invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
+        htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost
+    ) {
+        self.init(
+            invocation: invocation, paths: paths, htmlPath: htmlPath, jsonPath: jsonPath,
+            maxBytesPerHost: maxBytesPerHost,
+            localBase: NSTemporaryDirectory())
     }
 
     /// `localBase`: where this machine's private download directory is made (tests give their own).
-    init(invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
-         htmlPath: String? = nil, jsonPath: String? = nil, maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost,
-         localBase: String, stagingBase: String = "/var/tmp") {
+    init(
+        invocation: TaskInvocation = TaskInvocation(name: "replay-report"), paths: [String] = [],
+        htmlPath: String? = nil, jsonPath: String? = nil,
+        maxBytesPerHost: Int = ReplayReportTask.defaultMaxBytesPerHost,
+        localBase: String, stagingBase: String = "/var/tmp"
+    ) {
         self.invocation = invocation
         self.paths = paths
         self.htmlPath = htmlPath
@@ -81,22 +88,30 @@ public struct ReplayReportTask: DescribedTask {
 
     static func parse(_ invocation: TaskInvocation) throws(TaskError) -> ReplayReportTask {
         if let extra = invocation.positional.first {
-            throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
+            throw TaskError(
+                word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
         }
         var task = ReplayReportTask(invocation: invocation)
         func invalid(_ keyword: TaskKeyword, _ expected: String) -> TaskError {
-            TaskError(word: invocation.raw, problem: .invalidValue(task: invocation.name, keyword: keyword.name, value: keyword.value, expected: expected))
+            TaskError(
+                word: invocation.raw,
+                problem: .invalidValue(
+                    task: invocation.name, keyword: keyword.name, value: keyword.value, expected: expected))
         }
         for keyword in invocation.keywords {
             switch keyword.name {
             case "path":
                 let patterns = keyword.value.split(separator: ";").map(String.init)
-                guard !patterns.isEmpty, patterns.allSatisfy({ $0.hasPrefix("/") && !$0.contains("\n") && !$0.hasSuffix("/") }) else {
+                guard !patterns.isEmpty,
+                    patterns.allSatisfy({ $0.hasPrefix("/") && !$0.contains("\n") && !$0.hasSuffix("/") })
+                else {
                     throw invalid(keyword, "absolute file patterns separated by ';', e.g. /var/log/goreplay/*.gor.gz")
                 }
                 task.paths += patterns
             case "html", "json":
-                guard !keyword.value.isEmpty, !keyword.value.hasSuffix("/") else { throw invalid(keyword, "a local file name") }
+                guard !keyword.value.isEmpty, !keyword.value.hasSuffix("/") else {
+                    throw invalid(keyword, "a local file name")
+                }
                 if keyword.name == "html" { task.htmlPath = keyword.value } else { task.jsonPath = keyword.value }
             case "max_size":
                 guard let bytes = parseSize(keyword.value), bytes > 0 else {
@@ -104,7 +119,9 @@ public struct ReplayReportTask: DescribedTask {
                 }
                 task.maxBytesPerHost = bytes
             default:
-                throw TaskError(word: invocation.raw, problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+                throw TaskError(
+                    word: invocation.raw,
+                    problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
             }
         }
         return task
@@ -127,11 +144,13 @@ public struct ReplayReportTask: DescribedTask {
         for path in [htmlPath, jsonPath].compactMap({ $0 }) {
             let directory = (path as NSString).deletingLastPathComponent
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory),
-                  isDirectory.boolValue
+            guard
+                FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory),
+                isDirectory.boolValue
             else {
-                throw TaskRefusal(task: invocation.raw, reason: "the directory of \(path) does not exist",
-                                  remedy: "create it, or name a file in an existing directory")
+                throw TaskRefusal(
+                    task: invocation.raw, reason: "the directory of \(path) does not exist",
+                    remedy: "create it, or name a file in an existing directory")
             }
         }
     }
@@ -149,7 +168,8 @@ public struct ReplayReportTask: DescribedTask {
     /// suffix `_N` goreplay adds becomes `_*`.
     static func deployedPatterns(for host: FleetHost, inventory: Inventory) throws(ReplayReportError) -> [String] {
         guard let settings = inventory.replay else {
-            throw .noPattern("the \(inventory.name) inventory has no replay: block, so where goreplay writes is not known")
+            throw .noPattern(
+                "the \(inventory.name) inventory has no replay: block, so where goreplay writes is not known")
         }
         let argv: [String]
         do {
@@ -164,7 +184,9 @@ public struct ReplayReportTask: DescribedTask {
             let word = argv[index]
             let flag = word.drop { $0 == "-" }
             let name = flag.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
-            let inline = flag.contains("=") ? String(flag.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[1]) : nil
+            let inline =
+                flag.contains("=")
+                ? String(flag.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[1]) : nil
             if word.hasPrefix("-") && name == "output-file" {
                 if let inline {
                     templates.append(inline)
@@ -178,15 +200,18 @@ public struct ReplayReportTask: DescribedTask {
             index += 1
         }
         guard !templates.isEmpty else {
-            throw .noPattern("the goreplay deploy-goreplay runs on \(host.name) writes no --output-file "
-                + "(add --output-file and --output-http-track-response to its replay args' extra_args)")
+            throw .noPattern(
+                "the goreplay deploy-goreplay runs on \(host.name) writes no --output-file "
+                    + "(add --output-file and --output-http-track-response to its replay args' extra_args)")
         }
         return try templates.map { template throws(ReplayReportError) in
             guard template.hasPrefix("/") else {
                 throw .noPattern("its --output-file \(template) is relative to the service's working directory")
             }
             // GoReplay's `|N` rate suffix is not part of the name.
-            let name = template.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? template
+            let name =
+                template.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+                ?? template
             var glob = ""
             var characters = Substring(name)
             while let character = characters.first {
@@ -258,8 +283,10 @@ public struct ReplayReportTask: DescribedTask {
     public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         do {
             let patterns = try patterns(for: host, inventory: context.inventory)
-            return [HostContext.sudoCommand(Self.listScript(patterns)),
-                    "then, per file: a copy through sudo into a private mktemp -d directory, an SFTP download, removal"]
+            return [
+                HostContext.sudoCommand(Self.listScript(patterns)),
+                "then, per file: a copy through sudo into a private mktemp -d directory, an SFTP download, removal",
+            ]
         } catch {
             return ["# \(host.name): \(error)"]
         }
@@ -277,8 +304,11 @@ public struct ReplayReportTask: DescribedTask {
         }
         let listing = try await host.execute(Self.listScript(patterns), sudo: true, echo: false)
         guard listing.succeeded else {
-            if listing.sudoNeedsPassword { return .failed("sudo wants a password for \(host.user) (the listing needs sudo -n)") }
-            return .failed("listing \(patterns.joined(separator: " ")) failed (\(listing.outcome)): \(lastLine(listing.stderr))")
+            if listing.sudoNeedsPassword {
+                return .failed("sudo wants a password for \(host.user) (the listing needs sudo -n)")
+            }
+            return .failed(
+                "listing \(patterns.joined(separator: " ")) failed (\(listing.outcome)): \(lastLine(listing.stderr))")
         }
         let (files, notes) = Self.parseListing(listing.stdout)
         guard !files.isEmpty else {
@@ -287,8 +317,9 @@ public struct ReplayReportTask: DescribedTask {
         }
         let total = files.reduce(0) { $0 + $1.size }
         guard total <= maxBytesPerHost else {
-            return .failed("\(files.count) file(s) matching \(patterns.joined(separator: " ")) hold \(Self.bytes(total)), more than "
-                + "max_size=\(Self.bytes(maxBytesPerHost)); narrow path= or raise max_size=")
+            return .failed(
+                "\(files.count) file(s) matching \(patterns.joined(separator: " ")) hold \(Self.bytes(total)), more than "
+                    + "max_size=\(Self.bytes(maxBytesPerHost)); narrow path= or raise max_size=")
         }
         let local: String
         do {
@@ -330,13 +361,16 @@ public struct ReplayReportTask: DescribedTask {
             }
         }
         collection.add(good, for: name)
-        var message = "\(good.count) of \(files.count) file(s), \(Self.bytes(good.reduce(0) { $0 + Self.fileSize($1.localPath) })): \(counts)"
+        var message =
+            "\(good.count) of \(files.count) file(s), \(Self.bytes(good.reduce(0) { $0 + Self.fileSize($1.localPath) })): \(counts)"
         if counts.replayed == 0 && !good.isEmpty {
             message += "; no replayed responses recorded (goreplay needs --output-http-track-response)"
         }
         message += notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")
         if !problems.isEmpty {
-            return .failed(problems.joined(separator: "; ") + (good.isEmpty ? "" : " (the other files are in the report: \(message))"))
+            return .failed(
+                problems.joined(separator: "; ")
+                    + (good.isEmpty ? "" : " (the other files are in the report: \(message))"))
         }
         return .ok(message)
     }
@@ -344,19 +378,25 @@ public struct ReplayReportTask: DescribedTask {
     /// Login user not root: each file is copied by sudo into a private directory, downloaded, removed;
     /// the directory is removed at the end whatever happened, even when the run is interrupted.
     private func fetchThroughCopies(
-        _ files: [ListedFile], host: HostContext, into local: String, fetched: inout [FetchedFile], problems: inout [String]
+        _ files: [ListedFile], host: HostContext, into local: String, fetched: inout [FetchedFile],
+        problems: inout [String]
     ) async throws {
         let made = try await host.execute(Self.stagingScript(base: stagingBase), echo: false)
         let staging = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard made.succeeded, staging.hasPrefix("\(stagingBase)/\(Self.stagingPrefix)"), !staging.contains("\n"), !staging.contains("..") else {
-            throw ReplayReportError.staging("cannot make a private directory in \(stagingBase) as \(host.user): \(lastLine(made.stderr))")
+        guard made.succeeded, staging.hasPrefix("\(stagingBase)/\(Self.stagingPrefix)"), !staging.contains("\n"),
+            !staging.contains("..")
+        else {
+            throw ReplayReportError.staging(
+                "cannot make a private directory in \(stagingBase) as \(host.user): \(lastLine(made.stderr))")
         }
         do {
             for (index, file) in files.enumerated() {
                 try Task.checkCancellation()
-                let copy = try await host.execute(Self.copyScript(file.path, into: staging, user: host.user), sudo: true, echo: false)
+                let copy = try await host.execute(
+                    Self.copyScript(file.path, into: staging, user: host.user), sudo: true, echo: false)
                 guard copy.succeeded else {
-                    problems.append("\(file.path): copying it through sudo failed (\(copy.outcome)): \(lastLine(copy.stderr))")
+                    problems.append(
+                        "\(file.path): copying it through sudo failed (\(copy.outcome)): \(lastLine(copy.stderr))")
                     _ = try? await host.execute("rm -f -- \(shellQuote(staging + "/copy"))", echo: false)
                     continue
                 }
@@ -433,9 +473,11 @@ public struct ReplayReportTask: DescribedTask {
     /// leading dot, at most 100 characters (the caller prefixes an index, so names never collide).
     static func safeName(_ remotePath: String) -> String {
         let base = remotePath.split(separator: "/").last.map(String.init) ?? "file"
-        var name = String(base.unicodeScalars.map { scalar -> Character in
-            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "._-".unicodeScalars.contains(scalar)) ? Character(scalar) : "_"
-        })
+        var name = String(
+            base.unicodeScalars.map { scalar -> Character in
+                scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "._-".unicodeScalars.contains(scalar))
+                    ? Character(scalar) : "_"
+            })
         while name.hasPrefix(".") { name.removeFirst() }
         if name.isEmpty { name = "file" }
         return String(name.suffix(100))
@@ -450,7 +492,9 @@ public struct ReplayReportTask: DescribedTask {
         let free = Int(clamping: UInt64(info.f_bavail) &* UInt64(info.f_frsize))
         let needed = size + 64 << 20
         if free < needed {
-            throw .staging("not enough local space in \(directory): \(bytes(free)) free, \(bytes(needed)) needed (set TMPDIR elsewhere)")
+            throw .staging(
+                "not enough local space in \(directory): \(bytes(free)) free, \(bytes(needed)) needed (set TMPDIR elsewhere)"
+            )
         }
     }
 
@@ -462,8 +506,8 @@ public struct ReplayReportTask: DescribedTask {
     static func bytes(_ count: Int) -> String {
         if count < 1 << 10 { return "\(count) B" }
         if count < 1 << 20 { return String(format: "%.1f KiB", Double(count) / 1024) }
-        if count < 1 << 30 { return String(format: "%.1f MiB", Double(count) / 1048576) }
-        return String(format: "%.2f GiB", Double(count) / 1073741824)
+        if count < 1 << 30 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
+        return String(format: "%.2f GiB", Double(count) / 1_073_741_824)
     }
 
     /// Reads the whole file: its record counts, or why it is not a usable `.gor` file.
@@ -475,12 +519,15 @@ public struct ReplayReportTask: DescribedTask {
             counts.skipped = reader.skippedCount
             if counts.total == 0 && reader.skippedCount > 0 {
                 let first = reader.skippedReasons.first.map { ": \($0)" } ?? ""
-                return .failure(ValidationProblem(text: "not a .gor file: no readable record, \(reader.skippedCount) unreadable\(first)"))
+                return .failure(
+                    ValidationProblem(
+                        text: "not a .gor file: no readable record, \(reader.skippedCount) unreadable\(first)"))
             }
             return .success(counts)
         } catch {
             // The local path means nothing to the operator: say what failed.
-            return .failure(ValidationProblem(text: "unreadable as .gor: \(error.detail ?? String(cString: strerror(error.code)))"))
+            return .failure(
+                ValidationProblem(text: "unreadable as .gor: \(error.detail ?? String(cString: strerror(error.code)))"))
         }
     }
 
@@ -499,15 +546,17 @@ public struct ReplayReportTask: DescribedTask {
         let missing = step.hosts.compactMap { record -> MissingHost? in
             let files = delivered[record.host] ?? []
             if files.isEmpty || !record.outcome.hostOutcome.isSuccess {
-                return MissingHost(host: record.host, hasSomeFiles: !files.isEmpty,
-                                   reason: record.outcome.message ?? "\(record.outcome.hostOutcome)")
+                return MissingHost(
+                    host: record.host, hasSomeFiles: !files.isEmpty,
+                    reason: record.outcome.message ?? "\(record.outcome.hostOutcome)")
             }
             return nil
         }
         let ordered = step.hosts.flatMap { delivered[$0.host] ?? [] }
         guard !ordered.isEmpty else {
-            return FleetConclusion(text: Self.missingLines(missing).joined(separator: "\n"),
-                                   failure: "no host delivered a readable response file; no report")
+            return FleetConclusion(
+                text: Self.missingLines(missing).joined(separator: "\n"),
+                failure: "no host delivered a readable response file; no report")
         }
         let built = await onOwnThread { Self.buildReport(ordered) }
         let report: DiffReport
@@ -532,18 +581,21 @@ public struct ReplayReportTask: DescribedTask {
             }
         }
         if let jsonPath {
-            let document = FleetReportDocument(environment: context.inventory.name, hosts: hostsIn,
-                                               missingHosts: missing, report: report)
+            let document = FleetReportDocument(
+                environment: context.inventory.name, hosts: hostsIn,
+                missingHosts: missing, report: report)
             do {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try Self.writePrivate(String(decoding: try encoder.encode(document), as: UTF8.self) + "\n", to: jsonPath)
+                try Self.writePrivate(
+                    String(decoding: try encoder.encode(document), as: UTF8.self) + "\n", to: jsonPath)
                 lines.append("JSON report: \(jsonPath)")
             } catch {
                 failures.append("\(error)")
             }
         }
-        return FleetConclusion(text: lines.joined(separator: "\n"), failure: failures.isEmpty ? nil : failures.joined(separator: "; "))
+        return FleetConclusion(
+            text: lines.joined(separator: "\n"), failure: failures.isEmpty ? nil : failures.joined(separator: "; "))
     }
 
     /// Merges the files by timestamp into one report (bounded memory: the report's join window).
@@ -569,7 +621,8 @@ public struct ReplayReportTask: DescribedTask {
 
     static func missingLines(_ missing: [MissingHost]) -> [String] {
         missing.map { host in
-            (host.hasSomeFiles ? "incomplete: \(host.host) (some files left out): " : "missing: \(host.host): ") + host.reason
+            (host.hasSomeFiles ? "incomplete: \(host.host) (some files left out): " : "missing: \(host.host): ")
+                + host.reason
         }
     }
 
@@ -577,7 +630,9 @@ public struct ReplayReportTask: DescribedTask {
     /// symlink), fsynced, renamed over `path` (a symlink there is replaced, not followed).
     static func writePrivate(_ text: String, to path: String) throws(ReplayReportError) {
         let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).govuk-fab-\(UInt32.random(in: 0...UInt32.max))").path
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).govuk-fab-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .output(path, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var ok = fchmod(fd, 0o600) == 0
@@ -587,11 +642,22 @@ public struct ReplayReportTask: DescribedTask {
         while ok && offset < bytes.count {
             let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 && errno == EINTR { continue }
-            if written <= 0 { ok = false; error = errno } else { offset += written }
+            if written <= 0 {
+                ok = false
+                error = errno
+            } else {
+                offset += written
+            }
         }
-        if ok && fsync(fd) != 0 { ok = false; error = errno }
+        if ok && fsync(fd) != 0 {
+            ok = false
+            error = errno
+        }
         close(fd)
-        if ok && rename(temporary, path) != 0 { ok = false; error = errno }
+        if ok && rename(temporary, path) != 0 {
+            ok = false
+            error = errno
+        }
         if !ok {
             unlink(temporary)
             throw .output(path, String(cString: strerror(error)))
@@ -714,7 +780,8 @@ extension ReplayReportTask {
                 if state.root == nil {
                     var template = Array((base + "/govuk-fab-replay-report.XXXXXX").utf8CString)
                     guard let made = mkdtemp(&template) else {
-                        return .failure(.staging("cannot make a local temporary directory: \(String(cString: strerror(errno)))"))
+                        return .failure(
+                            .staging("cannot make a local temporary directory: \(String(cString: strerror(errno)))"))
                     }
                     state.root = String(cString: made)
                 }

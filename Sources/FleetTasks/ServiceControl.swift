@@ -35,7 +35,8 @@ public enum ServiceNameError: Error, Sendable, CustomStringConvertible, Hashable
     public var description: String {
         switch self {
         case .invalid(let name):
-            return "invalid service name '\(name)': use letters, digits and _ . @ - only (for example app.start:goreplay)"
+            return
+                "invalid service name '\(name)': use letters, digits and _ . @ - only (for example app.start:goreplay)"
         }
     }
 }
@@ -161,16 +162,19 @@ public struct ServiceControl: Sendable {
             sleep 0.1; i=$((i+1)); done; kill -0 "$p" 2>/dev/null && kill -KILL "$p"; rm -f \(pidFile); \
             echo "\(n) stopped"; else rm -f \(pidFile); echo "\(n) not running"; fi
             """
-        let exists = "[ -x \(dir)/run ] || { echo \"no such service: \(n) (no \(dir)/run)\" >&2; exit \(serviceNotInstalledStatus); }"
+        let exists =
+            "[ -x \(dir)/run ] || { echo \"no such service: \(n) (no \(dir)/run)\" >&2; exit \(serviceNotInstalledStatus); }"
         let body: String
         switch action {
         case .start: body = start
         case .stop: body = stop
         case .restart: body = "\(stop); \(start)"
         case .reload:
-            body = "if running; then kill -HUP \"$p\" && echo \"\(n) reloaded\"; else echo \"\(n) not running\" >&2; exit 7; fi"
+            body =
+                "if running; then kill -HUP \"$p\" && echo \"\(n) reloaded\"; else echo \"\(n) not running\" >&2; exit 7; fi"
         case .status:
-            body = "if running; then echo \"\(n) start/running, process $p\"; else echo \"\(n) stop/waiting\"; exit 3; fi"
+            body =
+                "if running; then echo \"\(n) start/running, process $p\"; else echo \"\(n) stop/waiting\"; exit 3; fi"
         }
         return "\(exists); \(running); \(body)"
     }

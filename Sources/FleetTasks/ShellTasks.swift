@@ -17,14 +17,17 @@ func sudoPasswordMessage(_ host: HostContext) -> String {
 
 /// The outcome of a finished remote command, with the sudo-password case
 /// named rather than left as "exit 1".
-func outcome(of result: RemoteResult, on host: HostContext, message: String? = nil, changed: Bool = false) -> TaskOutcome {
+func outcome(of result: RemoteResult, on host: HostContext, message: String? = nil, changed: Bool = false)
+    -> TaskOutcome
+{
     if result.sudoNeedsPassword {
         return TaskOutcome(hostOutcome: result.outcome, message: sudoPasswordMessage(host))
     }
     if result.timedOut {
         // The limit the operator set, not the wall time (which adds the kill grace and any local slack).
         let limit = DurationText.format(result.timeoutLimit ?? result.duration)
-        return TaskOutcome(hostOutcome: result.outcome, message: "timed out at its \(limit) limit; the command was stopped")
+        return TaskOutcome(
+            hostOutcome: result.outcome, message: "timed out at its \(limit) limit; the command was stopped")
     }
     return TaskOutcome(hostOutcome: result.outcome, message: message, changed: changed && result.succeeded)
 }
@@ -51,7 +54,7 @@ public struct ShellCommandTask: DescribedTask {
             Runs COMMAND exactly as written with the remote login shell. Quote it once for your
             local shell: `do:'uptime'`. A comma needs no escaping (`\\,` also works, as in Fabric).
             `--dry-run` prints the exact remote command.
-            """, changesHosts: true)  // an arbitrary command may change anything
+            """, changesHosts: true) // an arbitrary command may change anything
 
     public static let sdoDescriptor = TaskDescriptor(
         name: "sdo", usage: "sdo:COMMAND", summary: "Run a shell command through sudo, never prompting.",
@@ -101,13 +104,14 @@ public struct ServiceTask: DescribedTask {
 
     public static func descriptor(for action: ServiceAction) -> TaskDescriptor {
         let name = "app.\(action.rawValue)"
-        let summary = switch action {
-        case .start: "Start a service (starting a running one succeeds)."
-        case .stop: "Stop a service (stopping a stopped one succeeds)."
-        case .restart: "Restart a service."
-        case .reload: "Reload a service's configuration."
-        case .status: "Show whether a service is running (read-only)."
-        }
+        let summary =
+            switch action {
+            case .start: "Start a service (starting a running one succeeds)."
+            case .stop: "Stop a service (stopping a stopped one succeeds)."
+            case .restart: "Restart a service."
+            case .reload: "Reload a service's configuration."
+            case .status: "Show whether a service is running (read-only)."
+            }
         return TaskDescriptor(
             name: name, usage: "\(name):NAME", summary: summary,
             details: """
@@ -140,8 +144,9 @@ public struct ServiceTask: DescribedTask {
             let tried = candidates.map(\.rawValue).joined(separator: ", ")
             return .failed(status: serviceNotInstalledStatus, "no service \(tried) on this host")
         }
-        return outcome(of: result, on: host, message: action == .status && result.succeeded ? "running" : nil,
-                       changed: action.changesHosts)
+        return outcome(
+            of: result, on: host, message: action == .status && result.succeeded ? "running" : nil,
+            changed: action.changesHosts)
     }
 }
 
@@ -155,8 +160,9 @@ extension ServiceTask: BuiltInTask {
         let logical = try oneArgument(invocation, usage: descriptor(for: action).usage)
         do throws(ServiceNameError) {
             _ = try ServiceName(validating: logical)
-            return ServiceTask(invocation: invocation, action: action,
-                               candidates: try serviceCandidates(logical, in: inventory))
+            return ServiceTask(
+                invocation: invocation, action: action,
+                candidates: try serviceCandidates(logical, in: inventory))
         } catch {
             throw TaskError(word: invocation.raw, problem: .invalidServiceName(error))
         }

@@ -53,9 +53,11 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
             case .handledByCommandLine(let task):
                 return "'\(task)' is handled by the command line and runs on no host"
             case .invalidArgument(let task, let argument, let value, let reason):
-                return "'\(task)' argument '\(argument)' cannot be \(value.debugDescription): \(reason) (see 'help:\(task)')"
+                return
+                    "'\(task)' argument '\(argument)' cannot be \(value.debugDescription): \(reason) (see 'help:\(task)')"
             case .tooManyHosts(let task, let limit, let selected):
-                return "'\(task)' runs on at most \(limit) host\(limit == 1 ? "" : "s") at a time, but \(selected) are selected: "
+                return
+                    "'\(task)' runs on at most \(limit) host\(limit == 1 ? "" : "s") at a time, but \(selected) are selected: "
                     + "select \(limit == 1 ? "one" : "fewer") with -H HOST"
             case .pinnedHostsMissing(let task, let pin, let reason, let location):
                 return "'\(task)' runs on \(pin) (\(location)), but \(reason): add that host to the inventory"
@@ -67,7 +69,9 @@ public struct TaskError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// One line whatever the word holds: control characters are shown escaped.
     public var description: String {
-        let shown = word.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+        let shown = word.unicodeScalars.map {
+            $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0)
+        }.joined()
         return "task '\(shown)': \(problem)"
     }
 }

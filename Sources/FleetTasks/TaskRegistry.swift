@@ -19,8 +19,10 @@ public struct TaskDescriptor: Sendable, Hashable {
     /// from the inventory without connecting.
     public let runsOnHosts: Bool
 
-    public init(name: String, usage: String, summary: String, details: String, changesHosts: Bool,
-                source: String = "built-in", runsOnHosts: Bool = true) {
+    public init(
+        name: String, usage: String, summary: String, details: String, changesHosts: Bool,
+        source: String = "built-in", runsOnHosts: Bool = true
+    ) {
         self.name = name
         self.usage = usage
         self.summary = summary
@@ -73,18 +75,24 @@ public struct TaskRegistry: Sendable {
     /// name is taken, fails here with `file:line: message`.
     public static func standard(playbookDirectories: [String]) throws(PlaybookError) -> TaskRegistry {
         var entries = builtIns
-        var taken = Dictionary(entries.map { ($0.descriptor.name, $0.descriptor.source) }, uniquingKeysWith: { a, _ in a })
+        var taken = Dictionary(
+            entries.map { ($0.descriptor.name, $0.descriptor.source) }, uniquingKeysWith: { a, _ in a })
         for directory in playbookDirectories {
             for playbook in try PlaybookLoader.loadDirectory(directory) {
                 if let other = taken[playbook.name] {
-                    throw PlaybookError(.nameTaken(name: playbook.name, by: other),
-                                        at: SourceLocation(file: playbook.path, line: playbook.nameLine))
+                    throw PlaybookError(
+                        .nameTaken(name: playbook.name, by: other),
+                        at: SourceLocation(file: playbook.path, line: playbook.nameLine))
                 }
                 taken[playbook.name] = playbook.path
-                entries.append(Entry(descriptor: playbook.descriptor, make: { invocation, _ throws(TaskError) in
-                    PlaybookTask(playbook: playbook, invocation: invocation,
-                                 arguments: try bindArguments(invocation, of: playbook, settings: [:]))
-                }, playbook: playbook))
+                entries.append(
+                    Entry(
+                        descriptor: playbook.descriptor,
+                        make: { invocation, _ throws(TaskError) in
+                            PlaybookTask(
+                                playbook: playbook, invocation: invocation,
+                                arguments: try bindArguments(invocation, of: playbook, settings: [:]))
+                        }, playbook: playbook))
             }
         }
         let registry = TaskRegistry(entries: entries)
@@ -152,21 +160,25 @@ public struct TaskRegistry: Sendable {
 func noArguments(_ invocation: TaskInvocation, usage: String) throws(TaskError) {
     let extra = invocation.positional + invocation.keywords.map { "\($0.name)=\($0.value)" }
     guard extra.isEmpty else {
-        throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: extra))
+        throw TaskError(
+            word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: extra))
     }
 }
 
 func oneArgument(_ invocation: TaskInvocation, usage: String) throws(TaskError) -> String {
     if let keyword = invocation.keywords.first {
-        throw TaskError(word: invocation.raw,
-                        problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+        throw TaskError(
+            word: invocation.raw,
+            problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
     }
     guard let first = invocation.positional.first, !first.isEmpty else {
         throw TaskError(word: invocation.raw, problem: .missingArgument(task: invocation.name, usage: usage))
     }
     guard invocation.positional.count == 1 else {
-        throw TaskError(word: invocation.raw, problem: .extraArguments(
-            task: invocation.name, usage: usage, extra: Array(invocation.positional.dropFirst())))
+        throw TaskError(
+            word: invocation.raw,
+            problem: .extraArguments(
+                task: invocation.name, usage: usage, extra: Array(invocation.positional.dropFirst())))
     }
     return first
 }
@@ -208,7 +220,8 @@ extension TaskRegistry {
             changesHosts: false, runsOnHosts: false),
         TaskDescriptor(
             name: "classes", usage: "classes", summary: "List node classes and puppet classes in the inventory.",
-            details: "Prints every node class (`class:`) and puppet class (`puppet_class:`) with its host count. Runs on no host.",
+            details:
+                "Prints every node class (`class:`) and puppet class (`puppet_class:`) with its host count. Runs on no host.",
             changesHosts: false, runsOnHosts: false),
         TaskDescriptor(
             name: "help", usage: "help[:TASK]", summary: "Show a task's help text.",
@@ -219,9 +232,11 @@ extension TaskRegistry {
     static var builtIns: [Entry] {
         let typed = builtInTypes.flatMap { type in
             type.descriptors.map { descriptor in
-                Entry(descriptor: descriptor, make: { invocation, inventory throws(TaskError) in
-                    try type.make(invocation, inventory: inventory)
-                })
+                Entry(
+                    descriptor: descriptor,
+                    make: { invocation, inventory throws(TaskError) in
+                        try type.make(invocation, inventory: inventory)
+                    })
             }
         }
         return typed + commandLineTasks.map { Entry(descriptor: $0, make: nil) }

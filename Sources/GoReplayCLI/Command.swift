@@ -6,9 +6,9 @@ import Replay
 import ReplayMetrics
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Makes the live-capture input from `--input-raw` options (provided by the
@@ -44,7 +44,8 @@ public struct GoReplayCommand: Sendable {
     /// Runs with `arguments` (without the program name); returns the exit status.
     public func run<C: Collection & Sendable>(arguments: C) async -> Int32 where C.Element == String {
         if arguments.first == "report" {
-            return ReportCommand(standardOutput: standardOutput, standardError: standardError).run(Array(arguments.dropFirst()))
+            return ReportCommand(standardOutput: standardOutput, standardError: standardError).run(
+                Array(arguments.dropFirst()))
         }
         let options: GoReplayOptions
         do {
@@ -65,7 +66,8 @@ public struct GoReplayCommand: Sendable {
                 throw UsageError.missingInputOrOutput
             }
             if options.outputHTTPStats && !options.stats {
-                standardError("goreplay: note: --output-http-stats prints queue lines only with --stats (as in GoReplay)")
+                standardError(
+                    "goreplay: note: --output-http-stats prints queue lines only with --stats (as in GoReplay)")
             }
         } catch {
             standardError("goreplay: \(error)")
@@ -124,7 +126,8 @@ public struct GoReplayCommand: Sendable {
         // Pipeline and outputs.
         let pipeline = ReplayPipeline(
             modifier: HTTPModifier(options.modifier), splitOutput: options.splitOutput,
-            maxPayloadSize: options.copyBufferSize.flatMap { $0 > 0 ? $0 : nil }, statistics: statistics, logger: logger)
+            maxPayloadSize: options.copyBufferSize.flatMap { $0 > 0 ? $0 : nil }, statistics: statistics, logger: logger
+        )
         let group: MultiThreadedEventLoopGroup? =
             options.outputHTTP.isEmpty && options.outputTCP.isEmpty
             ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
@@ -144,30 +147,40 @@ public struct GoReplayCommand: Sendable {
                 guard let group else { break }
                 let target = try HTTPTarget(parsing: address.address)
                 let sink: (@Sendable (ReplayMessage) -> Void)? =
-                    httpOptions.trackResponses ? { @Sendable [pipeline] message in
+                    httpOptions.trackResponses
+                    ? { @Sendable [pipeline] message in
                         metrics?.observe(message)
                         pipeline.routeReplayedResponse(message, forward: forwardReplayedResponses)
                     } : nil
-                let output = try HTTPOutput(target: target, options: httpOptions, group: group, statistics: statistics, responseSink: sink)
+                let output = try HTTPOutput(
+                    target: target, options: httpOptions, group: group, statistics: statistics, responseSink: sink)
                 httpOutputs.append(output)
                 pipeline.addOutput(OutputRoute(output, limit: address.limit))
             }
             for address in options.outputFiles {
-                pipeline.addOutput(OutputRoute(FileOutput(template: address.address, options: options.file, statistics: statistics), limit: address.limit))
+                pipeline.addOutput(
+                    OutputRoute(
+                        FileOutput(template: address.address, options: options.file, statistics: statistics),
+                        limit: address.limit))
             }
             if options.outputStdout { pipeline.addOutput(OutputRoute(StdoutOutput(statistics: statistics))) }
             if options.outputNull { pipeline.addOutput(OutputRoute(NullOutput(statistics: statistics))) }
-            try await setUpMiddlewareAndTCP(options, pipeline: pipeline, group: group, statistics: statistics, inputs: &inputs)
+            try await setUpMiddlewareAndTCP(
+                options, pipeline: pipeline, group: group, statistics: statistics, inputs: &inputs)
         } catch {
             try? await group?.shutdownGracefully()
             throw error
         }
 
-        let routes = metrics.map { metrics in inputs.map { InputRoute(ObservedInput($0.input, metrics: metrics), limit: $0.limit) } } ?? inputs
+        let routes =
+            metrics.map { metrics in
+                inputs.map { InputRoute(ObservedInput($0.input, metrics: metrics), limit: $0.limit) }
+            } ?? inputs
         var metricsServer: MetricsServer?
         if let metrics, let address = options.metricsAddress {
             do {
-                metricsServer = try await MetricsServer.start(address: address, metrics: metrics, group: MultiThreadedEventLoopGroup.singleton)
+                metricsServer = try await MetricsServer.start(
+                    address: address, metrics: metrics, group: MultiThreadedEventLoopGroup.singleton)
             } catch {
                 for output in pipeline.outputList { await output.close(grace: .zero) }
                 try? await group?.shutdownGracefully()
@@ -207,7 +220,8 @@ public struct GoReplayCommand: Sendable {
                     for output in pipeline.outputList { output.flush() }
                     nextFlush = ContinuousClock.now + flushEvery
                     if options.stats && ContinuousClock.now >= nextStats {
-                        lastSent = printStats(statistics, previous: lastSent, interval: statsEvery, includeHTTP: options.outputHTTPStats)
+                        lastSent = printStats(
+                            statistics, previous: lastSent, interval: statsEvery, includeHTTP: options.outputHTTPStats)
                         nextStats = ContinuousClock.now + statsEvery
                     }
                 }
@@ -237,7 +251,9 @@ public struct GoReplayCommand: Sendable {
         try? await group?.shutdownGracefully()
         let elapsed = ContinuousClock.now - started
         let middlewareFailure = finishMiddlewareAndTCP(pipeline: pipeline, statistics: statistics)
-        standardError(statistics.summary(elapsedSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        standardError(
+            statistics.summary(
+                elapsedSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
         if case .signal(let number) = ending {
             standardError("goreplay: stopped by signal \(number)")
             return 1
@@ -251,7 +267,9 @@ public struct GoReplayCommand: Sendable {
 
     /// One line per output; returns the `sent` counts for the next rate. As in GoReplay, the HTTP
     /// outputs' queue lines need `--output-http-stats` as well as `--stats`.
-    private func printStats(_ statistics: ReplayStatistics, previous: [Int], interval: Duration, includeHTTP: Bool) -> [Int] {
+    private func printStats(_ statistics: ReplayStatistics, previous: [Int], interval: Duration, includeHTTP: Bool)
+        -> [Int]
+    {
         let outputs = statistics.outputSnapshot
         let seconds = max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
         for (index, output) in outputs.enumerated() {
@@ -272,8 +290,12 @@ public struct GoReplayCommand: Sendable {
             let input = try GorFileInput(pattern: address.address)
             for path in input.paths {
                 let reader = try GorFileReader(path: path)
-                var count = 0, bytes = 0, outOfOrder = 0
-                var first: Int64?, last: Int64?, previous: Int64?
+                var count = 0
+                var bytes = 0
+                var outOfOrder = 0
+                var first: Int64?
+                var last: Int64?
+                var previous: Int64?
                 while let message = try reader.next() {
                     count += 1
                     bytes += message.payload.count
@@ -302,7 +324,8 @@ public enum CommandError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .rawInputUnavailable: "--input-raw needs live capture, which this build does not include"
-        case .metricsUnavailable(let address, let reason): "--metrics \(address): cannot listen (\(reason)); choose a free port"
+        case .metricsUnavailable(let address, let reason):
+            "--metrics \(address): cannot listen (\(reason)); choose a free port"
         }
     }
 }
@@ -316,7 +339,9 @@ struct DummyInput: MessageInput {
             try await Task.sleep(for: .seconds(1))
             let hex = Array("0123456789abcdef")
             let id = String((0..<24).map { _ in hex.randomElement() ?? "0" })
-            let payload = Array("GET / HTTP/1.1\r\nHost: www.w3.org\r\nUser-Agent: Go 1.1 package http\r\nAccept-Encoding: gzip\r\n\r\n".utf8)
+            let payload = Array(
+                "GET / HTTP/1.1\r\nHost: www.w3.org\r\nUser-Agent: Go 1.1 package http\r\nAccept-Encoding: gzip\r\n\r\n"
+                    .utf8)
             return ReplayMessage(type: .request, id: id, timestamp: wallNanoseconds(), latency: -1, payload: payload)
         }
     }

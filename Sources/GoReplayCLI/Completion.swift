@@ -13,8 +13,9 @@ enum GoReplayCompletion {
     static var names: [String] { FlagTable.all.map(\.name) + ["help", "version"] }
 
     static func takesPath(_ spec: FlagSpec) -> Bool {
-        spec.kind == .value && (spec.valueName.hasPrefix("PATH") || spec.name.hasSuffix("-certificate")
-            || spec.name.hasSuffix("-certificate-key") || spec.name == "output-file")
+        spec.kind == .value
+            && (spec.valueName.hasPrefix("PATH") || spec.name.hasSuffix("-certificate")
+                || spec.name.hasSuffix("-certificate-key") || spec.name == "output-file")
     }
 
     static func script(for shell: CompletionShell) -> String {
@@ -27,7 +28,9 @@ enum GoReplayCompletion {
 
     static var bash: String {
         let paths = FlagTable.all.filter(takesPath).flatMap { ["-\($0.name)", "--\($0.name)"] }
-        let values = FlagTable.all.filter { $0.kind == .value && !takesPath($0) }.flatMap { ["-\($0.name)", "--\($0.name)"] }
+        let values = FlagTable.all.filter { $0.kind == .value && !takesPath($0) }.flatMap {
+            ["-\($0.name)", "--\($0.name)"]
+        }
         return """
             # bash completion for goreplay (goreplay --generate-completion-script bash), built from its flag table.
             _goreplay() {
@@ -64,13 +67,17 @@ enum GoReplayCompletion {
         var lines = ["#compdef goreplay", "# zsh completion for goreplay, built from its flag table.", "_arguments \\"]
         for spec in FlagTable.all {
             let help = escaped(spec.help.isEmpty ? "same as --\(spec.aliasOf ?? spec.name)" : spec.help)
-            let value = spec.kind == .bool ? "" : takesPath(spec) ? ":path:_files" : ":\(escaped(spec.valueName.lowercased())): "
+            let value =
+                spec.kind == .bool
+                ? "" : takesPath(spec) ? ":path:_files" : ":\(escaped(spec.valueName.lowercased())): "
             for dashes in ["-", "--"] {
                 lines.append("  '\(dashes)\(spec.name)\(spec.kind == .bool ? "" : "=")[\(help)]\(value)' \\")
             }
         }
-        lines += ["  '(- *)'{-h,--help}'[show help]' \\", "  '(- *)'{-version,--version}'[print the version]' \\",
-                  "  '1::command:(report)'", ""]
+        lines += [
+            "  '(- *)'{-h,--help}'[show help]' \\", "  '(- *)'{-version,--version}'[print the version]' \\",
+            "  '1::command:(report)'", "",
+        ]
         return lines.joined(separator: "\n")
     }
 
@@ -78,15 +85,19 @@ enum GoReplayCompletion {
         func escaped(_ text: String) -> String {
             text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
         }
-        var lines = ["# fish completion for goreplay, built from its flag table.",
-                     "complete -c goreplay -n '__fish_use_subcommand' -a report -d 'compare original and replayed responses'"]
+        var lines = [
+            "# fish completion for goreplay, built from its flag table.",
+            "complete -c goreplay -n '__fish_use_subcommand' -a report -d 'compare original and replayed responses'",
+        ]
         for spec in FlagTable.all {
             let help = escaped(spec.help.isEmpty ? "same as --\(spec.aliasOf ?? spec.name)" : spec.help)
             let value = spec.kind == .bool ? "" : takesPath(spec) ? " -r -F" : " -x"
             lines.append("complete -c goreplay -o \(spec.name) -l \(spec.name)\(value) -d '\(help)'")
         }
-        lines += ["complete -c goreplay -s h -l help -d 'show help'",
-                  "complete -c goreplay -o version -l version -d 'print the version'", ""]
+        lines += [
+            "complete -c goreplay -s h -l help -d 'show help'",
+            "complete -c goreplay -o version -l version -d 'print the version'", "",
+        ]
         return lines.joined(separator: "\n")
     }
 }

@@ -54,7 +54,8 @@ struct FlagSpec: Sendable {
 /// Go `flag` package semantics: `-flag` or `--flag`, `=value` or a separate
 /// value, bool flags without a value, `--` ends flags.
 public enum GoFlagParser {
-    public static func parse<C: Collection>(_ arguments: C) throws(UsageError) -> ParsedCommandLine where C.Element == String {
+    public static func parse<C: Collection>(_ arguments: C) throws(UsageError) -> ParsedCommandLine
+    where C.Element == String {
         var options = GoReplayOptions()
         let table = FlagTable.byName
         var index = arguments.startIndex
@@ -116,7 +117,9 @@ public enum GoFlagParser {
         return .run(options)
     }
 
-    private static func apply(_ spec: FlagSpec, value: String, to options: inout GoReplayOptions, spelled: String) throws(UsageError) {
+    private static func apply(_ spec: FlagSpec, value: String, to options: inout GoReplayOptions, spelled: String)
+        throws(UsageError)
+    {
         do {
             try spec.apply(&options, value)
         } catch let error as FlagValueError {
@@ -143,7 +146,8 @@ public enum GoFlagParser {
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.utf8), b = Array(b.utf8)
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
         if a.isEmpty { return b.count }
         var previous = Array(0...b.count)
         for i in 1...a.count {
@@ -178,7 +182,10 @@ public enum GoFlagParser {
                 lines.append("\(section):")
             }
             let left = spec.kind == .bool ? "  --\(spec.name)" : "  --\(spec.name) \(spec.valueName)"
-            let padded = left.count < 40 ? left + String(repeating: " ", count: 40 - left.count) : left + "\n" + String(repeating: " ", count: 40)
+            let padded =
+                left.count < 40
+                ? left + String(repeating: " ", count: 40 - left.count)
+                : left + "\n" + String(repeating: " ", count: 40)
             lines.append(padded + spec.help)
         }
         lines.append("")

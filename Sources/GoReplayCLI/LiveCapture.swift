@@ -42,8 +42,8 @@ public enum LiveCapture {
         guard let colon = text.lastIndex(of: ":"), !text.hasPrefix("[") else { return nil }
         let host = String(text[..<colon])
         guard !host.isEmpty, host != "localhost", let port = UInt16(text[text.index(after: colon)...]),
-              host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }),
-              !host.contains("."), if_nametoindex(host) != 0
+            host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }),
+            !host.contains("."), if_nametoindex(host) != 0
         else { return nil }
         return (host, port)
     }

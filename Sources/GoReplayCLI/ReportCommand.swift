@@ -2,9 +2,9 @@ import Replay
 import ReplayReport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `goreplay report FILE…`: what the replay target did with the recorded
@@ -21,7 +21,8 @@ struct ReportCommand {
         var endpointRows = 20
 
         static func == (lhs: Options, rhs: Options) -> Bool {
-            lhs.files == rhs.files && lhs.json == rhs.json && lhs.htmlPath == rhs.htmlPath && lhs.endpointRows == rhs.endpointRows
+            lhs.files == rhs.files && lhs.json == rhs.json && lhs.htmlPath == rhs.htmlPath
+                && lhs.endpointRows == rhs.endpointRows
         }
     }
 
@@ -55,7 +56,8 @@ struct ReportCommand {
 
         var description: String {
             switch self {
-            case .noFiles: "report: no input files; usage: goreplay report [options] FILE... (see goreplay report --help)"
+            case .noFiles:
+                "report: no input files; usage: goreplay report [options] FILE... (see goreplay report --help)"
             case .unknownFlag(let flag): "report: unknown option \(flag) (see goreplay report --help)"
             case .missingValue(let flag): "report: \(flag) needs a value (see goreplay report --help)"
             case .badNumber(let flag, let text): "report: \(flag) \"\(text)\": give a positive whole number"
@@ -112,7 +114,8 @@ struct ReportCommand {
                 do throws(ReportError) {
                     options.report.bodyLengthThreshold = try BodyLengthThreshold(parsing: text)
                 } catch { throw .report(error) }
-            case "pending-window": options.report.pendingWindow = try positive(argument, try value(argument, inline: inline))
+            case "pending-window":
+                options.report.pendingWindow = try positive(argument, try value(argument, inline: inline))
             case "endpoints": options.endpointRows = try positive(argument, try value(argument, inline: inline))
             default: throw .unknownFlag(argument)
             }
@@ -163,7 +166,9 @@ struct ReportCommand {
         var bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { raw in Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset) }
+            let written = bytes.withUnsafeMutableBytes { raw in
+                Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 {
                 let code = errno

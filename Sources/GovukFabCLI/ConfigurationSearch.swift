@@ -27,9 +27,11 @@ struct ConfigurationSearch: Sendable {
     /// The current directory, for the warning about configuration left unread there.
     var workingDirectory: String
 
-    init(configDirectory: String?, environment: [String: String],
-         checkoutRoot: String? = CheckoutLocator.root(), installedRoot: String? = ConfigurationSearch.installedRoot(),
-         workingDirectory: String = FileManager.default.currentDirectoryPath) {
+    init(
+        configDirectory: String?, environment: [String: String],
+        checkoutRoot: String? = CheckoutLocator.root(), installedRoot: String? = ConfigurationSearch.installedRoot(),
+        workingDirectory: String = FileManager.default.currentDirectoryPath
+    ) {
         self.configDirectory = configDirectory
         self.environment = environment
         self.checkoutRoot = checkoutRoot
@@ -91,7 +93,8 @@ struct ConfigurationSearch: Sendable {
         let local = Self.join(workingDirectory, "playbooks")
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: local, isDirectory: &isDirectory), isDirectory.boolValue,
-              !playbookDirectories.contains(where: { absolute($0.path) == absolute(local) }) else { return nil }
+            !playbookDirectories.contains(where: { absolute($0.path) == absolute(local) })
+        else { return nil }
         return "playbooks/ in the current directory is not read; to use it, pass --config-dir . (see docs/inventory.md)"
     }
 
@@ -99,9 +102,12 @@ struct ConfigurationSearch: Sendable {
     static func installedRoot(executable: String = CommandLine.arguments.first ?? "") -> String? {
         let binary = URL(fileURLWithPath: executable).resolvingSymlinksInPath()
         guard binary.path.hasPrefix("/") else { return nil }
-        let root = binary.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/govuk-fab").path
+        let root = binary.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "share/govuk-fab"
+        ).path
         var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) && isDirectory.boolValue ? root : nil
+        return FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? root : nil
     }
 
     private func absolute(_ path: String) -> String {

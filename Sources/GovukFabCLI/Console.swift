@@ -55,7 +55,8 @@ final class Console: Sendable {
         self.json = json
         self.io = io
         let dumb = local.variables["TERM"] == "dumb"
-        let useColour = !json && colour == .auto && local.stdoutIsTerminal && local.variables["NO_COLOR"] == nil && !dumb
+        let useColour =
+            !json && colour == .auto && local.stdoutIsTerminal && local.variables["NO_COLOR"] == nil && !dumb
         self.colour = useColour
         self.showsProgress = !json && local.stdoutIsTerminal && !dumb
         if json {
@@ -163,9 +164,10 @@ final class Console: Sendable {
             let now = Date()
             return summary.puppetClasses.map {
                 Console.jsonLine(ClassEvent(kind: "puppet_class", name: $0.name, hosts: $0.hostCount), time: now)
-            } + summary.nodeClasses.map {
-                Console.jsonLine(ClassEvent(kind: "node_class", name: $0.name, hosts: $0.hostCount), time: now)
             }
+                + summary.nodeClasses.map {
+                    Console.jsonLine(ClassEvent(kind: "node_class", name: $0.name, hosts: $0.hostCount), time: now)
+                }
         }
         var lines = ["Node classes (class:NAME):"]
         lines += summary.nodeClasses.map { "  \($0.name) (\($0.hostCount) host\($0.hostCount == 1 ? "" : "s"))" }
@@ -176,13 +178,21 @@ final class Console: Sendable {
 
     func helpText(_ descriptor: TaskDescriptor) -> [String] {
         if json {
-            return [Console.jsonLine(TaskEvent(name: descriptor.name, usage: descriptor.usage, summary: descriptor.summary,
-                                               changesHosts: descriptor.changesHosts, source: descriptor.source,
-                                               details: descriptor.details.isEmpty ? nil : descriptor.details), time: Date())]
+            return [
+                Console.jsonLine(
+                    TaskEvent(
+                        name: descriptor.name, usage: descriptor.usage, summary: descriptor.summary,
+                        changesHosts: descriptor.changesHosts, source: descriptor.source,
+                        details: descriptor.details.isEmpty ? nil : descriptor.details), time: Date())
+            ]
         }
         var lines = ["\(descriptor.usage)", "  \(descriptor.summary)"]
-        if !descriptor.details.isEmpty { lines += descriptor.details.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 } }
-        lines.append("  \(descriptor.changesHosts ? "changes hosts (asks for confirmation where the environment requires it)" : "read-only")")
+        if !descriptor.details.isEmpty {
+            lines += descriptor.details.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+        }
+        lines.append(
+            "  \(descriptor.changesHosts ? "changes hosts (asks for confirmation where the environment requires it)" : "read-only")"
+        )
         if descriptor.source != "built-in" { lines.append("  defined in \(descriptor.source)") }
         return lines
     }
@@ -195,10 +205,13 @@ final class Console: Sendable {
     func printTaskList(_ descriptors: [TaskDescriptor]) {
         if json {
             let now = Date()
-            emitLocal(descriptors.map {
-                Console.jsonLine(TaskEvent(name: $0.name, usage: $0.usage, summary: $0.summary,
-                                           changesHosts: $0.changesHosts, source: $0.source), time: now)
-            })
+            emitLocal(
+                descriptors.map {
+                    Console.jsonLine(
+                        TaskEvent(
+                            name: $0.name, usage: $0.usage, summary: $0.summary,
+                            changesHosts: $0.changesHosts, source: $0.source), time: now)
+                })
             return
         }
         let width = descriptors.map(\.usage.count).max() ?? 0
@@ -206,9 +219,13 @@ final class Console: Sendable {
         // Grouped by module as `fab -l` showed fabric-scripts: `puppet.disable` under puppet.
         for (module, tasks) in TaskDescriptor.groupedByModule(descriptors) {
             if !module.isEmpty { lines += ["", "  \(module)"] }
-            lines += tasks.map { "    " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }
+            lines += tasks.map {
+                "    " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary
+            }
         }
-        lines += ["", "Selectors: puppet_class:NAME[,NAME] class:NAME node_type:NAME application:APP all, and -H HOSTS"]
+        lines += [
+            "", "Selectors: puppet_class:NAME[,NAME] class:NAME node_type:NAME application:APP all, and -H HOSTS",
+        ]
         emitLocal(lines)
     }
 

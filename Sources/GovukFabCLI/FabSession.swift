@@ -38,14 +38,17 @@ struct FabSession {
     let search: ConfigurationSearch
     let logger: Logger
 
-    init(invocation: Invocation, local: LocalEnvironment, io: ConsoleIO = .standard,
-         interrupts: InterruptSource? = nil, search: ConfigurationSearch? = nil) {
+    init(
+        invocation: Invocation, local: LocalEnvironment, io: ConsoleIO = .standard,
+        interrupts: InterruptSource? = nil, search: ConfigurationSearch? = nil
+    ) {
         self.invocation = invocation
         self.local = local
         let console = Console(json: invocation.json, colour: invocation.colour, local: local, io: io)
         self.console = console
         self.interrupts = interrupts ?? .signals(report: { console.note($0) })
-        self.search = search ?? ConfigurationSearch(configDirectory: invocation.configDirectory, environment: local.variables)
+        self.search =
+            search ?? ConfigurationSearch(configDirectory: invocation.configDirectory, environment: local.variables)
         self.logger = Self.makeLogger(invocation, local: local)
     }
 
@@ -67,9 +70,11 @@ struct FabSession {
         inventory = try await resolveLive(inventory, words: words)
         let plan = try plan(words, inventory: inventory, registry: registry)
         let client = clientOptions(for: inventory)
-        let (context, layer) = try makeContext(inventory, client: client, readsSSHConfig: plan.steps.contains {
-            !Self.localTasks.contains($0.task.name)
-        })
+        let (context, layer) = try makeContext(
+            inventory, client: client,
+            readsSSHConfig: plan.steps.contains {
+                !Self.localTasks.contains($0.task.name)
+            })
         let planned = try planTasks(plan, registry: registry, context: context)
         if planned.isEmpty { return 0 }
         try locateBinaries(planned)
@@ -101,8 +106,10 @@ struct FabSession {
         }
         guard let first = invocation.words.first, first == "help" || first.hasPrefix("help:") else { return nil }
         guard invocation.words.count == 1 else {
-            throw SessionFailure("word 2 '\(invocation.words[1])': '\(first)' without an environment takes no other words;"
-                + " to run tasks put the environment first, e.g. govuk-fab production \(invocation.words[1])", .usage)
+            throw SessionFailure(
+                "word 2 '\(invocation.words[1])': '\(first)' without an environment takes no other words;"
+                    + " to run tasks put the environment first, e.g. govuk-fab production \(invocation.words[1])",
+                .usage)
         }
         let name = String(first.dropFirst("help".count).drop { $0 == ":" })
         if name.isEmpty {
@@ -114,14 +121,16 @@ struct FabSession {
     }
 
     func checkIdentityFiles() throws(SessionFailure) {
-        for file in invocation.identityFiles where !FileManager.default.isReadableFile(atPath: local.expandTilde(file)) {
+        for file in invocation.identityFiles where !FileManager.default.isReadableFile(atPath: local.expandTilde(file))
+        {
             throw SessionFailure("-i \(file): no readable key file there; give the path of a private key", .usage)
         }
     }
 
     func environmentName() throws(SessionFailure) -> String {
         guard let name = invocation.words.first else {
-            throw SessionFailure("missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", .usage)
+            throw SessionFailure(
+                "missing ENVIRONMENT, e.g. govuk-fab production puppet_class:gor check-goreplay", .usage)
         }
         return name
     }
@@ -156,7 +165,9 @@ struct FabSession {
                     environment: environmentName, searchPaths: search.inventoryDirectories.map(\.path))
             }
         } catch {
-            if invocation.inventoryPath == nil, let warning = search.unreadInventory(environment: environmentName, used: nil) {
+            if invocation.inventoryPath == nil,
+                let warning = search.unreadInventory(environment: environmentName, used: nil)
+            {
                 console.warn(warning)
             }
             throw SessionFailure(error, .usage)
@@ -164,9 +175,12 @@ struct FabSession {
         let origin: InventoryOrigin
         if invocation.inventoryPath == nil {
             origin = search.origin(ofInventoryAt: inventory.sourcePath)
-            if let warning = search.unreadInventory(environment: environmentName, used: origin.path) { console.warn(warning) }
+            if let warning = search.unreadInventory(environment: environmentName, used: origin.path) {
+                console.warn(warning)
+            }
         } else {
-            origin = InventoryOrigin(path: URL(fileURLWithPath: inventory.sourcePath).standardizedFileURL.path, source: .inventoryOption)
+            origin = InventoryOrigin(
+                path: URL(fileURLWithPath: inventory.sourcePath).standardizedFileURL.path, source: .inventoryOption)
         }
         console.use(inventory: origin)
         if let user = invocation.user {
@@ -189,10 +203,12 @@ struct FabSession {
         guard inventory.source != .file else { return inventory }
         var words = words
         // Roles (-R, role=/roles=) are node classes, so the source is asked for them too.
-        let roles = invocation.roles + words.flatMap { word -> [String] in
-            if case .task(let task) = word { return task.roles }
-            return []
-        }
+        let roles =
+            invocation.roles
+            + words.flatMap { word -> [String] in
+                if case .task(let task) = word { return task.roles }
+                return []
+            }
         if !roles.isEmpty { words.append(.selector(.nodeClass(roles))) }
         var lister = LiveHostLister(
             inventory: inventory, options: clientOptions(for: inventory),
@@ -210,12 +226,15 @@ struct FabSession {
         }
     }
 
-    func plan(_ words: [CommandWord], inventory: Inventory, registry: TaskRegistry) throws(SessionFailure) -> CommandPlan {
+    func plan(_ words: [CommandWord], inventory: Inventory, registry: TaskRegistry) throws(SessionFailure)
+        -> CommandPlan
+    {
         let plan: CommandPlan
         do {
             plan = try CommandPlan.make(
                 words: words, inventory: inventory, explicitHosts: invocation.hosts, roles: invocation.roles,
-                excluding: invocation.excludeHosts, hostlessTasks: Set(["classes", "help"]).union(registry.pinnedTaskNames),
+                excluding: invocation.excludeHosts,
+                hostlessTasks: Set(["classes", "help"]).union(registry.pinnedTaskNames),
                 knownTasks: Set(registry.descriptors.map(\.name)).union(["hosts", "classes", "help"]))
         } catch {
             throw SessionFailure(error, .usage)
@@ -241,9 +260,11 @@ struct FabSession {
         }
         let layer: SSHConfigLayer?
         do {
-            layer = try (readsSSHConfig ? SSHConfigLayer.load(path: invocation.sshConfigFile, local: local) : nil).map { config in
+            layer = try (readsSSHConfig ? SSHConfigLayer.load(path: invocation.sshConfigFile, local: local) : nil).map {
+                config in
                 var layer = SSHConfigLayer(
-                    config: config, inventory: inventory, base: client, commandLineConnectTimeout: invocation.connectTimeout,
+                    config: config, inventory: inventory, base: client,
+                    commandLineConnectTimeout: invocation.connectTimeout,
                     localUser: local.user)
                 layer.usesConfigIdentityFiles = !invocation.noKeys
                 layer.commandLineKeepalive = invocation.keepalive != nil
@@ -262,7 +283,9 @@ struct FabSession {
     }
 
     /// Host tasks for the plan's steps; `hosts`, `classes` and `help` are printed here.
-    func planTasks(_ plan: CommandPlan, registry: TaskRegistry, context: RunContext) throws(SessionFailure) -> [PlannedTask] {
+    func planTasks(_ plan: CommandPlan, registry: TaskRegistry, context: RunContext) throws(SessionFailure)
+        -> [PlannedTask]
+    {
         var planned: [PlannedTask] = []
         var localOutput: [String] = []
         for step in plan.steps {
@@ -345,14 +368,18 @@ struct FabSession {
     /// The run, with Ctrl-C stopping scheduling and closing remote commands; the audit log has
     /// "started" before any host is touched, then "finished" (also when interrupted) or
     /// "abandoned" when a second Ctrl-C exits at once.
-    func runAndAudit(_ planned: [PlannedTask], context: RunContext, client: SSHClientOptions, layer: SSHConfigLayer?,
-                     origin: InventoryOrigin) async -> Int32 {
+    func runAndAudit(
+        _ planned: [PlannedTask], context: RunContext, client: SSHClientOptions, layer: SSHConfigLayer?,
+        origin: InventoryOrigin
+    ) async -> Int32 {
         var seen = Set<String>()
         let hosts = planned.flatMap(\.hosts).filter { seen.insert($0.name).inserted }
         for warning in layer?.warnings(for: hosts) ?? [] { console.warn(warning) }
-        let policy: FailurePolicy = invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
-        var options = RunnerOptions(parallelism: invocation.parallel ?? context.inventory.parallelism, failurePolicy: policy,
-                                    client: client)
+        let policy: FailurePolicy =
+            invocation.warnOnly ? .warnOnly : invocation.abortOnFailure ? .abortOnFailure : .dropFailedHosts
+        var options = RunnerOptions(
+            parallelism: invocation.parallel ?? context.inventory.parallelism, failurePolicy: policy,
+            client: client)
         options.connectionAttempts = invocation.connectionAttempts
         options.skipBadHosts = invocation.skipBadHosts
         let console = self.console
@@ -361,7 +388,8 @@ struct FabSession {
             log: AuditLog(environment: local.variables),
             user: local.variables["USER"] ?? local.variables["LOGNAME"] ?? "unknown",
             argv: invocation.argv, inventory: origin, warn: { console.warn($0) })
-        audit.started(environment: context.inventory.name, hosts: hosts.map(\.name), tasks: planned.map(\.task.invocation.raw))
+        audit.started(
+            environment: context.inventory.name, hosts: hosts.map(\.name), tasks: planned.map(\.task.invocation.raw))
         let runner = FleetRunner(context: context, options: options) { event in
             audit.observe(event)
             if levels.shows(event) { console.emit(event) }
@@ -379,7 +407,8 @@ extension FabSession {
     /// swift-log on stderr: `GOVUK_FAB_LOG_LEVEL` if set, else debug with `-v` or `--show debug`, else warnings.
     static func makeLogger(_ invocation: Invocation, local: LocalEnvironment) -> Logger {
         var logger = Logger(label: "govuk-fab")
-        logger.logLevel = local.variables["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel =
+            local.variables["GOVUK_FAB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
             ?? (invocation.verbose || invocation.outputLevels.shows(.debug) ? .debug : .warning)
         return logger
     }
@@ -412,13 +441,17 @@ extension FabSession {
         guard !missing.isEmpty else { return nil }
         let files = missing.joined(separator: ", ")
         let usable = missing.count < options.identityFiles.count || (options.useAgent && options.agentSocketPath != nil)
-        let configMayAddKeys = invocation.sshConfigFile.map { $0 != "none" && $0 != "/dev/null" }
+        let configMayAddKeys =
+            invocation.sshConfigFile.map { $0 != "none" && $0 != "/dev/null" }
             ?? FileManager.default.fileExists(atPath: local.expandTilde("~/.ssh/config"))
         if usable || configMayAddKeys {
             return ("identity file \(files): no readable key there; logging in with the other keys", false)
         }
-        return ("no key to log in with: identity file \(files) is not there (or not readable) and no ssh-agent is in use;"
-            + " fix identity_files in the inventory or give -i, or load the key into ssh-agent; nothing was run", true)
+        return (
+            "no key to log in with: identity file \(files) is not there (or not readable) and no ssh-agent is in use;"
+                + " fix identity_files in the inventory or give -i, or load the key into ssh-agent; nothing was run",
+            true
+        )
     }
 
     /// `--list` in Fabric's formats: `short` (names), `normal` (names and summaries), `nested`

@@ -64,10 +64,12 @@ public struct GovukFab: AsyncParsableCommand {
     /// Checks across groups; each group checks its own values in its `validate()`.
     public mutating func validate() throws {
         if information.listFormat != nil && !information.list && !information.shortlist && !words.isEmpty {
-            throw ValidationError("-F/--list-format only changes --list; add -l (for an ssh_config file use --ssh-config-path PATH)")
+            throw ValidationError(
+                "-F/--list-format only changes --list; add -l (for an ssh_config file use --ssh-config-path PATH)")
         }
         if !information.isInformational && splitWords.words.isEmpty {
-            throw ValidationError("missing ENVIRONMENT and tasks, e.g. govuk-fab production puppet_class:gor check-goreplay (see --list)")
+            throw ValidationError(
+                "missing ENVIRONMENT and tasks, e.g. govuk-fab production puppet_class:gor check-goreplay (see --list)")
         }
     }
 
@@ -79,7 +81,9 @@ public struct GovukFab: AsyncParsableCommand {
     /// The parsed command line as plain values.
     func invocation(argv: [String]) throws -> Invocation {
         let splitNames = { (values: [String]) in
-            values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+            values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter {
+                !$0.isEmpty
+            }
         }
         let (words, remainder) = splitWords
         let (run, connection, output, information) = (running, self.connection, self.output, self.information)
@@ -103,14 +107,17 @@ public struct GovukFab: AsyncParsableCommand {
     }
 
     /// The session for this command line, with the local environment and console given.
-    func run(local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
-             search: ConfigurationSearch? = nil, argv: [String] = CommandLine.arguments) async throws -> Int32 {
+    func run(
+        local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
+        search: ConfigurationSearch? = nil, argv: [String] = CommandLine.arguments
+    ) async throws -> Int32 {
         if information.version {
             io.output("govuk-fab \(GovukFab.version)\n")
             return 0
         }
         let invocation = try self.invocation(argv: argv)
-        return await FabSession(invocation: invocation, local: local, io: io, interrupts: interrupts, search: search).run()
+        return await FabSession(invocation: invocation, local: local, io: io, interrupts: interrupts, search: search)
+            .run()
     }
 
     /// Printed by `-V`/`--version`.
@@ -126,8 +133,10 @@ public struct GovukFab: AsyncParsableCommand {
 
     /// The whole command, from arguments to exit status, with the process's facts and
     /// terminal given: the binary passes its own, tests pass buffers and a pinned environment.
-    static func main(_ arguments: [String], local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
-                     search: ConfigurationSearch? = nil) async -> Int32 {
+    static func main(
+        _ arguments: [String], local: LocalEnvironment, io: ConsoleIO, interrupts: InterruptSource? = nil,
+        search: ConfigurationSearch? = nil
+    ) async -> Int32 {
         let normalised: [String]
         do {
             // A completion request from a generated shell script is ArgumentParser's to read as it is.
@@ -144,8 +153,9 @@ public struct GovukFab: AsyncParsableCommand {
                 try other.run()
                 return 0
             }
-            return try await fab.run(local: local, io: io, interrupts: interrupts, search: search,
-                                 argv: [CommandLine.arguments.first ?? "govuk-fab"] + arguments)
+            return try await fab.run(
+                local: local, io: io, interrupts: interrupts, search: search,
+                argv: [CommandLine.arguments.first ?? "govuk-fab"] + arguments)
         } catch {
             let status = exitCode(for: error)
             if status == .success {

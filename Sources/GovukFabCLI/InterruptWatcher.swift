@@ -8,8 +8,9 @@ import Synchronization
 struct InterruptSource: Sendable {
     /// Starts watching: `onInterrupt` on the first interrupt, `onAbandon` before exiting on a
     /// second; returns the function that stops watching.
-    var watch: @Sendable (_ onAbandon: @escaping @Sendable () -> Void, _ onInterrupt: @escaping @Sendable () -> Void)
-        -> @Sendable () -> Void
+    var watch:
+        @Sendable (_ onAbandon: @escaping @Sendable () -> Void, _ onInterrupt: @escaping @Sendable () -> Void)
+            -> @Sendable () -> Void
 
     /// The process's signals; `report` writes the one-line notices (stderr).
     static func signals(report: @escaping @Sendable (String) -> Void) -> InterruptSource {
@@ -30,8 +31,10 @@ final class InterruptWatcher: @unchecked Sendable {
     // Written once in init; DispatchSource is thread-safe for cancel().
     private let sources: [any DispatchSourceSignal]
 
-    init(report: @escaping @Sendable (String) -> Void, onAbandon: @escaping @Sendable () -> Void = {},
-         onInterrupt: @escaping @Sendable () -> Void) {
+    init(
+        report: @escaping @Sendable (String) -> Void, onAbandon: @escaping @Sendable () -> Void = {},
+        onInterrupt: @escaping @Sendable () -> Void
+    ) {
         let queue = DispatchQueue(label: "govuk-fab.signals")
         var sources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {
@@ -60,5 +63,10 @@ final class InterruptWatcher: @unchecked Sendable {
 
 private final class SignalCount: Sendable {
     private let count = Mutex(0)
-    func increment() -> Int { count.withLock { $0 += 1; return $0 } }
+    func increment() -> Int {
+        count.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 }

@@ -18,8 +18,9 @@ struct ReplayBinaryLocator: Sendable {
             return try ReplayBinary.load(path: fromEnvironment)
         }
         guard let root = checkoutRoot else {
-            throw DeployError(host: "local", reason: "no goreplay binary given and no checkout found to build one in",
-                              remedy: "pass deploy-goreplay:binary=PATH")
+            throw DeployError(
+                host: "local", reason: "no goreplay binary given and no checkout found to build one in",
+                remedy: "pass deploy-goreplay:binary=PATH")
         }
         let built = root + "/.build/release/goreplay"
         if !FileManager.default.isExecutableFile(atPath: built) {
@@ -39,10 +40,12 @@ struct ReplayBinaryLocator: Sendable {
             try process.run()
             process.waitUntilExit()
         } catch {
-            throw DeployError(host: "local", reason: "cannot run swift build: \(error)", remedy: "pass deploy-goreplay:binary=PATH")
+            throw DeployError(
+                host: "local", reason: "cannot run swift build: \(error)", remedy: "pass deploy-goreplay:binary=PATH")
         }
         guard process.terminationStatus == 0 else {
-            throw DeployError(host: "local", reason: "swift build of goreplay failed (exit \(process.terminationStatus))")
+            throw DeployError(
+                host: "local", reason: "swift build of goreplay failed (exit \(process.terminationStatus))")
         }
     }
 }
@@ -57,7 +60,8 @@ enum CheckoutLocator {
             url.deleteLastPathComponent()
             let path = url.path
             if FileManager.default.fileExists(atPath: path + "/Package.swift"),
-               FileManager.default.fileExists(atPath: path + "/inventories") {
+                FileManager.default.fileExists(atPath: path + "/inventories")
+            {
                 return path
             }
             if path == "/" { break }

@@ -20,8 +20,10 @@ struct SSHConfigLayer: Sendable {
     /// The login where nothing else names one (``LocalEnvironment/user``, as ssh's).
     var localUser: String
 
-    init(config: SSHConfigFile, inventory: Inventory, base: SSHClientOptions, commandLineConnectTimeout: Duration?,
-         localUser: String) {
+    init(
+        config: SSHConfigFile, inventory: Inventory, base: SSHClientOptions, commandLineConnectTimeout: Duration?,
+        localUser: String
+    ) {
         self.config = config
         self.inventory = inventory
         self.base = base
@@ -37,7 +39,8 @@ struct SSHConfigLayer: Sendable {
         let environment = local.sshConfig
         if let path {
             // `/dev/null` is OpenSSH users' other spelling of "no file".
-            return path == "none" || path == "/dev/null" ? nil : try SSHConfigFile.load(path: path, environment: environment)
+            return path == "none" || path == "/dev/null"
+                ? nil : try SSHConfigFile.load(path: path, environment: environment)
         }
         guard FileManager.default.fileExists(atPath: environment.homeDirectory + "/.ssh/config") else { return nil }
         return try SSHConfigFile.loadUserConfig(environment: environment)
@@ -63,7 +66,8 @@ struct SSHConfigLayer: Sendable {
         let port = host.port ?? (has("port") ? inventory.ssh.port : nil) ?? resolved.port ?? 22
 
         var options = base
-        options.connectTimeout = commandLineConnectTimeout
+        options.connectTimeout =
+            commandLineConnectTimeout
             ?? (has("connect_timeout") ? inventory.ssh.connectTimeout : nil) ?? resolved.connectTimeout ?? .seconds(10)
         for file in resolved.identityFiles where usesConfigIdentityFiles && !options.identityFiles.contains(file) {
             options.identityFiles.append(file)
@@ -76,7 +80,9 @@ struct SSHConfigLayer: Sendable {
         if !commandLineKeepalive, !has("keepalive_interval"), let interval = resolved.serverAliveInterval {
             options.keepaliveInterval = interval
         }
-        if !has("keepalive_count_max"), let count = resolved.serverAliveCountMax { options.keepaliveCountMax = max(1, count) }
+        if !has("keepalive_count_max"), let count = resolved.serverAliveCountMax {
+            options.keepaliveCountMax = max(1, count)
+        }
 
         let hopUser = (has("user") ? inventory.ssh.user : nil) ?? localUser
         let gateway: [SSHEndpoint]
@@ -88,21 +94,28 @@ struct SSHConfigLayer: Sendable {
             // Each jump host's own Host blocks give its HostName, User and Port, as in OpenSSH.
             gateway = (resolved.proxyJump ?? []).map { spec in
                 let hop = config.resolve(host: spec.host, user: spec.user)
-                return SSHEndpoint(host: hop.hostName, port: spec.port ?? hop.port ?? 22, user: spec.user ?? hop.user ?? hopUser)
+                return SSHEndpoint(
+                    host: hop.hostName, port: spec.port ?? hop.port ?? 22, user: spec.user ?? hop.user ?? hopUser)
             }
         }
-        return HostConnection(endpoint: SSHEndpoint(host: address, port: port, user: user), gateway: gateway, options: options)
+        return HostConnection(
+            endpoint: SSHEndpoint(host: address, port: port, user: user), gateway: gateway, options: options)
     }
 
     /// Warnings for the operator: settings that would weaken host-key checking are ignored.
     func warnings(for hosts: [FleetHost]) -> [String] {
         var lines = config.warnings.map { "\($0)" }
         let weakened = hosts.filter { host in
-            resolved(for: host, user: host.user ?? inventory.ssh.user).strictHostKeyChecking?.acceptsUnverifiedKeys == true
+            resolved(for: host, user: host.user ?? inventory.ssh.user).strictHostKeyChecking?.acceptsUnverifiedKeys
+                == true
         }.map(\.name)
         if !weakened.isEmpty {
-            let names = weakened.prefix(3).joined(separator: ", ") + (weakened.count > 3 ? " and \(weakened.count - 3) more" : "")
-            lines.append("\(config.path): StrictHostKeyChecking for \(names) is ignored: govuk-fab always checks host keys strictly")
+            let names =
+                weakened.prefix(3).joined(separator: ", ")
+                + (weakened.count > 3 ? " and \(weakened.count - 3) more" : "")
+            lines.append(
+                "\(config.path): StrictHostKeyChecking for \(names) is ignored: govuk-fab always checks host keys strictly"
+            )
         }
         return lines
     }

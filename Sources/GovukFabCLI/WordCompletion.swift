@@ -25,9 +25,11 @@ struct WordCompletion {
     func candidates(words: [String], index: Int, prefix: String) -> [String] {
         let before = Array(words.prefix(index).dropFirst())
         let positional = Self.positionalWords(before)
-        let search = ConfigurationSearch(configDirectory: Self.value(of: "--config-dir", in: before), environment: environment)
+        let search = ConfigurationSearch(
+            configDirectory: Self.value(of: "--config-dir", in: before), environment: environment)
         guard let environmentName = positional.first else {
-            return filter(InventoryLoader.availableEnvironments(searchPaths: search.inventoryDirectories.map(\.path)), prefix)
+            return filter(
+                InventoryLoader.availableEnvironments(searchPaths: search.inventoryDirectories.map(\.path)), prefix)
         }
         let inventory = loadInventory(environmentName, search: search, file: Self.value(of: "--inventory", in: before))
         // bash: `kind` `:` `partial` (the cursor on `partial`, or on `:` itself).
@@ -78,7 +80,7 @@ struct WordCompletion {
             if word == "--" { break }
             if word.hasPrefix("-") && word.count > 1 {
                 if optionsWithValues.contains(word) { index += 1 }
-            } else if word != ":" {  // bash's separate `:` of `kind:name`
+            } else if word != ":" { // bash's separate `:` of `kind:name`
                 positional.append(word)
             }
             index += 1

@@ -22,7 +22,7 @@ struct ServerAddress: Sendable, Equatable {
         default: throw .invalidURL(text)
         }
         guard components.user == nil, components.password == nil, components.query == nil,
-              components.fragment == nil, var host = components.host, !host.isEmpty
+            components.fragment == nil, var host = components.host, !host.isEmpty
         else { throw .invalidURL(text) }
         // An IPv6 literal may come back in its brackets; sockets and SNI want it bare.
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -78,7 +78,9 @@ struct HTTPGetter: Sendable {
                 }
                 defer { race.cancelAll() }
                 // Both tasks either return or throw, so the first result is always there.
-                guard let first = try await race.next() else { throw PuppetDBError.timedOut(url: url, seconds: seconds) }
+                guard let first = try await race.next() else {
+                    throw PuppetDBError.timedOut(url: url, seconds: seconds)
+                }
                 return first
             }
         } catch {
@@ -105,8 +107,10 @@ struct HTTPGetter: Sendable {
             }
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: address.pathPrefix + path,
-            headers: ["Host": address.hostHeader, "Accept": "application/json", "Connection": "close",
-                      "User-Agent": "govuk-fab"])
+            headers: [
+                "Host": address.hostHeader, "Accept": "application/json", "Connection": "close",
+                "User-Agent": "govuk-fab",
+            ])
         let limit = maximumBodySize
         return try await channel.executeThenClose { inbound, outbound in
             do {

@@ -10,7 +10,7 @@ public enum PuppetClassName {
         var titled: [String] = []
         for segment in segments {
             guard let first = segment.first, first.isASCII, first.isLetter,
-                  segment.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+                segment.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
             else { throw .invalidClassName(name) }
             titled.append(first.uppercased() + segment.dropFirst())
         }

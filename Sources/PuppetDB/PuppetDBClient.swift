@@ -87,7 +87,9 @@ public struct PuppetDBClient: Sendable {
             break
         case (let certificatePath?, let keyPath?):
             do {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificatePath).map {
+                    .certificate($0)
+                }
             } catch {
                 throw .tlsConfiguration("cannot read client certificate \(certificatePath): \(error)")
             }
@@ -110,8 +112,10 @@ public struct PuppetDBClient: Sendable {
 
     /// The AST query for nodes whose catalogue contains `Class[title]`, certnames only.
     public static func classQuery(title: String) -> String {
-        ASTQuery.list(["extract", .list(["certname"]),
-                       .list(["and", .list(["=", "type", "Class"]), .list(["=", "title", .string(title)])])]).json
+        ASTQuery.list([
+            "extract", .list(["certname"]),
+            .list(["and", .list(["=", "type", "Class"]), .list(["=", "title", .string(title)])]),
+        ]).json
     }
 
     /// Every active node whose catalogue declares the class (`gor`, `govuk::node::s_cache`),
@@ -191,7 +195,8 @@ public struct PuppetDBClient: Sendable {
     }
 
     /// RFC 3986 unreserved characters; everything else in a query value is %XX (UTF-8).
-    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    static let unreserved = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
     static func percentEncode(_ text: String) -> String {
         // Foundation returns nil only for text that is not valid Unicode, which a String cannot be.

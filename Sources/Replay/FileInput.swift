@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Settings of `--input-file`.
 public struct FileInputOptions: Sendable {
@@ -30,7 +31,9 @@ public struct GorFileInput: MessageInput {
     let statistics: ReplayStatistics?
 
     /// - Parameter pattern: a path or a glob (`*`, `?`, `[…]`).
-    public init(pattern: String, options: FileInputOptions = FileInputOptions(), statistics: ReplayStatistics? = nil) throws(FileIOError) {
+    public init(pattern: String, options: FileInputOptions = FileInputOptions(), statistics: ReplayStatistics? = nil)
+        throws(FileIOError)
+    {
         self.name = "file:\(pattern)"
         self.options = options
         self.statistics = statistics
@@ -190,7 +193,8 @@ public struct ReorderWindow: Sendable {
 
     public mutating func insert(_ message: ReplayMessage) {
         // After the last record with a timestamp ≤ this one (binary search).
-        var low = 0, high = records.count
+        var low = 0
+        var high = records.count
         while low < high {
             let middle = (low + high) / 2
             if records[middle].timestamp <= message.timestamp { low = middle + 1 } else { high = middle }

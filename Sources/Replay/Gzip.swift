@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CompressNIO
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// gzip for `.gor.gz` files, as GoReplay chooses it: by the `.gz` suffix.
 enum Gzip {
@@ -56,7 +57,7 @@ final class GzipInflater {
                 // No error, yet input left: a member ended and another follows.
                 if input.readableBytes > 0 { try decompressor.reset() }
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                break  // `out` is full
+                break // `out` is full
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
                 // Needs more input (at the end of the file: a cut-off member,
                 // whose partial record the reader reports).
@@ -65,7 +66,8 @@ final class GzipInflater {
             }
             idleRounds = input.readableBytes == before && out.readableBytes == 0 ? idleRounds + 1 : 0
             if idleRounds > 2 {
-                throw FileIOError(path: path, operation: "gunzip", code: EILSEQ, detail: "gzip stream makes no progress")
+                throw FileIOError(
+                    path: path, operation: "gunzip", code: EILSEQ, detail: "gzip stream makes no progress")
             }
         }
         return Array(out.readableBytesView)

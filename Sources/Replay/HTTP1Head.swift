@@ -55,7 +55,8 @@ public enum HTTP1StartLine {
 
     /// Checks `bytes` up to its first LF (or its end, giving `.needMore` when
     /// the prefix is consistent with a start line).
-    public static func check<Bytes: Collection>(_ bytes: Bytes, role: HTTP1Role) -> Verdict where Bytes.Element == UInt8 {
+    public static func check<Bytes: Collection>(_ bytes: Bytes, role: HTTP1Role) -> Verdict
+    where Bytes.Element == UInt8 {
         switch role {
         case .request: return checkRequest(bytes)
         case .response: return checkResponse(bytes)
@@ -64,7 +65,7 @@ public enum HTTP1StartLine {
 
     /// `METHOD SP target SP HTTP/1.d [CR] LF`, any token as the method.
     private static func checkRequest<Bytes: Collection>(_ bytes: Bytes) -> Verdict where Bytes.Element == UInt8 {
-        var part = 0  // 0 method, 1 target, 2 version
+        var part = 0 // 0 method, 1 target, 2 version
         var partLength = 0
         var seen = 0
         var sawCR = false
@@ -94,7 +95,7 @@ public enum HTTP1StartLine {
                 }
             default:
                 if byte == 0x0a { return partLength == 8 ? .valid : .invalid }
-                if sawCR { return .invalid }  // CR only right before LF
+                if sawCR { return .invalid } // CR only right before LF
                 if byte == 0x0d, partLength == 8 {
                     sawCR = true
                     continue
@@ -223,7 +224,8 @@ public enum HTTP1HeadError: Error, Sendable, Equatable, CustomStringConvertible 
         case .malformedStartLine(let text): "malformed start line \"\(text.prefix(60))\""
         case .malformedField(let line, let text): "line \(line): malformed field \"\(text.prefix(60))\""
         case .obsoleteLineFolding(let line): "line \(line): obsolete line folding (a line starting with whitespace)"
-        case .invalidContentLength(let line, let text): "line \(line): invalid or conflicting Content-Length \"\(text.prefix(40))\""
+        case .invalidContentLength(let line, let text):
+            "line \(line): invalid or conflicting Content-Length \"\(text.prefix(40))\""
         case .unframeableTransferEncoding(let line): "line \(line): Transfer-Encoding whose final coding is not chunked"
         case .incomplete: "header block without its closing empty line"
         case .tooLarge(let limit): "head larger than \(limit) bytes"
@@ -293,7 +295,7 @@ public struct HTTP1Head: Sendable, Equatable {
         startLineLength = firstLF + 1
         switch role {
         case .request:
-            let methodEnd = startLine.firstIndex(of: 0x20)!  // the check found it
+            let methodEnd = startLine.firstIndex(of: 0x20)! // the check found it
             let targetEnd = startLine[(methodEnd + 1)...].firstIndex(of: 0x20)!
             method = String(decoding: startLine[..<methodEnd], as: UTF8.self)
             target = (methodEnd + 1)..<targetEnd
@@ -420,14 +422,18 @@ public struct HTTP1Head: Sendable, Equatable {
                 end = lf + 1
                 return
             }
-            let colon = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd]).firstIndex(of: 0x3a).map { $0 + lineStart }
+            let colon = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd]).firstIndex(of: 0x3a).map {
+                $0 + lineStart
+            }
             var valueStart = colon.map { $0 + 1 } ?? lineStart
             var valueEnd = lineEnd
             while valueStart < valueEnd && ASCII.isWhitespace(bytes[valueStart]) { valueStart += 1 }
             while valueEnd > valueStart && ASCII.isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-            let shape: LineShape = ASCII.isWhitespace(bytes[lineStart]) ? .continuation : colon == nil ? .noColon : .field
+            let shape: LineShape =
+                ASCII.isWhitespace(bytes[lineStart]) ? .continuation : colon == nil ? .noColon : .field
             let field = HTTP1FieldLine(
-                line: lineStart..<(lf + 1), name: lineStart..<(colon ?? lineStart), value: valueStart..<valueEnd, number: number)
+                line: lineStart..<(lf + 1), name: lineStart..<(colon ?? lineStart), value: valueStart..<valueEnd,
+                number: number)
             try body(field, shape)
             lineStart = lf + 1
             number += 1
@@ -437,7 +443,8 @@ public struct HTTP1Head: Sendable, Equatable {
     private static func text(of line: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String {
         var end = line.upperBound
         while end > line.lowerBound && (bytes[end - 1] == 0x0a || bytes[end - 1] == 0x0d) { end -= 1 }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<end]).prefix(80), as: UTF8.self)
+        return String(
+            decoding: UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<end]).prefix(80), as: UTF8.self)
     }
 
     static func lineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {

@@ -70,14 +70,15 @@ public struct RegexPattern: @unchecked Sendable {
                 result += "$"
                 rest = rest.dropFirst()
             } else if rest.first == "{", let close = rest.firstIndex(of: "}"),
-                case let name = rest[rest.index(after: rest.startIndex)..<close], !name.isEmpty, name.allSatisfy(isNameCharacter)
+                case let name = rest[rest.index(after: rest.startIndex)..<close], !name.isEmpty,
+                name.allSatisfy(isNameCharacter)
             {
                 result += group(name)
                 rest = rest[rest.index(after: close)...]
             } else {
                 let name = rest.prefix(while: isNameCharacter)
                 if name.isEmpty {
-                    result += "$"  // Go keeps a lone or malformed `$` as is.
+                    result += "$" // Go keeps a lone or malformed `$` as is.
                 } else {
                     result += group(name)
                     rest = rest.dropFirst(name.count)
@@ -185,7 +186,10 @@ public struct HTTPModifierConfig: Sendable {
             (0...denominator).contains(numerator)
         {
             let (scaled, overflow) = numerator.multipliedReportingOverflow(by: 100)
-            return (name, overflow ? Int((Double(numerator) / Double(denominator) * 100).rounded(.down)) : scaled / denominator)
+            return (
+                name,
+                overflow ? Int((Double(numerator) / Double(denominator) * 100).rounded(.down)) : scaled / denominator
+            )
         }
         throw .malformedRule(rule, expected: "Name: N%")
     }
@@ -220,7 +224,8 @@ public struct HTTPModifier: Sendable {
         if !c.basicAuthFilters.isEmpty, let authorization = request.header("Authorization"),
             authorization.hasPrefix("Basic ")
         {
-            let credentials = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingSpaces())
+            let credentials =
+                Data(base64Encoded: String(authorization.dropFirst(6)).trimmingSpaces())
                 .map { String(decoding: $0, as: UTF8.self) } ?? ""
             // Every filter must match (GoReplay checks each in turn).
             if !c.basicAuthFilters.allSatisfy({ $0.matches(credentials) }) { return nil }
@@ -235,7 +240,8 @@ public struct HTTPModifier: Sendable {
             request.target = rule.pattern.replacingMatches(in: request.target, with: rule.template)
         }
         for rule in c.rewriteHeaders {
-            for index in request.fields.indices where ASCII.equalsIgnoringCase(request.fields[index].name.utf8, rule.name.utf8) {
+            for index in request.fields.indices
+            where ASCII.equalsIgnoringCase(request.fields[index].name.utf8, rule.name.utf8) {
                 let value = request.fields[index].value
                 if rule.pattern.matches(value) {
                     request.setValue(rule.pattern.replacingMatches(in: value, with: rule.template), at: index)

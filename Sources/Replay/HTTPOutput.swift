@@ -59,7 +59,9 @@ struct PendingRequest: Sendable {
         }
     }
 
-    private static let idempotentMethods: [[UInt8]] = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "].map { Array($0.utf8) }
+    private static let idempotentMethods: [[UInt8]] = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "].map {
+        Array($0.utf8)
+    }
 }
 
 /// `--output-http`: replays requests over a keep-alive connection pool.
@@ -136,7 +138,9 @@ public final class HTTPOutput: MessageOutput {
     /// The request bytes as sent: the Host header set to the target (unless
     /// original-host), the target replaced when the URL has a path.
     func prepare(_ payload: [UInt8]) -> (bytes: [UInt8], isHead: Bool)? {
-        if target.pathAndQuery == nil && target.authorization == nil, let fast = Self.replacingHost(in: payload, with: options.originalHost ? nil : hostHeaderBytes) {
+        if target.pathAndQuery == nil && target.authorization == nil,
+            let fast = Self.replacingHost(in: payload, with: options.originalHost ? nil : hostHeaderBytes)
+        {
             return fast
         }
         return parsedPrepare(payload)
@@ -165,16 +169,22 @@ public final class HTTPOutput: MessageOutput {
         guard var lineStart = payload.firstIndex(of: 0x0A).map({ $0 + 1 }) else { return nil }
         while lineStart < payload.count {
             guard let lineEnd = payload[lineStart...].firstIndex(of: 0x0A) else { return nil }
-            if lineEnd == lineStart || (lineEnd == lineStart + 1 && payload[lineStart] == 0x0D) { return nil }  // no Host
+            // A blank line ends the head: no Host header.
+            if lineEnd == lineStart || (lineEnd == lineStart + 1 && payload[lineStart] == 0x0D) { return nil }
             if lineEnd - lineStart >= 5,
                 payload[lineStart] | 0x20 == 0x68, payload[lineStart + 1] | 0x20 == 0x6F,
-                payload[lineStart + 2] | 0x20 == 0x73, payload[lineStart + 3] | 0x20 == 0x74, payload[lineStart + 4] == 0x3A
+                payload[lineStart + 2] | 0x20 == 0x73, payload[lineStart + 3] | 0x20 == 0x74,
+                payload[lineStart + 4] == 0x3A
             {
                 var valueStart = lineStart + 5
-                while valueStart < lineEnd && (payload[valueStart] == 0x20 || payload[valueStart] == 0x09) { valueStart += 1 }
+                while valueStart < lineEnd && (payload[valueStart] == 0x20 || payload[valueStart] == 0x09) {
+                    valueStart += 1
+                }
                 var valueEnd = lineEnd
                 if valueEnd > valueStart && payload[valueEnd - 1] == 0x0D { valueEnd -= 1 }
-                while valueEnd > valueStart && (payload[valueEnd - 1] == 0x20 || payload[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                while valueEnd > valueStart && (payload[valueEnd - 1] == 0x20 || payload[valueEnd - 1] == 0x09) {
+                    valueEnd -= 1
+                }
                 if payload[valueStart..<valueEnd].elementsEqual(host) { return (payload, isHead) }
                 var bytes: [UInt8] = []
                 bytes.reserveCapacity(payload.count + host.count)
@@ -217,7 +227,8 @@ public final class HTTPOutput: MessageOutput {
     static func originForm(of requestTarget: String) -> String? {
         let lower = requestTarget.prefix(8).lowercased()
         guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else { return nil }
-        let afterScheme = requestTarget[requestTarget.index(requestTarget.startIndex, offsetBy: lower.hasPrefix("http://") ? 7 : 8)...]
+        let afterScheme = requestTarget[
+            requestTarget.index(requestTarget.startIndex, offsetBy: lower.hasPrefix("http://") ? 7 : 8)...]
         guard let start = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
         let rest = afterScheme[start...]
         return rest.hasPrefix("?") ? "/" + rest : String(rest)
@@ -238,7 +249,10 @@ public final class HTTPOutput: MessageOutput {
     /// queues (a retry goes to the front, past the length limit). Returns
     /// true when the request was dropped.
     private func dispatch(_ pending: PendingRequest, retry: Bool) -> Bool {
-        enum Action { case send(ReplayConnectionHandle), connect, queued, dropped }
+        enum Action {
+            case send(ReplayConnectionHandle)
+            case connect, queued, dropped
+        }
         let action: Action = state.withLock { state in
             if state.closing { return .dropped }
             if let idle = state.idle.popLast() {
@@ -383,7 +397,9 @@ public final class HTTPOutput: MessageOutput {
                 return next
             }
             state.inFlight -= 1
-            if !state.closing { state.idle.append(IdleConnection(connection: connection, since: monotonicNanoseconds())) }
+            if !state.closing {
+                state.idle.append(IdleConnection(connection: connection, since: monotonicNanoseconds()))
+            }
             return nil
         }
     }
@@ -416,7 +432,9 @@ public final class HTTPOutput: MessageOutput {
     func releaseSlot() {
         let next: PendingRequest? = state.withLock { state in
             state.inFlight -= 1
-            guard !state.closing, state.connections < maximumConnections, let next = state.queue.popFirst() else { return nil }
+            guard !state.closing, state.connections < maximumConnections, let next = state.queue.popFirst() else {
+                return nil
+            }
             state.connections += 1
             state.inFlight += 1
             return next
@@ -433,7 +451,7 @@ public final class HTTPOutput: MessageOutput {
     func describeConnectFailure(_ error: any Error) -> String {
         var error = error
         if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
-            error = first.error  // happy eyeballs wraps the socket's error
+            error = first.error // happy eyeballs wraps the socket's error
         }
         let text: String
         if let error = error as? IOError {
@@ -476,7 +494,6 @@ public final class HTTPOutput: MessageOutput {
     }
 
     public func recordRateLimited() { statistics.updateOutput(slot) { $0.droppedRateLimit += 1 } }
-
 
     /// Queue length and connections, for stats lines.
     public var queueLength: Int { state.withLock { $0.queue.count } }

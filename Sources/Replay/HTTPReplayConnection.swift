@@ -98,17 +98,19 @@ final class HTTPReplayConnection: ChannelInboundHandler {
     init(output: HTTPOutput) {
         self.output = output
         self.timeoutNanoseconds = output.options.timeout.nanoseconds
-        self.framer = HTTPResponseFramer(keepsRaw: output.options.trackResponses, rawLimit: output.options.responseBufferSize)
+        self.framer = HTTPResponseFramer(
+            keepsRaw: output.options.trackResponses, rawLimit: output.options.responseBufferSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         handle = ReplayConnectionHandle(
-            id: ObjectIdentifier(self), eventLoop: context.eventLoop, connection: NIOLoopBound(self, eventLoop: context.eventLoop))
+            id: ObjectIdentifier(self), eventLoop: context.eventLoop,
+            connection: NIOLoopBound(self, eventLoop: context.eventLoop))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        handle = nil  // the handle refers back to this handler
+        handle = nil // the handle refers back to this handler
         self.context = nil
     }
 
@@ -155,7 +157,7 @@ final class HTTPReplayConnection: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        guard current != nil else { return }  // stray bytes after a timeout
+        guard current != nil else { return } // stray bytes after a timeout
         receivedAny = true
         do {
             let complete = try buffer.withUnsafeReadableBytes { bytes in try framer.feed(bytes) }
@@ -176,7 +178,10 @@ final class HTTPReplayConnection: ChannelInboundHandler {
         batch.record(status: framer.statusCode, latency: latency)
         if batch.responses >= 64 || now - lastBatchFlush > 100_000_000 { flushBatch(now: now) }
         if output.options.trackResponses, let sink = output.responseSink {
-            sink(ReplayMessage(type: .replayedResponse, id: request.id, timestamp: sentAtWall, latency: latency, payload: framer.raw))
+            sink(
+                ReplayMessage(
+                    type: .replayedResponse, id: request.id, timestamp: sentAtWall, latency: latency,
+                    payload: framer.raw))
         }
         if framer.closesConnection {
             context.close(promise: nil)
@@ -203,7 +208,9 @@ final class HTTPReplayConnection: ChannelInboundHandler {
                 output.releaseSlotWithoutStarting()
             } else {
                 current = nil
-                let reason = failureReason ?? (receivedAny ? "connection closed mid-response" : "connection closed before a response")
+                let reason =
+                    failureReason
+                    ?? (receivedAny ? "connection closed mid-response" : "connection closed before a response")
                 output.recordFailure(timeout: false, reason: reason)
             }
         }

@@ -37,25 +37,31 @@ public struct HTTPRequest: Sendable {
 
     public init?(parsing payload: ArraySlice<UInt8>) {
         // Offsets from the shared head walker, relative to the payload's start.
-        let parsed: (startLine: Int, target: Range<Int>, version: Range<Int>, lines: [(HTTP1FieldLine, HTTP1Head.LineShape)], end: Int)? =
-            payload.withUnsafeBytes { bytes in
-                guard let firstLF = HTTP1Head.lineFeed(in: bytes, from: 0),
-                    HTTP1StartLine.check(bytes[0...firstLF], role: .request) == .valid
-                else { return nil }
-                let methodEnd = bytes.firstIndex(of: 0x20)!  // the check found both spaces
-                let targetEnd = bytes[(methodEnd + 1)...].firstIndex(of: 0x20)!
-                var lines: [(HTTP1FieldLine, HTTP1Head.LineShape)] = []
-                var end = 0
-                do {
-                    try HTTP1Head.forEachLine(in: bytes, from: firstLF + 1, end: &end) { lines.append(($0, $1)) }
-                } catch {
-                    return nil  // no closing empty line
+        let parsed:
+            (
+                startLine: Int, target: Range<Int>, version: Range<Int>, lines: [(HTTP1FieldLine, HTTP1Head.LineShape)],
+                end: Int
+            )? =
+                payload.withUnsafeBytes { bytes in
+                    guard let firstLF = HTTP1Head.lineFeed(in: bytes, from: 0),
+                        HTTP1StartLine.check(bytes[0...firstLF], role: .request) == .valid
+                    else { return nil }
+                    let methodEnd = bytes.firstIndex(of: 0x20)! // the check found both spaces
+                    let targetEnd = bytes[(methodEnd + 1)...].firstIndex(of: 0x20)!
+                    var lines: [(HTTP1FieldLine, HTTP1Head.LineShape)] = []
+                    var end = 0
+                    do {
+                        try HTTP1Head.forEachLine(in: bytes, from: firstLF + 1, end: &end) { lines.append(($0, $1)) }
+                    } catch {
+                        return nil // no closing empty line
+                    }
+                    return (firstLF + 1, (methodEnd + 1)..<targetEnd, (targetEnd + 1)..<(targetEnd + 9), lines, end)
                 }
-                return (firstLF + 1, (methodEnd + 1)..<targetEnd, (targetEnd + 1)..<(targetEnd + 9), lines, end)
-            }
         guard let parsed else { return nil }
         let base = payload.startIndex
-        func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { payload[(base + range.lowerBound)..<(base + range.upperBound)] }
+        func slice(_ range: Range<Int>) -> ArraySlice<UInt8> {
+            payload[(base + range.lowerBound)..<(base + range.upperBound)]
+        }
         func string(_ range: Range<Int>) -> String { String(decoding: slice(range), as: UTF8.self) }
         self.method = string(0..<(parsed.target.lowerBound - 1))
         self.target = string(parsed.target)
@@ -121,10 +127,13 @@ public struct HTTPRequest: Sendable {
             return
         }
         let base = target[..<question]
-        var pairs = target[target.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map(String.init)
+        var pairs = target[target.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false)
+            .map(String.init)
         var replaced = false
         for index in pairs.indices {
-            let key = pairs[index].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let key =
+                pairs[index].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(
+                    String.init) ?? ""
             if key == name {
                 pairs[index] = "\(name)=\(value)"
                 replaced = true

@@ -38,7 +38,9 @@ public struct HTTPTarget: Sendable, Equatable {
             port = isTLS ? 443 : 80
         }
         var connectHost = rawHost
-        if connectHost.hasPrefix("["), connectHost.hasSuffix("]") { connectHost = String(connectHost.dropFirst().dropLast()) }
+        if connectHost.hasPrefix("["), connectHost.hasSuffix("]") {
+            connectHost = String(connectHost.dropFirst().dropLast())
+        }
         connectHost = connectHost.removingPercentEncoding ?? connectHost
         if connectHost.isEmpty || connectHost.lowercased() == "localhost" { connectHost = "127.0.0.1" }
         host = connectHost

@@ -2,9 +2,9 @@ import Foundation
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Settings of `--middleware`.
@@ -125,7 +125,8 @@ public final class Middleware: Sendable {
         state.withLockedValue { state in
             if let failure = state.failure { return failure }
             if state.counters.invalidLines > 0 {
-                return .invalidLines(command: command, count: state.counters.invalidLines, first: state.firstInvalid ?? "")
+                return .invalidLines(
+                    command: command, count: state.counters.invalidLines, first: state.firstInvalid ?? "")
             }
             return nil
         }
@@ -269,7 +270,9 @@ public final class Middleware: Sendable {
     private func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { raw in write(descriptor, raw.baseAddress! + offset, raw.count - offset) }
+            let written = bytes.withUnsafeBytes { raw in
+                write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 return false
@@ -349,7 +352,8 @@ public final class Middleware: Sendable {
             let waiting = state.queue.count - state.queueHead + state.inHand
             let stalled = waiting > 0 && ContinuousClock.now - state.lastProgress > options.stallTimeout
             guard stalled else { return nil }
-            state.failure = .stalled(command: command, seconds: Int(options.stallTimeout.components.seconds), waiting: waiting)
+            state.failure = .stalled(
+                command: command, seconds: Int(options.stallTimeout.components.seconds), waiting: waiting)
             state.stopping = true
             return state.pid
         }
@@ -369,7 +373,9 @@ public final class Middleware: Sendable {
         while ContinuousClock.now < giveUp {
             if state.withLockedValue({ $0.failure != nil || $0.stdoutEnded }) { break }
             if checkStall() != nil { return }
-            let now = state.withLockedValue { ($0.counters.written, $0.counters.returned, $0.queue.count - $0.queueHead + $0.inHand) }
+            let now = state.withLockedValue {
+                ($0.counters.written, $0.counters.returned, $0.queue.count - $0.queueHead + $0.inHand)
+            }
             if now.0 != lastSeen.0 || now.1 != lastSeen.1 || now.2 > 0 {
                 lastSeen = (now.0, now.1)
                 quietSince = .now

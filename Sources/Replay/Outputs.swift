@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A destination for messages: an HTTP target, a `.gor` file, stdout.
 ///
@@ -78,9 +79,14 @@ public final class StdoutOutput: MessageOutput {
 
     public func emit(_ message: ReplayMessage) {
         let ok = writer.withLockedValue { writer in
-            do { try writer.append(message); return true } catch { return false }
+            do {
+                try writer.append(message)
+                return true
+            } catch { return false }
         }
-        statistics.updateOutput(slot) { ok ? ($0.sent += 1) : ($0.failed += 1) }
+        statistics.updateOutput(slot) {
+            if ok { $0.sent += 1 } else { $0.failed += 1 }
+        }
     }
 
     public func flush() {
@@ -213,7 +219,8 @@ public final class FileOutput: MessageOutput {
 
     public func emit(_ message: ReplayMessage) {
         let rendered = renderName(for: message)
-        let recordSize = Int64(GorFormat.metaLine(of: message).utf8.count + 1 + message.payload.count + GorFormat.separator.count)
+        let recordSize = Int64(
+            GorFormat.metaLine(of: message).utf8.count + 1 + message.payload.count + GorFormat.separator.count)
         let result: Result<Void, FileIOError> = state.withLockedValue { state in
             do throws(FileIOError) {
                 if state.totalWritten + recordSize > options.maxTotalSize { return .success(()) }
@@ -263,8 +270,10 @@ public final class FileOutput: MessageOutput {
             let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
             guard descriptor >= 0 else {
                 let code = errno
-                throw FileIOError(path: path, operation: "open", code: code,
-                                  detail: code == ELOOP ? "is a symbolic link; goreplay writes recorded traffic only to a plain file" : nil)
+                throw FileIOError(
+                    path: path, operation: "open", code: code,
+                    detail: code == ELOOP
+                        ? "is a symbolic link; goreplay writes recorded traffic only to a plain file" : nil)
             }
             var info = stat()
             fstat(descriptor, &info)

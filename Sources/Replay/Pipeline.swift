@@ -227,4 +227,3 @@ public final class ReplayPipeline: Sendable {
         route.output.emit(message)
     }
 }
-

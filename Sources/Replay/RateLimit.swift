@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The `|N` / `|N%` suffix of an input or output address.
@@ -39,7 +39,9 @@ public struct LimitedAddress: Sendable, Equatable {
         let suffix = text[text.index(after: bar)...].trimmingCharacters(in: " ")
         let address = String(text[..<bar])
         if suffix.hasSuffix("%") {
-            guard let percent = Double(suffix.dropLast()), percent.isFinite, percent >= 0, percent <= 1e9 else { return nil }
+            guard let percent = Double(suffix.dropLast()), percent.isFinite, percent >= 0, percent <= 1e9 else {
+                return nil
+            }
             self.init(address: address, limit: .percent(percent))
         } else {
             guard let count = Int(suffix), count >= 0, count <= 1 << 40 else { return nil }

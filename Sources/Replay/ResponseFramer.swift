@@ -88,7 +88,7 @@ public struct HTTPResponseFramer: Sendable {
                 return true
             case .head:
                 if head.isEmpty && scanner.scanned == 0 && (bytes[index] == 0x0d || bytes[index] == 0x0a) {
-                    index += 1  // stray blank line before a response
+                    index += 1 // stray blank line before a response
                     continue
                 }
                 let (next, complete) = scanner.scan(bytes, from: index)
@@ -96,12 +96,12 @@ public struct HTTPResponseFramer: Sendable {
                 index = next
                 if scanner.scanned > Self.maxHeadBytes { throw .headTooLarge }
                 if complete && head.isEmpty {
-                    try startBody(headBytes: run)  // the whole head in one read: no copy
+                    try startBody(headBytes: run) // the whole head in one read: no copy
                 } else {
                     head.append(contentsOf: run)
                     if complete {
                         var block: [UInt8] = []
-                        swap(&block, &head)  // parse it without holding `self.head` borrowed
+                        swap(&block, &head) // parse it without holding `self.head` borrowed
                         let result: Result<Void, FramingError> = block.withUnsafeBytes { whole in
                             Result { () throws(FramingError) in try startBody(headBytes: whole) }
                         }
@@ -138,7 +138,7 @@ public struct HTTPResponseFramer: Sendable {
             throw .malformedHead(error)
         }
         scanner.reset()
-        if parsed.isInterim { return }  // the real response follows
+        if parsed.isInterim { return } // the real response follows
         statusCode = parsed.status ?? 0
         closesConnection = !parsed.isPersistent
         switch framing {

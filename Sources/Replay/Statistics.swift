@@ -1,16 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Latencies in a fixed log-scale histogram: bounded memory, ~2% error.
 public struct LatencyHistogram: Sendable {
     // Bucket i covers [base * ratio^i, base * ratio^(i+1)) nanoseconds.
     private static let base = 1_000.0
     private static let ratio = 1.02
-    private static let bucketCount = 1_200  // 1 µs … > 1 hour
+    private static let bucketCount = 1_200 // 1 µs … > 1 hour
     private var buckets = [UInt64](repeating: 0, count: bucketCount)
     public private(set) var count: UInt64 = 0
     public private(set) var max: Int64 = 0
@@ -133,7 +134,10 @@ public final class ReplayStatistics: Sendable {
     public func summary(elapsedSeconds: Double) -> String {
         let p = pipelineSnapshot
         let list = outputSnapshot
-        var sent = 0, queueFull = 0, rateLimited = 0, failed = 0
+        var sent = 0
+        var queueFull = 0
+        var rateLimited = 0
+        var failed = 0
         var codes: [Int: Int] = [:]
         var latency = LatencyHistogram()
         for output in list {
@@ -159,7 +163,9 @@ public final class ReplayStatistics: Sendable {
         }
         for output in list {
             var line = "goreplay: output \(output.name): sent \(output.sent)"
-            if output.responses > 0 || output.failed > 0 { line += ", responses \(output.responses), failed \(output.failed)" }
+            if output.responses > 0 || output.failed > 0 {
+                line += ", responses \(output.responses), failed \(output.failed)"
+            }
             if output.timeouts > 0 { line += " (timeouts \(output.timeouts))" }
             if output.retried > 0 { line += ", retried \(output.retried)" }
             line += ", dropped queue full \(output.droppedQueueFull), rate limit \(output.droppedRateLimit)"

@@ -159,7 +159,8 @@ public final class TCPInput: MessageInput {
 
     /// Binds and starts accepting.
     public static func listen(
-        on address: TCPAddress, options: TCPInputOptions, statistics: ReplayStatistics, acknowledgements: AcknowledgementBook
+        on address: TCPAddress, options: TCPInputOptions, statistics: ReplayStatistics,
+        acknowledgements: AcknowledgementBook
     ) async throws -> TCPInput {
         var tls: NIOSSLContext?
         if options.secure {
@@ -272,7 +273,8 @@ private final class RecordReceiver: ChannelInboundHandler {
             statistics.updatePipeline {
                 $0.corruptRecords += 1
                 if $0.corruptReasons.count < 10 {
-                    $0.corruptReasons.append("tcp input: record larger than \(maxRecordBytes) bytes without a separator; connection closed")
+                    $0.corruptReasons.append(
+                        "tcp input: record larger than \(maxRecordBytes) bytes without a separator; connection closed")
                 }
             }
             pending = []
@@ -299,16 +301,18 @@ private final class RecordReceiver: ChannelInboundHandler {
         let channel = context.channel
         let number = sequence
         let counters = counters
-        if acknowledging { acknowledgements.register(id: message.id, type: message.type) {
-            channel.eventLoop.execute {
-                // A sender that never reads (GoReplay) must not make us buffer acks forever.
-                guard channel.isActive, channel.isWritable else {
-                    counters.withLockedValue { $0.acknowledgementsNotWritten += 1 }
-                    return
+        if acknowledging {
+            acknowledgements.register(id: message.id, type: message.type) {
+                channel.eventLoop.execute {
+                    // A sender that never reads (GoReplay) must not make us buffer acks forever.
+                    guard channel.isActive, channel.isWritable else {
+                        counters.withLockedValue { $0.acknowledgementsNotWritten += 1 }
+                        return
+                    }
+                    channel.writeAndFlush(channel.allocator.buffer(string: "A \(number)\n"), promise: nil)
                 }
-                channel.writeAndFlush(channel.allocator.buffer(string: "A \(number)\n"), promise: nil)
             }
-        } }
+        }
         switch continuation.yield(message) {
         case .dropped:
             counters.withLockedValue { $0.droppedBusy += 1 }

@@ -50,7 +50,9 @@ public final class TCPOutput: MessageOutput {
     public init(
         address: TCPAddress, options: TCPOutputOptions, group: any EventLoopGroup, statistics: ReplayStatistics
     ) throws(TCPSetupError) {
-        guard !address.host.isEmpty else { throw TCPSetupError("--output-tcp \(address): a host is needed, e.g. 127.0.0.1:28020") }
+        guard !address.host.isEmpty else {
+            throw TCPSetupError("--output-tcp \(address): a host is needed, e.g. 127.0.0.1:28020")
+        }
         guard options.workers >= 1 else { throw TCPSetupError("--output-tcp-workers must be at least 1") }
         var tls: NIOSSLContext?
         if options.secure || options.skipVerify || options.caCertificatePath != nil {
@@ -71,7 +73,8 @@ public final class TCPOutput: MessageOutput {
         let slot = statistics.registerOutput(name: "tcp:\(address)")
         self.slot = slot
         self.workers = (0..<options.workers).map { _ in
-            TCPOutputWorker(address: address, options: options, tls: tls, group: group, statistics: statistics, slot: slot)
+            TCPOutputWorker(
+                address: address, options: options, tls: tls, group: group, statistics: statistics, slot: slot)
         }
         let workers = self.workers
         self.tasks = NIOLockedValueBox(workers.map { worker in Task { await worker.run() } })
@@ -248,7 +251,9 @@ final class TCPOutputWorker: Sendable {
 
     private func connect() async throws -> any Channel {
         let tls = tls
-        let handler = AcknowledgementReader(waitsForHandshake: tls != nil) { [weak self] sequence in self?.acknowledged(sequence) }
+        let handler = AcknowledgementReader(waitsForHandshake: tls != nil) { [weak self] sequence in
+            self?.acknowledged(sequence)
+        }
         let host = address.host
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
@@ -287,7 +292,9 @@ final class TCPOutputWorker: Sendable {
         var bytes: [UInt8] = []
         // Ask for acknowledgements (a GoReplay replayer skips this record).
         do {
-            try await channel.writeAndFlush(channel.allocator.buffer(bytes: TCPAcknowledgements.hello + GorFormat.separator)).get()
+            try await channel.writeAndFlush(
+                channel.allocator.buffer(bytes: TCPAcknowledgements.hello + GorFormat.separator)
+            ).get()
         } catch {
             return
         }
@@ -345,7 +352,8 @@ private final class AcknowledgementReader: ChannelInboundHandler, Sendable {
     private let pending = NIOLockedValueBox([UInt8]())
     private let waitsForHandshake: Bool
     /// Outcome of the TLS handshake, until someone asks for it.
-    private let handshake = NIOLockedValueBox<(result: Result<Void, any Error>?, promise: EventLoopPromise<Void>?)>((nil, nil))
+    private let handshake = NIOLockedValueBox<(result: Result<Void, any Error>?, promise: EventLoopPromise<Void>?)>(
+        (nil, nil))
 
     init(waitsForHandshake: Bool, onAcknowledge: @escaping @Sendable (UInt64) -> Void) {
         self.waitsForHandshake = waitsForHandshake
@@ -401,7 +409,7 @@ private final class AcknowledgementReader: ChannelInboundHandler, Sendable {
                 }
                 pending.removeSubrange(...newline)
             }
-            if pending.count > 4096 { pending.removeAll() }  // not our peer; ignore
+            if pending.count > 4096 { pending.removeAll() } // not our peer; ignore
             return numbers
         }
         for number in numbers { onAcknowledge(number) }

@@ -10,7 +10,9 @@ public final class MetricsServer: Sendable {
     private let channel: any Channel
 
     /// Binds now, so a busy port or bad address fails before replay starts.
-    public static func start(address: MetricsAddress, metrics: MirrorMetrics, group: any EventLoopGroup) async throws -> MetricsServer {
+    public static func start(address: MetricsAddress, metrics: MirrorMetrics, group: any EventLoopGroup) async throws
+        -> MetricsServer
+    {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -42,7 +44,9 @@ public struct MetricsAddress: Sendable, Equatable {
     public init(parsing text: String) throws(MetricsAddressError) {
         guard let colon = text.lastIndex(of: ":") else { throw MetricsAddressError(text: text) }
         var host = String(text[..<colon])
-        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { throw MetricsAddressError(text: text) }
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw MetricsAddressError(text: text)
+        }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         self.host = host.isEmpty ? "0.0.0.0" : host
         self.port = port
@@ -86,9 +90,12 @@ private final class MetricsHandler: ChannelInboundHandler, Sendable {
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.count))
         if request.method == .HEAD { body = [] }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
         if !body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

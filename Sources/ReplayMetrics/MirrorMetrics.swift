@@ -64,7 +64,8 @@ public final class MirrorMetrics: Sendable {
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+        .seconds(10),
     ]
 
     public init(statistics: ReplayStatistics, joinWindow: Int = 65_536) {
@@ -72,40 +73,66 @@ public final class MirrorMetrics: Sendable {
         self.joinWindow = joinWindow
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        captured = registry.makeCounter(descriptor: Self.described("goreplay_requests_captured_total", "Requests read from the inputs (capture or file)."))
-        replayed = registry.makeCounter(descriptor: Self.described("goreplay_requests_replayed_total", "Requests replayed to an HTTP target that answered or failed."))
+        captured = registry.makeCounter(
+            descriptor: Self.described(
+                "goreplay_requests_captured_total", "Requests read from the inputs (capture or file)."))
+        replayed = registry.makeCounter(
+            descriptor: Self.described(
+                "goreplay_requests_replayed_total", "Requests replayed to an HTTP target that answered or failed."))
         let dropped = "goreplay_requests_dropped_total"
         let droppedHelp = "Requests not replayed, by reason."
-        droppedQueueFull = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "queue_full")])
-        droppedRateLimit = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "rate_limit")])
-        droppedFiltered = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "filtered")])
-        droppedMiddleware = registry.makeCounter(descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "middleware")])
+        droppedQueueFull = registry.makeCounter(
+            descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "queue_full")])
+        droppedRateLimit = registry.makeCounter(
+            descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "rate_limit")])
+        droppedFiltered = registry.makeCounter(
+            descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "filtered")])
+        droppedMiddleware = registry.makeCounter(
+            descriptor: Self.described(dropped, droppedHelp), labels: [("reason", "middleware")])
         // A middleware that filters simply does not return a message: written − returned.
         let middleware = "goreplay_middleware_messages_total"
         let middlewareHelp = "Messages written to --middleware and returned by it."
-        middlewareWritten = registry.makeCounter(descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "written")])
-        middlewareReturned = registry.makeCounter(descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "returned")])
+        middlewareWritten = registry.makeCounter(
+            descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "written")])
+        middlewareReturned = registry.makeCounter(
+            descriptor: Self.described(middleware, middlewareHelp), labels: [("direction", "returned")])
         let failed = "goreplay_replay_failures_total"
         let failedHelp = "Replayed requests that got no response, by cause."
-        failedConnection = registry.makeCounter(descriptor: Self.described(failed, failedHelp), labels: [("cause", "connection")])
-        failedTimeout = registry.makeCounter(descriptor: Self.described(failed, failedHelp), labels: [("cause", "timeout")])
-        mismatches = registry.makeCounter(descriptor: Self.described("goreplay_status_mismatches_total", "Replayed responses whose status differs from the original response's."))
-        unmatched = registry.makeCounter(descriptor: Self.described("goreplay_join_evicted_total", "Requests forgotten before their replayed response arrived (none came, or too late)."))
+        failedConnection = registry.makeCounter(
+            descriptor: Self.described(failed, failedHelp), labels: [("cause", "connection")])
+        failedTimeout = registry.makeCounter(
+            descriptor: Self.described(failed, failedHelp), labels: [("cause", "timeout")])
+        mismatches = registry.makeCounter(
+            descriptor: Self.described(
+                "goreplay_status_mismatches_total",
+                "Replayed responses whose status differs from the original response's."))
+        unmatched = registry.makeCounter(
+            descriptor: Self.described(
+                "goreplay_join_evicted_total",
+                "Requests forgotten before their replayed response arrived (none came, or too late)."))
         var responses: [String: (Counter, Counter)] = [:]
         for statusClass in ["1xx", "2xx", "3xx", "4xx", "5xx", "unreadable"] {
             let name = "goreplay_responses_total"
-            let help = "Responses by side (original: recorded from production; replayed: from the target) and status class."
+            let help =
+                "Responses by side (original: recorded from production; replayed: from the target) and status class."
             responses[statusClass] = (
-                registry.makeCounter(descriptor: Self.described(name, help), labels: [("side", "original"), ("class", statusClass)]),
-                registry.makeCounter(descriptor: Self.described(name, help), labels: [("side", "replayed"), ("class", statusClass)])
+                registry.makeCounter(
+                    descriptor: Self.described(name, help), labels: [("side", "original"), ("class", statusClass)]),
+                registry.makeCounter(
+                    descriptor: Self.described(name, help), labels: [("side", "replayed"), ("class", statusClass)])
             )
         }
         self.responses = responses
         let latency = "goreplay_response_latency_seconds"
         let latencyHelp = "Response latency by side, as recorded in the response's meta line."
-        originalLatency = registry.makeDurationHistogram(descriptor: Self.described(latency, latencyHelp), labels: [("side", "original")], buckets: Self.latencyBuckets)
-        replayedLatency = registry.makeDurationHistogram(descriptor: Self.described(latency, latencyHelp), labels: [("side", "replayed")], buckets: Self.latencyBuckets)
-        queueDepth = registry.makeGauge(descriptor: Self.described("goreplay_queue_depth", "Requests waiting in the outputs' queues."))
+        originalLatency = registry.makeDurationHistogram(
+            descriptor: Self.described(latency, latencyHelp), labels: [("side", "original")],
+            buckets: Self.latencyBuckets)
+        replayedLatency = registry.makeDurationHistogram(
+            descriptor: Self.described(latency, latencyHelp), labels: [("side", "replayed")],
+            buckets: Self.latencyBuckets)
+        queueDepth = registry.makeGauge(
+            descriptor: Self.described("goreplay_queue_depth", "Requests waiting in the outputs' queues."))
     }
 
     /// Notes a request's timestamp (type 1), counts an original (type 2) or
@@ -123,7 +150,9 @@ public final class MirrorMetrics: Sendable {
                 requestTimestamp = entry.requestTimestamp
                 entry.originalStatus = status
             }
-            if let latency = Self.originalLatency(message, requestTimestamp: requestTimestamp) { originalLatency.record(latency) }
+            if let latency = Self.originalLatency(message, requestTimestamp: requestTimestamp) {
+                originalLatency.record(latency)
+            }
         case .replayedResponse:
             let status = Self.statusCode(message.payload)
             counters(status).replayed.increment()
@@ -166,7 +195,9 @@ public final class MirrorMetrics: Sendable {
                 join.head += 1
             }
             // Settled ids stay in `order` until here: keep it proportional to the window.
-            if (join.head > 4096 && join.head > join.order.count / 2) || join.order.count - join.head > 2 * joinWindow + 1024 {
+            if (join.head > 4096 && join.head > join.order.count / 2)
+                || join.order.count - join.head > 2 * joinWindow + 1024
+            {
                 join.order = join.order[join.head...].filter { join.entries[$0] != nil }
                 join.head = 0
             }

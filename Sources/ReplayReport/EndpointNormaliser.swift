@@ -64,11 +64,19 @@ public struct EndpointNormaliser: Sendable {
     static func collapse(_ segment: Substring) -> Substring {
         guard !segment.isEmpty else { return segment }
         let utf8 = segment.utf8
-        var digits = 0, hex = 0, letters = 0, dashes = 0, other = 0
+        var digits = 0
+        var hex = 0
+        var letters = 0
+        var dashes = 0
+        var other = 0
         for byte in utf8 {
             switch byte {
-            case 0x30...0x39: digits += 1; hex += 1
-            case 0x61...0x66, 0x41...0x46: hex += 1; letters += 1
+            case 0x30...0x39:
+                digits += 1
+                hex += 1
+            case 0x61...0x66, 0x41...0x46:
+                hex += 1
+                letters += 1
             case 0x67...0x7A, 0x47...0x5A: letters += 1
             case 0x2D: dashes += 1
             case 0x5F: other += 1

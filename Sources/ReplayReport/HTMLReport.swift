@@ -22,46 +22,67 @@ extension DiffReport {
             <h1>\(Self.escape(title))</h1>
 
             """
-        page += "<p id=\"totals\">Requests \(requests): compared \(compared), mismatched \(mismatched) (\(Self.percent(mismatchRate))), "
-        page += "no replayed response \(noReplayedResponse.reduce(0) { $0 + $1.count }), no original response \(noOriginalResponse), "
+        page +=
+            "<p id=\"totals\">Requests \(requests): compared \(compared), mismatched \(mismatched) (\(Self.percent(mismatchRate))), "
+        page +=
+            "no replayed response \(noReplayedResponse.reduce(0) { $0 + $1.count }), no original response \(noOriginalResponse), "
         page += "orphan responses \(orphanResponses). Records \(records), skipped as corrupt \(skippedRecords).</p>\n"
         page += "<p class=\"muted\">Files: \(files.map(Self.escape).joined(separator: ", "))</p>\n"
 
-        page += "<h2>Status classes (original ↓, replayed →)</h2>\n" + matrixTable(id: "class-matrix", pairs: classPairs.map { ($0.original, $0.replayed, $0.count) })
-        page += "<h2>Status codes (original ↓, replayed →)</h2>\n" + matrixTable(id: "status-matrix", pairs: statusPairs.map { (String($0.original), String($0.replayed), $0.count) })
+        page +=
+            "<h2>Status classes (original ↓, replayed →)</h2>\n"
+            + matrixTable(id: "class-matrix", pairs: classPairs.map { ($0.original, $0.replayed, $0.count) })
+        page +=
+            "<h2>Status codes (original ↓, replayed →)</h2>\n"
+            + matrixTable(
+                id: "status-matrix", pairs: statusPairs.map { (String($0.original), String($0.replayed), $0.count) })
 
         if !noReplayedResponse.isEmpty {
-            page += "<h2>No replayed response</h2>\n<table id=\"missing\"><tr><th class=\"l\">cause</th><th>requests</th></tr>\n"
-            for cause in noReplayedResponse { page += "<tr><td class=\"l\">\(Self.escape(cause.cause))</td><td>\(cause.count)</td></tr>\n" }
-            page += "</table>\n"
-        }
-
-        page += "<h2>Latency distribution</h2>\n<div class=\"charts\">\n"
-        page += chart(id: "chart-original", label: "original", summary: original, counts: distribution.map(\.original), colour: "#1d70b8")
-        page += chart(id: "chart-replayed", label: "replayed", summary: replayed, counts: distribution.map(\.replayed), colour: "#d4351c")
-        page += "</div>\n"
-
-        if let body = bodyLengthDifferences {
-            page += "<h2>2xx bodies differing in length by more than \(Self.escape(body.threshold)): \(body.count)</h2>\n"
-            page += "<table><tr><th class=\"l\">request</th><th>original bytes</th><th>replayed bytes</th></tr>\n"
-            for example in body.examples {
-                page += "<tr><td class=\"l\">\(Self.escape(example.request))</td><td>\(example.originalLength)</td><td>\(example.replayedLength)</td></tr>\n"
+            page +=
+                "<h2>No replayed response</h2>\n<table id=\"missing\"><tr><th class=\"l\">cause</th><th>requests</th></tr>\n"
+            for cause in noReplayedResponse {
+                page += "<tr><td class=\"l\">\(Self.escape(cause.cause))</td><td>\(cause.count)</td></tr>\n"
             }
             page += "</table>\n"
         }
 
-        page += "<h2>Endpoints</h2>\n<p class=\"muted\">Click a heading to sort.</p>\n<table id=\"endpoints\"><thead><tr>"
+        page += "<h2>Latency distribution</h2>\n<div class=\"charts\">\n"
+        page += chart(
+            id: "chart-original", label: "original", summary: original, counts: distribution.map(\.original),
+            colour: "#1d70b8")
+        page += chart(
+            id: "chart-replayed", label: "replayed", summary: replayed, counts: distribution.map(\.replayed),
+            colour: "#d4351c")
+        page += "</div>\n"
+
+        if let body = bodyLengthDifferences {
+            page +=
+                "<h2>2xx bodies differing in length by more than \(Self.escape(body.threshold)): \(body.count)</h2>\n"
+            page += "<table><tr><th class=\"l\">request</th><th>original bytes</th><th>replayed bytes</th></tr>\n"
+            for example in body.examples {
+                page +=
+                    "<tr><td class=\"l\">\(Self.escape(example.request))</td><td>\(example.originalLength)</td><td>\(example.replayedLength)</td></tr>\n"
+            }
+            page += "</table>\n"
+        }
+
+        page +=
+            "<h2>Endpoints</h2>\n<p class=\"muted\">Click a heading to sort.</p>\n<table id=\"endpoints\"><thead><tr>"
         for (index, heading) in [
-            "endpoint", "requests", "mismatch %", "no reply", "p50 orig ms", "p50 repl ms", "p95 orig ms", "p95 repl ms", "p99 orig ms",
+            "endpoint", "requests", "mismatch %", "no reply", "p50 orig ms", "p50 repl ms", "p95 orig ms",
+            "p95 repl ms", "p99 orig ms",
             "p99 repl ms", "ratio p50", "top mismatches",
         ].enumerated() {
             page += "<th\(index == 0 || index == 11 ? " class=\"l\"" : "") data-col=\"\(index)\">\(heading)</th>"
         }
         page += "</tr></thead><tbody>\n"
         for row in endpoints {
-            let mismatches = row.topMismatches.map { "\($0.original)→\($0.replayed) ×\($0.count), e.g. \($0.example.prefix(120))" }
+            let mismatches = row.topMismatches.map {
+                "\($0.original)→\($0.replayed) ×\($0.count), e.g. \($0.example.prefix(120))"
+            }
             page += "<tr><td class=\"l\">\(Self.escape(row.endpoint))</td><td>\(row.requests)</td>"
-            page += "<td class=\"\(row.mismatched > 0 ? "bad" : "ok")\">\(Self.fixed(row.mismatchRate * 100, 1))</td><td>\(row.noReplayedResponse)</td>"
+            page +=
+                "<td class=\"\(row.mismatched > 0 ? "bad" : "ok")\">\(Self.fixed(row.mismatchRate * 100, 1))</td><td>\(row.noReplayedResponse)</td>"
             for (summary, value) in [
                 (row.original, row.original.p50), (row.replayed, row.replayed.p50), (row.original, row.original.p95),
                 (row.replayed, row.replayed.p95), (row.original, row.original.p99), (row.replayed, row.replayed.p99),
@@ -121,19 +142,28 @@ extension DiffReport {
 
     /// A bar chart of one side's buckets (log-spaced latency on x).
     private func chart(id: String, label: String, summary: LatencySummary, counts: [Int], colour: String) -> String {
-        let width = 480.0, height = 200.0, left = 40.0, bottom = 24.0
-        var svg = "<figure><figcaption>\(label): \(summary.count) responses, p50 \(Self.ms(summary.p50)) ms, p95 \(Self.ms(summary.p95)) ms, p99 \(Self.ms(summary.p99)) ms</figcaption>\n"
-        svg += "<svg id=\"\(id)\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" aria-label=\"\(label) latency distribution\">"
-        svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width)\" y2=\"\(height - bottom)\" stroke=\"#0b0c0c\"/>"
+        let width = 480.0
+        let height = 200.0
+        let left = 40.0
+        let bottom = 24.0
+        var svg =
+            "<figure><figcaption>\(label): \(summary.count) responses, p50 \(Self.ms(summary.p50)) ms, p95 \(Self.ms(summary.p95)) ms, p99 \(Self.ms(summary.p99)) ms</figcaption>\n"
+        svg +=
+            "<svg id=\"\(id)\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" aria-label=\"\(label) latency distribution\">"
+        svg +=
+            "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width)\" y2=\"\(height - bottom)\" stroke=\"#0b0c0c\"/>"
         let peak = max(1, counts.max() ?? 1)
         if !counts.isEmpty {
             let barWidth = (width - left) / Double(counts.count)
             for (index, count) in counts.enumerated() where count > 0 {
                 let barHeight = (height - bottom - 8) * Double(count) / Double(peak)
-                svg += "<rect x=\(Self.quoted(left + Double(index) * barWidth)) y=\(Self.quoted(height - bottom - barHeight)) width=\(Self.quoted(max(1, barWidth - 0.5))) height=\(Self.quoted(barHeight)) fill=\"\(colour)\"><title>≤ \(Self.ms(distribution[index].upperMilliseconds)) ms: \(count)</title></rect>"
+                svg +=
+                    "<rect x=\(Self.quoted(left + Double(index) * barWidth)) y=\(Self.quoted(height - bottom - barHeight)) width=\(Self.quoted(max(1, barWidth - 0.5))) height=\(Self.quoted(barHeight)) fill=\"\(colour)\"><title>≤ \(Self.ms(distribution[index].upperMilliseconds)) ms: \(count)</title></rect>"
             }
-            svg += "<text x=\"\(left)\" y=\"\(height - 6)\" font-size=\"11\">\(Self.ms(distribution.first?.upperMilliseconds ?? 0)) ms</text>"
-            svg += "<text x=\"\(width - 4)\" y=\"\(height - 6)\" font-size=\"11\" text-anchor=\"end\">\(Self.ms(distribution.last?.upperMilliseconds ?? 0)) ms</text>"
+            svg +=
+                "<text x=\"\(left)\" y=\"\(height - 6)\" font-size=\"11\">\(Self.ms(distribution.first?.upperMilliseconds ?? 0)) ms</text>"
+            svg +=
+                "<text x=\"\(width - 4)\" y=\"\(height - 6)\" font-size=\"11\" text-anchor=\"end\">\(Self.ms(distribution.last?.upperMilliseconds ?? 0)) ms</text>"
         }
         svg += "<text x=\"2\" y=\"12\" font-size=\"11\">\(peak)</text>"
         return svg + "</svg></figure>\n"

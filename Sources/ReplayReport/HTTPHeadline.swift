@@ -15,7 +15,9 @@ enum HTTPHeadline {
         var targetEnd = payload[(space + 1)..<end].firstIndex(of: 0x20) ?? end
         guard targetEnd > space + 1 else { return nil }
         targetEnd = min(targetEnd, space + 1 + 2048)
-        return (String(decoding: method, as: UTF8.self), String(decoding: payload[(space + 1)..<targetEnd], as: UTF8.self))
+        return (
+            String(decoding: method, as: UTF8.self), String(decoding: payload[(space + 1)..<targetEnd], as: UTF8.self)
+        )
     }
 
     /// `HTTP/1.1 503 Service Unavailable` → 503; nil unless the code is 100…599.
@@ -42,7 +44,9 @@ enum HTTPHeadline {
         var index = 0
         let count = payload.count
         while index + 3 < count {
-            if payload[index] == 0x0D, payload[index + 1] == 0x0A, payload[index + 2] == 0x0D, payload[index + 3] == 0x0A {
+            if payload[index] == 0x0D, payload[index + 1] == 0x0A, payload[index + 2] == 0x0D,
+                payload[index + 3] == 0x0A
+            {
                 return contentLength(payload[..<index]) ?? count - (index + 4)
             }
             index += 1
@@ -56,10 +60,12 @@ enum HTTPHeadline {
         for line in head.split(separator: 0x0A) {
             let trimmed = line.drop { $0 == 0x0D }
             guard trimmed.count > name.count,
-                  zip(trimmed.prefix(name.count), name).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
+                zip(trimmed.prefix(name.count), name).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
             else { continue }
             let digits = trimmed.dropFirst(name.count).filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }
-            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                return nil
+            }
             return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
         }
         return nil

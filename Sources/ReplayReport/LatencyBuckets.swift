@@ -1,14 +1,14 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Latencies in fixed log-scale buckets (5% wide, 10 µs to ~20 min): 3 KiB
 /// per histogram whatever the sample count, percentiles within 5%, and the
 /// buckets themselves drawn as the report's distribution charts.
 public struct LatencyBuckets: Sendable, Equatable {
-    static let base = 10_000.0  // 10 µs in ns
+    static let base = 10_000.0 // 10 µs in ns
     static let ratio = 1.05
     static let bucketCount = 384
     private static let logRatio = log(ratio)

@@ -47,7 +47,9 @@ public struct MergedRecords {
         var best: Int?
         for index in heads.indices {
             guard let head = heads[index] else { continue }
-            if let current = best, let currentHead = heads[current], currentHead.timestamp <= head.timestamp { continue }
+            if let current = best, let currentHead = heads[current], currentHead.timestamp <= head.timestamp {
+                continue
+            }
             best = index
         }
         guard let best, let record = heads[best] else { return nil }

@@ -132,7 +132,8 @@ public struct ReportBuilder: Sendable {
         var current = entry ?? Pending()
         switch message.type {
         case .request:
-            guard !current.hasRequest else { return keep(current, id: message.id, isNew: isNew) }  // duplicate id: keep the first
+            // A duplicate id keeps the first request.
+            guard !current.hasRequest else { return keep(current, id: message.id, isNew: isNew) }
             current.hasRequest = true
             current.sequence = requestSequence
             current.requestTimestamp = message.timestamp
@@ -178,7 +179,9 @@ public struct ReportBuilder: Sendable {
         }
         // Drop settled ids from the order list now and then, so it stays
         // proportional to the window.
-        if order.count - orderHead > 2 * options.pendingWindow + 1024 || (orderHead > 4096 && orderHead > order.count / 2) {
+        if order.count - orderHead > 2 * options.pendingWindow + 1024
+            || (orderHead > 4096 && orderHead > order.count / 2)
+        {
             order = order[orderHead...].filter { pending[$0] != nil }
             orderHead = 0
         }
@@ -246,14 +249,17 @@ public struct ReportBuilder: Sendable {
                 endpoints[slot].pairs[pair] = (1, entry.example)
             }
         }
-        if let threshold = options.bodyLengthThreshold, (200..<300).contains(pair.original), (200..<300).contains(pair.replayed),
+        if let threshold = options.bodyLengthThreshold, (200..<300).contains(pair.original),
+            (200..<300).contains(pair.replayed),
             threshold.exceeded(original: Int(entry.originalBody), replayed: Int(entry.replayedBody))
         {
             bodySection?.count += 1
             endpoints[slot].report.bodyLengthDifferences += 1
             if let count = bodySection?.examples.count, count < 10 {
                 bodySection?.examples.append(
-                    BodyLengthExample(request: entry.example, originalLength: Int(entry.originalBody), replayedLength: Int(entry.replayedBody)))
+                    BodyLengthExample(
+                        request: entry.example, originalLength: Int(entry.originalBody),
+                        replayedLength: Int(entry.replayedBody)))
             }
         }
     }
@@ -268,8 +274,10 @@ public struct ReportBuilder: Sendable {
         var result = report
         result.files = files
         result.skippedRecords = skippedRecords
-        result.statusPairs = pairs.map { PairCount(original: Int($0.key.original), replayed: Int($0.key.replayed), count: $0.value) }
-            .sorted { ($0.count, $1.original, $1.replayed) > ($1.count, $0.original, $0.replayed) }
+        result.statusPairs = pairs.map {
+            PairCount(original: Int($0.key.original), replayed: Int($0.key.replayed), count: $0.value)
+        }
+        .sorted { ($0.count, $1.original, $1.replayed) > ($1.count, $0.original, $0.replayed) }
         var classes: [String: Int] = [:]
         for pair in result.statusPairs {
             classes["\(pair.original / 100)xx \(pair.replayed / 100)xx", default: 0] += pair.count
@@ -278,7 +286,9 @@ public struct ReportBuilder: Sendable {
             let parts = key.split(separator: " ")
             return ClassPairCount(original: String(parts[0]), replayed: String(parts[1]), count: count)
         }.sorted { ($0.count, $1.original, $1.replayed) > ($1.count, $0.original, $0.replayed) }
-        result.noReplayedResponse = causes.map { CauseCount(cause: $0.key, count: $0.value) }.sorted { ($0.count, $1.cause) > ($1.count, $0.cause) }
+        result.noReplayedResponse = causes.map { CauseCount(cause: $0.key, count: $0.value) }.sorted {
+            ($0.count, $1.cause) > ($1.count, $0.cause)
+        }
         result.original = LatencySummary(original)
         result.replayed = LatencySummary(replayed)
         result.distribution = Self.distribution(original, replayed)
@@ -291,7 +301,9 @@ public struct ReportBuilder: Sendable {
             row.ratioP95 = Self.ratio(row.replayed.p95, row.original.p95)
             row.ratioP99 = Self.ratio(row.replayed.p99, row.original.p99)
             row.topMismatches = tally.pairs.map {
-                PairExample(original: Int($0.key.original), replayed: Int($0.key.replayed), count: $0.value.count, example: $0.value.example)
+                PairExample(
+                    original: Int($0.key.original), replayed: Int($0.key.replayed), count: $0.value.count,
+                    example: $0.value.example)
             }
             .sorted { ($0.count, $1.original, $1.replayed) > ($1.count, $0.original, $0.replayed) }
             .prefix(options.topMismatches).map { $0 }
@@ -321,7 +333,8 @@ public struct ReportBuilder: Sendable {
         guard let first = used.first, let last = used.last else { return [] }
         return (first...last).map { index in
             DistributionBucket(
-                upperMilliseconds: LatencyBuckets.upperEdge(index) / 1e6, original: Int(original.counts[index]), replayed: Int(replayed.counts[index]))
+                upperMilliseconds: LatencyBuckets.upperEdge(index) / 1e6, original: Int(original.counts[index]),
+                replayed: Int(replayed.counts[index]))
         }
     }
 }

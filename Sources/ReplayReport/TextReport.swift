@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 extension DiffReport {
@@ -9,7 +9,8 @@ extension DiffReport {
     /// responses, and the endpoints (at most `endpointRows`, mismatching ones first).
     public func text(endpointRows: Int = 20) -> String {
         var lines: [String] = []
-        lines.append("goreplay report: \(files.count) file(s), \(records) records, \(skippedRecords) skipped as corrupt")
+        lines.append(
+            "goreplay report: \(files.count) file(s), \(records) records, \(skippedRecords) skipped as corrupt")
         lines.append(
             "requests \(requests): compared \(compared), mismatched \(mismatched) (\(Self.percent(mismatchRate))), no replayed response \(noReplayedResponse.reduce(0) { $0 + $1.count }), no original response \(noOriginalResponse), orphan responses \(orphanResponses)"
         )
@@ -18,10 +19,13 @@ extension DiffReport {
             lines.append("note: no original responses (type 2): capture with --input-raw-track-response")
         }
         if requests > 0, replayed.count == 0 {
-            lines.append("note: no replayed responses (type 3): replay with --output-http-track-response and --output-file")
+            lines.append(
+                "note: no replayed responses (type 3): replay with --output-http-track-response and --output-file")
         }
         if evictedFromWindow > 0 {
-            lines.append("note: \(evictedFromWindow) requests left the join window (\(pendingWindow) pending) before both responses arrived")
+            lines.append(
+                "note: \(evictedFromWindow) requests left the join window (\(pendingWindow) pending) before both responses arrived"
+            )
         }
         lines.append("")
         lines.append("status classes (original → replayed):")
@@ -29,7 +33,9 @@ extension DiffReport {
         let mismatchedPairs = statusPairs.filter { $0.original != $0.replayed }
         if !mismatchedPairs.isEmpty {
             lines.append("mismatching status pairs:")
-            for pair in mismatchedPairs.prefix(15) { lines.append("  \(pair.original) → \(pair.replayed): \(pair.count)") }
+            for pair in mismatchedPairs.prefix(15) {
+                lines.append("  \(pair.original) → \(pair.replayed): \(pair.count)")
+            }
         }
         if !noReplayedResponse.isEmpty {
             lines.append("no replayed response:")
@@ -46,25 +52,34 @@ extension DiffReport {
             }
         }
         lines.append("")
-        let rows = endpoints.sorted { ($0.mismatched + $0.noReplayedResponse, $0.requests) > ($1.mismatched + $1.noReplayedResponse, $1.requests) }
+        let rows = endpoints.sorted {
+            ($0.mismatched + $0.noReplayedResponse, $0.requests) > ($1.mismatched + $1.noReplayedResponse, $1.requests)
+        }
         let width = min(60, rows.prefix(endpointRows).map(\.endpoint.count).max() ?? 8)
         lines.append(
-            Self.pad("endpoint", width) + "  requests  mismatch  no-reply  p50 ms orig→repl   p99 ms orig→repl  ratio p50")
+            Self.pad("endpoint", width)
+                + "  requests  mismatch  no-reply  p50 ms orig→repl   p99 ms orig→repl  ratio p50")
         for row in rows.prefix(endpointRows) {
             var line = Self.pad(String(row.endpoint.prefix(width)), width)
             line += "  " + Self.left(String(row.requests), 8)
             line += "  " + Self.left(Self.percent(row.mismatchRate), 8)
             line += "  " + Self.left(String(row.noReplayedResponse), 8)
-            func side(_ summary: LatencySummary, _ value: Double) -> String { summary.count == 0 ? "-" : Self.ms(value) }
-            line += "  " + Self.left("\(side(row.original, row.original.p50))→\(side(row.replayed, row.replayed.p50))", 17)
-            line += "  " + Self.left("\(side(row.original, row.original.p99))→\(side(row.replayed, row.replayed.p99))", 17)
+            func side(_ summary: LatencySummary, _ value: Double) -> String {
+                summary.count == 0 ? "-" : Self.ms(value)
+            }
+            line +=
+                "  " + Self.left("\(side(row.original, row.original.p50))→\(side(row.replayed, row.replayed.p50))", 17)
+            line +=
+                "  " + Self.left("\(side(row.original, row.original.p99))→\(side(row.replayed, row.replayed.p99))", 17)
             line += "  " + Self.left(row.ratioP50.map { Self.fixed($0, 2) + "×" } ?? "-", 9)
             lines.append(line)
             for pair in row.topMismatches {
                 lines.append("    \(pair.original) → \(pair.replayed) ×\(pair.count), e.g. \(pair.example.prefix(100))")
             }
         }
-        if endpoints.count > endpointRows { lines.append("(\(endpoints.count - endpointRows) more endpoints: use --json or --html)") }
+        if endpoints.count > endpointRows {
+            lines.append("(\(endpoints.count - endpointRows) more endpoints: use --json or --html)")
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -4,8 +4,10 @@ enum Glob {
         let t = Array(text.unicodeScalars)
         let p = Array(pattern.unicodeScalars)
         // Iterative wildcard matching with backtracking to the last `*`; linear in practice.
-        var ti = 0, pi = 0
-        var starPattern = -1, starText = 0
+        var ti = 0
+        var pi = 0
+        var starPattern = -1
+        var starText = 0
         while ti < t.count {
             if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
                 ti += 1

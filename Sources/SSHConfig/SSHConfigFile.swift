@@ -19,13 +19,17 @@ public struct SSHConfigFile: Sendable {
     let root: ParsedFile
 
     /// Reads and parses `path`. Relative `Include` paths are taken from `~/.ssh`.
-    public static func load(path: String, environment: SSHConfigEnvironment = .current()) throws(SSHConfigError) -> SSHConfigFile {
+    public static func load(path: String, environment: SSHConfigEnvironment = .current()) throws(SSHConfigError)
+        -> SSHConfigFile
+    {
         let text = try readFile(path)
         return try parse(text, path: path, environment: environment)
     }
 
     /// Loads `~/.ssh/config`, or returns an empty configuration if there is none.
-    public static func loadUserConfig(environment: SSHConfigEnvironment = .current()) throws(SSHConfigError) -> SSHConfigFile {
+    public static func loadUserConfig(environment: SSHConfigEnvironment = .current()) throws(SSHConfigError)
+        -> SSHConfigFile
+    {
         let path = environment.homeDirectory + "/.ssh/config"
         if !FileManager.default.fileExists(atPath: path) {
             return try parse("", path: path, environment: environment)
@@ -34,7 +38,9 @@ public struct SSHConfigFile: Sendable {
     }
 
     /// Parses configuration text; `path` is used in messages. `Include` still reads files.
-    public static func parse(_ text: String, path: String, environment: SSHConfigEnvironment = .current()) throws(SSHConfigError) -> SSHConfigFile {
+    public static func parse(_ text: String, path: String, environment: SSHConfigEnvironment = .current())
+        throws(SSHConfigError) -> SSHConfigFile
+    {
         var parser = Parser(environment: environment)
         let root = try parser.parseFile(text: text, path: path, depth: 0)
         return SSHConfigFile(
@@ -57,7 +63,8 @@ public struct SSHConfigFile: Sendable {
             return try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             let reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
-            throw .unreadableFile(path: path, reason: FileManager.default.fileExists(atPath: path) ? reason : "no such file")
+            throw .unreadableFile(
+                path: path, reason: FileManager.default.fileExists(atPath: path) ? reason : "no such file")
         }
     }
 }
@@ -223,13 +230,15 @@ struct Parser {
             }
         }
         if criteria.contains(where: { if case .all = $0.criterion { return true } else { return false } }),
-           criteria.count > 1 {
+            criteria.count > 1
+        {
             throw .invalidCondition(location, message: "'Match all' cannot be combined with other criteria")
         }
         for case (_, .unsupported(let name)) in criteria {
-            warnings.append(SSHConfigWarning(
-                location: location,
-                message: "Match \(name) is not supported by govuk-fab; this block is never applied"))
+            warnings.append(
+                SSHConfigWarning(
+                    location: location,
+                    message: "Match \(name) is not supported by govuk-fab; this block is never applied"))
         }
         return .match(criteria)
     }

@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A configured private key file and what we could learn of its public half without a passphrase.
@@ -92,12 +92,12 @@ struct OpenSSHKeyFile {
         guard let data = Data(base64Encoded: body) else { return nil }
         var reader = WireReader(Array(data))
         guard reader.bytes(15) == Array("openssh-key-v1".utf8) + [0],
-              let cipher = reader.string(),
-              reader.string() != nil,  // kdf
-              reader.string() != nil,  // kdf options
-              let count = reader.uint32(), count >= 1,
-              let publicBlob = reader.string(),
-              let privateSection = reader.string()
+            let cipher = reader.string(),
+            reader.string() != nil, // kdf
+            reader.string() != nil, // kdf options
+            let count = reader.uint32(), count >= 1,
+            let publicBlob = reader.string(),
+            let privateSection = reader.string()
         else { return nil }
         self.cipher = cipher
         self.publicBlob = publicBlob
@@ -163,12 +163,14 @@ extension SessionConnection {
                 tried.append(label)
                 if keyType == "ssh-rsa" { rejectedRSA += 1 } else { rejectedOther += 1 }
             case LIBSSH2_ERROR_FILE, LIBSSH2_ERROR_KEYFILE_AUTH_FAILED, LIBSSH2_ERROR_METHOD_NOT_SUPPORTED:
-                tried.append("\(label) (could not use it: \(message); a passphrase-protected key must be loaded into ssh-agent)")
+                tried.append(
+                    "\(label) (could not use it: \(message); a passphrase-protected key must be loaded into ssh-agent)")
             case LIBSSH2_ERROR_AGENT_PROTOCOL:
                 tried.append("\(label) (agent failed to sign: \(message))")
             default:
-                throw SSHError(endpoint: endpoint, operation: .auth, kind: kindForLibSSH2Code(rc), code: rc,
-                               message: "authentication with \(label) failed: \(message)")
+                throw SSHError(
+                    endpoint: endpoint, operation: .auth, kind: kindForLibSSH2Code(rc), code: rc,
+                    message: "authentication with \(label) failed: \(message)")
             }
             logger.debug("key rejected", metadata: ["host": "\(endpoint)", "key": "\(label)", "reason": "\(message)"])
             return false
@@ -193,14 +195,18 @@ extension SessionConnection {
                     func blob(_ key: UnsafeMutablePointer<libssh2_agent_publickey>) -> [UInt8] {
                         Array(UnsafeBufferPointer(start: key.pointee.blob, count: Int(key.pointee.blob_len)))
                     }
-                    let ordered = agentKeys.filter { configuredBlobs.contains(blob($0)) }
+                    let ordered =
+                        agentKeys.filter { configuredBlobs.contains(blob($0)) }
                         + agentKeys.filter { !configuredBlobs.contains(blob($0)) }
                     for key in ordered {
                         let keyBlob = blob(key)
                         let type = keyTypeOfBlob(keyBlob)
                         let comment = key.pointee.comment.map { String(cString: $0) } ?? ""
-                        let label = "agent key \(comment.isEmpty ? "(no comment)" : comment) (\(type ?? "unknown type"))"
-                        if let match = identities.first(where: { $0.publicBlob == keyBlob }) { coveredByAgent.insert(match.path) }
+                        let label =
+                            "agent key \(comment.isEmpty ? "(no comment)" : comment) (\(type ?? "unknown type"))"
+                        if let match = identities.first(where: { $0.publicBlob == keyBlob }) {
+                            coveredByAgent.insert(match.path)
+                        }
                         if try await attempt(label, keyType: type, { libssh2_agent_userauth(agent, user, key) }) {
                             logger.debug("authenticated", metadata: ["host": "\(endpoint)", "key": "\(label)"])
                             return
@@ -237,7 +243,8 @@ extension SessionConnection {
         case .offered(let methods) where !methods.split(separator: ",").contains("publickey"):
             throw SSHError(
                 endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
-                message: "server for \(user)@\(endpoint.host) does not accept public-key authentication (offers: \(methods))",
+                message:
+                    "server for \(user)@\(endpoint.host) does not accept public-key authentication (offers: \(methods))",
                 remedy: "enable PubkeyAuthentication on the server")
         case .offered:
             break
@@ -246,26 +253,34 @@ extension SessionConnection {
         let who = "\(user)@\(endpoint.hostAndPort)"
         if offered == 0, !unreadable.isEmpty {
             // Nothing reached the server: authorized_keys is not the problem, the local file is.
-            let missing = unreadable.map { FileManager.default.fileExists(atPath: $0) ? "\($0) (not readable)" : "\($0) (does not exist)" }
+            let missing = unreadable.map {
+                FileManager.default.fileExists(atPath: $0) ? "\($0) (not readable)" : "\($0) (does not exist)"
+            }
             throw SSHError(
                 endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
                 message: "no key to offer for \(who): identity file \(missing.joined(separator: ", "))",
                 remedy: "fix identity_files in the inventory (or -i), or load the key into ssh-agent")
         }
-        let triedText = tried.isEmpty
+        let triedText =
+            tried.isEmpty
             ? "no keys were available (agent \(options.useAgent ? (agentPath ?? "not set") : "disabled"), \(identities.count) identity files)"
             : "tried " + tried.joined(separator: ", ")
         if rejectedRSA > 0 && rejectedOther == 0 {
             throw SSHError(
                 endpoint: endpoint, operation: .auth, kind: .rsaKeyRejected, code: LIBSSH2_ERROR_AUTHENTICATION_FAILED,
-                message: "server rejected the RSA key for \(who): libssh2 1.10 can only sign with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; \(triedText)",
-                remedy: "use an ed25519 key (ssh-keygen -t ed25519) and add its public key to the host's authorized_keys")
+                message:
+                    "server rejected the RSA key for \(who): libssh2 1.10 can only sign with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; \(triedText)",
+                remedy:
+                    "use an ed25519 key (ssh-keygen -t ed25519) and add its public key to the host's authorized_keys")
         }
-        let rsaNote = rejectedRSA > 0 ? "; note RSA keys cannot work with libssh2 1.10 against OpenSSH ≥ 8.8, use ed25519" : ""
+        let rsaNote =
+            rejectedRSA > 0 ? "; note RSA keys cannot work with libssh2 1.10 against OpenSSH ≥ 8.8, use ed25519" : ""
         throw SSHError(
             endpoint: endpoint, operation: .auth, kind: .authenticationFailed,
             message: "authentication failed for \(who): \(triedText)\(rsaNote)",
-            remedy: "check that one of these public keys is in \(user)'s authorized_keys on the host, or configure the right identity file")
+            remedy:
+                "check that one of these public keys is in \(user)'s authorized_keys on the host, or configure the right identity file"
+        )
     }
 
     private enum AuthenticationMethods {
@@ -274,7 +289,9 @@ extension SessionConnection {
     }
 
     /// The server's list of authentication methods ("none" auth, which may itself succeed).
-    private func authenticationMethods(user: String, deadline: ContinuousClock.Instant) async throws -> AuthenticationMethods {
+    private func authenticationMethods(user: String, deadline: ContinuousClock.Instant) async throws
+        -> AuthenticationMethods
+    {
         while true {
             if let list = libssh2_userauth_list(session, user, UInt32(user.utf8.count)) {
                 return .offered(String(cString: list))
@@ -284,8 +301,9 @@ extension SessionConnection {
                 throw error(.auth, "asking for authentication methods failed")
             }
             if try await !waitForSocket(deadline: deadline) {
-                throw SSHError(endpoint: endpoint, operation: .auth, kind: .connectTimeout,
-                               message: "authentication did not finish within the connect timeout")
+                throw SSHError(
+                    endpoint: endpoint, operation: .auth, kind: .connectTimeout,
+                    message: "authentication did not finish within the connect timeout")
             }
         }
     }

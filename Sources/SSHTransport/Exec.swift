@@ -26,13 +26,16 @@ extension SSHSession {
         try await lock.withLock {
             try connection.ensureUsable(.exec)
             return try await connection.execute(
-                Self.remoteCommand(command, timeout: timeout, sudo: sudo), timeout: timeout, openTimeout: connectTimeout,
+                Self.remoteCommand(command, timeout: timeout, sudo: sudo), timeout: timeout,
+                openTimeout: connectTimeout,
                 onOutput: onOutput)
         }
     }
 
     /// Runs `command` and collects its output (for short outputs).
-    public func run(_ command: String, sudo: Bool = false, timeout: Duration? = nil) async throws -> (result: CommandResult, stdout: String, stderr: String) {
+    public func run(_ command: String, sudo: Bool = false, timeout: Duration? = nil) async throws -> (
+        result: CommandResult, stdout: String, stderr: String
+    ) {
         let collected = OutputCollector()
         let result = try await execute(command, sudo: sudo, timeout: timeout) { collected.append($0) }
         let (out, err) = collected.contents
@@ -124,14 +127,19 @@ extension SessionConnection {
         let openDeadline = started + openTimeout
         let channel: OpaquePointer
         do {
-            guard let opened = try await callPointer(.exec, "opening a channel", deadline: openDeadline, timeoutKind: .channelFailure, {
-                libssh2_channel_open_ex(session, "session", 7, SSHSession.channelWindow, SSHSession.channelPacket, nil, 0)
-            }) else {
+            guard
+                let opened = try await callPointer(
+                    .exec, "opening a channel", deadline: openDeadline, timeoutKind: .channelFailure,
+                    {
+                        libssh2_channel_open_ex(
+                            session, "session", 7, SSHSession.channelWindow, SSHSession.channelPacket, nil, 0)
+                    })
+            else {
                 throw error(.exec, "could not open a channel")
             }
             channel = opened
         } catch let refused as SSHError where refused.code != nil {
-            throw refused  // the server said no; the session itself is fine
+            throw refused // the server said no; the session itself is fine
         } catch {
             // A channel open abandoned half-way (timeout, cancellation) leaves per-session state behind.
             unusableReason = "a channel open was abandoned (\(error))"
@@ -139,7 +147,8 @@ extension SessionConnection {
         }
 
         do {
-            let rc = try await call(.exec, "starting the command", deadline: openDeadline, timeoutKind: .channelFailure) {
+            let rc = try await call(.exec, "starting the command", deadline: openDeadline, timeoutKind: .channelFailure)
+            {
                 libssh2_channel_process_startup(channel, "exec", 4, remoteCommand, UInt32(remoteCommand.utf8.count))
             }
             guard rc == 0 else { throw error(.exec, "the server refused to start the command") }
@@ -164,7 +173,8 @@ extension SessionConnection {
             for (id, stream) in streams {
                 while true {
                     let n = buffer.withUnsafeMutableBytes { raw in
-                        libssh2_channel_read_ex(channel, id, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+                        libssh2_channel_read_ex(
+                            channel, id, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
                     }
                     if n > 0 {
                         onOutput(OutputChunk(stream: stream, bytes: Array(buffer[0..<n])))
@@ -179,7 +189,9 @@ extension SessionConnection {
             if progressed { continue }
             try Task.checkCancellation()
             if try await !waitForSocket(deadline: localDeadline) {
-                logger.warning("command exceeded its timeout and the remote side did not stop it; closing the channel", metadata: ["host": "\(endpoint)"])
+                logger.warning(
+                    "command exceeded its timeout and the remote side did not stop it; closing the channel",
+                    metadata: ["host": "\(endpoint)"])
                 await abandon(channel)
                 return CommandResult(exitStatus: -1, exitSignal: nil, timedOut: true, duration: .now - started)
             }
@@ -190,7 +202,9 @@ extension SessionConnection {
             libssh2_channel_close(channel)
         }
         if rc == 0 {
-            rc = try await call(.exec, "waiting for channel close", deadline: closeDeadline, timeoutKind: .sessionClosed) {
+            rc = try await call(
+                .exec, "waiting for channel close", deadline: closeDeadline, timeoutKind: .sessionClosed
+            ) {
                 libssh2_channel_wait_closed(channel)
             }
         }
@@ -212,15 +226,18 @@ extension SessionConnection {
         await freeChannel(channel)
         // The watcher stops a command at its timeout with SIGTERM, then SIGKILL; a command that traps
         // SIGTERM may still exit with 143, or 124 if it ran under its own `timeout`.
-        let timedOut = timeout.map {
-            duration >= $0 && (signal == "TERM" || signal == "KILL" || status == 143 || status == 124)
-        } ?? false
+        let timedOut =
+            timeout.map {
+                duration >= $0 && (signal == "TERM" || signal == "KILL" || status == 143 || status == 124)
+            } ?? false
         return CommandResult(exitStatus: status, exitSignal: signal, timedOut: timedOut, duration: duration)
     }
 
     private func freeChannel(_ channel: OpaquePointer) async {
         let deadline = ContinuousClock.now + .seconds(2)
-        let rc = try? await call(.exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+        let rc = try? await call(
+            .exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false
+        ) {
             libssh2_channel_free(channel)
         }
         if rc == nil { unusableReason = "a channel could not be freed in time" }
@@ -232,13 +249,19 @@ extension SessionConnection {
     func abandon(_ channel: OpaquePointer) async {
         let deadline = ContinuousClock.now + .seconds(2)
         do {
-            _ = try await call(.exec, "sending EOF", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+            _ = try await call(
+                .exec, "sending EOF", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false
+            ) {
                 libssh2_channel_send_eof(channel)
             }
-            _ = try await call(.exec, "closing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+            _ = try await call(
+                .exec, "closing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false
+            ) {
                 libssh2_channel_close(channel)
             }
-            _ = try await call(.exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false) {
+            _ = try await call(
+                .exec, "freeing the channel", deadline: deadline, timeoutKind: .sessionClosed, cancellable: false
+            ) {
                 libssh2_channel_free(channel)
             }
         } catch {

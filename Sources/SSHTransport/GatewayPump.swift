@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - The pump (one per login on the jump host)
@@ -69,8 +69,9 @@ final class GatewayPump: @unchecked Sendable {
     init(connection: SessionConnection, outer: SSHGateway?, queue: GatewayOpenQueue) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
-            throw SSHError(endpoint: connection.endpoint, operation: .connect, kind: .protocolError,
-                           message: "cannot create the gateway's wake-up pipe: \(String(cString: strerror(errno)))")
+            throw SSHError(
+                endpoint: connection.endpoint, operation: .connect, kind: .protocolError,
+                message: "cannot create the gateway's wake-up pipe: \(String(cString: strerror(errno)))")
         }
         for fd in fds {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
@@ -92,7 +93,7 @@ final class GatewayPump: @unchecked Sendable {
 
     func wake() {
         var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)  // a full pipe already means "wake up"
+        _ = Glibc.write(wakeWrite, &byte, 1) // a full pipe already means "wake up"
     }
 
     private var endpoint: SSHEndpoint { connection.endpoint }
@@ -174,12 +175,13 @@ final class GatewayPump: @unchecked Sendable {
         if let call = pending {
             let rc: Int
             switch call {
-            case .open: rc = 0  // retried below
+            case .open: rc = 0 // retried below
             case .read(let t): rc = readChannel(t)
             case .write(let t): rc = writeChannel(t)
             case .close(let t): rc = closeChannel(t)
             }
-            if case .open = call {} else {
+            if case .open = call {
+            } else {
                 if rc == Int(LIBSSH2_ERROR_EAGAIN) && blockedOutbound { return false }
                 pending = nil
                 if rc < 0 && rc != Int(LIBSSH2_ERROR_EAGAIN) {
@@ -235,11 +237,17 @@ final class GatewayPump: @unchecked Sendable {
             inFlight = nil
             let message = lastError(session).message
             if code == LIBSSH2_ERROR_CHANNEL_FAILURE || code == LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED
-                || code == LIBSSH2_ERROR_CHANNEL_UNKNOWN {
-                resolve(id, with: .failure(SSHError(
-                    endpoint: endpoint, operation: .connect, kind: .connectionFailed, code: code,
-                    message: "the gateway could not connect to \(target.hostAndPort): \(message)",
-                    remedy: "check the host is up and reachable from the gateway, and that the gateway allows TCP forwarding")))
+                || code == LIBSSH2_ERROR_CHANNEL_UNKNOWN
+            {
+                resolve(
+                    id,
+                    with: .failure(
+                        SSHError(
+                            endpoint: endpoint, operation: .connect, kind: .connectionFailed, code: code,
+                            message: "the gateway could not connect to \(target.hostAndPort): \(message)",
+                            remedy:
+                                "check the host is up and reachable from the gateway, and that the gateway allows TCP forwarding"
+                        )))
                 return true
             }
             _ = try check(Int(code))
@@ -249,15 +257,22 @@ final class GatewayPump: @unchecked Sendable {
         inFlight = nil
         guard let channel else { return true }
         var pair: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+        guard
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0, &pair)
+                == 0
+        else {
             let reason = String(cString: strerror(errno))
             let tunnel = GatewayTunnel(channel: channel, localFD: -1, target: target)
             tunnel.localEOF = true
             tunnels.append(tunnel)
-            resolve(id, with: .failure(SSHError(
-                endpoint: endpoint, operation: .connect, kind: .connectionFailed,
-                message: "cannot create a socket pair for a tunnel to \(target.hostAndPort): \(reason) (\(openFileLimitText()))",
-                remedy: "lower the parallelism (-P) or raise the open-file limit (ulimit -n)")))
+            resolve(
+                id,
+                with: .failure(
+                    SSHError(
+                        endpoint: endpoint, operation: .connect, kind: .connectionFailed,
+                        message:
+                            "cannot create a socket pair for a tunnel to \(target.hostAndPort): \(reason) (\(openFileLimitText()))",
+                        remedy: "lower the parallelism (-P) or raise the open-file limit (ulimit -n)")))
             return true
         }
         let tunnel = GatewayTunnel(channel: channel, localFD: pair[0], target: target)
@@ -281,10 +296,11 @@ final class GatewayPump: @unchecked Sendable {
     /// leave libssh2's per-session open state behind); its channel is closed when it arrives.
     private func expireRequests() {
         for request in queue.expired(now: .now) {
-            request.continuation.resume(throwing: SSHError(
-                endpoint: endpoint, operation: .connect, kind: .connectTimeout,
-                message: "opening a channel to \(request.target.hostAndPort) through the gateway timed out",
-                remedy: "check the host is up and reachable from the gateway, or raise the connect timeout"))
+            request.continuation.resume(
+                throwing: SSHError(
+                    endpoint: endpoint, operation: .connect, kind: .connectTimeout,
+                    message: "opening a channel to \(request.target.hostAndPort) through the gateway timed out",
+                    remedy: "check the host is up and reachable from the gateway, or raise the connect timeout"))
         }
     }
 
@@ -305,7 +321,7 @@ final class GatewayPump: @unchecked Sendable {
                         continue
                     }
                     if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-                    t.localEOF = true  // EPIPE/ECONNRESET: the inner session is gone
+                    t.localEOF = true // EPIPE/ECONNRESET: the inner session is gone
                     break
                 }
                 if t.channelEOF { break }
@@ -365,7 +381,7 @@ final class GatewayPump: @unchecked Sendable {
                     continue
                 }
                 if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-                t.localEOF = true  // EOF or error: the inner session closed its socket
+                t.localEOF = true // EOF or error: the inner session closed its socket
                 progressed = true
             }
             if t.localEOF {
@@ -417,7 +433,8 @@ final class GatewayPump: @unchecked Sendable {
         if pending != nil { return false }
         for t in tunnels where !t.closing {
             if !t.hasDataForLocal && !t.channelEOF
-                && (libssh2_poll_channel_read(t.channel, 0) != 0 || libssh2_channel_eof(t.channel) != 0) {
+                && (libssh2_poll_channel_read(t.channel, 0) != 0 || libssh2_channel_eof(t.channel) != 0)
+            {
                 return true
             }
             if t.hasDataForChannel && libssh2_channel_window_write_ex(t.channel, nil) > 0 { return true }
@@ -435,7 +452,7 @@ final class GatewayPump: @unchecked Sendable {
             bastionEvents |= Int16(POLLIN)
         } else {
             // Idle: nothing must consume the socket, but a hang-up must still wake us.
-            bastionEvents |= Int16(0x2000)  // POLLRDHUP
+            bastionEvents |= Int16(0x2000) // POLLRDHUP
         }
         requests.append(PollRequest(fd: connection.socket, events: bastionEvents))
         var closing = false
@@ -481,9 +498,10 @@ final class GatewayPump: @unchecked Sendable {
         }
         let reason = failure ?? "the gateway was closed"
         for request in waiting {
-            request.continuation.resume(throwing: SSHError(
-                endpoint: endpoint, operation: .connect, kind: .sessionClosed,
-                message: "cannot reach \(request.target.hostAndPort): \(reason)"))
+            request.continuation.resume(
+                throwing: SSHError(
+                    endpoint: endpoint, operation: .connect, kind: .sessionClosed,
+                    message: "cannot reach \(request.target.hostAndPort): \(reason)"))
         }
         tunnels.removeAll()
         if failure == nil {

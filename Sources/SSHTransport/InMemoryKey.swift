@@ -18,12 +18,12 @@ struct InMemoryEd25519Key {
         guard file.cipher == Array("none".utf8) else { return nil }
         var section = WireReader(file.privateSection)
         guard let check = section.uint32(), section.uint32() == check,
-              section.string() == Array("ssh-ed25519".utf8),
-              let publicKey = section.string(), publicKey.count == 32,
-              let secret = section.string(), secret.count == 64,
-              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: secret[0..<32]),
-              Array(key.publicKey.rawRepresentation) == publicKey,
-              file.publicBlob == Self.wireBlob(publicKey)
+            section.string() == Array("ssh-ed25519".utf8),
+            let publicKey = section.string(), publicKey.count == 32,
+            let secret = section.string(), secret.count == 64,
+            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: secret[0..<32]),
+            Array(key.publicKey.rawRepresentation) == publicKey,
+            file.publicBlob == Self.wireBlob(publicKey)
         else { return nil }
         self.publicBlob = file.publicBlob
         self.privateKey = key
@@ -65,7 +65,7 @@ private func signWithBoxedKey(
     guard let signature, let signatureLength, let data, let context = abstract?.pointee else { return -1 }
     let key = Unmanaged<SigningKeyBox>.fromOpaque(context).takeUnretainedValue().key
     guard let signed = try? key.signature(for: UnsafeBufferPointer(start: data, count: dataLength)),
-          let out = malloc(signed.count)?.assumingMemoryBound(to: UInt8.self)
+        let out = malloc(signed.count)?.assumingMemoryBound(to: UInt8.self)
     else { return -1 }
     signed.withUnsafeBytes { out.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: signed.count) }
     signature.pointee = out

@@ -131,7 +131,9 @@ final class KnownHosts {
     func knownTypes(host: String, port: Int) -> [HostKeyType] {
         let dummy: [UInt8] = [0, 0, 0, 1, 0x2a]
         return dummy.withUnsafeBytes { bytes in
-            HostKeyType.all.filter { check(host: host, port: port, key: bytes, type: $0) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH }
+            HostKeyType.all.filter {
+                check(host: host, port: port, key: bytes, type: $0) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
+            }
         }
     }
 

@@ -63,7 +63,7 @@ struct KnownHostsEntry {
     static func hashedMatches(_ field: Substring, _ name: String) -> Bool {
         let parts = field.dropFirst(3).split(separator: "|", omittingEmptySubsequences: false)
         guard parts.count == 2, let salt = Data(base64Encoded: String(parts[0])),
-              let expected = Data(base64Encoded: String(parts[1])), salt.count == 20, expected.count == 20
+            let expected = Data(base64Encoded: String(parts[1])), salt.count == 20, expected.count == 20
         else { return false }
         let code = HMAC<Insecure.SHA1>.authenticationCode(for: Data(name.utf8), using: SymmetricKey(data: salt))
         return Data(code) == expected
@@ -71,15 +71,22 @@ struct KnownHostsEntry {
 
     /// `*` matches any run of characters, `?` any one character; everything else itself.
     static func glob(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
-        var p = pattern.startIndex, t = text.startIndex
-        var starP: Int? = nil, starT = t
+        var p = pattern.startIndex
+        var t = text.startIndex
+        var starP: Int? = nil
+        var starT = t
         while t < text.endIndex {
             if p < pattern.endIndex, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
-                p += 1; t += 1
+                p += 1
+                t += 1
             } else if p < pattern.endIndex, pattern[p] == UInt8(ascii: "*") {
-                starP = p; starT = t; p += 1
+                starP = p
+                starT = t
+                p += 1
             } else if let star = starP {
-                p = star + 1; starT += 1; t = starT
+                p = star + 1
+                starT += 1
+                t = starT
             } else {
                 return false
             }

@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One known_hosts file, parsed once and indexed by host name.
@@ -38,8 +38,11 @@ struct KnownHostsIndex: Sendable {
             if first == UInt8(ascii: "@") {
                 // OpenSSH refuses a key listed as @revoked for the host even when another line lists it.
                 guard let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self)),
-                      entry.marker == .revoked else {
-                    warnings.append("\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped")
+                    entry.marker == .revoked
+                else {
+                    warnings.append(
+                        "\(path):\(lineNumber): @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped"
+                    )
                     continue
                 }
                 if let blob = entry.keyBlob { add(Line(entry: entry, lineNumber: lineNumber, revokedBlob: blob)) }
@@ -48,9 +51,11 @@ struct KnownHostsIndex: Sendable {
             // libssh2 keeps lines with unknown key types; reject lines that cannot be entries at all.
             let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
             guard fields.count >= 3, looksLikeBase64(fields[2]),
-                  let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self))
+                let entry = KnownHostsEntry(line: Substring(decoding: line, as: UTF8.self))
             else {
-                warnings.append("\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)")
+                warnings.append(
+                    "\(path):\(lineNumber): skipping malformed known_hosts line (expected: host-patterns key-type base64-key)"
+                )
                 continue
             }
             add(Line(entry: entry, lineNumber: lineNumber, revokedBlob: nil))
@@ -88,8 +93,11 @@ enum KnownHostsCache {
         let mtime: timespec, ctime: timespec
 
         init(_ info: stat) {
-            device = UInt64(info.st_dev); inode = UInt64(info.st_ino); size = Int64(info.st_size)
-            mtime = info.st_mtim; ctime = info.st_ctim
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            mtime = info.st_mtim
+            ctime = info.st_ctim
         }
 
         static func == (a: Identity, b: Identity) -> Bool {
@@ -151,7 +159,9 @@ enum KnownHostsCache {
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             let racy = now.tv_sec - info.st_mtim.tv_sec < 2 || now.tv_sec - info.st_ctim.tv_sec < 2
-            files.withLock { $0[path] = Cached(identity: identity, bytes: bytes, index: index, racy: racy, parses: parses) }
+            files.withLock {
+                $0[path] = Cached(identity: identity, bytes: bytes, index: index, racy: racy, parses: parses)
+            }
         } else {
             files.withLock { _ = $0.removeValue(forKey: path) }
         }

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension SSHSession {
@@ -14,13 +14,15 @@ extension SSHSession {
         let fd = open(localPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
-            throw SSHError(endpoint: endpoint, operation: .upload, kind: .localFile(errno: e),
-                           message: "cannot open \(localPath): \(String(cString: strerror(e)))")
+            throw SSHError(
+                endpoint: endpoint, operation: .upload, kind: .localFile(errno: e),
+                message: "cannot open \(localPath): \(String(cString: strerror(e)))")
         }
         defer { Glibc.close(fd) }
         try await lock.withLock {
             try connection.ensureUsable(.upload)
-            try await connection.upload(source: .file(fd, path: localPath), to: remotePath, mode: mode, openTimeout: connectTimeout)
+            try await connection.upload(
+                source: .file(fd, path: localPath), to: remotePath, mode: mode, openTimeout: connectTimeout)
         }
     }
 
@@ -80,15 +82,18 @@ extension SessionConnection {
                 message: "\(context): \(sftpStatusName(status))",
                 remedy: status == LIBSSH2_FX_PERMISSION_DENIED ? "check \(endpoint.user) may write there" : nil)
         }
-        return SSHError(endpoint: endpoint, operation: operation, kind: kindForLibSSH2Code(code), code: code,
-                        message: "\(context): \(message)")
+        return SSHError(
+            endpoint: endpoint, operation: operation, kind: kindForLibSSH2Code(code), code: code,
+            message: "\(context): \(message)")
     }
 
     private func ensureSFTP(_ operation: SSHError.Operation, openTimeout: Duration) async throws -> OpaquePointer {
         if let sftp { return sftp }
         do {
-            guard let started = try await callPointer(operation, "starting SFTP", deadline: .now + openTimeout,
-                                                      timeoutKind: .channelFailure, { libssh2_sftp_init(session) })
+            guard
+                let started = try await callPointer(
+                    operation, "starting SFTP", deadline: .now + openTimeout,
+                    timeoutKind: .channelFailure, { libssh2_sftp_init(session) })
             else { throw error(operation, "the server refused the SFTP subsystem", kind: .channelFailure) }
             sftp = started
             return started
@@ -101,16 +106,23 @@ extension SessionConnection {
     private func openRemote(
         _ operation: SSHError.Operation, _ sftp: OpaquePointer, _ path: String, flags: Int32, mode: Int32
     ) async throws -> OpaquePointer {
-        guard let handle = try await callPointer(operation, "opening \(path)", deadline: .now + Self.sftpRequestTimeout,
-                                                 timeoutKind: .sessionClosed, {
-            libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), UInt(flags), Int(mode), LIBSSH2_SFTP_OPENFILE)
-        }) else { throw sftpError(operation, "cannot open \(path)") }
+        guard
+            let handle = try await callPointer(
+                operation, "opening \(path)", deadline: .now + Self.sftpRequestTimeout,
+                timeoutKind: .sessionClosed,
+                {
+                    libssh2_sftp_open_ex(
+                        sftp, path, UInt32(path.utf8.count), UInt(flags), Int(mode), LIBSSH2_SFTP_OPENFILE)
+                })
+        else { throw sftpError(operation, "cannot open \(path)") }
         return handle
     }
 
     private func closeRemote(_ handle: OpaquePointer) async {
-        _ = try? await call(.upload, "closing a remote file", deadline: .now + .seconds(5), timeoutKind: .sessionClosed,
-                            cancellable: false) { libssh2_sftp_close_handle(handle) }
+        _ = try? await call(
+            .upload, "closing a remote file", deadline: .now + .seconds(5), timeoutKind: .sessionClosed,
+            cancellable: false
+        ) { libssh2_sftp_close_handle(handle) }
     }
 
     func upload(source: UploadSource, to remotePath: String, mode: Int32, openTimeout: Duration) async throws {
@@ -129,15 +141,20 @@ extension SessionConnection {
             var attributes = LIBSSH2_SFTP_ATTRIBUTES()
             attributes.flags = UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
             attributes.permissions = UInt(mode & 0o7777)
-            var rc = try await call(.upload, "setting the mode", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
+            var rc = try await call(
+                .upload, "setting the mode", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed
+            ) {
                 libssh2_sftp_fstat_ex(handle, &attributes, 1)
             }
             guard rc == 0 else { throw sftpError(.upload, "cannot set mode of \(temporary)") }
-            rc = try await call(.upload, "fsync", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
+            rc = try await call(.upload, "fsync", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed)
+            {
                 libssh2_sftp_fsync(handle)
             }
             guard rc == 0 else { throw sftpError(.upload, "fsync of \(temporary) failed") }
-            rc = try await call(.upload, "closing the file", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
+            rc = try await call(
+                .upload, "closing the file", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed
+            ) {
                 libssh2_sftp_close_handle(handle)
             }
             handleOpen = false
@@ -147,37 +164,48 @@ extension SessionConnection {
                 "mv -f -- \(shellQuote(temporary)) \(shellQuote(remotePath))", timeout: nil, openTimeout: openTimeout,
                 onOutput: { collector.append($0) })
             guard move.succeeded else {
-                let stderr = String(decoding: collector.contents.1, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                throw SSHError(endpoint: endpoint, operation: .upload, kind: .protocolError,
-                               message: "moving \(temporary) to \(remotePath) failed (exit \(move.exitStatus)): \(stderr)")
+                let stderr = String(decoding: collector.contents.1, as: UTF8.self).trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+                throw SSHError(
+                    endpoint: endpoint, operation: .upload, kind: .protocolError,
+                    message: "moving \(temporary) to \(remotePath) failed (exit \(move.exitStatus)): \(stderr)")
             }
         } catch {
             if handleOpen { await closeRemote(handle) }
             if unusableReason == nil {
-                _ = try? await call(.upload, "removing the temporary file", deadline: .now + .seconds(5),
-                                    timeoutKind: .sessionClosed, cancellable: false) {
+                _ = try? await call(
+                    .upload, "removing the temporary file", deadline: .now + .seconds(5),
+                    timeoutKind: .sessionClosed, cancellable: false
+                ) {
                     libssh2_sftp_unlink_ex(sftp, temporary, UInt32(temporary.utf8.count))
                 }
             }
-            throw await explained(error, directory: directory.isEmpty ? "." : directory, needed: source.size,
-                                  openTimeout: openTimeout)
+            throw await explained(
+                error, directory: directory.isEmpty ? "." : directory, needed: source.size,
+                openTimeout: openTimeout)
         }
     }
 
     /// SFTP version 3 (OpenSSH's sftp-server) reports ENOSPC, EDQUOT, EROFS and most others as a bare
     /// `SSH_FX_FAILURE`. For that status, asks the host what is wrong with the directory (exists,
     /// writable, free space) and names the cause; any other error comes back unchanged.
-    private func explained(_ error: any Error, directory: String, needed: Int?, openTimeout: Duration) async -> any Error {
+    private func explained(_ error: any Error, directory: String, needed: Int?, openTimeout: Duration) async
+        -> any Error
+    {
         guard let sftpError = error as? SSHError, case .sftp(let status) = sftpError.kind, status == LIBSSH2_FX_FAILURE,
-              unusableReason == nil else { return error }
+            unusableReason == nil
+        else { return error }
         let collector = OutputCollector()
         let probe = """
             d=\(shellQuote(directory)); df -Pk "$d" 2>/dev/null | awk 'NR==2 {print "free_kib=" $4}'
             [ -d "$d" ] || echo missing=1; [ -w "$d" ] || echo not_writable=1
             true
             """
-        guard let result = try? await execute(probe, timeout: .seconds(10), openTimeout: openTimeout,
-                                              onOutput: { collector.append($0) }), result.succeeded else { return error }
+        guard
+            let result = try? await execute(
+                probe, timeout: .seconds(10), openTimeout: openTimeout,
+                onOutput: { collector.append($0) }), result.succeeded
+        else { return error }
         let facts = String(decoding: collector.contents.0, as: UTF8.self).split(separator: "\n")
         let free = facts.first { $0.hasPrefix("free_kib=") }.flatMap { Int($0.dropFirst("free_kib=".count)) }
         let cause: String
@@ -190,14 +218,16 @@ extension SessionConnection {
             remedy = "check its owner and mode, and that it is mounted read-write"
         } else if let free, free < 1024 || needed.map({ free * 1024 < $0 }) == true {
             // (Measured after the partial file was removed: less free than the file needs.)
-            cause = "no space left on the host's filesystem for \(directory) (\(free) KiB free"
+            cause =
+                "no space left on the host's filesystem for \(directory) (\(free) KiB free"
                 + (needed.map { ", \(($0 + 1023) / 1024) KiB needed)" } ?? ")")
             remedy = "free some space there (df -h \(directory)), then run again; the partial file was removed"
         } else {
             return error
         }
-        return SSHError(endpoint: endpoint, operation: sftpError.operation, kind: sftpError.kind, code: sftpError.code,
-                        message: "\(sftpError.message): \(cause)", remedy: remedy)
+        return SSHError(
+            endpoint: endpoint, operation: sftpError.operation, kind: sftpError.kind, code: sftpError.code,
+            message: "\(sftpError.message): \(cause)", remedy: remedy)
     }
 
     /// Keeps one large window of unacknowledged bytes in front of `libssh2_sftp_write`, which skips the
@@ -212,8 +242,9 @@ extension SessionConnection {
         }
         func waitWritable() async throws {
             if try await !waitForSocket(deadline: .now + Self.sftpRequestTimeout) {
-                throw SSHError(endpoint: endpoint, operation: .upload, kind: .sessionClosed,
-                               message: "writing \(path) stalled for \(Self.sftpRequestTimeout)")
+                throw SSHError(
+                    endpoint: endpoint, operation: .upload, kind: .sessionClosed,
+                    message: "writing \(path) stalled for \(Self.sftpRequestTimeout)")
             }
         }
         switch source {
@@ -240,12 +271,16 @@ extension SessionConnection {
                     }
                     while end < capacity {
                         let n = read(fd, buffer + end, capacity - end)
-                        if n == 0 { atEOF = true; break }
+                        if n == 0 {
+                            atEOF = true
+                            break
+                        }
                         if n < 0 {
                             if errno == EINTR { continue }
                             let e = errno
-                            throw SSHError(endpoint: endpoint, operation: .upload, kind: .localFile(errno: e),
-                                           message: "reading \(localPath) failed: \(String(cString: strerror(e)))")
+                            throw SSHError(
+                                endpoint: endpoint, operation: .upload, kind: .localFile(errno: e),
+                                message: "reading \(localPath) failed: \(String(cString: strerror(e)))")
                         }
                         end += n
                     }
@@ -266,16 +301,21 @@ extension SessionConnection {
         var attributes = LIBSSH2_SFTP_ATTRIBUTES()
         let statRC: Int32
         do {
-            statRC = try await call(.download, "stat", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed) {
+            statRC = try await call(
+                .download, "stat", deadline: .now + Self.sftpRequestTimeout, timeoutKind: .sessionClosed
+            ) {
                 libssh2_sftp_fstat_ex(handle, &attributes, 0)
             }
         } catch {
             await closeRemote(handle)
             throw error
         }
-        let mode = statRC == 0 && attributes.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0
+        let mode =
+            statRC == 0 && attributes.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0
             ? mode_t(attributes.permissions & 0o7777) : 0o644
-        if let limit, statRC == 0, attributes.flags & UInt(LIBSSH2_SFTP_ATTR_SIZE) != 0, attributes.filesize > UInt64(limit) {
+        if let limit, statRC == 0, attributes.flags & UInt(LIBSSH2_SFTP_ATTR_SIZE) != 0,
+            attributes.filesize > UInt64(limit)
+        {
             await closeRemote(handle)
             throw tooLarge(remotePath, size: Int(clamping: attributes.filesize), limit: limit, grew: false)
         }
@@ -284,8 +324,9 @@ extension SessionConnection {
         guard fd >= 0 else {
             let e = errno
             await closeRemote(handle)
-            throw SSHError(endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
-                           message: "cannot create \(temporary): \(String(cString: strerror(e)))")
+            throw SSHError(
+                endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
+                message: "cannot create \(temporary): \(String(cString: strerror(e)))")
         }
         var fdOpen = true
         var total = 0
@@ -297,8 +338,9 @@ extension SessionConnection {
                 let n = libssh2_sftp_read(handle, buffer, capacity)
                 if n == Int(LIBSSH2_ERROR_EAGAIN) {
                     if try await !waitForSocket(deadline: .now + Self.sftpRequestTimeout) {
-                        throw SSHError(endpoint: endpoint, operation: .download, kind: .sessionClosed,
-                                       message: "reading \(remotePath) stalled for \(Self.sftpRequestTimeout)")
+                        throw SSHError(
+                            endpoint: endpoint, operation: .download, kind: .sessionClosed,
+                            message: "reading \(remotePath) stalled for \(Self.sftpRequestTimeout)")
                     }
                     continue
                 }
@@ -312,8 +354,9 @@ extension SessionConnection {
                     if w < 0 {
                         if errno == EINTR { continue }
                         let e = errno
-                        throw SSHError(endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
-                                       message: "writing \(temporary) failed: \(String(cString: strerror(e)))")
+                        throw SSHError(
+                            endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
+                            message: "writing \(temporary) failed: \(String(cString: strerror(e)))")
                     }
                     written += w
                 }
@@ -325,8 +368,9 @@ extension SessionConnection {
             fdOpen = false
             if syncFailed || rename(temporary, localPath) != 0 {
                 let e = errno
-                throw SSHError(endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
-                               message: "cannot move \(temporary) to \(localPath): \(String(cString: strerror(e)))")
+                throw SSHError(
+                    endpoint: endpoint, operation: .download, kind: .localFile(errno: e),
+                    message: "cannot move \(temporary) to \(localPath): \(String(cString: strerror(e)))")
             }
             return total
         } catch {
@@ -340,9 +384,11 @@ extension SessionConnection {
     }
 
     private func tooLarge(_ remotePath: String, size: Int, limit: Int, grew: Bool) -> SSHError {
-        let what = grew ? "grew past \(limit) bytes while being read" : "is \(size) bytes, more than the \(limit) allowed"
-        return SSHError(endpoint: endpoint, operation: .download, kind: .fileTooLarge(size: size, limit: limit),
-                        message: "\(remotePath) \(what)", remedy: "raise the limit or fetch a smaller file")
+        let what =
+            grew ? "grew past \(limit) bytes while being read" : "is \(size) bytes, more than the \(limit) allowed"
+        return SSHError(
+            endpoint: endpoint, operation: .download, kind: .fileTooLarge(size: size, limit: limit),
+            message: "\(remotePath) \(what)", remedy: "raise the limit or fetch a smaller file")
     }
 }
 

@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One authenticated session on a jump host (bastion) that carries the connections of every host
@@ -45,8 +45,10 @@ public final class SSHGateway: Sendable {
         var addingStopped = false
     }
 
-    private init(endpoint: SSHEndpoint, fingerprint: String, outer: SSHGateway?, first: GatewayPump,
-                 queue: GatewayOpenQueue, options: SSHClientOptions, reactor: SSHReactor, logger: Logger) {
+    private init(
+        endpoint: SSHEndpoint, fingerprint: String, outer: SSHGateway?, first: GatewayPump,
+        queue: GatewayOpenQueue, options: SSHClientOptions, reactor: SSHReactor, logger: Logger
+    ) {
         self.endpoint = endpoint
         self.hostKeyFingerprint = fingerprint
         self.outer = outer
@@ -65,8 +67,9 @@ public final class SSHGateway: Sendable {
         chain: [SSHEndpoint], options: SSHClientOptions, reactor: SSHReactor, logger: Logger
     ) async throws -> SSHGateway {
         guard let first = chain.first else {
-            throw SSHError(endpoint: SSHEndpoint(host: "", user: ""), operation: .connect, kind: .connectionFailed,
-                           message: "an empty gateway chain")
+            throw SSHError(
+                endpoint: SSHEndpoint(host: "", user: ""), operation: .connect, kind: .connectionFailed,
+                message: "an empty gateway chain")
         }
         var gateway = try await connect(to: first, via: nil, options: options, reactor: reactor, logger: logger)
         for hop in chain.dropFirst() {
@@ -88,9 +91,12 @@ public final class SSHGateway: Sendable {
         let queue = GatewayOpenQueue()
         let (pump, fingerprint) = try await connectLane(
             to: endpoint, via: outer, queue: queue, options: options, reactor: reactor, logger: logger)
-        logger.debug("gateway ready", metadata: ["gateway": "\(endpoint)", "via": "\(outer.map { "\($0.endpoint)" } ?? "direct")"])
-        return SSHGateway(endpoint: endpoint, fingerprint: fingerprint, outer: outer, first: pump, queue: queue,
-                          options: options, reactor: reactor, logger: logger)
+        logger.debug(
+            "gateway ready",
+            metadata: ["gateway": "\(endpoint)", "via": "\(outer.map { "\($0.endpoint)" } ?? "direct")"])
+        return SSHGateway(
+            endpoint: endpoint, fingerprint: fingerprint, outer: outer, first: pump, queue: queue,
+            options: options, reactor: reactor, logger: logger)
     }
 
     /// One login on the jump host and its pump.
@@ -142,7 +148,7 @@ public final class SSHGateway: Sendable {
         let add: Bool = lanes.withLock { l in
             let total = l.running.count + l.connecting
             guard !l.addingStopped, total < options.gatewayConnections, waiting >= Self.backlogPerLane * total,
-                  queue.failureReason == nil, !queue.isClosing
+                queue.failureReason == nil, !queue.isClosing
             else { return false }
             l.connecting += 1
             return true
@@ -166,7 +172,9 @@ public final class SSHGateway: Sendable {
                 }
             } catch {
                 lanes.withLock { $0.addingStopped = true }
-                logger.info("another login on the gateway \(endpoint) failed, so its tunnels stay on the logins it has: \(error)")
+                logger.info(
+                    "another login on the gateway \(endpoint) failed, so its tunnels stay on the logins it has: \(error)"
+                )
             }
         }
         lanes.withLock { $0.adders.append(task) }
@@ -191,8 +199,9 @@ extension SSHError {
     /// This error, which happened on a jump host, as seen by `target` behind it: the message names
     /// the host the gateway was needed for ("… (gateway for cache-1)").
     public func asGatewayError(for target: String) -> SSHError {
-        SSHError(endpoint: endpoint, operation: operation, kind: kind, code: code,
-                 message: "\(message) (gateway for \(target))", remedy: remedy)
+        SSHError(
+            endpoint: endpoint, operation: operation, kind: kind, code: code,
+            message: "\(message) (gateway for \(target))", remedy: remedy)
     }
 }
 
@@ -247,8 +256,9 @@ final class GatewayOpenQueue: Sendable {
                             message: "gateway is down (\(failure)); cannot reach \(target.hostAndPort) through it")
                     }
                     if s.closeRequested {
-                        return SSHError(endpoint: gateway, operation: .connect, kind: .sessionClosed,
-                                        message: "gateway was closed; cannot reach \(target.hostAndPort) through it")
+                        return SSHError(
+                            endpoint: gateway, operation: .connect, kind: .sessionClosed,
+                            message: "gateway was closed; cannot reach \(target.hostAndPort) through it")
                     }
                     s.requests[id] = OpenRequest(target: target, deadline: deadline, continuation: continuation)
                     s.queue.append(id)

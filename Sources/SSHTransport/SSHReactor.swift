@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Calls `libssh2_init` exactly once per process; a `static let` initialiser is run once, thread-safely.
@@ -52,7 +52,9 @@ public final class SSHReactor: Sendable {
     /// run at a few hundred hosts at once. Running out still fails that host with a clear error.
     private static let openFileLimitRaised: Bool = {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return false }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else {
+            return false
+        }
         limit.rlim_cur = limit.rlim_max
         return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
     }()
@@ -137,7 +139,7 @@ final class ReactorCore: Sendable {
 
     private func wake() {
         var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)  // a full pipe already means "wake up"
+        _ = write(wakeWrite, &byte, 1) // a full pipe already means "wake up"
     }
 
     func shutdown() {

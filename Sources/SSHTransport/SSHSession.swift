@@ -3,7 +3,7 @@ import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An authenticated SSH connection to one host.
@@ -69,13 +69,15 @@ extension SessionConnection {
         let started = ContinuousClock.now
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             Glibc.close(socket)
-            throw SSHError(endpoint: endpoint, operation: .connect, kind: .protocolError,
-                           message: "libssh2_session_init failed (out of memory?)")
+            throw SSHError(
+                endpoint: endpoint, operation: .connect, kind: .protocolError,
+                message: "libssh2_session_init failed (out of memory?)")
         }
         libssh2_session_set_blocking(session, 0)
         let connection = SessionConnection(
             session: session, socket: socket, endpoint: endpoint, reactor: reactor, logger: logger,
-            keepaliveInterval: options.keepaliveInterval, keepaliveCountMax: options.keepaliveCountMax, gateway: gateway)
+            keepaliveInterval: options.keepaliveInterval, keepaliveCountMax: options.keepaliveCountMax, gateway: gateway
+        )
         do {
             let (fingerprint, algorithm) = try await connection.handshakeAndVerifyHostKey(
                 knownHostsFiles: options.knownHostsFiles, deadline: deadline)
@@ -88,12 +90,14 @@ extension SessionConnection {
                 libssh2_keepalive_config(session, 1, 1)
                 connection.keepalivesStarted = true
             }
-            logger.debug("connected", metadata: [
-                "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",
-                "via": "\(gateway.map { "\($0.endpoint)" } ?? "direct")",
-                "handshake_ms": "\(milliseconds(handshakeDone - started))",
-                "auth_ms": "\(milliseconds(authDone - handshakeDone))",
-            ])
+            logger.debug(
+                "connected",
+                metadata: [
+                    "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",
+                    "via": "\(gateway.map { "\($0.endpoint)" } ?? "direct")",
+                    "handshake_ms": "\(milliseconds(handshakeDone - started))",
+                    "auth_ms": "\(milliseconds(authDone - handshakeDone))",
+                ])
             return (connection, fingerprint, algorithm)
         } catch {
             connection.free()
@@ -107,9 +111,13 @@ extension SessionConnection {
     func handshakeAndVerifyHostKey(
         knownHostsFiles: [String], deadline: ContinuousClock.Instant
     ) async throws -> (fingerprint: String, algorithm: String) {
-        guard let knownHosts = KnownHosts(files: knownHostsFiles, host: endpoint.host, port: endpoint.port, session: session, logger: logger) else {
-            throw SSHError(endpoint: endpoint, operation: .hostKey, kind: .protocolError,
-                           message: "libssh2_knownhost_init failed")
+        guard
+            let knownHosts = KnownHosts(
+                files: knownHostsFiles, host: endpoint.host, port: endpoint.port, session: session, logger: logger)
+        else {
+            throw SSHError(
+                endpoint: endpoint, operation: .hostKey, kind: .protocolError,
+                message: "libssh2_knownhost_init failed")
         }
         let known = knownHosts.knownTypes(host: endpoint.host, port: endpoint.port)
         let preference = known + HostKeyType.all.filter { !known.contains($0) }
@@ -123,24 +131,27 @@ extension SessionConnection {
             timeoutKind: .connectTimeout
         ) { libssh2_session_handshake(session, socket) }
         if rc != 0 {
-            let kind: SSHError.Kind = rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || rc == LIBSSH2_ERROR_SOCKET_RECV
+            let kind: SSHError.Kind =
+                rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || rc == LIBSSH2_ERROR_SOCKET_RECV
                 ? .sessionClosed : .handshakeFailed
-            throw error(.handshake, "SSH handshake failed", kind: kind,
-                        remedy: rc == LIBSSH2_ERROR_KEX_FAILURE
-                            ? "the server shares no key-exchange or host-key algorithm with libssh2 1.10 (an RSA-only host key is not enough; give the server an ed25519 host key)"
-                            : nil)
+            throw error(
+                .handshake, "SSH handshake failed", kind: kind,
+                remedy: rc == LIBSSH2_ERROR_KEX_FAILURE
+                    ? "the server shares no key-exchange or host-key algorithm with libssh2 1.10 (an RSA-only host key is not enough; give the server an ed25519 host key)"
+                    : nil)
         }
 
         var keyLength = 0
         var rawType: Int32 = 0
         guard let keyPointer = libssh2_session_hostkey(session, &keyLength, &rawType),
-              let type = HostKeyType(hostKeyType: rawType)
+            let type = HostKeyType(hostKeyType: rawType)
         else {
             throw error(.hostKey, "server presented an unsupported host key type \(rawType)", kind: .protocolError)
         }
-        let hash = libssh2_hostkey_hash(session, LIBSSH2_HOSTKEY_HASH_SHA256).map {
-            $0.withMemoryRebound(to: UInt8.self, capacity: 32) { Array(UnsafeBufferPointer(start: $0, count: 32)) }
-        } ?? []
+        let hash =
+            libssh2_hostkey_hash(session, LIBSSH2_HOSTKEY_HASH_SHA256).map {
+                $0.withMemoryRebound(to: UInt8.self, capacity: 32) { Array(UnsafeBufferPointer(start: $0, count: 32)) }
+            } ?? []
         let fingerprint = openSSHFingerprint(sha256: hash)
         let result = knownHosts.verify(
             host: endpoint.host, port: endpoint.port,
@@ -151,7 +162,8 @@ extension SessionConnection {
             throw SSHError(
                 endpoint: endpoint, operation: .hostKey,
                 kind: .hostKeyRevoked(fingerprint: fingerprint, keyType: type.algorithm),
-                message: "REVOKED HOST KEY for \(hostName): the server presented \(type.algorithm) key \(fingerprint), which \(files) marks @revoked",
+                message:
+                    "REVOKED HOST KEY for \(hostName): the server presented \(type.algorithm) key \(fingerprint), which \(files) marks @revoked",
                 remedy: "do not connect; the host must be given a new key, then update known_hosts")
         }
         switch result {
@@ -161,16 +173,25 @@ extension SessionConnection {
             throw SSHError(
                 endpoint: endpoint, operation: .hostKey,
                 kind: .hostKeyChanged(fingerprint: fingerprint, keyType: type.algorithm),
-                message: "HOST KEY CHANGED for \(hostName): the server presented \(type.algorithm) key \(fingerprint), which does not match \(files) — someone may be intercepting the connection, or the host was rebuilt",
-                remedy: "if the change is expected, verify the new fingerprint out of band, then run ssh-keygen -R '\(hostName)' and add the new key")
+                message:
+                    "HOST KEY CHANGED for \(hostName): the server presented \(type.algorithm) key \(fingerprint), which does not match \(files) — someone may be intercepting the connection, or the host was rebuilt",
+                remedy:
+                    "if the change is expected, verify the new fingerprint out of band, then run ssh-keygen -R '\(hostName)' and add the new key"
+            )
         case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
             let portFlag = endpoint.port == 22 ? "" : "-p \(endpoint.port) "
-            let otherTypes = known.isEmpty ? "" : " (known_hosts has only \(known.map(\.algorithm).joined(separator: ", ")) keys for it, which the server did not offer)"
+            let otherTypes =
+                known.isEmpty
+                ? ""
+                : " (known_hosts has only \(known.map(\.algorithm).joined(separator: ", ")) keys for it, which the server did not offer)"
             throw SSHError(
                 endpoint: endpoint, operation: .hostKey,
                 kind: .unknownHostKey(fingerprint: fingerprint, keyType: type.algorithm),
-                message: "unknown host \(hostName): its \(type.algorithm) key \(fingerprint) is not in \(files)\(otherTypes)",
-                remedy: "verify the fingerprint out of band, then run ssh-keyscan \(portFlag)-t \(type.algorithm) \(endpoint.host) >> \(shellWord(knownHostsFiles.first ?? "~/.ssh/known_hosts"))")
+                message:
+                    "unknown host \(hostName): its \(type.algorithm) key \(fingerprint) is not in \(files)\(otherTypes)",
+                remedy:
+                    "verify the fingerprint out of band, then run ssh-keyscan \(portFlag)-t \(type.algorithm) \(endpoint.host) >> \(shellWord(knownHostsFiles.first ?? "~/.ssh/known_hosts"))"
+            )
         default:
             throw error(.hostKey, "checking the host key against known_hosts failed", kind: .protocolError)
         }

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A libssh2 session, its socket and SFTP handle.
@@ -40,8 +40,10 @@ final class SessionConnection: @unchecked Sendable {
     var unusableReason: String?
     private var freed = false
 
-    init(session: OpaquePointer, socket: Int32, endpoint: SSHEndpoint, reactor: SSHReactor, logger: Logger,
-         keepaliveInterval: Duration?, keepaliveCountMax: Int = 3, gateway: SSHGateway? = nil) {
+    init(
+        session: OpaquePointer, socket: Int32, endpoint: SSHEndpoint, reactor: SSHReactor, logger: Logger,
+        keepaliveInterval: Duration?, keepaliveCountMax: Int = 3, gateway: SSHGateway? = nil
+    ) {
         self.gateway = gateway
         self.session = session
         self.socket = socket
@@ -77,7 +79,8 @@ final class SessionConnection: @unchecked Sendable {
         guard let due = nextKeepalive, due <= now else { return nextKeepalive }
         if keepalivesUnanswered >= keepaliveCountMax {
             let silence = Duration.nanoseconds(monotonicNanoseconds() - received)
-            let reason = "connection lost: no answer from the server for \(DurationFormat.seconds(silence)) "
+            let reason =
+                "connection lost: no answer from the server for \(DurationFormat.seconds(silence)) "
                 + "(\(keepaliveCountMax) keepalives unanswered, ServerAliveInterval \(DurationFormat.seconds(interval)))"
                 + (gateway.map { " through the gateway \($0.endpoint)" } ?? "")
             unusableReason = reason
@@ -111,7 +114,8 @@ final class SessionConnection: @unchecked Sendable {
             gatewayNote = " (the gateway \(gateway.endpoint) failed: \(reason))"
         }
         // A socket that fails under a running session is the host (or the link) going away: say so.
-        let lost = [LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_SEND].contains(code)
+        let lost = [LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_SEND].contains(
+            code)
         return SSHError(
             endpoint: endpoint, operation: operation, kind: kind ?? kindForLibSSH2Code(code), code: code,
             message: "\(lost ? "connection lost: " : "")\(context): \(message)\(gatewayNote)",
@@ -190,13 +194,17 @@ final class SessionConnection: @unchecked Sendable {
         guard !freed else { return }
         let deadline = ContinuousClock.now + .seconds(1)
         if let sftp {
-            _ = try? await call(.exec, "SFTP shutdown", deadline: deadline, timeoutKind: .sessionClosed,
-                                cancellable: false) { libssh2_sftp_shutdown(sftp) }
+            _ = try? await call(
+                .exec, "SFTP shutdown", deadline: deadline, timeoutKind: .sessionClosed,
+                cancellable: false
+            ) { libssh2_sftp_shutdown(sftp) }
             self.sftp = nil
         }
         if unusableReason == nil {
-            _ = try? await call(.exec, "disconnect", deadline: deadline, timeoutKind: .sessionClosed,
-                                cancellable: false) {
+            _ = try? await call(
+                .exec, "disconnect", deadline: deadline, timeoutKind: .sessionClosed,
+                cancellable: false
+            ) {
                 libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, "closed", "")
             }
         }
@@ -240,16 +248,17 @@ func monotonicNanoseconds() -> Int64 {
 
 /// libssh2's socket read (`_libssh2_recv`: `-errno` on failure) that also stamps the session's
 /// `lastReceived` whenever bytes arrive, which is how unanswered keepalives are counted.
-private let recordingReceive: @convention(c) (
-    Int32, UnsafeMutableRawPointer?, Int, Int32, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-) -> Int = { socket, buffer, length, flags, abstract in
-    let n = recv(socket, buffer, length, flags)
-    if n < 0 { return -Int(errno) }
-    if n > 0, let stamp = abstract?.pointee?.assumingMemoryBound(to: Int64.self) {
-        stamp.pointee = monotonicNanoseconds()
+private let recordingReceive:
+    @convention(c) (
+        Int32, UnsafeMutableRawPointer?, Int, Int32, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> Int = { socket, buffer, length, flags, abstract in
+        let n = recv(socket, buffer, length, flags)
+        if n < 0 { return -Int(errno) }
+        if n > 0, let stamp = abstract?.pointee?.assumingMemoryBound(to: Int64.self) {
+            stamp.pointee = monotonicNanoseconds()
+        }
+        return n
     }
-    return n
-}
 
 /// Durations in operator text: "6 s", "1.5 s".
 enum DurationFormat {

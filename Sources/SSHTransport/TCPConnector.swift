@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Opens a non-blocking TCP connection with `TCP_NODELAY` before a deadline (libssh2 does not connect).
@@ -80,7 +80,8 @@ enum TCPConnector {
         let reason = String(cString: strerror(lastErrno))
         if lastErrno == EMFILE || lastErrno == ENFILE {
             throw failure(
-                .connectionFailed, "cannot open a socket to \(endpoint.hostAndPort): \(reason) (\(openFileLimitText()))",
+                .connectionFailed,
+                "cannot open a socket to \(endpoint.hostAndPort): \(reason) (\(openFileLimitText()))",
                 remedy: "lower the parallelism (-P) or raise the open-file limit (ulimit -n)")
         }
         if lastErrno == ECONNREFUSED {

@@ -87,7 +87,8 @@ public final class TestFleet: Sendable {
         self.workDirectory = directory
         self.scriptPath = scriptPath
         self.purgeOnStop = purgeOnStop
-        self.user = try Self.readLines(directory + "/fleet.env")
+        self.user =
+            try Self.readLines(directory + "/fleet.env")
             .first { $0.hasPrefix("TESTFLEET_USER=") }
             .map { String($0.dropFirst("TESTFLEET_USER=".count)) } ?? "root"
         self.clientKeyPath = directory + "/client/id_ed25519"
@@ -159,7 +160,8 @@ public final class TestFleet: Sendable {
 
     /// Whether ``isolate(_:bridge:)`` can work here: root, `ip netns` and `socat`.
     public static var supportsIsolation: Bool {
-        isSupported && ["/usr/bin/socat", "/usr/sbin/ip"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+        isSupported
+            && ["/usr/bin/socat", "/usr/sbin/ip"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// Starts a stopped host again (same address, keys and private files).
@@ -263,8 +265,8 @@ public final class TestFleet: Sendable {
             candidates.append(override)
         }
         let packageRoot = URL(fileURLWithPath: sourceFile)
-            .deletingLastPathComponent()  // Sources/TestFleet
-            .deletingLastPathComponent()  // Sources
+            .deletingLastPathComponent() // Sources/TestFleet
+            .deletingLastPathComponent() // Sources
             .deletingLastPathComponent()
         candidates.append(packageRoot.appendingPathComponent("scripts/testfleet.sh").path)
         candidates.append(FileManager.default.currentDirectoryPath + "/scripts/testfleet.sh")

@@ -46,7 +46,9 @@ public struct TestFleetHostStubs: Sendable {
     /// bytes through a rename) and enables them on every host of `fleet`.
     public static func install(_ commands: [String], on fleet: TestFleet) throws -> TestFleetHostStubs {
         for command in commands {
-            guard !command.isEmpty, command.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
+            guard !command.isEmpty,
+                command.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) })
+            else {
                 throw StubError(message: "stub name '\(command)' must be letters, digits, '_', '-' or '.'")
             }
         }
@@ -79,7 +81,9 @@ public struct TestFleetHostStubs: Sendable {
     }
 
     /// What `command` does on `host`: its exit status and output.
-    public func setBehaviour(on host: String, _ command: String, exit status: Int32 = 0, stdout: String = "", stderr: String = "") throws {
+    public func setBehaviour(
+        on host: String, _ command: String, exit status: Int32 = 0, stdout: String = "", stderr: String = ""
+    ) throws {
         let directory = try realPath(host, Self.stateDirectory)
         try String(status).write(toFile: "\(directory)/\(command).exit", atomically: true, encoding: .utf8)
         try stdout.write(toFile: "\(directory)/\(command).out", atomically: true, encoding: .utf8)
@@ -118,7 +122,8 @@ public struct TestFleetHostStubs: Sendable {
     public func reset() throws {
         for host in fleet.hosts {
             let directory = try realPath(host.name, Self.stateDirectory)
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name != "enabled" {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name != "enabled"
+            {
                 try? FileManager.default.removeItem(atPath: directory + "/" + name)
             }
             FileManager.default.createFile(atPath: directory + "/calls", contents: Data())
@@ -130,18 +135,23 @@ public struct TestFleetHostStubs: Sendable {
         guard let fleetHost = fleet.host(named: host) else { throw StubError(message: "no test host named \(host)") }
         let real = fleetHost.realPath(path)
         guard real != path else {
-            throw StubError(message: "\(path) is not a private path of \(host); add it to TestFleetOptions.privatePaths")
+            throw StubError(
+                message: "\(path) is not a private path of \(host); add it to TestFleetOptions.privatePaths")
         }
         return real
     }
 
     /// Commands a test host must never reach for real: they act on the test machine itself
     /// (its systemd, its packages), which the hosts share.
-    static let neverPassedThroughOnTestHosts: Set<String> = ["shutdown", "reboot", "poweroff", "halt", "apt-get", "unattended-upgrade"]
+    static let neverPassedThroughOnTestHosts: Set<String> = [
+        "shutdown", "reboot", "poweroff", "halt", "apt-get", "unattended-upgrade",
+    ]
 
     static func script(for command: String) -> String {
         // A test host's PID 1 is its sshd; there the real command would reboot the machine.
-        let guardTestHost = neverPassedThroughOnTestHosts.contains(command) ? """
+        let guardTestHost =
+            neverPassedThroughOnTestHosts.contains(command)
+            ? """
               if [ "$(cat /proc/1/comm 2>/dev/null)" = sshd ]; then
                 echo "\(command): refused on a test host without \(stateDirectory)/enabled (it would act on the test machine)" >&2
                 exit 1
@@ -149,26 +159,26 @@ public struct TestFleetHostStubs: Sendable {
 
             """ : ""
         return """
-        #!/bin/sh
-        \(signature): records its arguments on hosts with \(stateDirectory)/enabled
-        d=\(stateDirectory)
-        n=\(command)
-        if [ ! -f "$d/enabled" ]; then
-        \(guardTestHost)
-          # Not a stubbed host: the real command, found without this directory.
-          PATH=$(printf '%s' ":$PATH:" | sed -e 's#:\(binDirectory):#:#g' -e 's#^:##' -e 's#:$##')
-          export PATH
-          exec "$n" "$@"
-        fi
-        line="$(date +%s%N)	$(id -un)	$n"
-        for a in "$@"; do line="$line	$(printf '%s' "$a" | base64 -w0)"; done
-        printf '%s\\n' "$line" >>"$d/calls"
-        if [ -f "$d/$n.sh" ]; then . "$d/$n.sh"; exit $?; fi
-        [ -f "$d/$n.out" ] && cat "$d/$n.out"
-        [ -f "$d/$n.err" ] && cat "$d/$n.err" >&2
-        exit "$(cat "$d/$n.exit" 2>/dev/null || echo 0)"
+            #!/bin/sh
+            \(signature): records its arguments on hosts with \(stateDirectory)/enabled
+            d=\(stateDirectory)
+            n=\(command)
+            if [ ! -f "$d/enabled" ]; then
+            \(guardTestHost)
+              # Not a stubbed host: the real command, found without this directory.
+              PATH=$(printf '%s' ":$PATH:" | sed -e 's#:\(binDirectory):#:#g' -e 's#^:##' -e 's#:$##')
+              export PATH
+              exec "$n" "$@"
+            fi
+            line="$(date +%s%N)	$(id -un)	$n"
+            for a in "$@"; do line="$line	$(printf '%s' "$a" | base64 -w0)"; done
+            printf '%s\\n' "$line" >>"$d/calls"
+            if [ -f "$d/$n.sh" ]; then . "$d/$n.sh"; exit $?; fi
+            [ -f "$d/$n.out" ] && cat "$d/$n.out"
+            [ -f "$d/$n.err" ] && cat "$d/$n.err" >&2
+            exit "$(cat "$d/$n.exit" 2>/dev/null || echo 0)"
 
-        """
+            """
     }
 }
 

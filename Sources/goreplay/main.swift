@@ -1,9 +1,11 @@
 import GoReplayCLI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
-exit(await GoReplayCommand(rawInputFactory: LiveCapture.factory).run(arguments: Array(CommandLine.arguments.dropFirst())))
+exit(
+    await GoReplayCommand(rawInputFactory: LiveCapture.factory).run(arguments: Array(CommandLine.arguments.dropFirst()))
+)

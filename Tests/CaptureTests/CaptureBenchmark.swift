@@ -1,10 +1,10 @@
+import Capture
 import Foundation
 import Replay
 import Testing
-import Capture
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counts what a benchmark capture produced; touched only by the consumer.
@@ -27,9 +27,11 @@ actor BenchmarkTally {
 /// Driven by bench/capture/run.sh, not part of the normal test run: captures
 /// on 127.0.0.1:$CAPTURE_BENCH_PORT for $CAPTURE_BENCH_SECONDS and prints one
 /// `BENCH key=value ...` line with counts, CPU and peak memory.
-@Suite("Capture benchmark (bench/capture/run.sh)",
-       .enabled(if: ProcessInfo.processInfo.environment["CAPTURE_BENCH_PORT"] != nil && getuid() == 0,
-                "set CAPTURE_BENCH_PORT (bench/capture/run.sh does) and run as root"))
+@Suite(
+    "Capture benchmark (bench/capture/run.sh)",
+    .enabled(
+        if: ProcessInfo.processInfo.environment["CAPTURE_BENCH_PORT"] != nil && getuid() == 0,
+        "set CAPTURE_BENCH_PORT (bench/capture/run.sh does) and run as root"))
 struct CaptureBenchmark {
     @Test("capture wrk traffic for a fixed window and print figures")
     func captureWindow() async throws {
@@ -61,10 +63,14 @@ struct CaptureBenchmark {
         let requests = await tally.requests
         let intact = await tally.intact
         let variants = await tally.variants
-        Self.emit("BENCH captured_requests=\(requests) intact_requests=\(intact) cpu_seconds=\(String(format: "%.2f", cpu))"
-            + " cpu_percent=\(String(format: "%.1f", 100 * cpu / elapsed)) peak_rss_kib=\(after.maxRSS) \(statistics)")
+        Self.emit(
+            "BENCH captured_requests=\(requests) intact_requests=\(intact) cpu_seconds=\(String(format: "%.2f", cpu))"
+                + " cpu_percent=\(String(format: "%.1f", 100 * cpu / elapsed)) peak_rss_kib=\(after.maxRSS) \(statistics)"
+        )
         for (payload, count) in variants {
-            Self.emit("BENCH_VARIANT count=\(count) bytes=\(payload.count) head=\(String(decoding: payload.prefix(80), as: UTF8.self).debugDescription)")
+            Self.emit(
+                "BENCH_VARIANT count=\(count) bytes=\(payload.count) head=\(String(decoding: payload.prefix(80), as: UTF8.self).debugDescription)"
+            )
         }
         #expect(requests > 0)
     }
@@ -77,7 +83,9 @@ struct CaptureBenchmark {
     static func usage() -> (cpu: Double, maxRSS: Int) {
         var usage = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let cpu =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+                usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return (cpu, Int(usage.ru_maxrss))
     }
 }

@@ -1,5 +1,6 @@
-@testable import Capture
 import Testing
+
+@testable import Capture
 
 /// Inputs found by the libFuzzer harnesses (Sources/Fuzzing, docs/fuzzing.md), kept as tests.
 @Suite("Fuzz findings: TCP reassembly")
@@ -13,10 +14,14 @@ struct ReassemblerFuzzRegressionTests {
         mutating func end(reset: Bool) { events.append(reset ? "reset" : "end") }
     }
 
-    private func receive(_ reassembler: inout TCPStreamReassembler, _ sequence: UInt32, _ flags: TCPFlags, _ text: String,
-                         into sink: inout RecordingSink) {
+    private func receive(
+        _ reassembler: inout TCPStreamReassembler, _ sequence: UInt32, _ flags: TCPFlags, _ text: String,
+        into sink: inout RecordingSink
+    ) {
         let mark = StreamMark(timestamp: 1, sequence: sequence, acknowledgement: 0)
-        Array(text.utf8).withUnsafeBytes { reassembler.receive(sequence: sequence, flags: flags, payload: $0, mark: mark, into: &sink) }
+        Array(text.utf8).withUnsafeBytes {
+            reassembler.receive(sequence: sequence, flags: flags, payload: $0, mark: mark, into: &sink)
+        }
     }
 
     /// FuzzTCPReassembler crash-5365d443ea8d: a segment buffered beyond the FIN stayed buffered
@@ -26,7 +31,7 @@ struct ReassemblerFuzzRegressionTests {
         var reassembler = TCPStreamReassembler(maxBufferedBytes: 1 << 20)
         var sink = RecordingSink()
         receive(&reassembler, 999, .syn, "", into: &sink)
-        receive(&reassembler, 1010, [], "late", into: &sink)  // out of order, beyond the FIN below
+        receive(&reassembler, 1010, [], "late", into: &sink) // out of order, beyond the FIN below
         receive(&reassembler, 1000, .fin, "hello", into: &sink)
         #expect(sink.events == ["deliver 1000 hello", "end"])
         #expect(reassembler.ended && !reassembler.hasGap && reassembler.bufferedBytes == 0)

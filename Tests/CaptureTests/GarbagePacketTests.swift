@@ -1,6 +1,7 @@
 import Foundation
 import Replay
 import Testing
+
 @testable import Capture
 
 /// A small deterministic generator (SplitMix64) so the fuzz loop is
@@ -18,13 +19,16 @@ private struct SeededGenerator: RandomNumberGenerator {
 
 @Suite("Garbage packets")
 struct GarbagePacketTests {
-    @Test("random bytes, truncated headers and mutated packets never crash capture",
-          arguments: [LinkType.ethernet, .null, .linuxSLL, .linuxSLL2, .raw])
+    @Test(
+        "random bytes, truncated headers and mutated packets never crash capture",
+        arguments: [LinkType.ethernet, .null, .linuxSLL, .linuxSLL2, .raw])
     func fuzz(linkType: LinkType) async throws {
         var random = SeededGenerator(state: 0x5eed_0000 + UInt64(linkType.rawValue))
         var tcp = TCPConversation()
         var valid = tcp.handshake()
-        valid += tcp.send(fromClient: true, "POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".bytes, segmentSize: 9)
+        valid += tcp.send(
+            fromClient: true, "POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".bytes,
+            segmentSize: 9)
         valid += tcp.send(fromClient: false, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".bytes, segmentSize: 9)
         let header: [UInt8]
         switch linkType {
@@ -39,13 +43,16 @@ struct GarbagePacketTests {
             let base = header + valid[round % valid.count].ip
             switch round % 4 {
             case 0:
-                records.append((0..<Int.random(in: 0...120, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) })
+                records.append(
+                    (0..<Int.random(in: 0...120, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                )
             case 1:
                 records.append(Array(base.prefix(Int.random(in: 0...base.count, using: &random))))
             case 2:
                 var mutated = base
                 for _ in 0..<Int.random(in: 1...6, using: &random) {
-                    mutated[Int.random(in: 0..<mutated.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                    mutated[Int.random(in: 0..<mutated.count, using: &random)] = UInt8.random(
+                        in: 0...255, using: &random)
                 }
                 records.append(mutated)
             default:

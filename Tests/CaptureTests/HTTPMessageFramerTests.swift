@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Capture
 
 /// Feeds a framer runs of bytes and collects what it reports.
@@ -55,10 +56,12 @@ struct HTTPMessageFramerTests {
         #expect(harness.framed.map(\.method) == ["GET", "POST", "PURGE"])
     }
 
-    @Test("chunked body with extensions and trailers, fed one byte at a time",
-          arguments: [1, 2, 7, 1000])
+    @Test(
+        "chunked body with extensions and trailers, fed one byte at a time",
+        arguments: [1, 2, 7, 1000])
     func chunked(runSize: Int) {
-        let request = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        let request =
+            "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
             + "5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Checksum: 1\r\nX-More: 2\r\n\r\n"
         let next = "GET /after HTTP/1.1\r\n\r\n"
         var harness = FramerHarness(.request)
@@ -157,7 +160,8 @@ struct HTTPMessageFramerTests {
     @Test("oversized messages are given up and skipped without losing the next one")
     func tooLarge() {
         var harness = FramerHarness(.request, limits: .init(maxHeaderBytes: 1024, maxMessageBytes: 100))
-        harness.feed("POST /big HTTP/1.1\r\nContent-Length: 500\r\n\r\n" + String(repeating: "z", count: 500), runsOf: 64)
+        harness.feed(
+            "POST /big HTTP/1.1\r\nContent-Length: 500\r\n\r\n" + String(repeating: "z", count: 500), runsOf: 64)
         harness.feed("GET /small HTTP/1.1\r\n\r\n")
         #expect(harness.givenUp == [.messageTooLarge])
         #expect(harness.messages == ["GET /small HTTP/1.1\r\n\r\n"])

@@ -1,10 +1,11 @@
 import Foundation
 import Replay
 import Testing
+
 @testable import Capture
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real HTTP/1.1 server on 127.0.0.1 (Python's http.server, keep-alive,
@@ -15,41 +16,42 @@ final class LoopbackHTTPServer: @unchecked Sendable {
     private let script: String
 
     static let source = """
-    import http.server, socketserver, sys
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        def log_message(self, *args):
-            pass
-        def body(self):
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\\r\\n", b"\\n", b""):
-                            pass
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        def reply(self):
-            body = self.body()
-            out = ("%s %s %d" % (self.command, self.path, len(body))).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-        do_GET = do_POST = do_PUT = do_DELETE = reply
-    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-        daemon_threads = True
-        request_queue_size = 512
-    server = Server(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-    """
+        import http.server, socketserver, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def log_message(self, *args):
+                pass
+            def body(self):
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\\r\\n", b"\\n", b""):
+                                pass
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            def reply(self):
+                body = self.body()
+                out = ("%s %s %d" % (self.command, self.path, len(body))).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+            do_GET = do_POST = do_PUT = do_DELETE = reply
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+        server = Server(("127.0.0.1", 0), Handler)
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+        """
 
     init() throws {
-        script = FileManager.default.temporaryDirectory.appendingPathComponent("http-server-\(UUID().uuidString).py").path
+        script =
+            FileManager.default.temporaryDirectory.appendingPathComponent("http-server-\(UUID().uuidString).py").path
         try Self.source.write(toFile: script, atomically: true, encoding: .utf8)
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
@@ -57,7 +59,8 @@ final class LoopbackHTTPServer: @unchecked Sendable {
         process.standardOutput = output
         try process.run()
         let line = output.fileHandleForReading.availableData
-        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             process.terminate()
             throw CaptureTestFailure("HTTP server did not report its port")
         }
@@ -94,7 +97,9 @@ struct BlockingHTTPConnection {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard status == 0 else {
             _ = Glibc.close(fd)
@@ -105,7 +110,9 @@ struct BlockingHTTPConnection {
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard sent > 0 else { throw CaptureTestFailure("send failed: errno \(errno)") }
             offset += sent
         }
@@ -116,7 +123,8 @@ struct BlockingHTTPConnection {
         while true {
             if let end = Self.headerEnd(pending) {
                 let head = String(decoding: pending[..<end], as: UTF8.self).lowercased()
-                let length = head.components(separatedBy: "\r\n")
+                let length =
+                    head.components(separatedBy: "\r\n")
                     .first { $0.hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 if pending.count >= end + length {
@@ -134,7 +142,8 @@ struct BlockingHTTPConnection {
 
     private static func headerEnd(_ bytes: [UInt8]) -> Int? {
         guard bytes.count >= 4 else { return nil }
-        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+        for index in 0...(bytes.count - 4)
+        where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
             return index + 4
         }
         return nil
@@ -156,16 +165,28 @@ struct LiveCaptureTests {
     static func workload(connection: Int) -> [[[UInt8]]] {
         var batches: [[[UInt8]]] = []
         for index in 0..<5 {
-            batches.append([Array("GET /c\(connection)/keepalive/\(index) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: capture-test\r\n\r\n".utf8)])
+            batches.append([
+                Array(
+                    "GET /c\(connection)/keepalive/\(index) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: capture-test\r\n\r\n"
+                        .utf8)
+            ])
         }
-        batches.append((0..<3).map { index in
-            Array("DELETE /c\(connection)/pipelined/\(index) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        })
-        batches.append([Array(("POST /c\(connection)/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "10\r\n0123456789abcdef\r\n7;note=x\r\nchunked\r\n0\r\nX-Trailer: t\r\n\r\n").utf8)])
+        batches.append(
+            (0..<3).map { index in
+                Array("DELETE /c\(connection)/pipelined/\(index) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+            })
+        batches.append([
+            Array(
+                ("POST /c\(connection)/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "10\r\n0123456789abcdef\r\n7;note=x\r\nchunked\r\n0\r\nX-Trailer: t\r\n\r\n").utf8)
+        ])
         if connection % 6 == 0 {
             let body = (0..<1_000_000).map { UInt8(65 + $0 % 26) }
-            batches.append([Array("PUT /c\(connection)/large HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body])
+            batches.append([
+                Array(
+                    "PUT /c\(connection)/large HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\n\r\n"
+                        .utf8) + body
+            ])
         }
         return batches
     }
@@ -210,7 +231,9 @@ struct LiveCaptureTests {
         #expect(capturedCounts == sentCounts)
         #expect(capturedResponses.count == sent.count)
         // Each response is paired with its request by id, and echoes it.
-        let requestsByID = Dictionary(captured.filter { $0.type == .request }.map { ($0.id, $0.payload) }, uniquingKeysWith: { first, _ in first })
+        let requestsByID = Dictionary(
+            captured.filter { $0.type == .request }.map { ($0.id, $0.payload) }, uniquingKeysWith: { first, _ in first }
+        )
         for response in capturedResponses {
             let request = try #require(requestsByID[response.id])
             let startLine = request.text.components(separatedBy: "\r\n")[0].components(separatedBy: " ")
@@ -229,10 +252,15 @@ struct LiveCaptureTests {
         options.trackResponse = true
         options.excludedDestinations = [try CaptureAddress(parsing: "127.0.0.1:9000")]
         let input = try RawCaptureInput(options: options)
-        #expect(input.sources == [CaptureSource(
-            device: "lo", file: nil,
-            filter: "((tcp dst port 8080 and (dst host 127.0.0.1)) or (tcp src port 8080 and (src host 127.0.0.1)))"
-                + " and not (dst host 127.0.0.1 and tcp dst port 9000) and not (src host 127.0.0.1 and tcp src port 9000)")])
+        #expect(
+            input.sources == [
+                CaptureSource(
+                    device: "lo", file: nil,
+                    filter:
+                        "((tcp dst port 8080 and (dst host 127.0.0.1)) or (tcp src port 8080 and (src host 127.0.0.1)))"
+                        + " and not (dst host 127.0.0.1 and tcp dst port 9000) and not (src host 127.0.0.1 and tcp src port 9000)"
+                )
+            ])
     }
 
     static func runClients(port: UInt16, connections: Int) async throws -> Int {
@@ -277,9 +305,21 @@ final class ClientTally: @unchecked Sendable {
     private var total = 0
     private var failure: (any Error)?
 
-    func add(_ count: Int) { lock.lock(); total += count; lock.unlock() }
-    func fail(_ error: any Error) { lock.lock(); failure = error; lock.unlock() }
-    func result() -> (Int, (any Error)?) { lock.lock(); defer { lock.unlock() }; return (total, failure) }
+    func add(_ count: Int) {
+        lock.lock()
+        total += count
+        lock.unlock()
+    }
+    func fail(_ error: any Error) {
+        lock.lock()
+        failure = error
+        lock.unlock()
+    }
+    func result() -> (Int, (any Error)?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (total, failure)
+    }
 }
 
 /// Runs only without root (e.g. `setpriv --reuid=nobody ...`); CI is root,

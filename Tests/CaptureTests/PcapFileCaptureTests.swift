@@ -1,6 +1,7 @@
 import Foundation
 import Replay
 import Testing
+
 @testable import Capture
 
 @Suite("Capture from crafted pcap files")
@@ -15,7 +16,8 @@ struct PcapFileCaptureTests {
 
     @Test("a request and its response: GoReplay ids, timestamps and latency")
     func idsAndTimestamps() async throws {
-        var tcp = TCPConversation(clientIP: [192, 168, 1, 20], clientPort: 0xabcd, serverPort: 8080, clientISN: 100, serverISN: 0x1234_5678)
+        var tcp = TCPConversation(
+            clientIP: [192, 168, 1, 20], clientPort: 0xabcd, serverPort: 8080, clientISN: 100, serverISN: 0x1234_5678)
         var packets = tcp.handshake()
         packets += tcp.send(fromClient: true, Self.get.bytes, segmentSize: 20)
         let requestAck = tcp.serverSequence
@@ -66,7 +68,10 @@ struct PcapFileCaptureTests {
         let data = tcp.send(fromClient: true, bytes, segmentSize: 1000)
         packets += [data[0], data[0], data[1]]
         // An overlapping segment covering the end of #1 and start of #2.
-        packets.append(tcp.packet(fromClient: true, flags: TCPConversation.ack, sequence: start &+ 1500, acknowledgement: tcp.serverSequence, payload: Array(bytes[1500..<2500])))
+        packets.append(
+            tcp.packet(
+                fromClient: true, flags: TCPConversation.ack, sequence: start &+ 1500,
+                acknowledgement: tcp.serverSequence, payload: Array(bytes[1500..<2500])))
         packets += Array(data[2...])
         packets += [data[1]]
         packets += tcp.send(fromClient: true, Self.get.bytes)
@@ -131,7 +136,10 @@ struct PcapFileCaptureTests {
         var tcp = TCPConversation()
         var packets = tcp.handshake()
         let requests = ["GET /1 HTTP/1.1\r\n\r\n", "HEAD /2 HTTP/1.1\r\n\r\n", Self.post("/3", bodySize: 20)]
-        let responses = [Self.ok, "HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n", "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"]
+        let responses = [
+            Self.ok, "HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n",
+            "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        ]
         let requestAck = tcp.serverSequence
         packets += tcp.send(fromClient: true, requests.joined().bytes)
         packets += tcp.send(fromClient: false, responses.joined().bytes, segmentSize: 30)
@@ -150,8 +158,10 @@ struct PcapFileCaptureTests {
     func chunkedAcrossSegments() async throws {
         var tcp = TCPConversation()
         var packets = tcp.handshake()
-        let request = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n"
-        let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+        let request =
+            "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n"
+        let response =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
         packets += tcp.send(fromClient: true, request.bytes, segmentSize: 3)
         packets += tcp.send(fromClient: false, response.bytes, segmentSize: 4)
         let run = try await CraftedCapture.run(packets) { $0.trackResponse = true }
@@ -183,7 +193,10 @@ struct PcapFileCaptureTests {
     func bodilessAndCloseDelimited() async throws {
         var tcp = TCPConversation()
         var packets = tcp.handshake()
-        let requests = ["HEAD /h HTTP/1.1\r\n\r\n", "GET /cached HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n", "GET /stream HTTP/1.0\r\n\r\n"]
+        let requests = [
+            "HEAD /h HTTP/1.1\r\n\r\n", "GET /cached HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n",
+            "GET /stream HTTP/1.0\r\n\r\n",
+        ]
         let responses = [
             "HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n",
             "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
@@ -210,7 +223,9 @@ struct PcapFileCaptureTests {
         packets += tcp.send(fromClient: true, Self.get.bytes)
         let run = try await CraftedCapture.run(packets, link: .null) { $0.realIPHeader = "X-Real-IP" }
         let request = try #require(run.requests.first)
-        #expect(request.payload.text == "GET /index.html HTTP/1.1\r\nX-Real-IP: 2001:db8:0:0:0:0:0:beef\r\nHost: example\r\n\r\n")
+        #expect(
+            request.payload.text
+                == "GET /index.html HTTP/1.1\r\nX-Real-IP: 2001:db8:0:0:0:0:0:beef\r\nHost: example\r\n\r\n")
         #expect(request.id.hasPrefix("c350" + "1f90" + "0000beef"))
     }
 
@@ -234,7 +249,9 @@ struct PcapFileCaptureTests {
         var packets = ours.handshake() + replay.handshake()
         packets += ours.send(fromClient: true, Self.get.bytes)
         packets += replay.send(fromClient: true, Self.get.bytes)
-        let run = try await CraftedCapture.run(packets) { $0.excludedDestinations = [CaptureAddress(host: "10.0.0.9", port: 8080)] }
+        let run = try await CraftedCapture.run(packets) {
+            $0.excludedDestinations = [CaptureAddress(host: "10.0.0.9", port: 8080)]
+        }
         #expect(run.requests.count == 1)
         #expect(run.statistics.packetsIgnored >= 4)
     }

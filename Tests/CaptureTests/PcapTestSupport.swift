@@ -1,5 +1,6 @@
 import Foundation
 import Replay
+
 @testable import Capture
 
 /// One crafted packet: IP header onwards, plus its capture time.
@@ -18,7 +19,7 @@ enum PcapFileWriter {
 
     static func write(_ packets: [CraftedPacket], link: Link, to path: String) throws {
         var out: [UInt8] = []
-        out += le32(0xa1b2_3c4d)  // nanosecond-resolution magic
+        out += le32(0xa1b2_3c4d) // nanosecond-resolution magic
         out += le16(2) + le16(4)
         out += le32(0) + le32(0)
         out += le32(262_144)
@@ -45,7 +46,9 @@ enum PcapFileWriter {
     static func writeRaw(_ records: [[UInt8]], linkType: UInt32, to path: String) throws {
         var out: [UInt8] = le32(0xa1b2_3c4d) + le16(2) + le16(4) + le32(0) + le32(0) + le32(262_144) + le32(linkType)
         for (index, record) in records.enumerated() {
-            out += le32(1_700_000_000) + le32(UInt32(index)) + le32(UInt32(record.count)) + le32(UInt32(record.count + index % 3))
+            out +=
+                le32(1_700_000_000) + le32(UInt32(index)) + le32(UInt32(record.count))
+                + le32(UInt32(record.count + index % 3))
             out += record
         }
         try Data(out).write(to: URL(fileURLWithPath: path))
@@ -62,8 +65,11 @@ struct TCPConversation {
     var clientSequence: UInt32
     var serverSequence: UInt32
 
-    init(clientIP: [UInt8] = [10, 0, 0, 1], clientPort: UInt16 = 40_000, serverIP: [UInt8] = [10, 0, 0, 2], serverPort: UInt16 = 8080,
-         clientISN: UInt32 = 1_000, serverISN: UInt32 = 5_000_000) {
+    init(
+        clientIP: [UInt8] = [10, 0, 0, 1], clientPort: UInt16 = 40_000, serverIP: [UInt8] = [10, 0, 0, 2],
+        serverPort: UInt16 = 8080,
+        clientISN: UInt32 = 1_000, serverISN: UInt32 = 5_000_000
+    ) {
         client = (clientIP, clientPort)
         server = (serverIP, serverPort)
         clientSequence = clientISN
@@ -72,7 +78,9 @@ struct TCPConversation {
 
     static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
 
-    func packet(fromClient: Bool, flags: UInt8, sequence: UInt32, acknowledgement: UInt32, payload: [UInt8]) -> CraftedPacket {
+    func packet(fromClient: Bool, flags: UInt8, sequence: UInt32, acknowledgement: UInt32, payload: [UInt8])
+        -> CraftedPacket
+    {
         let source = fromClient ? client : server
         let destination = fromClient ? server : client
         var tcp: [UInt8] = be16(source.port) + be16(destination.port) + be32(sequence) + be32(acknowledgement)
@@ -91,8 +99,12 @@ struct TCPConversation {
     mutating func handshake() -> [CraftedPacket] {
         let packets = [
             packet(fromClient: true, flags: Self.syn, sequence: clientSequence, acknowledgement: 0, payload: []),
-            packet(fromClient: false, flags: Self.syn | Self.ack, sequence: serverSequence, acknowledgement: clientSequence &+ 1, payload: []),
-            packet(fromClient: true, flags: Self.ack, sequence: clientSequence &+ 1, acknowledgement: serverSequence &+ 1, payload: []),
+            packet(
+                fromClient: false, flags: Self.syn | Self.ack, sequence: serverSequence,
+                acknowledgement: clientSequence &+ 1, payload: []),
+            packet(
+                fromClient: true, flags: Self.ack, sequence: clientSequence &+ 1, acknowledgement: serverSequence &+ 1,
+                payload: []),
         ]
         clientSequence &+= 1
         serverSequence &+= 1
@@ -107,10 +119,16 @@ struct TCPConversation {
             let end = min(bytes.count, offset + segmentSize)
             let chunk = Array(bytes[offset..<end])
             if fromClient {
-                packets.append(packet(fromClient: true, flags: Self.ack | Self.psh, sequence: clientSequence, acknowledgement: serverSequence, payload: chunk))
+                packets.append(
+                    packet(
+                        fromClient: true, flags: Self.ack | Self.psh, sequence: clientSequence,
+                        acknowledgement: serverSequence, payload: chunk))
                 clientSequence &+= UInt32(chunk.count)
             } else {
-                packets.append(packet(fromClient: false, flags: Self.ack | Self.psh, sequence: serverSequence, acknowledgement: clientSequence, payload: chunk))
+                packets.append(
+                    packet(
+                        fromClient: false, flags: Self.ack | Self.psh, sequence: serverSequence,
+                        acknowledgement: clientSequence, payload: chunk))
                 serverSequence &+= UInt32(chunk.count)
             }
             offset = end
@@ -121,16 +139,26 @@ struct TCPConversation {
     /// A pure ACK from one side acknowledging everything the other sent.
     func acknowledge(fromClient: Bool) -> CraftedPacket {
         fromClient
-            ? packet(fromClient: true, flags: Self.ack, sequence: clientSequence, acknowledgement: serverSequence, payload: [])
-            : packet(fromClient: false, flags: Self.ack, sequence: serverSequence, acknowledgement: clientSequence, payload: [])
+            ? packet(
+                fromClient: true, flags: Self.ack, sequence: clientSequence, acknowledgement: serverSequence,
+                payload: [])
+            : packet(
+                fromClient: false, flags: Self.ack, sequence: serverSequence, acknowledgement: clientSequence,
+                payload: [])
     }
 
     /// FIN from both sides.
     mutating func close() -> [CraftedPacket] {
         let packets = [
-            packet(fromClient: true, flags: Self.fin | Self.ack, sequence: clientSequence, acknowledgement: serverSequence, payload: []),
-            packet(fromClient: false, flags: Self.fin | Self.ack, sequence: serverSequence, acknowledgement: clientSequence &+ 1, payload: []),
-            packet(fromClient: true, flags: Self.ack, sequence: clientSequence &+ 1, acknowledgement: serverSequence &+ 1, payload: []),
+            packet(
+                fromClient: true, flags: Self.fin | Self.ack, sequence: clientSequence, acknowledgement: serverSequence,
+                payload: []),
+            packet(
+                fromClient: false, flags: Self.fin | Self.ack, sequence: serverSequence,
+                acknowledgement: clientSequence &+ 1, payload: []),
+            packet(
+                fromClient: true, flags: Self.ack, sequence: clientSequence &+ 1, acknowledgement: serverSequence &+ 1,
+                payload: []),
         ]
         clientSequence &+= 1
         serverSequence &+= 1
@@ -138,7 +166,9 @@ struct TCPConversation {
     }
 
     private func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xff)] }
-    private func be32(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)] }
+    private func be32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+    }
 }
 
 /// Result of running capture over a crafted file.
@@ -162,7 +192,8 @@ enum CraftedCapture {
     ) async throws -> CaptureRun {
         var stamped = packets
         for index in stamped.indices { stamped[index].timestamp = baseTime + Int64(index) * 1_000_000 }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("capture-\(UUID().uuidString).pcap").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("capture-\(UUID().uuidString).pcap")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try PcapFileWriter.write(stamped, link: link, to: path)
         var options = RawInputOptions(addresses: [CaptureAddress(host: "", port: port)])

@@ -7,7 +7,9 @@ import Testing
 /// redirected keeps running. On the real test fleet, logged in as the non-root `oncall` (sdo as root).
 /// Each run has a 60 s command timeout: a run that waits for its background job takes that long, so
 /// the time bound fails before the fix.
-@Suite("Background jobs end with their task", .serialized, .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
+@Suite(
+    "Background jobs end with their task", .serialized,
+    .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
 struct BackgroundJobTests {
     /// Runs `task` on the fleet's one host and returns the result and how long the run took.
     func run(_ task: String, on fleet: FleetInventory) async throws -> (result: CLIResult, took: Duration) {
@@ -33,14 +35,18 @@ struct BackgroundJobTests {
     /// timeout a run waiting for its job would need.
     static let prompt: Duration = .seconds(25)
 
-    @Test("do:'cmd &' and sdo:'cmd &' return when the shell exits and leave nothing behind, nohup without redirection included")
+    @Test(
+        "do:'cmd &' and sdo:'cmd &' return when the shell exits and leave nothing behind, nohup without redirection included"
+    )
     func backgroundJobsEnd() async throws {
         let fleet = try await onThread { try FleetInventory(hosts: 1, prefix: "bg") }
         // The short sleep lets nohup ignore SIGHUP before the shell exits, as in a real script.
-        let cases = [(3101, "do:sleep 3101 &"), (3102, "sdo:sleep 3102 &"),
-                     (3103, "do:nohup sleep 3103 & sleep 0.5; echo started"),
-                     (3104, "sdo:nohup sleep 3104 & sleep 0.5; echo started"),
-                     (3108, "do:sleep 3108 & exit 0")]
+        let cases = [
+            (3101, "do:sleep 3101 &"), (3102, "sdo:sleep 3102 &"),
+            (3103, "do:nohup sleep 3103 & sleep 0.5; echo started"),
+            (3104, "sdo:nohup sleep 3104 & sleep 0.5; echo started"),
+            (3108, "do:sleep 3108 & exit 0"),
+        ]
         for (seconds, task) in cases {
             let (result, took) = try await run(task, on: fleet)
             #expect(result.status == 0, "\(task): \(result)")
@@ -54,9 +60,11 @@ struct BackgroundJobTests {
     @Test("a job detached with nohup or setsid and its output redirected keeps running")
     func detachedJobsSurvive() async throws {
         let fleet = try await onThread { try FleetInventory(hosts: 1, prefix: "bgd") }
-        let cases = [(3105, "do:nohup sleep 3105 >/dev/null 2>&1 </dev/null &"),
-                     (3106, "do:setsid sleep 3106 >/dev/null 2>&1 </dev/null &"),
-                     (3107, "sdo:nohup sleep 3107 >/dev/null 2>&1 </dev/null &")]
+        let cases = [
+            (3105, "do:nohup sleep 3105 >/dev/null 2>&1 </dev/null &"),
+            (3106, "do:setsid sleep 3106 >/dev/null 2>&1 </dev/null &"),
+            (3107, "sdo:nohup sleep 3107 >/dev/null 2>&1 </dev/null &"),
+        ]
         for (_, task) in cases {
             let (result, took) = try await run(task, on: fleet)
             #expect(result.status == 0, "\(task): \(result)")

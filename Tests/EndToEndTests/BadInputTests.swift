@@ -17,7 +17,8 @@ struct BadInputTests {
 
     @Test func malformedYAMLNamesFileAndLine() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(getpid()).yml").path
-        try "name: bad\nssh:\n  user: root\n  port: [oops\nhosts: []\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "name: bad\nssh:\n  user: root\n  port: [oops\nhosts: []\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try await CLI.run(["--inventory", path, "bad", "all", "hosts"])
         #expect(result.status == 2, "\(result)")
@@ -64,8 +65,10 @@ struct BadInputTests {
 
     @Test func inventoriesDryRunShowsProductionCommand() async throws {
         // The runbook line against the shipped production inventory, dry run: no connection, exact commands.
-        let result = try await CLI.run(["production", "puppet_class:gor",
-                                  "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress", "app.start:goreplay", "--dry-run"])
+        let result = try await CLI.run([
+            "production", "puppet_class:gor",
+            "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress", "app.start:goreplay", "--dry-run",
+        ])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("rm /etc/govuk/env.d/FACTER_data_sync_in_progress"))
     }

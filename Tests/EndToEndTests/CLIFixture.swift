@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
-import Testing
 import TestFleet
+import Testing
 
 /// The real `govuk-fab` binary, run as a subprocess the way an operator or a
 /// runbook script runs it.
@@ -56,9 +56,11 @@ enum CLI {
     ) async throws -> CLIResult {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    try runBlocking(arguments, environment: extra, directory: directory, interruptAfter: interruptAfter)
-                })
+                continuation.resume(
+                    with: Result {
+                        try runBlocking(
+                            arguments, environment: extra, directory: directory, interruptAfter: interruptAfter)
+                    })
             }
             thread.start()
         }
@@ -83,7 +85,8 @@ enum CLI {
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
         process.currentDirectoryURL = URL(fileURLWithPath: directory ?? GovukFabBinary.repositoryRoot)
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
@@ -100,8 +103,9 @@ enum CLI {
                     Thread.sleep(forTimeInterval: 0.05)
                 }
             }
-            Thread.sleep(forTimeInterval: Double(interruptAfter.components.seconds)
-                + Double(interruptAfter.components.attoseconds) / 1e18)
+            Thread.sleep(
+                forTimeInterval: Double(interruptAfter.components.seconds)
+                    + Double(interruptAfter.components.attoseconds) / 1e18)
             kill(process.processIdentifier, SIGINT)
         }
         // Read both pipes concurrently so a chatty child never blocks.
@@ -151,7 +155,8 @@ final class FleetInventory: @unchecked Sendable {
             """
         for (index, host) in fleet.hosts.enumerated() {
             let nodeClass = index == 0 ? "cache" : "backend"
-            yaml += "  - {name: \(host.name), address: \(host.address), port: \(host.port), node_class: \(nodeClass), puppet_classes: [Gor, govuk::node::s_\(nodeClass)]}\n"
+            yaml +=
+                "  - {name: \(host.name), address: \(host.address), port: \(host.port), node_class: \(nodeClass), puppet_classes: [Gor, govuk::node::s_\(nodeClass)]}\n"
         }
         try yaml.write(toFile: inventoryPath, atomically: true, encoding: .utf8)
     }
@@ -159,11 +164,14 @@ final class FleetInventory: @unchecked Sendable {
     var names: [String] { fleet.hosts.map(\.name) }
 
     /// govuk-fab --inventory FILE testfleet ARGS…, with its audit log in the fleet's directory.
-    func fab(_ arguments: [String], environment: [String: String] = [:], interruptAfter: Duration? = nil) async throws -> CLIResult {
+    func fab(_ arguments: [String], environment: [String: String] = [:], interruptAfter: Duration? = nil) async throws
+        -> CLIResult
+    {
         var env = ["XDG_STATE_HOME": directory + "/state"]
         for (key, value) in environment { env[key] = value }
-        return try await CLI.run(["--inventory", inventoryPath, "testfleet"] + arguments, environment: env,
-                           interruptAfter: interruptAfter)
+        return try await CLI.run(
+            ["--inventory", inventoryPath, "testfleet"] + arguments, environment: env,
+            interruptAfter: interruptAfter)
     }
 
     var auditLines: [String] {
@@ -180,9 +188,11 @@ final class FleetInventory: @unchecked Sendable {
         try FileManager.default.createSymbolicLink(atPath: bin + "/goreplay", withDestinationPath: "/bin/sleep")
         let dir = host.realPath("/etc/govuk-fab/services/\(service)")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try "#!/bin/sh\nexec /opt/goreplay/bin/goreplay infinity\n".write(toFile: dir + "/run", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexec /opt/goreplay/bin/goreplay infinity\n".write(
+            toFile: dir + "/run", atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/run")
-        try FileManager.default.createDirectory(atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
     }
 
     func setMarker(on name: String, _ content: String?) throws {

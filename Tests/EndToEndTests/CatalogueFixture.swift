@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
-import Testing
 import TestFleet
+import Testing
 
 /// A production-shaped test fleet for the fabric-scripts catalogue: hosts named as GOV.UK's
 /// (cache-1, backend-1, alert-1, puppetmaster-1, mongo-1 …), stub host commands that record
@@ -20,10 +20,12 @@ final class CatalogueFleet: @unchecked Sendable {
         "check_ntp_time", "nginx",
     ]
     /// Places the tasks write on hosts, private to each host.
-    static let privatePaths = TestFleetOptions.defaultPrivatePaths + [
-        "/var/lib/puppet", "/etc/puppet", "/var/lib/icinga", "/etc/nginx", "/var/lib/mongodb", "/etc/init.d", "/etc/init",
-        "/var/lib/update-notifier", "/run/publisher", TestFleetHostStubs.binDirectory,
-    ]
+    static let privatePaths =
+        TestFleetOptions.defaultPrivatePaths + [
+            "/var/lib/puppet", "/etc/puppet", "/var/lib/icinga", "/etc/nginx", "/var/lib/mongodb", "/etc/init.d",
+            "/etc/init",
+            "/var/lib/update-notifier", "/run/publisher", TestFleetHostStubs.binDirectory,
+        ]
 
     let fleet: TestFleet
     let stubs: TestFleetHostStubs
@@ -38,8 +40,10 @@ final class CatalogueFleet: @unchecked Sendable {
         directory = fleet.workDirectory + "/catalogue"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         inventoryPath = directory + "/production.yml"
-        try Self.inventory(fleet, name: "production", confirm: false).write(toFile: inventoryPath, atomically: true, encoding: .utf8)
-        try Self.inventory(fleet, name: "staging", confirm: false).write(toFile: directory + "/staging.yml", atomically: true, encoding: .utf8)
+        try Self.inventory(fleet, name: "production", confirm: false).write(
+            toFile: inventoryPath, atomically: true, encoding: .utf8)
+        try Self.inventory(fleet, name: "staging", confirm: false).write(
+            toFile: directory + "/staging.yml", atomically: true, encoding: .utf8)
         try Self.inventory(fleet, name: "production", confirm: true)
             .write(toFile: directory + "/confirming.yml", atomically: true, encoding: .utf8)
     }
@@ -62,7 +66,8 @@ final class CatalogueFleet: @unchecked Sendable {
 
             """
         for (host, entry) in zip(fleet.hosts, Self.layout) {
-            yaml += "  - {name: \(entry.name), address: \(host.address), port: \(host.port), node_class: \(entry.nodeClass)}\n"
+            yaml +=
+                "  - {name: \(entry.name), address: \(host.address), port: \(host.port), node_class: \(entry.nodeClass)}\n"
         }
         return yaml
     }
@@ -83,7 +88,8 @@ final class CatalogueFleet: @unchecked Sendable {
     func write(_ host: String, _ path: String, _ content: String, mode: Int = 0o644) throws {
         let real = realPath(host, path)
         guard real != path else { throw StubError(message: "\(path) is not private on \(host)") }
-        try FileManager.default.createDirectory(atPath: (real as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (real as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try content.write(toFile: real, atomically: false, encoding: .utf8)
         chmod(real, mode_t(mode))
     }
@@ -104,8 +110,10 @@ final class CatalogueFleet: @unchecked Sendable {
     func reset() throws {
         try stubs.reset()
         for (host, _) in Self.layout {
-            for path in ["/var/lib/puppet", "/etc/puppet", "/var/lib/icinga", "/etc/nginx", "/var/lib/mongodb", "/etc/init.d",
-                         "/etc/init", "/var/lib/update-notifier", "/etc/govuk"] {
+            for path in [
+                "/var/lib/puppet", "/etc/puppet", "/var/lib/icinga", "/etc/nginx", "/var/lib/mongodb", "/etc/init.d",
+                "/etc/init", "/var/lib/update-notifier", "/etc/govuk",
+            ] {
                 let real = realPath(host, path)
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: real)) ?? [] {
                     try? FileManager.default.removeItem(atPath: real + "/" + name)
@@ -127,16 +135,22 @@ final class CatalogueFleet: @unchecked Sendable {
     }
 
     /// `govuk-fab --inventory FILE [--yes] ENVIRONMENT ARGS…`, as an operator runs it (stdin not a terminal).
-    func fab(_ arguments: [String], environment name: String = "production", inventory: String? = nil,
-             yes: Bool = true) async throws -> FabRun {
-        let environment = ["XDG_STATE_HOME": directory + "/state", "GOVUK_FAB_PLAYBOOK_DIR": Self.repositoryRoot + "/playbooks"]
+    func fab(
+        _ arguments: [String], environment name: String = "production", inventory: String? = nil,
+        yes: Bool = true
+    ) async throws -> FabRun {
+        let environment = [
+            "XDG_STATE_HOME": directory + "/state", "GOVUK_FAB_PLAYBOOK_DIR": Self.repositoryRoot + "/playbooks",
+        ]
         let file = directory + "/" + (inventory ?? "\(name).yml")
-        return try await FabRun.run(["--inventory", file] + (yes ? ["--yes"] : []) + [name] + arguments,
-                                    environment: environment, directory: Self.repositoryRoot)
+        return try await FabRun.run(
+            ["--inventory", file] + (yes ? ["--yes"] : []) + [name] + arguments,
+            environment: environment, directory: Self.repositoryRoot)
     }
 
     static var repositoryRoot: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
     }
 
     var auditLines: [String] {
@@ -155,7 +169,8 @@ struct FabRun: CustomStringConvertible, Sendable {
 
     static var binary: String {
         if let explicit = ProcessInfo.processInfo.environment["GOVUK_FAB_BIN"] { return explicit }
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = directory.appendingPathComponent("govuk-fab").path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -165,32 +180,41 @@ struct FabRun: CustomStringConvertible, Sendable {
     }
 
     /// Runs the binary on a thread of its own, so waiting never blocks Swift's cooperative pool.
-    static func run(_ arguments: [String], environment extra: [String: String], directory: String) async throws -> FabRun {
+    static func run(_ arguments: [String], environment extra: [String: String], directory: String) async throws
+        -> FabRun
+    {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: binary)
-                    process.arguments = arguments
-                    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-                    var environment = ProcessInfo.processInfo.environment
-                    environment["NO_COLOR"] = "1"
-                    for (key, value) in extra { environment[key] = value }
-                    process.environment = environment
-                    process.standardInput = FileHandle.nullDevice
-                    let out = Pipe(), err = Pipe()
-                    process.standardOutput = out
-                    process.standardError = err
-                    try process.run()
-                    let outData = Mutex(Data())
-                    let reader = Thread { let data = out.fileHandleForReading.readDataToEndOfFile(); outData.withLock { $0 = data } }
-                    reader.start()
-                    let errData = err.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    while !reader.isFinished { usleep(1000) }
-                    return FabRun(status: process.terminationStatus, stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
-                                  stderr: String(decoding: errData, as: UTF8.self))
-                })
+                continuation.resume(
+                    with: Result {
+                        let process = Process()
+                        process.executableURL = URL(fileURLWithPath: binary)
+                        process.arguments = arguments
+                        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+                        var environment = ProcessInfo.processInfo.environment
+                        environment["NO_COLOR"] = "1"
+                        for (key, value) in extra { environment[key] = value }
+                        process.environment = environment
+                        process.standardInput = FileHandle.nullDevice
+                        let out = Pipe()
+                        let err = Pipe()
+                        process.standardOutput = out
+                        process.standardError = err
+                        try process.run()
+                        let outData = Mutex(Data())
+                        let reader = Thread {
+                            let data = out.fileHandleForReading.readDataToEndOfFile()
+                            outData.withLock { $0 = data }
+                        }
+                        reader.start()
+                        let errData = err.fileHandleForReading.readDataToEndOfFile()
+                        process.waitUntilExit()
+                        while !reader.isFinished { usleep(1000) }
+                        return FabRun(
+                            status: process.terminationStatus,
+                            stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
+                            stderr: String(decoding: errData, as: UTF8.self))
+                    })
             }.start()
         }
     }
@@ -203,7 +227,9 @@ struct ExpectedCall: Sendable, CustomStringConvertible {
     var sudo: Bool
     var argv: [String]
 
-    var description: String { "\(host) \(sudo ? "sudo" : "run") " + argv.map { $0.debugDescription }.joined(separator: " ") }
+    var description: String {
+        "\(host) \(sudo ? "sudo" : "run") " + argv.map { $0.debugDescription }.joined(separator: " ")
+    }
 
     func matches(_ call: TestFleetHostStubs.Call, user: String) -> Bool {
         guard call.user == (sudo ? "root" : user), call.arguments.count + 1 == argv.count else { return false }
@@ -215,5 +241,5 @@ struct ExpectedCall: Sendable, CustomStringConvertible {
     }
 }
 
-func S(_ host: String, _ argv: String...) -> ExpectedCall { ExpectedCall(host: host, sudo: true, argv: argv) }
-func R(_ host: String, _ argv: String...) -> ExpectedCall { ExpectedCall(host: host, sudo: false, argv: argv) }
+func sudoCall(_ host: String, _ argv: String...) -> ExpectedCall { ExpectedCall(host: host, sudo: true, argv: argv) }
+func plainCall(_ host: String, _ argv: String...) -> ExpectedCall { ExpectedCall(host: host, sudo: false, argv: argv) }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestFleet
+import Testing
 
 /// The demo's story at small scale, asserting each step's effect on the hosts
 /// and at the staging server: deploy goreplay, mirror traffic, data sync,
@@ -12,7 +12,9 @@ import TestFleet
 enum DeployingTheDemo {}
 
 extension DeployingTheDemo {
-    @Suite("deploy and replay, end to end", .serialized, .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
+    @Suite(
+        "deploy and replay, end to end", .serialized,
+        .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
     struct DemoFlowTests {
         static let day = "2026-11-25T12:00:00Z"
         static let night = "2026-11-25T23:30:00Z"
@@ -21,23 +23,27 @@ extension DeployingTheDemo {
             let staging = try StagingServer()
             defer { staging.stop() }
             let appPort = try freePort()
-            let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
-                replay:
-                  binary_path: /opt/goreplay/bin/goreplay
-                  service: goreplay
-                  args:
-                    gor: {capture: "{address}:\(appPort)", targets: ["http://127.0.0.1:\(staging.port)"], allow_methods: [GET, HEAD, OPTIONS]}
-                """)
+            let fleet = try FleetInventory(
+                hosts: 2, prefix: "cache",
+                extra: """
+                    replay:
+                      binary_path: /opt/goreplay/bin/goreplay
+                      service: goreplay
+                      args:
+                        gor: {capture: "{address}:\(appPort)", targets: ["http://127.0.0.1:\(staging.port)"], allow_methods: [GET, HEAD, OPTIONS]}
+                    """)
             let apps = try fleet.fleet.hosts.map { try AppServer(address: $0.address, port: appPort) }
             // Puppet makes the marker's directory on real hosts.
             for host in fleet.fleet.hosts {
-                try FileManager.default.createDirectory(atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
             }
-            defer { apps.forEach { $0.stop() } }
+            defer { for app in apps { app.stop() } }
             let binary = "binary=\(GoReplayBinary.path)"
 
             // 1. Deploy: binary installed, run script written, goreplay running on every host.
-            let deploy = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
+            let deploy = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(deploy.status == 0, "\(deploy)")
             for name in fleet.names {
                 #expect(try fleet.goreplayRunning(on: name), "\(name): goreplay not running after deploy")
@@ -47,45 +53,56 @@ extension DeployingTheDemo {
 
             // 2. Traffic to production is mirrored; only GET/HEAD/OPTIONS reach staging.
             try await sendTraffic(fleet, port: appPort)
-            let first = try await staging.waitFor(get: 3 * fleet.names.count, head: fleet.names.count, options: fleet.names.count)
+            let first = try await staging.waitFor(
+                get: 3 * fleet.names.count, head: fleet.names.count, options: fleet.names.count)
             #expect(first["POST"] == nil, "POST must not be replayed: \(first)")
             #expect(first["OPTIONS"] == fleet.names.count, "\(first)")
 
             // 3. A second deploy changes nothing.
-            let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
+            let again = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:\(binary)"], environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(again.status == 0)
-            #expect(again.stdout.components(separatedBy: "up to date, nothing to do").count - 1 == fleet.names.count, "\(again)")
+            #expect(
+                again.stdout.components(separatedBy: "up to date, nothing to do").count - 1 == fleet.names.count,
+                "\(again)")
 
             // 4. The nightly sync: marker 'true', goreplay stopped; check is OK inside the window.
-            let sync = try await fleet.fab(["puppet_class:gor", "data-sync.start"], environment: ["GOVUK_FAB_NOW": Self.night])
+            let sync = try await fleet.fab(
+                ["puppet_class:gor", "data-sync.start"], environment: ["GOVUK_FAB_NOW": Self.night])
             #expect(sync.status == 0, "\(sync)")
             for name in fleet.names {
                 #expect(try !fleet.goreplayRunning(on: name))
                 #expect(try markerContent(fleet, name) == "true\n" || markerContent(fleet, name) == "true")
             }
-            let duringSync = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
+            let duringSync = try await fleet.fab(
+                ["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
             #expect(duringSync.status == 0, "\(duringSync)")
 
             // 5. The sync aborted: next day the check is CRITICAL.
-            let critical = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            let critical = try await fleet.fab(
+                ["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(critical.status == 2, "\(critical)")
             #expect(critical.stdout.contains("PROCS CRITICAL: 0 processes with command name 'goreplay'"))
 
             // 6. Recovery refuses in the window, works in the day, and is idempotent.
-            let refused = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
+            let refused = try await fleet.fab(
+                ["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.night])
             #expect(refused.status == 3, "\(refused)")
-            let recovered = try await fleet.fab(["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            let recovered = try await fleet.fab(
+                ["puppet_class:gor", "recover-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(recovered.status == 0, "\(recovered)")
             for name in fleet.names {
                 #expect(try fleet.goreplayRunning(on: name))
                 #expect(try markerContent(fleet, name)?.trimmingCharacters(in: .whitespacesAndNewlines) == "")
             }
-            let ok = try await fleet.fab(["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
+            let ok = try await fleet.fab(
+                ["puppet_class:gor", "check-goreplay"], environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(ok.status == 0, "\(ok)")
 
             // 7. Staging receives traffic again.
             try await sendTraffic(fleet, port: appPort)
-            _ = try await staging.waitFor(get: 6 * fleet.names.count, head: 2 * fleet.names.count, options: 2 * fleet.names.count)
+            _ = try await staging.waitFor(
+                get: 6 * fleet.names.count, head: 2 * fleet.names.count, options: 2 * fleet.names.count)
         }
 
         /// A deploy interrupted in the middle of the upload leaves the old binary
@@ -102,15 +119,17 @@ extension DeployingTheDemo {
             for _ in 0..<48 { try handle.write(contentsOf: padding) }
             try handle.close()
 
-            let interrupted = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(big)"],
-                                                  environment: ["GOVUK_FAB_NOW": Self.day], interruptAfter: .milliseconds(1500))
+            let interrupted = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:binary=\(big)"],
+                environment: ["GOVUK_FAB_NOW": Self.day], interruptAfter: .milliseconds(1500))
             #expect(interrupted.status == 130, "\(interrupted)")
             for name in fleet.names {
                 let installed = try #require(fleet.fleet.host(named: name)).realPath("/opt/goreplay/bin/goreplay")
                 #expect(try sha256(installed) == oldHash, "\(name) has a changed binary after an interrupted deploy")
                 #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
-                #expect(try fleet.fleet.run(on: name, "/opt/goreplay/bin/goreplay --help >/dev/null 2>&1; echo $?").output
-                    .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+                #expect(
+                    try fleet.fleet.run(on: name, "/opt/goreplay/bin/goreplay --help >/dev/null 2>&1; echo $?").output
+                        .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
             }
 
             // An interrupted upload leaves its staging file (a mktemp name, the login user's) in the shared
@@ -118,7 +137,9 @@ extension DeployingTheDemo {
             // the same time) is kept. (Other tests' fleets share /tmp and the uid, so only files made here
             // are aged; whether this run's interrupt came mid-upload depends on load.)
             let user = fleet.fleet.user
-            let old = ["/tmp/.goreplay.govuk-fab.leftover\(getpid())", "/tmp/..goreplay.govuk-fab-1.govuk-fab-\(getpid())"]
+            let old = [
+                "/tmp/.goreplay.govuk-fab.leftover\(getpid())", "/tmp/..goreplay.govuk-fab-1.govuk-fab-\(getpid())",
+            ]
             for path in old {
                 try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch -d \"1 hour ago\" \(path)'")
                 #expect(FileManager.default.fileExists(atPath: path))
@@ -126,8 +147,9 @@ extension DeployingTheDemo {
             let fresh = "/tmp/.goreplay.govuk-fab.concurrent\(getpid())"
             try fleet.fleet.run(on: fleet.names[0], "su -s /bin/sh \(user) -c 'touch \(fresh)'")
             defer { unlink(fresh) }
-            let again = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
-                                            environment: ["GOVUK_FAB_NOW": Self.day])
+            let again = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
+                environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(again.status == 0, "\(again)")
             #expect(again.stdout.contains("left by interrupted deploys"), "\(again.stdout)")
             for path in old { #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind") }
@@ -142,8 +164,9 @@ extension DeployingTheDemo {
             let broken = fleet.directory + "/goreplay-broken"
             try "#!/nonexistent/swift-runtime/goreplay\n".write(toFile: broken, atomically: true, encoding: .utf8)
             chmod(broken, 0o755)
-            let refused = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(broken)"],
-                                              environment: ["GOVUK_FAB_NOW": Self.day])
+            let refused = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:binary=\(broken)"],
+                environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(refused.status == 1, "\(refused)")
             #expect((refused.stdout + refused.stderr).contains("does not run on this host"), "\(refused)")
             for name in fleet.names {
@@ -151,21 +174,26 @@ extension DeployingTheDemo {
                 #expect(try sha256(host.realPath("/opt/goreplay/bin/goreplay")) == oldHash, "\(name): binary replaced")
                 #expect(try fleet.goreplayRunning(on: name), "\(name): the old goreplay stopped")
                 let leftovers = try fleet.fleet.run(on: name, "ls -A /opt/goreplay/bin").output
-                #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines) == "goreplay", "\(name): staging files left: \(leftovers)")
+                #expect(
+                    leftovers.trimmingCharacters(in: .whitespacesAndNewlines) == "goreplay",
+                    "\(name): staging files left: \(leftovers)")
             }
         }
 
         /// Two cache hosts with this build's goreplay deployed and running; returns the binary's sha256.
         func fleetWithGoReplayDeployed() async throws -> (FleetInventory, String) {
-            let fleet = try FleetInventory(hosts: 2, prefix: "cache", extra: """
-                replay:
-                  binary_path: /opt/goreplay/bin/goreplay
-                  service: goreplay
-                  args:
-                    gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
-                """)
-            let first = try await fleet.fab(["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
-                                            environment: ["GOVUK_FAB_NOW": Self.day])
+            let fleet = try FleetInventory(
+                hosts: 2, prefix: "cache",
+                extra: """
+                    replay:
+                      binary_path: /opt/goreplay/bin/goreplay
+                      service: goreplay
+                      args:
+                        gor: {capture: "{address}:9", targets: ["http://127.0.0.1:1"]}
+                    """)
+            let first = try await fleet.fab(
+                ["puppet_class:gor", "deploy-goreplay:binary=\(GoReplayBinary.path)"],
+                environment: ["GOVUK_FAB_NOW": Self.day])
             #expect(first.status == 0, "\(first)")
             let oldHash = try sha256(GoReplayBinary.path)
             return (fleet, oldHash)
@@ -181,7 +209,8 @@ extension DeployingTheDemo {
             try await Task.sleep(for: .seconds(1))
             for host in fleet.fleet.hosts {
                 for method in ["GET", "GET", "GET", "HEAD", "OPTIONS", "POST", "DELETE"] {
-                    _ = try await HTTP.send(method, "http://\(host.address):\(port)/demo", body: method == "POST" ? "a=1" : nil)
+                    _ = try await HTTP.send(
+                        method, "http://\(host.address):\(port)/demo", body: method == "POST" ? "a=1" : nil)
                 }
             }
         }
@@ -211,19 +240,20 @@ enum Subprocess {
     static func run(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: path)
-                    process.arguments = arguments
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    process.standardError = FileHandle.nullDevice
-                    process.standardInput = FileHandle.nullDevice
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-                })
+                continuation.resume(
+                    with: Result {
+                        let process = Process()
+                        process.executableURL = URL(fileURLWithPath: path)
+                        process.arguments = arguments
+                        let pipe = Pipe()
+                        process.standardOutput = pipe
+                        process.standardError = FileHandle.nullDevice
+                        process.standardInput = FileHandle.nullDevice
+                        try process.run()
+                        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                        process.waitUntilExit()
+                        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+                    })
             }.start()
         }
     }
@@ -280,7 +310,8 @@ final class StagingServer: @unchecked Sendable {
 
     var counts: [String: Int] {
         guard let data = FileManager.default.contents(atPath: countsPath),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Int] else { return [:] }
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Int]
+        else { return [:] }
         return object
     }
 
@@ -288,7 +319,9 @@ final class StagingServer: @unchecked Sendable {
     func waitFor(get: Int, head: Int, options: Int) async throws -> [String: Int] {
         for _ in 0..<150 {
             let seen = counts
-            if (seen["GET"] ?? 0) >= get && (seen["HEAD"] ?? 0) >= head && (seen["OPTIONS"] ?? 0) >= options { return seen }
+            if (seen["GET"] ?? 0) >= get && (seen["HEAD"] ?? 0) >= head && (seen["OPTIONS"] ?? 0) >= options {
+                return seen
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         Issue.record("staging saw \(counts), expected at least \(get) GET and \(head) HEAD")
@@ -315,7 +348,9 @@ func canConnect(_ address: String, _ port: Int) -> Bool {
     sin.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, address, &sin.sin_addr)
     return withUnsafePointer(to: &sin) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
     }
 }
 

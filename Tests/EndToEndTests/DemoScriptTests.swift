@@ -3,14 +3,16 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// scripts/demo.sh (what `make demo` runs after its release build), here with the test build's
 /// binaries: the story end to end with the production-shaped login, and nothing of the demo left
 /// running when it returns, whether it finished or was stopped.
 extension DeployingTheDemo {
-    @Suite("make demo's script", .serialized, .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
+    @Suite(
+        "make demo's script", .serialized,
+        .enabled(if: fleetAvailable && GoReplayBinary.exists, "needs root, sshd and built binaries"))
     struct DemoScriptTests {
         static let script = GovukFabBinary.repositoryRoot + "/scripts/demo.sh"
         static let state = GovukFabBinary.repositoryRoot + "/demo-state"
@@ -73,7 +75,9 @@ extension DeployingTheDemo {
                 var logins = ""
                 let deadline = ContinuousClock.now + .seconds(600)
                 while process.isRunning && ContinuousClock.now < deadline {
-                    let seen = try shellOutput("cat \(Self.state)/run/hosts/*/sshd.log* 2>/dev/null | grep -o 'Accepted publickey for [a-z]*' | sort -u")
+                    let seen = try shellOutput(
+                        "cat \(Self.state)/run/hosts/*/sshd.log* 2>/dev/null | grep -o 'Accepted publickey for [a-z]*' | sort -u"
+                    )
                     if !seen.isEmpty { logins = seen }
                     usleep(500_000)
                 }
@@ -89,7 +93,9 @@ extension DeployingTheDemo {
             // The story's turning points.
             #expect(output.contains("PROCS CRITICAL"), "\(output)")
             #expect(output.contains("refused: inside the data-sync window"), "\(output)")
-            let statuses = output.components(separatedBy: "(exit status ").dropFirst().map { $0.prefix(while: \.isNumber) }
+            let statuses = output.components(separatedBy: "(exit status ").dropFirst().map {
+                $0.prefix(while: \.isNumber)
+            }
             #expect(statuses == ["0", "0", "0", "0", "0", "0", "2", "3", "0", "0", "0", "0"], "\(output)")
             #expect(output.contains("\"OPTIONS\""), "\(output)")
         }

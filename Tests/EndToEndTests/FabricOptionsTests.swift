@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestFleet
+import Testing
 
 /// The first stderr line, which must be the whole error.
 private func errorLine(_ result: CLIResult) -> String {
@@ -76,16 +76,20 @@ struct FabricOptionsCLITests {
     /// The issue's dry runs: per-task hosts narrow, `-P -z 5` and `-P 3` are parallelism, `-H` is
     /// trimmed, `-T 60` is seconds, and each command is printed once.
     @Test func dryRunsShowTheNarrowedPlan() async throws {
-        let narrowed = try await CLI.run(["--dry-run", "-H", "cache-1,cache-2", "production",
-                                          "sdo:service nginx restart,hosts=cache-2"])
+        let narrowed = try await CLI.run([
+            "--dry-run", "-H", "cache-1,cache-2", "production",
+            "sdo:service nginx restart,hosts=cache-2",
+        ])
         #expect(narrowed.status == 0, "\(narrowed)")
         #expect(narrowed.stdout.contains("[cache-2] would run: "), "\(narrowed)")
         #expect(!narrowed.stdout.contains("[cache-1]"), "cache-1 is not touched: \(narrowed)")
         // Once per host, not `run:` and then `would run:`.
         #expect(narrowed.stdout.components(separatedBy: "service nginx restart\n").count - 1 == 1, "\(narrowed.stdout)")
 
-        let remainder = try await CLI.run(["--dry-run", "-P", "-z", "5", "-T", "60", "-H", " cache-1 , cache-2 ",
-                                           "production", "--", "uname", "-a"])
+        let remainder = try await CLI.run([
+            "--dry-run", "-P", "-z", "5", "-T", "60", "-H", " cache-1 , cache-2 ",
+            "production", "--", "uname", "-a",
+        ])
         #expect(remainder.status == 0, "\(remainder)")
         for host in ["cache-1", "cache-2"] {
             #expect(remainder.stdout.contains("[\(host)] would run: uname -a"), "\(remainder)")
@@ -94,14 +98,18 @@ struct FabricOptionsCLITests {
         #expect(oldSpelling.status == 0, "\(oldSpelling)")
 
         let roles = try await CLI.run(["--dry-run", "-R", "cache", "-x", "cache-1", "production", "do:uptime"])
-        #expect(roles.status == 0 && !roles.stdout.contains("[cache-1]") && roles.stdout.contains("[cache-2]"), "\(roles)")
+        #expect(
+            roles.status == 0 && !roles.stdout.contains("[cache-1]") && roles.stdout.contains("[cache-2]"), "\(roles)")
         let quiet = try await CLI.run(["--dry-run", "--hide", "everything", "production", "class:cache", "do:uptime"])
-        #expect(quiet.status == 0 && !quiet.stdout.contains("would run") && quiet.stdout.contains("Summary"), "\(quiet)")
+        #expect(
+            quiet.status == 0 && !quiet.stdout.contains("would run") && quiet.stdout.contains("Summary"), "\(quiet)")
     }
 
     /// `--ssh-config-path /dev/null` is "no file", as with OpenSSH's `-F /dev/null`.
     @Test func sshConfigPathDevNull() async throws {
-        let result = try await CLI.run(["--dry-run", "--ssh-config-path", "/dev/null", "production", "class:cache", "do:uptime"])
+        let result = try await CLI.run([
+            "--dry-run", "--ssh-config-path", "/dev/null", "production", "class:cache", "do:uptime",
+        ])
         #expect(result.status == 0, "\(result)")
     }
 }
@@ -119,7 +127,9 @@ private final class SilentListener {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
             close(fd)
@@ -137,7 +147,9 @@ private final class SilentListener {
 }
 
 /// `-t`, `-T`, `-u`, `-i`, `-k`, `-n`, per-task `hosts=` and `-- COMMAND` against real sshd hosts.
-@Suite("Fabric options on the test fleet", .serialized, .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
+@Suite(
+    "Fabric options on the test fleet", .serialized,
+    .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
 struct FabricOptionsFleetTests {
     /// A per-task `hosts=` narrows that task only; the next task runs on every selected host.
     @Test func perTaskHostsNarrowOneTask() async throws {
@@ -188,7 +200,8 @@ struct FabricOptionsFleetTests {
         let state = ["XDG_STATE_HOME": fleet.directory + "/state"]
         let without = try await CLI.run(["--inventory", keyless, "testfleet", "all", "do:true"], environment: state)
         #expect(without.status == 1, "no key, no login: \(without)")
-        let with = try await CLI.run(["--inventory", keyless, "testfleet", "-i", key, "all", "do:true"], environment: state)
+        let with = try await CLI.run(
+            ["--inventory", keyless, "testfleet", "-i", key, "all", "do:true"], environment: state)
         #expect(with.status == 0, "\(with)")
 
         let noKeys = try await fleet.fab(["-k", "all", "do:true"])
@@ -202,7 +215,9 @@ struct FabricOptionsFleetTests {
         let fleet = try FleetInventory(hosts: 2, prefix: "fab")
         let (slow, quick) = (fleet.names[0], fleet.names[1])
         let started = ContinuousClock.now
-        let result = try await fleet.fab(["-T", "1", "-H", "\(slow),\(quick)", "do:sleep 60,hosts=\(slow)", "do:echo done"])
+        let result = try await fleet.fab([
+            "-T", "1", "-H", "\(slow),\(quick)", "do:sleep 60,hosts=\(slow)", "do:echo done",
+        ])
         print("-T 1 on sleep 60: exit \(result.status) after \(ContinuousClock.now - started)")
         // The inventory's command timeout is 60 s; a loaded machine still ends well before it.
         #expect(ContinuousClock.now - started < .seconds(45))
@@ -221,7 +236,9 @@ struct FabricOptionsFleetTests {
         print("-t 1 against a silent port: exit \(result.status) after \(ContinuousClock.now - started)")
         #expect(ContinuousClock.now - started < .seconds(15), "the inventory says 20s; -t 1 must win")
         #expect(result.status == 1, "\(result)")
-        #expect(result.stdout.lowercased().contains("timed out") || result.stdout.lowercased().contains("timeout"), "\(result)")
+        #expect(
+            result.stdout.lowercased().contains("timed out") || result.stdout.lowercased().contains("timeout"),
+            "\(result)")
     }
 
     /// Fabric's `--serial --abort-on-failure` stops at an unreachable host; `--skip-bad-hosts` goes on
@@ -234,11 +251,13 @@ struct FabricOptionsFleetTests {
         let aborted = try await fleet.fab(["--serial", "--abort-on-failure"] + hosts + ["do:echo reached"])
         #expect(aborted.status == 1, "\(aborted)")
         #expect(stdoutLines(aborted, host: up).isEmpty, "\(aborted)")
-        let skipped = try await fleet.fab(["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached"])
+        let skipped = try await fleet.fab(
+            ["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached"])
         #expect(skipped.status == 1, "the unreachable host still fails the run: \(skipped)")
         #expect(stdoutLines(skipped, host: up) == ["reached"], "\(skipped)")
         try fleet.fleet.startHost(down)
-        let failing = try await fleet.fab(["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached; false"])
+        let failing = try await fleet.fab(
+            ["--serial", "--abort-on-failure", "--skip-bad-hosts"] + hosts + ["do:echo reached; false"])
         #expect(stdoutLines(failing, host: down) == ["reached"], "\(failing)")
         #expect(stdoutLines(failing, host: up).isEmpty, "a failed command still aborts: \(failing)")
     }
@@ -248,17 +267,21 @@ struct FabricOptionsFleetTests {
         let fleet = try FleetInventory(hosts: 2, prefix: "fab")
         try fleet.fleet.stopHost(fleet.names[0])
         let once = ContinuousClock.now
-        let single = try await fleet.fab(["-H", fleet.names[0], "do:true"], environment: ["GOVUK_FAB_LOG_LEVEL": "info"])
+        let single = try await fleet.fab(
+            ["-H", fleet.names[0], "do:true"], environment: ["GOVUK_FAB_LOG_LEVEL": "info"])
         let singleTime = ContinuousClock.now - once
         #expect(single.status == 1, "\(single)")
         #expect(!(single.stdout + single.stderr).contains("connect attempt"), "\(single)")
         let started = ContinuousClock.now
-        let retried = try await fleet.fab(["-n", "3", "-H", fleet.names.joined(separator: ","), "do:true"],
-                                          environment: ["GOVUK_FAB_LOG_LEVEL": "info"])
+        let retried = try await fleet.fab(
+            ["-n", "3", "-H", fleet.names.joined(separator: ","), "do:true"],
+            environment: ["GOVUK_FAB_LOG_LEVEL": "info"])
         print("-n 3 against a stopped host: \(ContinuousClock.now - started) (one attempt: \(singleTime))")
         #expect(retried.status == 1, "\(retried)")
         #expect((retried.stdout + retried.stderr).contains("connect attempt 2 of 3"), "\(retried)")
-        #expect(ContinuousClock.now - started >= .seconds(2), "two pauses between three attempts (one try took \(singleTime))")
+        #expect(
+            ContinuousClock.now - started >= .seconds(2),
+            "two pauses between three attempts (one try took \(singleTime))")
         // The other host's result is there.
         #expect(retried.stdout.contains(fleet.names[1]), "\(retried)")
     }
@@ -267,7 +290,8 @@ struct FabricOptionsFleetTests {
 /// `-g` reaches hosts only a jump host can reach, as the inventory's `gateway:` would.
 @Suite(
     "Fabric -g on the test fleet", .serialized,
-    .enabled(if: TestFleet.supportsIsolation && GovukFabBinary.exists, "needs root, ip netns, socat and the built binary"))
+    .enabled(
+        if: TestFleet.supportsIsolation && GovukFabBinary.exists, "needs root, ip netns, socat and the built binary"))
 struct FabricGatewayOptionTests {
     @Test func gatewayOption() async throws {
         let fleet = try TestFleet.start(TestFleetOptions(hostCount: 2, namePrefix: "gwopt"))
@@ -279,21 +303,25 @@ struct FabricGatewayOptionTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let inventory = directory + "/testfleet.yml"
         try """
-            name: testfleet
-            ssh:
-              user: \(fleet.user)
-              identity_files: [\(fleet.clientKeyPath)]
-              known_hosts: [\(fleet.knownHostsPath)]
-              connect_timeout: 3s
-            hosts:
-              - {name: \(hidden.name), address: \(hidden.address), port: \(hidden.port)}
+        name: testfleet
+        ssh:
+          user: \(fleet.user)
+          identity_files: [\(fleet.clientKeyPath)]
+          known_hosts: [\(fleet.knownHostsPath)]
+          connect_timeout: 3s
+        hosts:
+          - {name: \(hidden.name), address: \(hidden.address), port: \(hidden.port)}
 
-            """.write(toFile: inventory, atomically: true, encoding: .utf8)
+        """.write(toFile: inventory, atomically: true, encoding: .utf8)
         let environment = ["XDG_STATE_HOME": directory + "/state"]
-        let direct = try await CLI.run(["--inventory", inventory, "testfleet", "all", "do:echo reached"], environment: environment)
+        let direct = try await CLI.run(
+            ["--inventory", inventory, "testfleet", "all", "do:echo reached"], environment: environment)
         #expect(direct.status == 1, "isolated: unreachable without a gateway: \(direct)")
         let jumped = try await CLI.run(
-            ["--inventory", inventory, "-g", "\(fleet.user)@\(gateway.address):\(gateway.port)", "testfleet", "all", "do:echo reached"],
+            [
+                "--inventory", inventory, "-g", "\(fleet.user)@\(gateway.address):\(gateway.port)", "testfleet", "all",
+                "do:echo reached",
+            ],
             environment: environment)
         #expect(jumped.status == 0, "\(jumped)")
         #expect(stdoutLines(jumped, host: hidden.name) == ["reached"], "\(jumped)")

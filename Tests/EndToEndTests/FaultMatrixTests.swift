@@ -3,14 +3,17 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The fault matrix of issue 11 through the govuk-fab binary, on the real test fleet logged in as
 /// production does (a non-root user with NOPASSWD sudo). Every case has an upper time bound that a
 /// loaded 2-core machine meets; faults are made inside the fleet's own network namespace.
-@Suite("Fault matrix, production shape", .enabled(if: fleetAvailable && TestFleet.supportsPacketDrop,
-                                                  "needs root, the built binary, ip netns, socat and iptables"))
+@Suite(
+    "Fault matrix, production shape",
+    .enabled(
+        if: fleetAvailable && TestFleet.supportsPacketDrop,
+        "needs root, the built binary, ip netns, socat and iptables"))
 struct FaultMatrixTests {
     /// `fault-1` is bridged (reachable directly and the gateway); `fault-2` and `fault-3` live behind it.
     final class Fixture: @unchecked Sendable {
@@ -72,7 +75,8 @@ struct FaultMatrixTests {
             environment["NO_COLOR"] = "1"
             environment["XDG_STATE_HOME"] = directory + "/state"
             process.environment = environment
-            let outPath = directory + "/out.\(UInt32.random(in: 0...UInt32.max))", errPath = outPath + ".err"
+            let outPath = directory + "/out.\(UInt32.random(in: 0...UInt32.max))"
+            let errPath = outPath + ".err"
             FileManager.default.createFile(atPath: outPath, contents: nil)
             FileManager.default.createFile(atPath: errPath, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: outPath)
@@ -96,8 +100,10 @@ struct FaultMatrixTests {
                 Issue.record("govuk-fab still running \(limit) after the fault: it hangs")
             }
             let elapsed = ContinuousClock.now - faulted
-            return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                    (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "", elapsed)
+            return (
+                process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "", elapsed
+            )
         }
 
         /// Processes on `host` whose command line contains `marker`.
@@ -116,8 +122,10 @@ struct FaultMatrixTests {
         // The command outlasts the keepalive bound by far, so a drop that lands late on a loaded
         // machine still cuts it mid-command (with 3.25 s it once finished first).
         let result = try await onThread {
-            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 20; echo done"], faultAfter: .zero,
-                            waitFor: [("fault-1", "sleep 20")]) {
+            try fixture.fab(
+                ["--inventory", inventory, "faults", "all", "do:sleep 20; echo done"], faultAfter: .zero,
+                waitFor: [("fault-1", "sleep 20")]
+            ) {
                 try fixture.fleet.dropPackets(to: "fault-1")
             }
         }
@@ -134,29 +142,36 @@ struct FaultMatrixTests {
         let inventory = try fixture.inventory(hosts: ["fault-2", "fault-3"], gateway: true)
         defer { try? fixture.fleet.resumeBridge("fault-1") }
         let result = try await onThread {
-            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 30; echo done"],
-                            faultAfter: .zero, waitFor: [("fault-2", "sleep 30"), ("fault-3", "sleep 30")]) {
+            try fixture.fab(
+                ["--inventory", inventory, "faults", "all", "do:sleep 30; echo done"],
+                faultAfter: .zero, waitFor: [("fault-2", "sleep 30"), ("fault-3", "sleep 30")]
+            ) {
                 try fixture.fleet.stallBridge("fault-1")
             }
         }
         let gateway = fixture.fleet.hosts[0].address
         #expect(result.status != 0, "\(result)")
         for name in ["fault-2", "fault-3"] {
-            let failed = result.stdout.split(separator: "\n").first { $0.hasPrefix("[\(name)] FAILED") }.map(String.init) ?? ""
+            let failed =
+                result.stdout.split(separator: "\n").first { $0.hasPrefix("[\(name)] FAILED") }.map(String.init) ?? ""
             #expect(failed.contains(gateway), "\(name) does not name the gateway: \(result.stdout)")
         }
         #expect(result.afterFault < .seconds(30), "took \(result.afterFault)")
     }
 
-    @Test("a gateway stall that outlasts the command timeout reports the configured timeout (timeout_s), not the time elapsed")
+    @Test(
+        "a gateway stall that outlasts the command timeout reports the configured timeout (timeout_s), not the time elapsed"
+    )
     func stalledGatewayTimeout() async throws {
         let fixture = try await onThread { try Fixture() }
         // Keepalives slower than the command timeout, so the local deadline (timeout + 5 s) ends the command.
         let inventory = try fixture.inventory(hosts: ["fault-2"], gateway: true, keepaliveInterval: "30s")
         defer { try? fixture.fleet.resumeBridge("fault-1") }
         let result = try await onThread {
-            try fixture.fab(["--inventory", inventory, "faults", "all", "do:sleep 3301", "--command-timeout", "3", "--json"],
-                            faultAfter: .zero, waitFor: [("fault-2", "sleep 3301")]) {
+            try fixture.fab(
+                ["--inventory", inventory, "faults", "all", "do:sleep 3301", "--command-timeout", "3", "--json"],
+                faultAfter: .zero, waitFor: [("fault-2", "sleep 3301")]
+            ) {
                 try fixture.fleet.stallBridge("fault-1")
             }
         }
@@ -175,8 +190,9 @@ struct FaultMatrixTests {
         let inventory = try fixture.inventory(hosts: ["fault-1"], gateway: false)
         let started = ContinuousClock.now
         let result = try await onThread {
-            try fixture.fab(["--inventory", inventory, "faults", "all", "sdo:sleep 3133", "--command-timeout", "3"],
-                            faultAfter: .zero)
+            try fixture.fab(
+                ["--inventory", inventory, "faults", "all", "sdo:sleep 3133", "--command-timeout", "3"],
+                faultAfter: .zero)
         }
         #expect(result.status != 0)
         // The outcome carries the limit (3 s), not the wall time with the kill grace.

@@ -5,7 +5,8 @@ import Testing
 /// govuk-fab through the inventory's `ssh.gateway`, against hosts only the gateway can reach.
 @Suite(
     "govuk-fab through a gateway", .serialized,
-    .enabled(if: TestFleet.supportsIsolation && GovukFabBinary.exists, "needs root, ip netns, socat and the built binary"))
+    .enabled(
+        if: TestFleet.supportsIsolation && GovukFabBinary.exists, "needs root, ip netns, socat and the built binary"))
 struct GatewayEndToEndTests {
     /// `jump-1` is the gateway (bridged); `jump-2`…`jump-4` live only in the fleet's network namespace.
     static func makeFleet() throws -> (TestFleet, inventory: String, directory: String) {
@@ -44,7 +45,8 @@ struct GatewayEndToEndTests {
         let gateway = fleet.hosts[0]
         let environment = ["XDG_STATE_HOME": directory + "/state"]
         let before = gatewayLogins(gateway)
-        let result = try await CLI.run(["--inventory", inventory, "testfleet", "all", "do:hostname"], environment: environment)
+        let result = try await CLI.run(
+            ["--inventory", inventory, "testfleet", "all", "do:hostname"], environment: environment)
         #expect(result.status == 0, "\(result)")
         for name in ["jump-2", "jump-3", "jump-4"] {
             #expect(result.stdout.contains("[\(name)] out: \(name)\n"), "\(result)")
@@ -55,13 +57,16 @@ struct GatewayEndToEndTests {
 
         try fleet.stopHost("jump-1")
         let started = ContinuousClock.now
-        let failed = try await CLI.run(["--inventory", inventory, "testfleet", "all", "do:hostname"], environment: environment)
+        let failed = try await CLI.run(
+            ["--inventory", inventory, "testfleet", "all", "do:hostname"], environment: environment)
         let elapsed = ContinuousClock.now - started
         print("govuk-fab with a dead gateway exited \(failed.status) after \(elapsed)")
         #expect(failed.status != 0)
         #expect(elapsed < .seconds(10))
         for name in ["jump-2", "jump-3", "jump-4"] {
-            #expect(failed.stdout.contains("(gateway for \(name))") || failed.stderr.contains("(gateway for \(name))"), "\(failed)")
+            #expect(
+                failed.stdout.contains("(gateway for \(name))") || failed.stderr.contains("(gateway for \(name))"),
+                "\(failed)")
         }
     }
 

@@ -8,14 +8,15 @@ import Testing
 struct InventorySearchEndToEndTests {
     /// A directory holding its own `inventories/staging.yml` naming a host the real staging lacks.
     static func elsewhere() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("elsewhere-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("elsewhere-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory + "/inventories", withIntermediateDirectories: true)
         try """
-            name: staging
-            ssh: {user: oncall, port: 22}
-            hosts:
-              - {name: planted-1, address: 10.66.6.6, node_type: cache, puppet_classes: [gor]}
-            """.write(toFile: directory + "/inventories/staging.yml", atomically: true, encoding: .utf8)
+        name: staging
+        ssh: {user: oncall, port: 22}
+        hosts:
+          - {name: planted-1, address: 10.66.6.6, node_type: cache, puppet_classes: [gor]}
+        """.write(toFile: directory + "/inventories/staging.yml", atomically: true, encoding: .utf8)
         return directory
     }
 
@@ -50,13 +51,15 @@ struct InventorySearchEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = ["XDG_STATE_HOME": directory + "/state"]
         let expected = GovukFabBinary.repositoryRoot + "/inventories/staging.yml"
-        let text = try await CLI.run(["--dry-run", "--force", "staging", "-H", "cache-1", "do:uptime"],
-                                     environment: state, directory: directory)
+        let text = try await CLI.run(
+            ["--dry-run", "--force", "staging", "-H", "cache-1", "do:uptime"],
+            environment: state, directory: directory)
         #expect(text.status == 0, "\(text)")
         #expect(text.stdout.contains("inventory: \(expected) (checkout)"), "\(text)")
 
-        let json = try await CLI.run(["--json", "--dry-run", "--force", "--config-dir", ".", "staging", "all", "do:uptime"],
-                                     environment: state, directory: directory)
+        let json = try await CLI.run(
+            ["--json", "--dry-run", "--force", "--config-dir", ".", "staging", "all", "do:uptime"],
+            environment: state, directory: directory)
         #expect(json.status == 0, "\(json)")
         let started = try #require(json.jsonEvents.first { $0["event"] as? String == "run_started" }, "\(json)")
         #expect(started["inventory"] as? String == directory + "/inventories/staging.yml")
@@ -67,8 +70,11 @@ struct InventorySearchEndToEndTests {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }
         #expect(records.map { $0["event"] as? String } == ["started", "finished", "started", "finished"], "\(audit)")
-        #expect(records.prefix(2).allSatisfy { $0["inventory"] as? String == expected && $0["inventory_source"] as? String == "checkout" },
-                "\(audit)")
+        #expect(
+            records.prefix(2).allSatisfy {
+                $0["inventory"] as? String == expected && $0["inventory_source"] as? String == "checkout"
+            },
+            "\(audit)")
         #expect(records.suffix(2).allSatisfy { $0["inventory_source"] as? String == "--config-dir" }, "\(audit)")
     }
 }

@@ -5,7 +5,8 @@ import Testing
 /// docs/json-events.md and the JSON the binary prints agree: every event type is produced by the
 /// real binary (a real run on a real sshd host, a dry run, hosts, classes, --list, an error), and
 /// each line's keys are checked against the doc's tables, parsed from the doc itself.
-@Suite("--json events against docs/json-events.md", .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
+@Suite(
+    "--json events against docs/json-events.md", .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
 struct JSONEventsContractTests {
     struct Documented {
         var required: Set<String>
@@ -28,14 +29,16 @@ struct JSONEventsContractTests {
 
     /// The backticked words of a table cell.
     static func names(in cell: String) -> Set<String> {
-        Set(cell.split(separator: "`", omittingEmptySubsequences: false).enumerated()
-            .filter { $0.offset % 2 == 1 }.map { String($0.element) })
+        Set(
+            cell.split(separator: "`", omittingEmptySubsequences: false).enumerated()
+                .filter { $0.offset % 2 == 1 }.map { String($0.element) })
     }
 
     @Test func everyEventTheBinaryPrintsIsDocumentedKeyForKey() async throws {
         let documented = try Self.documentedEvents()
-        #expect(Set(documented.keys) == Set(allJSONLineEvents.map { $0.event }),
-                "the doc's tables and the Encodable event types list the same events")
+        #expect(
+            Set(documented.keys) == Set(allJSONLineEvents.map { $0.event }),
+            "the doc's tables and the Encodable event types list the same events")
 
         let fleet = try FleetInventory(hosts: 1)
         let runs = [
@@ -65,8 +68,9 @@ struct JSONEventsContractTests {
                 }
                 let keys = Set(object.keys).subtracting(["event", "time"])
                 #expect(doc.required.isSubset(of: keys), "\(name) lacks \(doc.required.subtracting(keys))")
-                #expect(keys.isSubset(of: doc.required.union(doc.optional)),
-                        "\(name) has undocumented \(keys.subtracting(doc.required.union(doc.optional)))")
+                #expect(
+                    keys.isSubset(of: doc.required.union(doc.optional)),
+                    "\(name) has undocumented \(keys.subtracting(doc.required.union(doc.optional)))")
                 if name == "summary", let result = documented["host_finished"] {
                     for item in object["results"] as? [[String: Any]] ?? [] {
                         #expect(Set(item.keys).isSubset(of: result.required.union(result.optional)), "\(item)")

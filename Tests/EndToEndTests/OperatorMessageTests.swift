@@ -3,7 +3,7 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the operator reads about a run (issue 11, item 7), through the binary on the real test fleet.
@@ -16,7 +16,10 @@ struct OperatorMessageTests {
         let path = fleet.fleet.knownHostsPath
         let handle = try #require(FileHandle(forWritingAtPath: path))
         handle.seekToEndOfFile()
-        handle.write(Data("this line is not a known_hosts entry\n@cert-authority * ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n".utf8))
+        handle.write(
+            Data(
+                "this line is not a known_hosts entry\n@cert-authority * ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n"
+                    .utf8))
         try handle.close()
         let result = try await fleet.fab(["all", "do:true"])
         #expect(result.status == 0, "\(result)")
@@ -31,25 +34,32 @@ struct OperatorMessageTests {
     func missingIdentityFileStopsBeforeConnecting() async throws {
         let fleet = try await onThread { try FleetInventory(hosts: 2, prefix: "nokey") }
         func sshdLogBytes() -> Int {
-            fleet.fleet.hosts.reduce(0) { $0 + ((try? Data(contentsOf: URL(fileURLWithPath: $1.sshdLogPath)))?.count ?? 0) }
+            fleet.fleet.hosts.reduce(0) {
+                $0 + ((try? Data(contentsOf: URL(fileURLWithPath: $1.sshdLogPath)))?.count ?? 0)
+            }
         }
         let path = fleet.directory + "/nokey.yml"
         let missing = fleet.directory + "/no-such-key"
         let yaml = try String(contentsOfFile: fleet.inventoryPath, encoding: .utf8)
-            .replacingOccurrences(of: "identity_files: [\(fleet.fleet.clientKeyPath)]", with: "identity_files: [\(missing)]")
+            .replacingOccurrences(
+                of: "identity_files: [\(fleet.fleet.clientKeyPath)]", with: "identity_files: [\(missing)]")
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         let before = sshdLogBytes()
-        let result = try await CLI.run(["--inventory", path, "--ssh-config-path", "none", "testfleet", "all", "do:true"],
-                                       environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
+        let result = try await CLI.run(
+            ["--inventory", path, "--ssh-config-path", "none", "testfleet", "all", "do:true"],
+            environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
         #expect(result.status == 2, "\(result)")
         #expect(result.stderr.contains("no key to log in with: identity file \(missing)"), "\(result.stderr)")
         #expect(!result.stderr.contains("authorized_keys"), "\(result.stderr)")
         #expect(sshdLogBytes() == before, "a host was contacted")
 
         // With the fleet's key given as well, the missing one is a warning and every host logs in.
-        let both = try await CLI.run(["--inventory", path, "--ssh-config-path", "none", "-i", fleet.fleet.clientKeyPath,
-                                      "testfleet", "all", "do:true"],
-                                     environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
+        let both = try await CLI.run(
+            [
+                "--inventory", path, "--ssh-config-path", "none", "-i", fleet.fleet.clientKeyPath,
+                "testfleet", "all", "do:true",
+            ],
+            environment: ["XDG_STATE_HOME": fleet.directory + "/state"])
         #expect(both.status == 0, "\(both)")
         #expect(both.stderr.contains("identity file \(missing): no readable key there"), "\(both.stderr)")
     }
@@ -66,7 +76,8 @@ struct OperatorMessageTests {
         let failed = try #require(lines.first { $0.contains("FAILED") }, "\(text)")
         #expect(failed.contains("timeout 2.0s"), "\(failed)")
         for line in lines where line.contains("timed out") || line.contains("timeout") {
-            let reason = line.contains("FAILED")
+            let reason =
+                line.contains("FAILED")
                 ? line.range(of: " — ").map { String(line[$0.upperBound...]) } ?? "" : line
             for seconds in durations(in: reason) {
                 #expect(seconds == "2.0s", "'\(line)' gives \(seconds), not the 2.0s limit")

@@ -52,7 +52,9 @@ struct RunbookTests {
         #expect(warn.status == 1)
         #expect(warn.stdout.contains("[gor-2] out: second-gor-2"), "\(warn)")
 
-        let abort = try await fleet.fab(["all", failOnTwo, "do:echo second-$(hostname)", "--abort-on-failure", "--serial"])
+        let abort = try await fleet.fab([
+            "all", failOnTwo, "do:echo second-$(hostname)", "--abort-on-failure", "--serial",
+        ])
         #expect(abort.status == 1)
         #expect(!abort.stdout.contains("out: second-"), "no task starts after the failure: \(abort)")
         #expect(!abort.stdout.contains("[gor-3] Executing"), "gor-3 was not started: \(abort)")
@@ -61,10 +63,15 @@ struct RunbookTests {
     /// Exit status and signal of each host, and output lines never mixed between hosts.
     @Test func outputPerHostAndExitSignals() async throws {
         let fleet = try FleetInventory(hosts: 3)
-        let result = try await fleet.fab(["all", "do:for i in 1 2 3 4 5; do echo line-$i-$(hostname); done; test $(hostname) != gor-3 || kill -TERM $$"])
+        let result = try await fleet.fab([
+            "all",
+            "do:for i in 1 2 3 4 5; do echo line-$i-$(hostname); done; test $(hostname) != gor-3 || kill -TERM $$",
+        ])
         #expect(result.status == 1, "\(result)")
         for name in ["gor-1", "gor-2", "gor-3"] {
-            for i in 1...5 { #expect(result.stdout.contains("[\(name)] out: line-\(i)-\(name)\n"), "\(name) line \(i)") }
+            for i in 1...5 {
+                #expect(result.stdout.contains("[\(name)] out: line-\(i)-\(name)\n"), "\(name) line \(i)")
+            }
         }
         let mixed = result.stdout.split(separator: "\n").filter { $0.hasPrefix("[gor-1] out:") && $0.contains("gor-2") }
         #expect(mixed.isEmpty)

@@ -4,12 +4,16 @@ import Testing
 /// The completion scripts the binaries generate, driven in a real bash the way bash drives them
 /// on TAB: COMP_WORDS/COMP_CWORD/COMP_LINE/COMP_POINT set, the completion function called,
 /// COMPREPLY read back.
-@Suite("shell completion", .enabled(if: GovukFabBinary.exists && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
-                                    "needs the built govuk-fab and bash"))
+@Suite(
+    "shell completion",
+    .enabled(
+        if: GovukFabBinary.exists && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
+        "needs the built govuk-fab and bash"))
 struct ShellCompletionTests {
     /// COMPREPLY for each command line (words after the program name; the last is being completed).
     static func complete(script: String, function: String, program: String, _ lines: [[String]]) throws -> [[String]] {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("completion-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("completion-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try script.write(toFile: directory + "/script.bash", atomically: true, encoding: .utf8)
@@ -45,14 +49,19 @@ struct ShellCompletionTests {
     @Test func govukFabCompletesEnvironmentSelectorClassAndTask() async throws {
         let script = try await CLI.run(["--generate-completion-script", "bash"])
         #expect(script.status == 0, "\(script)")
-        let replies = try Self.complete(script: script.stdout, function: "_govuk-fab", program: GovukFabBinary.path, [
-            ["prod"],
-            ["production", "pup"],
-            ["production", "puppet_class", ":", "go"],
-            ["production", "puppet_class:gor", "recover-go"],
-            ["--inventory", GovukFabBinary.repositoryRoot + "/inventories/staging.yml", "staging", "class", ":", "ca"],
-            ["--config-dir", GovukFabBinary.repositoryRoot, "sta"],
-        ])
+        let replies = try Self.complete(
+            script: script.stdout, function: "_govuk-fab", program: GovukFabBinary.path,
+            [
+                ["prod"],
+                ["production", "pup"],
+                ["production", "puppet_class", ":", "go"],
+                ["production", "puppet_class:gor", "recover-go"],
+                [
+                    "--inventory", GovukFabBinary.repositoryRoot + "/inventories/staging.yml", "staging", "class", ":",
+                    "ca",
+                ],
+                ["--config-dir", GovukFabBinary.repositoryRoot, "sta"],
+            ])
         try #require(replies.count == 6, "\(replies)")
         #expect(replies[0].contains("production"), "\(replies[0])")
         #expect(!replies[0].contains("staging"), "filtered by the prefix: \(replies[0])")
@@ -67,7 +76,9 @@ struct ShellCompletionTests {
         for shell in ["zsh", "fish"] {
             let script = try await CLI.run(["--generate-completion-script", shell])
             #expect(script.status == 0, "\(script)")
-            #expect(script.stdout.contains("---completion"), "\(shell) asks the binary for the words: \(script.stdout.prefix(300))")
+            #expect(
+                script.stdout.contains("---completion"),
+                "\(shell) asks the binary for the words: \(script.stdout.prefix(300))")
         }
     }
 
@@ -76,30 +87,36 @@ struct ShellCompletionTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                         stderr: String(decoding: stderr, as: UTF8.self))
+        return CLIResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
     }
 
     /// goreplay's script comes from its flag table: flags with one dash or two, file names after
     /// a path flag, `report` as the first word.
     @Test func goreplayCompletesItsFlagTable() async throws {
-        let binary = URL(fileURLWithPath: GovukFabBinary.path).deletingLastPathComponent().appendingPathComponent("goreplay").path
+        let binary = URL(fileURLWithPath: GovukFabBinary.path).deletingLastPathComponent().appendingPathComponent(
+            "goreplay"
+        ).path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "goreplay is built next to govuk-fab")
         let script = try await Self.runProgram(binary, ["--generate-completion-script", "bash"])
         #expect(script.status == 0, "\(script)")
-        let replies = try Self.complete(script: script.stdout, function: "_goreplay", program: binary, [
-            ["-input-ra"],
-            ["--output-http-st"],
-            ["rep"],
-            ["-versio"],
-        ])
+        let replies = try Self.complete(
+            script: script.stdout, function: "_goreplay", program: binary,
+            [
+                ["-input-ra"],
+                ["--output-http-st"],
+                ["rep"],
+                ["-versio"],
+            ])
         try #require(replies.count == 4, "\(replies)")
         #expect(replies[0].contains("-input-raw") && replies[0].contains("-input-raw-track-response"), "\(replies[0])")
         #expect(replies[0].allSatisfy { $0.hasPrefix("-input-ra") }, "\(replies[0])")

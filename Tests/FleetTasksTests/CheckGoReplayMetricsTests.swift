@@ -1,12 +1,12 @@
 import Fleet
 import Foundation
-import Testing
 import TestFleet
+import Testing
 
 @testable import FleetTasks
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A loopback stand-in for goreplay's `/metrics` (Python's http.server): each
@@ -72,24 +72,33 @@ struct CheckGoReplayMetricsTests {
         let plain = try CheckGoReplayTask.parse(TaskInvocation(name: "check-goreplay"))
         #expect(plain.metrics == nil)
         let probe = try CheckGoReplayTask.parse(
-            TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("metrics", "9091"), TaskKeyword("interval", "3")]))
+            TaskInvocation(
+                name: "check-goreplay", keywords: [TaskKeyword("metrics", "9091"), TaskKeyword("interval", "3")]))
         #expect(probe.metrics == CheckGoReplayTask.MetricsProbe(port: 9091, intervalSeconds: 3))
-        #expect(throws: TaskError.self) { try CheckGoReplayTask.parse(TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("metrics", "0")])) }
         #expect(throws: TaskError.self) {
-            try CheckGoReplayTask.parse(TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("interval", "5")]))
+            try CheckGoReplayTask.parse(TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("metrics", "0")]))
+        }
+        #expect(throws: TaskError.self) {
+            try CheckGoReplayTask.parse(
+                TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("interval", "5")]))
         }
         do {
             _ = try CheckGoReplayTask.parse(
-                TaskInvocation(name: "check-goreplay", keywords: [TaskKeyword("metrics", "x")], raw: "check-goreplay:metrics=x"))
+                TaskInvocation(
+                    name: "check-goreplay", keywords: [TaskKeyword("metrics", "x")], raw: "check-goreplay:metrics=x"))
             Issue.record("accepted metrics=x")
         } catch {
-            #expect("\(error)" == "task 'check-goreplay:metrics=x': 'check-goreplay' option 'metrics=x': expected a port from 1 to 65535 (see 'help:check-goreplay')")
+            #expect(
+                "\(error)"
+                    == "task 'check-goreplay:metrics=x': 'check-goreplay' option 'metrics=x': expected a port from 1 to 65535 (see 'help:check-goreplay')"
+            )
         }
     }
 
     @Test("untrusted scrape output: only two complete scrapes of finite counters count")
     func scrapeParsing() {
-        let good = "scrape 1\ngoreplay_requests_captured_total 10\ngoreplay_requests_replayed_total 4\nscrape 2\ngoreplay_requests_captured_total 30\ngoreplay_requests_replayed_total 4\n"
+        let good =
+            "scrape 1\ngoreplay_requests_captured_total 10\ngoreplay_requests_replayed_total 4\nscrape 2\ngoreplay_requests_captured_total 30\ngoreplay_requests_replayed_total 4\n"
         let parsed = CheckGoReplayTask.parseScrapes(good)
         #expect(parsed?.count == 2)
         let probe = CheckGoReplayTask.MetricsProbe(port: 1, intervalSeconds: 10)
@@ -100,7 +109,9 @@ struct CheckGoReplayMetricsTests {
         #expect(CheckGoReplayTask.judge(nil, probe: probe).0 == .warning)
     }
 
-    @Test("on real hosts: replaying is OK, captured-but-not-replayed and no metrics are WARNING, no process stays CRITICAL")
+    @Test(
+        "on real hosts: replaying is OK, captured-but-not-replayed and no metrics are WARNING, no process stays CRITICAL"
+    )
     func onHosts() async throws {
         let setup = try GoReplayFleet(hostCount: 3)
         defer { setup.fleet.stop() }
@@ -122,10 +133,16 @@ struct CheckGoReplayMetricsTests {
         }
         let ok = try await check("gor-1", port: replaying.port)
         #expect(ok.0 == .ok, "\(ok.1)")
-        #expect(ok.1.hasPrefix("PROCS OK: 1 process with command name 'goreplay', 10 replayed, 10 captured in 1s | procs=1;;1:;0;"), "\(ok.1)")
+        #expect(
+            ok.1.hasPrefix(
+                "PROCS OK: 1 process with command name 'goreplay', 10 replayed, 10 captured in 1s | procs=1;;1:;0;"),
+            "\(ok.1)")
         let nothing = try await check("gor-2", port: stuck.port)
         #expect(nothing.0 == .warning, "\(nothing.1)")
-        #expect(nothing.1.contains("PROCS WARNING: 1 process with command name 'goreplay', running but replaying nothing (10 captured, 0 replayed in 1s)"), "\(nothing.1)")
+        #expect(
+            nothing.1.contains(
+                "PROCS WARNING: 1 process with command name 'goreplay', running but replaying nothing (10 captured, 0 replayed in 1s)"
+            ), "\(nothing.1)")
         // A port where nothing listens: the mirror cannot be watched.
         let closed = try await check("gor-1", port: 1)
         #expect(closed.0 == .warning && closed.1.contains("metrics on 127.0.0.1:1 unavailable"), "\(closed.1)")

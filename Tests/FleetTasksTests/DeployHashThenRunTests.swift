@@ -1,14 +1,16 @@
 import Fleet
 import Foundation
-import Testing
 import TestFleet
+import Testing
 
 @testable import FleetTasks
 
 /// deploy-goreplay uploads as the login user (into /tmp when that is not root), then installs as
 /// root. Someone with the login user's rights can rewrite the staging file at any moment; root must
 /// check the bytes it is about to execute, not bytes it read earlier (issue #15).
-@Suite("deploy-goreplay hashes what root runs", .serialized, .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
+@Suite(
+    "deploy-goreplay hashes what root runs", .serialized,
+    .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
 struct DeployHashThenRunTests {
     @Test("a staging file rewritten during the install is never run, the old binary stays, and the message says so")
     func stagingRewrittenDuringInstall() async throws {
@@ -44,7 +46,8 @@ struct DeployHashThenRunTests {
 
         let (inventory, context, task) = Self.deployment(of: newBinary, to: host, in: fleet)
         try task.preflight(context)
-        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
+        let runner = FleetRunner(
+            context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         let outcome = try #require(report.outcomes.first?.outcome)
         let message = outcome.message ?? ""
@@ -53,12 +56,16 @@ struct DeployHashThenRunTests {
         let calls = try stubs.calls(on: host.name)
         #expect(calls.contains { $0.user == "root" && $0.command == "cp" }, "\(calls)")
 
-        #expect(!FileManager.default.fileExists(atPath: pwned),
-                "the rewritten staging file ran as \((try? String(contentsOfFile: pwned, encoding: .utf8)) ?? "?")")
+        #expect(
+            !FileManager.default.fileExists(atPath: pwned),
+            "the rewritten staging file ran as \((try? String(contentsOfFile: pwned, encoding: .utf8)) ?? "?")")
         #expect(outcome.hostOutcome.isFailure, "\(message)")
-        #expect(try String(contentsOfFile: binDirectory + "/goreplay", encoding: .utf8) == oldBinary,
-                "the binary in place changed; deploy said: \(message)")
-        #expect(message.contains("sha256 mismatch") && message.contains("nothing was run, the old binary is kept"), "\(message)")
+        #expect(
+            try String(contentsOfFile: binDirectory + "/goreplay", encoding: .utf8) == oldBinary,
+            "the binary in place changed; deploy said: \(message)")
+        #expect(
+            message.contains("sha256 mismatch") && message.contains("nothing was run, the old binary is kept"),
+            "\(message)")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: binDirectory).filter { $0 != "goreplay" }
         #expect(leftovers.isEmpty, "root's copies left behind: \(leftovers)")
         let staging = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { name in
@@ -75,18 +82,21 @@ struct DeployHashThenRunTests {
         let host = try #require(fleet.hosts.first)
         let binDirectory = host.realPath("/opt/goreplay/bin")
         try FileManager.default.createDirectory(atPath: binDirectory, withIntermediateDirectories: true)
-        try "#!/bin/sh\necho old goreplay\n".write(toFile: binDirectory + "/goreplay", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho old goreplay\n".write(
+            toFile: binDirectory + "/goreplay", atomically: true, encoding: .utf8)
         chmod(binDirectory + "/goreplay", 0o755)
         let newBinary = fleet.workDirectory + "/goreplay-new"
         let newContent = "#!/bin/sh\n# genuine \(UUID().uuidString)\nexit 0\n"
         try newContent.write(toFile: newBinary, atomically: true, encoding: .utf8)
         // A data sync in progress: the deploy installs but does not start the service.
         let marker = host.realPath(DataSyncSettings.defaultMarker)
-        try FileManager.default.createDirectory(atPath: (marker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (marker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try "true".write(toFile: marker, atomically: true, encoding: .utf8)
 
         let (inventory, context, task) = Self.deployment(of: newBinary, to: host, in: fleet)
-        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
+        let runner = FleetRunner(
+            context: context, options: RunnerOptions(parallelism: 1, client: .from(inventory)), emit: { _ in })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         let outcome = try #require(report.outcomes.first?.outcome)
         #expect(outcome.hostOutcome == .exited(status: 0), "\(outcome)")
@@ -104,14 +114,17 @@ struct DeployHashThenRunTests {
     {
         let inventory = Inventory(
             name: "testfleet",
-            ssh: SSHSettings(user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
-                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
+            ssh: SSHSettings(
+                user: fleet.user, port: host.port, identityFiles: [fleet.clientKeyPath],
+                knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
             services: ServiceSettings(manager: .supervisor),
-            replay: ReplaySettings(binaryPath: "/opt/goreplay/bin/goreplay",
-                                   arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
+            replay: ReplaySettings(
+                binaryPath: "/opt/goreplay/bin/goreplay",
+                arguments: ["gor": ReplayArguments(capture: ":7999", targets: ["http://127.0.0.1:1"])]),
             hosts: [FleetHost(name: host.name, address: host.address, port: host.port, puppetClasses: ["gor"])])
-        let task = DeployGoReplay(invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
-                                  binary: ReplayBinarySource(explicit: binary))
+        let task = DeployGoReplay(
+            invocation: TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"),
+            binary: ReplayBinarySource(explicit: binary))
         return (inventory, RunContext(inventory: inventory, time: WindowTests.noon), task)
     }
 

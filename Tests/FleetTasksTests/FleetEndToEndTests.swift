@@ -2,8 +2,8 @@ import Fleet
 import Foundation
 import SSHTransport
 import Synchronization
-import Testing
 import TestFleet
+import Testing
 
 @testable import FleetTasks
 
@@ -18,8 +18,9 @@ struct GoReplayFleet {
         fleet = try TestFleet.start(TestFleetOptions(hostCount: hostCount, namePrefix: "gor"))
         inventory = Inventory(
             name: "testfleet",
-            ssh: SSHSettings(user: fleet.user, port: 2222, identityFiles: [fleet.clientKeyPath],
-                             knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
+            ssh: SSHSettings(
+                user: fleet.user, port: 2222, identityFiles: [fleet.clientKeyPath],
+                knownHosts: [fleet.knownHostsPath], connectTimeout: .seconds(30), commandTimeout: .seconds(60)),
             parallelism: 10,
             services: ServiceSettings(manager: .supervisor, aliases: ["goreplay": ["goreplay", "gor"]]),
             hosts: fleet.hosts.map {
@@ -41,9 +42,11 @@ struct GoReplayFleet {
         try FileManager.default.createSymbolicLink(atPath: binary + "/goreplay", withDestinationPath: "/bin/sleep")
         let directory = host.realPath("\(SupervisorLayout.servicesDirectory)/\(service)")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try "#!/bin/sh\nexec /opt/goreplay/bin/goreplay infinity\n".write(toFile: directory + "/run", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexec /opt/goreplay/bin/goreplay infinity\n".write(
+            toFile: directory + "/run", atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory + "/run")
-        try FileManager.default.createDirectory(atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: host.realPath("/etc/govuk/env.d"), withIntermediateDirectories: true)
     }
 
     /// Sets the marker's content (nil removes it) and mode.
@@ -105,13 +108,16 @@ struct GoReplayFleet {
     }
 
     /// Runs tasks through the real runner, as the CLI does (preflight first).
-    func run(_ tasks: [any FleetTask], on names: [String]? = nil, time: TimeSource = WindowTests.noon,
-             dryRun: Bool = false, force: Bool = false) async throws -> (RunReport, [String: String]) {
+    func run(
+        _ tasks: [any FleetTask], on names: [String]? = nil, time: TimeSource = WindowTests.noon,
+        dryRun: Bool = false, force: Bool = false
+    ) async throws -> (RunReport, [String: String]) {
         let context = RunContext(inventory: inventory, time: time, dryRun: dryRun, force: force)
         for task in tasks { try task.preflight(context) }
         let hosts = inventory.hosts.filter { names?.contains($0.name) ?? true }
-        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 10, client: .from(inventory)),
-                                 emit: { _ in })
+        let runner = FleetRunner(
+            context: context, options: RunnerOptions(parallelism: 10, client: .from(inventory)),
+            emit: { _ in })
         let report = await runner.run(tasks.map { PlannedTask(task: $0, hosts: hosts) })
         var messages: [String: String] = [:]
         for record in report.outcomes { messages[record.host] = record.outcome.message ?? "" }
@@ -126,7 +132,9 @@ func outcome(_ report: RunReport, _ host: String, task: String? = nil) -> TaskOu
 // Serialized: Foundation.Process on Linux can miss a child's exit when several are
 // waited for at once from different threads (seen here as a hang), and the
 // fleet helpers spawn processes.
-@Suite("GoReplay tasks on the real test fleet", .serialized, .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
+@Suite(
+    "GoReplay tasks on the real test fleet", .serialized,
+    .enabled(if: TestFleet.isSupported, "needs root, sshd, unshare"))
 struct FleetEndToEndTests {
     @Test("recover-goreplay: mixed hosts end healthy; unreachable reported; exit 1; second run changes nothing")
     func recover() async throws {
@@ -162,7 +170,9 @@ struct FleetEndToEndTests {
         #expect(report.exitStatus == 1)
         #expect(messages["gor-1"] == "marker was 'true', cleared; service goreplay started; 1 process", "\(messages)")
         #expect(messages["gor-2"] == "healthy, nothing to do (service goreplay running, 1 process)", "\(messages)")
-        #expect(messages["gor-3"] == "marker was missing, created empty; service goreplay started; 1 process", "\(messages)")
+        #expect(
+            messages["gor-3"] == "marker was missing, created empty; service goreplay started; 1 process", "\(messages)"
+        )
         #expect(messages["gor-4"] == "marker was 'true', cleared; service gor started; 1 process", "\(messages)")
         guard case .connectionFailed = outcome(report, "gor-5")?.hostOutcome else {
             Issue.record("gor-5: \(String(describing: outcome(report, "gor-5")))")
@@ -174,10 +184,11 @@ struct FleetEndToEndTests {
             #expect(try setup.markerContent(on: name) == "", "\(name)")
             #expect(try setup.goreplayRunning(on: name), "\(name)")
         }
-        #expect(try setup.markerMode(on: "gor-1") == 0o640)  // kept
-        #expect(try setup.markerMode(on: "gor-3") == 0o644)  // new marker
+        #expect(try setup.markerMode(on: "gor-1") == 0o640) // kept
+        #expect(try setup.markerMode(on: "gor-3") == 0o644) // new marker
 
-        let (again, secondMessages) = try await setup.run([RecoverGoReplayTask()], on: ["gor-1", "gor-2", "gor-3", "gor-4"])
+        let (again, secondMessages) = try await setup.run(
+            [RecoverGoReplayTask()], on: ["gor-1", "gor-2", "gor-3", "gor-4"])
         #expect(again.exitStatus == 0)
         for name in ["gor-1", "gor-2", "gor-3", "gor-4"] {
             #expect(secondMessages[name]?.hasPrefix("healthy, nothing to do") == true, "\(name): \(secondMessages)")
@@ -192,7 +203,9 @@ struct FleetEndToEndTests {
         defer { setup.fleet.stop() }
         try setup.installService(on: "gor-1")
         try setup.setMarker(on: "gor-1", "true\n")
-        await #expect(throws: TaskRefusal.self) { _ = try await setup.run([RecoverGoReplayTask()], time: WindowTests.night) }
+        await #expect(throws: TaskRefusal.self) {
+            _ = try await setup.run([RecoverGoReplayTask()], time: WindowTests.night)
+        }
         #expect(try setup.markerContent(on: "gor-1") == "true\n")
         let (forced, messages) = try await setup.run([RecoverGoReplayTask()], time: WindowTests.night, force: true)
         #expect(forced.exitStatus == 0, "\(messages)")
@@ -208,8 +221,9 @@ struct FleetEndToEndTests {
         try setup.setMarker(on: "gor-1", "true\n")
         // As if the CLI's check had passed just before 23:00: the runner's own check sees the window.
         let context = RunContext(inventory: setup.inventory, time: WindowTests.night)
-        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 1, client: .from(setup.inventory)),
-                                 emit: { _ in })
+        let runner = FleetRunner(
+            context: context, options: RunnerOptions(parallelism: 1, client: .from(setup.inventory)),
+            emit: { _ in })
         let report = await runner.run([PlannedTask(task: RecoverGoReplayTask(), hosts: setup.inventory.hosts)])
         let result = try #require(outcome(report, "gor-1"))
         #expect(result.hostOutcome.isFailure)
@@ -300,9 +314,13 @@ struct FleetEndToEndTests {
         let (report, _) = try await setup.run([remove, start])
         #expect(report.exitStatus == 1)
         #expect(outcome(report, "gor-2", task: remove.invocation.raw)?.hostOutcome == .exited(status: 1))
-        #expect(report.summary.results.contains { $0.host == "gor-2" && $0.task == "app.start:goreplay" && $0.outcome == .skipped(reason: "failed in an earlier task") })
+        #expect(
+            report.summary.results.contains {
+                $0.host == "gor-2" && $0.task == "app.start:goreplay"
+                    && $0.outcome == .skipped(reason: "failed in an earlier task")
+            })
         #expect(try setup.goreplayRunning(on: "gor-1"))
-        #expect(try setup.goreplayRunning(on: "gor-3"))  // the legacy `gor` job, which Fabric missed
+        #expect(try setup.goreplayRunning(on: "gor-3")) // the legacy `gor` job, which Fabric missed
         #expect(try !setup.goreplayRunning(on: "gor-2"))
         #expect(try setup.markerContent(on: "gor-1") == nil)
 

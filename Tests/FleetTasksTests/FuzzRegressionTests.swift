@@ -32,9 +32,16 @@ struct PlaybookFuzzRegressionTests {
     /// from one load to the next (in the release-mode fuzz build; a debug build happened to agree).
     /// The input is the fuzzer's, a mangled incident playbook.
     @Test func anUndefinedNameGivesTheSameErrorEveryTime() throws {
-        let text = String(decoding: try #require(Data(base64Encoded: "IyBmYWJyaWMtc2NyaXN0aWNzZWFyY2gucHkgY2hlY2tfcmUgaW5jaWRlbnQucHkgZmFpbF90b19taXJyb3IKbmFtZTogaTFuY2lkZW50LmZhaWxfdG9fbWlycm9yCnN1bW1hcnk6IEZhaWwgdGhlIHNpdGUgcHBpbmcgbmdpdW4gb24gY2xhc3M6Y2FjaGUuCiAgaW5jaWRlbnQucmVjb3Zlcl9vcmlnaW4gdW5kb2VzIGl0LgpjaGFuZ2VzOiB0cnVlCnN0ZXBzOgogIC0gY2FsbDoge3Rhc2s6IHB1cHBldNpkaXNhYmxlLCBhcmdzOiBbIkZhYnJpYyBmYWlsX3RvX21pcnJvciB0YXNrIGludm9rZWQiXX0KICAtIGNhbGw6IG5naW54LmtpbGwKICAtIG1lc3NhZ2U6IERpc2FibGVkIFCBj4+adCBhbmQgc3dpdGNoZWQgb2ZmIE5naW54LiBSdW4gYGluY2lkZW50LnJlY292ZXJfbWlycm9yIHRhc2sgaW52b2tlZCJdfQogIC0gY2FsbDogbmdpbngua2lsbAogIC0gbWVzc2FnZTogRGlzYWJsZWQgUIGPj5p0IGFuZCBzd2l0Y2hlZCBvZmYgTmdpbnguIFJ1biBgaW5jaWRlbnQucmVjb3Zlcl9vZXJ9fS97e2luZGV4fX0vX3JlY292ZXJ5Cg==")), as: UTF8.self)
+        let text = String(
+            decoding: try #require(
+                Data(
+                    base64Encoded:
+                        "IyBmYWJyaWMtc2NyaXN0aWNzZWFyY2gucHkgY2hlY2tfcmUgaW5jaWRlbnQucHkgZmFpbF90b19taXJyb3IKbmFtZTogaTFuY2lkZW50LmZhaWxfdG9fbWlycm9yCnN1bW1hcnk6IEZhaWwgdGhlIHNpdGUgcHBpbmcgbmdpdW4gb24gY2xhc3M6Y2FjaGUuCiAgaW5jaWRlbnQucmVjb3Zlcl9vcmlnaW4gdW5kb2VzIGl0LgpjaGFuZ2VzOiB0cnVlCnN0ZXBzOgogIC0gY2FsbDoge3Rhc2s6IHB1cHBldNpkaXNhYmxlLCBhcmdzOiBbIkZhYnJpYyBmYWlsX3RvX21pcnJvciB0YXNrIGludm9rZWQiXX0KICAtIGNhbGw6IG5naW54LmtpbGwKICAtIG1lc3NhZ2U6IERpc2FibGVkIFCBj4+adCBhbmQgc3dpdGNoZWQgb2ZmIE5naW54LiBSdW4gYGluY2lkZW50LnJlY292ZXJfbWlycm9yIHRhc2sgaW52b2tlZCJdfQogIC0gY2FsbDogbmdpbngua2lsbAogIC0gbWVzc2FnZTogRGlzYWJsZWQgUIGPj5p0IGFuZCBzd2l0Y2hlZCBvZmYgTmdpbnguIFJ1biBgaW5jaWRlbnQucmVjb3Zlcl9vZXJ9fS97e2luZGV4fX0vX3JlY292ZXJ5Cg=="
+                )), as: UTF8.self)
         func load() -> PlaybookError? {
-            do { _ = try PlaybookLoader.parse(text, file: "playbooks/found.yml") } catch { return error as? PlaybookError }
+            do { _ = try PlaybookLoader.parse(text, file: "playbooks/found.yml") } catch {
+                return error as? PlaybookError
+            }
             return nil
         }
         let errors = (0..<8).map { _ in load() }

@@ -28,12 +28,14 @@ struct PlaybookChangesTests {
         }
     }
 
-    @Test("a step that can change hosts under changes: false is a located load error with the fix", arguments: [
-        ("sudo: touch /etc/pwned", "write it as sudo_read:"),
-        ("run: rm -rf ~/cache", "write it as run_read:"),
-        ("ensure_file: {path: /etc/x, content: y}", "set changes: true"),
-        ("service: {action: restart, name: nginx}", "set changes: true"),
-    ])
+    @Test(
+        "a step that can change hosts under changes: false is a located load error with the fix",
+        arguments: [
+            ("sudo: touch /etc/pwned", "write it as sudo_read:"),
+            ("run: rm -rf ~/cache", "write it as run_read:"),
+            ("ensure_file: {path: /etc/x, content: y}", "set changes: true"),
+            ("service: {action: restart, name: nginx}", "set changes: true"),
+        ])
     func contradictionRefused(step: String, fix: String) throws {
         let error = try #require(loadError(playbook(changes: false, step)), "accepted: \(step)")
         #expect(error.location.line == 6 && error.location.column == 5, "\(error)")
@@ -42,16 +44,18 @@ struct PlaybookChangesTests {
         #expect("\(error)".contains(fix), "\(error)")
     }
 
-    @Test("read forms keep a playbook read-only", arguments: [
-        "sudo_read: varnishstat -1",
-        "run_read: ntpq -p",
-        "service: {action: status, name: nginx}",
-        "read_command: {command: govuk_puppet --noop, as: out, sudo: true}",
-        "check: {command: test -f /x, sudo: true, as: present}",
-        "read_file: {path: /etc/x, as: x}",
-        "wait_for_process: {name: nginx}",
-        "message: hello",
-    ])
+    @Test(
+        "read forms keep a playbook read-only",
+        arguments: [
+            "sudo_read: varnishstat -1",
+            "run_read: ntpq -p",
+            "service: {action: status, name: nginx}",
+            "read_command: {command: govuk_puppet --noop, as: out, sudo: true}",
+            "check: {command: test -f /x, sudo: true, as: present}",
+            "read_file: {path: /etc/x, as: x}",
+            "wait_for_process: {name: nginx}",
+            "message: hello",
+        ])
     func readFormsAccepted(step: String) throws {
         let book = try PlaybookLoader.parse(playbook(changes: false, step), file: "playbooks/x.yml")
         #expect(!book.changes)
@@ -62,13 +66,15 @@ struct PlaybookChangesTests {
     func changingPlaybook() throws {
         let book = try PlaybookLoader.parse(playbook(changes: true, "sudo: touch /etc/x"), file: "playbooks/x.yml")
         #expect(book.descriptor.changesHosts)
-        let readOnly = try PlaybookLoader.parse(playbook(changes: true, "sudo_read: cat /etc/x"), file: "playbooks/x.yml")
+        let readOnly = try PlaybookLoader.parse(
+            playbook(changes: true, "sudo_read: cat /etc/x"), file: "playbooks/x.yml")
         #expect(readOnly.descriptor.changesHosts)
     }
 
     @Test("sudo_read runs through sudo like sudo:, and help says read-only")
     func sudoReadRunsWithSudo() throws {
-        let book = try PlaybookLoader.parse(playbook(changes: false, "sudo_read: varnishstat -1"), file: "playbooks/x.yml")
+        let book = try PlaybookLoader.parse(
+            playbook(changes: false, "sudo_read: varnishstat -1"), file: "playbooks/x.yml")
         guard case .sudo(let command, let readOnly) = book.steps[1].action else {
             Issue.record("\(book.steps[1].action)")
             return
@@ -87,10 +93,11 @@ struct PlaybookChangesTests {
         let privileged = readOnly.filter { book in
             book.steps.contains { if case .sudo(_, true) = $0.action { true } else { false } }
         }.map(\.name).sorted()
-        #expect(privileged == [
-            "apt", "apt.autoremove_dry_run", "apt.packages_with_reboots", "apt.unattended_upgrade_dry_run", "cache",
-            "cache.stats", "mysql.slave_status", "nginx.configtest", "rabbitmq.status", "vm.deprecated_library",
-            "vm.stopped_jobs",
-        ], "\(privileged)")
+        #expect(
+            privileged == [
+                "apt", "apt.autoremove_dry_run", "apt.packages_with_reboots", "apt.unattended_upgrade_dry_run", "cache",
+                "cache.stats", "mysql.slave_status", "nginx.configtest", "rabbitmq.status", "vm.deprecated_library",
+                "vm.stopped_jobs",
+            ], "\(privileged)")
     }
 }

@@ -23,9 +23,14 @@ struct ReplayConfigOfflineTests {
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
             address.sin_port = 0
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
-            guard bound == 0, listen(descriptor, 16) == 0 else { close(descriptor); throw POSIXError(.EADDRINUSE) }
+            guard bound == 0, listen(descriptor, 16) == 0 else {
+                close(descriptor)
+                throw POSIXError(.EADDRINUSE)
+            }
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafeMutablePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
@@ -57,7 +62,9 @@ struct ReplayConfigOfflineTests {
             name: "offline",
             ssh: SSHSettings(user: "oncall", connectTimeout: .seconds(5), commandTimeout: .seconds(5)),
             services: ServiceSettings(manager: .systemd),
-            replay: ReplaySettings(arguments: ["cache": ReplayArguments(capture: "{address}:80", targets: ["https://staging.example"])]),
+            replay: ReplaySettings(arguments: [
+                "cache": ReplayArguments(capture: "{address}:80", targets: ["https://staging.example"])
+            ]),
             hosts: [
                 // Accepts TCP in the kernel but never speaks SSH: a connection attempt would hang here.
                 FleetHost(name: "cache-1", address: "127.0.0.1", port: listener.port, puppetClasses: ["cache"]),
@@ -67,9 +74,13 @@ struct ReplayConfigOfflineTests {
         let notices = Mutex<[String: String]>([:])
         let context = RunContext(inventory: inventory)
         let task = ShowReplayConfig(invocation: TaskInvocation(name: "goreplay.config", raw: "goreplay.config"))
-        let runner = FleetRunner(context: context, options: RunnerOptions(parallelism: 10, client: .from(inventory)), emit: { event in
-            if case .notice(let host?, let message, _) = event { notices.withLock { $0[host, default: ""] += message } }
-        })
+        let runner = FleetRunner(
+            context: context, options: RunnerOptions(parallelism: 10, client: .from(inventory)),
+            emit: { event in
+                if case .notice(let host?, let message, _) = event {
+                    notices.withLock { $0[host, default: ""] += message }
+                }
+            })
         let report = await runner.run([PlannedTask(task: task, hosts: inventory.hosts)])
         #expect(!listener.pendingConnection, "goreplay.config opened a TCP connection to cache-1's address")
         for record in report.outcomes {
@@ -78,6 +89,9 @@ struct ReplayConfigOfflineTests {
         #expect(report.outcomes.count == 2)
         let shown = notices.withLock { $0 }
         #expect(shown["cache-1"]?.contains("/etc/systemd/system/goreplay.service (systemd):") == true, "\(shown)")
-        #expect(shown["cache-2"]?.contains("ExecStart=/usr/local/bin/goreplay --input-raw 127.0.0.1:80 --output-http https://staging.example") == true, "\(shown)")
+        #expect(
+            shown["cache-2"]?.contains(
+                "ExecStart=/usr/local/bin/goreplay --input-raw 127.0.0.1:80 --output-http https://staging.example")
+                == true, "\(shown)")
     }
 }

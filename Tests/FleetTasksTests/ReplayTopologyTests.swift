@@ -25,26 +25,40 @@ struct ReplayTopologyTests {
 
     @Test("today's topology: every capture host replays to the target itself")
     func direct() throws {
-        let inventory = try inventory("""
+        let inventory = try inventory(
+            """
             replay:
               args:
                 cache: {capture: '{address}:80', targets: ['https://staging.example'], allow_methods: [GET]}
             """)
-        #expect(try argv(inventory, "cache-1") == ["--input-raw", "10.0.0.11:80", "--output-http", "https://staging.example", "--http-allow-method", "GET"])
+        #expect(
+            try argv(inventory, "cache-1") == [
+                "--input-raw", "10.0.0.11:80", "--output-http", "https://staging.example", "--http-allow-method", "GET",
+            ])
     }
 
     @Test("fan-in: capture hosts --output-tcp to the replayer, which runs --input-tcp and --output-http")
     func fanIn() throws {
-        let inventory = try inventory("""
+        let inventory = try inventory(
+            """
             replay:
               fan_in: {replayer: replay-1, port: 28020, targets: ['https://staging.example'], extra_args: ['--output-http-workers', '20']}
               args:
                 cache: {capture: '{address}:80', allow_methods: [GET]}
             """)
-        #expect(try argv(inventory, "cache-2") == ["--input-raw", "10.0.0.12:80", "--output-tcp", "10.0.0.50:28020", "--http-allow-method", "GET"])
-        #expect(try argv(inventory, "replay-1") == ["--input-tcp", ":28020", "--output-http", "https://staging.example", "--output-http-workers", "20"])
-        let unit = try ReplayServiceDefinition.render(for: try #require(inventory.host(named: "replay-1")), inventory: inventory, manager: .systemd)
-        #expect(unit.content.contains("ExecStart=/usr/local/bin/goreplay --input-tcp :28020 --output-http https://staging.example"))
+        #expect(
+            try argv(inventory, "cache-2") == [
+                "--input-raw", "10.0.0.12:80", "--output-tcp", "10.0.0.50:28020", "--http-allow-method", "GET",
+            ])
+        #expect(
+            try argv(inventory, "replay-1") == [
+                "--input-tcp", ":28020", "--output-http", "https://staging.example", "--output-http-workers", "20",
+            ])
+        let unit = try ReplayServiceDefinition.render(
+            for: try #require(inventory.host(named: "replay-1")), inventory: inventory, manager: .systemd)
+        #expect(
+            unit.content.contains(
+                "ExecStart=/usr/local/bin/goreplay --input-tcp :28020 --output-http https://staging.example"))
     }
 
     @Test("fan_in is validated: a target URL and the replayer are required, with located errors")
@@ -53,7 +67,10 @@ struct ReplayTopologyTests {
             _ = try inventory("replay:\n  fan_in: {replayer: replay-1, targets: ['ftp://x']}\n")
             Issue.record("accepted ftp://")
         } catch let error as InventoryError {
-            guard case .invalidValue(let path, "ftp://x", _) = error.problem else { Issue.record("\(error)"); return }
+            guard case .invalidValue(let path, "ftp://x", _) = error.problem else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(path == "replay.fan_in.targets[0]")
         }
         do {

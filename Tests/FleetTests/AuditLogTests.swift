@@ -1,12 +1,14 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 @Suite("Audit log")
 struct AuditLogTests {
     func record(_ index: Int) -> AuditRecord {
-        AuditRecord(user: "oncall", argv: ["govuk-fab", "production", "puppet_class:gor", "sdo:echo \(index)"],
-                    summary: sampleSummary)
+        AuditRecord(
+            user: "oncall", argv: ["govuk-fab", "production", "puppet_class:gor", "sdo:echo \(index)"],
+            summary: sampleSummary)
     }
 
     func objects(_ path: String) throws -> [[String: Any]] {
@@ -19,14 +21,15 @@ struct AuditLogTests {
     func startedThenFinishedOnce() throws {
         let state = try temporaryDirectory()
         let log = try #require(AuditLog(environment: ["XDG_STATE_HOME": state]))
-        let audit = RunAudit(log: log, user: "oncall", argv: ["govuk-fab", "production", "all", "do:true"], warn: { _ in })
+        let audit = RunAudit(
+            log: log, user: "oncall", argv: ["govuk-fab", "production", "all", "do:true"], warn: { _ in })
         audit.started(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["do:true"])
         let first = try objects(log.path)
         #expect(first.count == 1)
         #expect(first[0]["event"] as? String == "started")
         #expect(first[0]["planned_hosts"] as? [String] == ["cache-1", "cache-2"])
         audit.finished(sampleSummary)
-        audit.abandoned()  // a late second Ctrl-C after the run ended adds nothing
+        audit.abandoned() // a late second Ctrl-C after the run ended adds nothing
         let lines = try objects(log.path)
         #expect(lines.map { $0["event"] as? String } == ["started", "finished"])
         #expect(lines[1]["exit_code"] as? Int == 1)
@@ -40,7 +43,7 @@ struct AuditLogTests {
         audit.started(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["do:sleep 9"])
         audit.observe(finished("cache-1", "do:sleep 9", .exited(status: 0)))
         audit.abandoned()
-        audit.finished(sampleSummary)  // never a second closing line
+        audit.finished(sampleSummary) // never a second closing line
         let lines = try objects(log.path)
         #expect(lines.map { $0["event"] as? String } == ["started", "abandoned"])
         #expect(lines[1]["interrupted"] as? Bool == true)
@@ -51,8 +54,9 @@ struct AuditLogTests {
 
     @Test func pathFollowsXDG() {
         #expect(AuditLog(environment: ["XDG_STATE_HOME": "/s", "HOME": "/h"])?.path == "/s/govuk-fab/audit.jsonl")
-        #expect(AuditLog(environment: ["XDG_STATE_HOME": "relative", "HOME": "/h"])?.path
-            == "/h/.local/state/govuk-fab/audit.jsonl")
+        #expect(
+            AuditLog(environment: ["XDG_STATE_HOME": "relative", "HOME": "/h"])?.path
+                == "/h/.local/state/govuk-fab/audit.jsonl")
         #expect(AuditLog(environment: [:]) == nil)
     }
 
@@ -61,7 +65,8 @@ struct AuditLogTests {
         let log = try #require(AuditLog(environment: ["XDG_STATE_HOME": state + "/new"]))
         try log.append(record(1))
         try log.append(record(2))
-        let directoryMode = try FileManager.default.attributesOfItem(atPath: state + "/new/govuk-fab")[.posixPermissions]
+        let directoryMode = try FileManager.default.attributesOfItem(atPath: state + "/new/govuk-fab")[
+            .posixPermissions]
         let fileMode = try FileManager.default.attributesOfItem(atPath: log.path)[.posixPermissions]
         #expect(directoryMode as? Int == 0o700)
         #expect(fileMode as? Int == 0o600)
@@ -83,13 +88,14 @@ struct AuditLogTests {
 
     @Test func concurrentAppendsNeverInterleave() async throws {
         let log = AuditLog(path: try temporaryDirectory() + "/a/audit.jsonl")
-        let writers = 8, recordsEach = 50
+        let writers = 8
+        let recordsEach = 50
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<writers {
                 group.addTask {
                     for index in 0..<recordsEach {
                         var big = record(writer * 1000 + index)
-                        big.argv.append(String(repeating: "x", count: 6000))  // beyond one pipe buffer
+                        big.argv.append(String(repeating: "x", count: 6000)) // beyond one pipe buffer
                         try log.append(big)
                     }
                 }

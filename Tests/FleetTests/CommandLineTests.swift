@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Fleet
 
 func task(_ word: String) throws -> TaskInvocation {
@@ -21,15 +22,20 @@ func parseProblem(_ word: String) -> CommandLineError.Problem? {
 struct CommandLineTests {
     @Test func runbookLine() throws {
         // `govuk-fab production puppet_class:gor sdo:'rm /etc/…' app.start:goreplay` after shell quoting.
-        let argv = ["production", "puppet_class:gor", "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress",
-                    "app.start:goreplay"]
+        let argv = [
+            "production", "puppet_class:gor", "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress",
+            "app.start:goreplay",
+        ]
         let words = try FabricCommandLine.parse(Array(argv.dropFirst()), indexOffset: 1)
-        #expect(words == [
-            .selector(.puppetClass(["gor"])),
-            .task(TaskInvocation(name: "sdo", positional: ["rm /etc/govuk/env.d/FACTER_data_sync_in_progress"],
-                                 raw: "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress")),
-            .task(TaskInvocation(name: "app.start", positional: ["goreplay"], raw: "app.start:goreplay")),
-        ])
+        #expect(
+            words == [
+                .selector(.puppetClass(["gor"])),
+                .task(
+                    TaskInvocation(
+                        name: "sdo", positional: ["rm /etc/govuk/env.d/FACTER_data_sync_in_progress"],
+                        raw: "sdo:rm /etc/govuk/env.d/FACTER_data_sync_in_progress")),
+                .task(TaskInvocation(name: "app.start", positional: ["goreplay"], raw: "app.start:goreplay")),
+            ])
     }
 
     @Test func positionalAndKeywordArguments() throws {
@@ -39,8 +45,11 @@ struct CommandLineTests {
         #expect(setenv.keywords == [TaskKeyword("a", "b")])
         let downtime = try task("nagios.schedule_downtime:cache-1,minutes=30,reason=a=b,minutes=40")
         #expect(downtime.positional == ["cache-1"])
-        #expect(downtime.keywords == [TaskKeyword("minutes", "30"), TaskKeyword("reason", "a=b"),
-                                      TaskKeyword("minutes", "40")])
+        #expect(
+            downtime.keywords == [
+                TaskKeyword("minutes", "30"), TaskKeyword("reason", "a=b"),
+                TaskKeyword("minutes", "40"),
+            ])
         #expect(downtime.keyword("minutes") == "40")
         #expect(downtime.keyword("absent") == nil)
     }
@@ -75,10 +84,15 @@ struct CommandLineTests {
         #expect(try task(#"sdo:printf 'a\,b\n'"#).positional == [#"printf 'a,b\n'"#])
         #expect(try task(#"sdo:echo a\\"#).positional == [#"echo a\\"#])
         // Other tasks can be declared free-form.
-        let custom = try FabricCommandLine.parseWord("puppet.disable:fixing cache, back soon",
-                                                     freeFormTasks: ["puppet.disable"])
-        #expect(custom == .task(TaskInvocation(name: "puppet.disable", positional: ["fixing cache, back soon"],
-                                               raw: "puppet.disable:fixing cache, back soon")))
+        let custom = try FabricCommandLine.parseWord(
+            "puppet.disable:fixing cache, back soon",
+            freeFormTasks: ["puppet.disable"])
+        #expect(
+            custom
+                == .task(
+                    TaskInvocation(
+                        name: "puppet.disable", positional: ["fixing cache, back soon"],
+                        raw: "puppet.disable:fixing cache, back soon")))
     }
 
     @Test func selectors() throws {
@@ -86,13 +100,16 @@ struct CommandLineTests {
             "puppet_class:gor,govuk::node::s_cache", "class:cache,bouncer", "node_type:frontend",
             "application:content-store", "all", "all:",
         ])
-        #expect(words == [
-            .selector(.puppetClass(["gor", "govuk::node::s_cache"])), .selector(.nodeClass(["cache", "bouncer"])),
-            .selector(.nodeType(["frontend"])), .selector(.application(["content-store"])),
-            .selector(.all), .selector(.all),
-        ])
+        #expect(
+            words == [
+                .selector(.puppetClass(["gor", "govuk::node::s_cache"])), .selector(.nodeClass(["cache", "bouncer"])),
+                .selector(.nodeType(["frontend"])), .selector(.application(["content-store"])),
+                .selector(.all), .selector(.all),
+            ])
         #expect(Selector.puppetClass(["gor", "x"]).description == "puppet_class:gor,x")
-        #expect(Selector.explicitHosts(["cache-1,cache-2", " backend-1 ", ""]) == .hosts(["cache-1", "cache-2", "backend-1"]))
+        #expect(
+            Selector.explicitHosts(["cache-1,cache-2", " backend-1 ", ""])
+                == .hosts(["cache-1", "cache-2", "backend-1"]))
     }
 
     @Test func errorsNameTheWordAndTheProblem() throws {
@@ -102,7 +119,7 @@ struct CommandLineTests {
         #expect(parseProblem("class:") == .selectorNeedsValue("class"))
         #expect(parseProblem("class:cache,") == .emptySelectorValue("class"))
         #expect(parseProblem("all:x") == .selectorTakesNoValue("all"))
-        #expect(parseProblem("sdo:") == nil)  // `sdo` with no argument is a task without arguments
+        #expect(parseProblem("sdo:") == nil) // `sdo` with no argument is a task without arguments
         #expect(parseProblem("sdo:   ") == .emptyCommand(task: "sdo"))
         #expect(parseProblem("-x") == .invalidTaskName("-x"))
         #expect(parseProblem("app.") == .invalidTaskName("app."))

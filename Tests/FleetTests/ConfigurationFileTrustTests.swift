@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 /// Inventories others could write are refused with the fix, as OpenSSH's StrictModes does.
@@ -7,8 +8,9 @@ import Testing
 struct ConfigurationFileTrustTests {
     static func directory() throws -> String {
         let path = NSTemporaryDirectory() + "govuk-fab-trust-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: false,
+            attributes: [.posixPermissions: 0o755])
         return path
     }
 
@@ -50,7 +52,7 @@ struct ConfigurationFileTrustTests {
 
     @Test("another user's file is refused")
     func anotherUsersFile() throws {
-        guard geteuid() == 0 else { return }  // only root can give a file away
+        guard geteuid() == 0 else { return } // only root can give a file away
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/trust.yml"

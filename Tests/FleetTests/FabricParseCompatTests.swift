@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 /// Fabric 1's answer for one task word: `(name, args, kwargs, hosts, roles, exclude_hosts)`, the
@@ -13,8 +14,10 @@ struct FabricAnswer: Equatable, CustomStringConvertible {
     var roles: [String]
     var excludeHosts: [String]
 
-    init(_ name: String, _ args: [String], _ kwargs: [String: String], _ hosts: [String], _ roles: [String],
-         _ excludeHosts: [String]) {
+    init(
+        _ name: String, _ args: [String], _ kwargs: [String: String], _ hosts: [String], _ roles: [String],
+        _ excludeHosts: [String]
+    ) {
         (self.name, self.args, self.kwargs, self.hosts, self.roles, self.excludeHosts) =
             (name, args, kwargs, hosts, roles, excludeHosts)
     }
@@ -24,9 +27,10 @@ struct FabricAnswer: Equatable, CustomStringConvertible {
         guard case .task(let task) = try FabricCommandLine.parseWord(word) else {
             throw CommandLineError(index: 0, word: word, problem: .emptyTaskName)
         }
-        self.init(task.name, task.positional,
-                  Dictionary(task.keywords.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
-                  task.hosts, task.roles, task.excludeHosts)
+        self.init(
+            task.name, task.positional,
+            Dictionary(task.keywords.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
+            task.hosts, task.roles, task.excludeHosts)
     }
 
     var description: String { "(\(name), \(args), \(kwargs), \(hosts), \(roles), \(excludeHosts))" }
@@ -49,9 +53,12 @@ struct FabricParseCompatTests {
         ("task:x=y,z=", FabricAnswer("task", [], ["x": "y", "z": ""], [], [], [])),
         ("task:foo,,x=y", FabricAnswer("task", ["foo", ""], ["x": "y"], [], [], [])),
         // test_escaped_task_kwarg_split
-        (#"cmd:arg,escaped\,arg,nota\=kwarg,regular=kwarg,escaped=regular\=kwarg"#,
-         FabricAnswer("cmd", ["arg", "escaped,arg", "nota=kwarg"], ["regular": "kwarg", "escaped": "regular=kwarg"],
-                      [], [], [])),
+        (
+            #"cmd:arg,escaped\,arg,nota\=kwarg,regular=kwarg,escaped=regular\=kwarg"#,
+            FabricAnswer(
+                "cmd", ["arg", "escaped,arg", "nota=kwarg"], ["regular": "kwarg", "escaped": "regular=kwarg"],
+                [], [], [])
+        ),
     ]
 
     /// Per-task examples in Fabric 1's docs (usage/fab.rst "Per-task arguments", usage/execution.rst),
@@ -61,12 +68,18 @@ struct FabricParseCompatTests {
         ("new_user:username=myusername", FabricAnswer("new_user", [], ["username": "myusername"], [], [], [])),
         ("new_user:myusername,yes", FabricAnswer("new_user", ["myusername", "yes"], [:], [], [], [])),
         ("new_user:myusername,admin=yes", FabricAnswer("new_user", ["myusername"], ["admin": "yes"], [], [], [])),
-        (#"new_user:myusername,admin=no,comment=Gary\, new developer (starts Monday)"#,
-         FabricAnswer("new_user", ["myusername"], ["admin": "no", "comment": "Gary, new developer (starts Monday)"],
-                      [], [], [])),
+        (
+            #"new_user:myusername,admin=no,comment=Gary\, new developer (starts Monday)"#,
+            FabricAnswer(
+                "new_user", ["myusername"], ["admin": "no", "comment": "Gary, new developer (starts Monday)"],
+                [], [], [])
+        ),
         ("mytask:hosts=host1;host2", FabricAnswer("mytask", [], [:], ["host1", "host2"], [], [])),
         ("mytask:host=host1", FabricAnswer("mytask", [], [:], ["host1"], [], [])),
-        ("mytask:roles=myrole,exclude_hosts=host2;host5", FabricAnswer("mytask", [], [:], [], ["myrole"], ["host2", "host5"])),
+        (
+            "mytask:roles=myrole,exclude_hosts=host2;host5",
+            FabricAnswer("mytask", [], [:], [], ["myrole"], ["host2", "host5"])
+        ),
         ("mytask:role=web", FabricAnswer("mytask", [], [:], [], ["web"], [])),
         ("mytask:roles=web;db", FabricAnswer("mytask", [], [:], [], ["web", "db"], [])),
         ("taskname:exclude_hosts=host2", FabricAnswer("taskname", [], [:], [], [], ["host2"])),
@@ -109,18 +122,24 @@ struct FabricParseCompatTests {
     /// Free-form tasks keep the rest of the word as the command but strip a trailing run of host
     /// keywords, so `sdo:'service nginx restart',hosts=cache-2` runs only on cache-2.
     @Test func freeFormTasksStripTrailingHostKeywords() throws {
-        #expect(try FabricAnswer(parsing: "sdo:service nginx restart,hosts=cache-2")
-            == FabricAnswer("sdo", ["service nginx restart"], [:], ["cache-2"], [], []))
-        #expect(try FabricAnswer(parsing: "do:echo a,b,host=cache-1,exclude_hosts=cache-3;cache-4,roles=cache")
-            == FabricAnswer("do", ["echo a,b"], [:], ["cache-1"], ["cache"], ["cache-3", "cache-4"]))
+        #expect(
+            try FabricAnswer(parsing: "sdo:service nginx restart,hosts=cache-2")
+                == FabricAnswer("sdo", ["service nginx restart"], [:], ["cache-2"], [], []))
+        #expect(
+            try FabricAnswer(parsing: "do:echo a,b,host=cache-1,exclude_hosts=cache-3;cache-4,roles=cache")
+                == FabricAnswer("do", ["echo a,b"], [:], ["cache-1"], ["cache"], ["cache-3", "cache-4"]))
         // Only a trailing run counts: a host keyword earlier in the command is part of it.
-        #expect(try FabricAnswer(parsing: "do:hosts=x,echo a")
-            == FabricAnswer("do", ["hosts=x,echo a"], [:], [], [], []))
+        #expect(
+            try FabricAnswer(parsing: "do:hosts=x,echo a")
+                == FabricAnswer("do", ["hosts=x,echo a"], [:], [], [], []))
         // `\,` keeps a literal comma, so the text after it is command, not a keyword.
-        #expect(try FabricAnswer(parsing: #"do:echo a\,hosts=b"#) == FabricAnswer("do", ["echo a,hosts=b"], [:], [], [], []))
+        #expect(
+            try FabricAnswer(parsing: #"do:echo a\,hosts=b"#) == FabricAnswer("do", ["echo a,hosts=b"], [:], [], [], [])
+        )
         // Other keywords are command text.
-        #expect(try FabricAnswer(parsing: "do:grep -c x=1 /etc/hosts,host=a")
-            == FabricAnswer("do", ["grep -c x=1 /etc/hosts"], [:], ["a"], [], []))
+        #expect(
+            try FabricAnswer(parsing: "do:grep -c x=1 /etc/hosts,host=a")
+                == FabricAnswer("do", ["grep -c x=1 /etc/hosts"], [:], ["a"], [], []))
         // Nothing left to run.
         #expect(parseProblem("sdo:hosts=cache-2") == .emptyCommand(task: "sdo"))
     }
@@ -128,8 +147,10 @@ struct FabricParseCompatTests {
 
 @Suite("Per-task hosts in the plan")
 struct PerTaskHostsPlanTests {
-    func plan(_ words: [String], hosts: [String] = [], roles: [String] = [], excluding: [String] = [],
-              known: Set<String>? = nil) throws -> [(String, [String])] {
+    func plan(
+        _ words: [String], hosts: [String] = [], roles: [String] = [], excluding: [String] = [],
+        known: Set<String>? = nil
+    ) throws -> [(String, [String])] {
         let parsed = try FabricCommandLine.parse(words)
         return try CommandPlan.make(
             words: parsed, inventory: sampleInventory, explicitHosts: hosts, roles: roles, excluding: excluding,
@@ -174,8 +195,9 @@ struct PerTaskHostsPlanTests {
     @Test func exclusionsAlwaysNarrow() throws {
         #expect(try plan(["uptime:roles=backend,exclude_hosts=backend-10"]).map(\.1) == [["backend-1"]])
         #expect(try plan(["uptime:hosts=cache-1;cache-2"], excluding: ["cache-1"]).map(\.1) == [["cache-2"]])
-        #expect(try plan(["uptime:exclude_hosts=cache-1", "do:ls"], hosts: ["cache-1", "cache-2"]).map(\.1)
-            == [["cache-2"], ["cache-1", "cache-2"]])
+        #expect(
+            try plan(["uptime:exclude_hosts=cache-1", "do:ls"], hosts: ["cache-1", "cache-2"]).map(\.1)
+                == [["cache-2"], ["cache-1", "cache-2"]])
         #expect(planError(["uptime:hosts=cache-1,exclude_hosts=cache-1"])?.problem == .everythingExcluded)
         let unknown = planError(["uptime:hosts=cache-1,exclude_hosts=cache-9"])
         #expect(unknown?.subject == "uptime:hosts=cache-1,exclude_hosts=cache-9")
@@ -197,12 +219,17 @@ struct PerTaskHostsPlanTests {
     @Test func unknownTaskBeforeSelectorOrder() {
         let known: Set<String> = ["nagios.schedule_downtime_for", "uptime", "do"]
         let error = planError(["nagios.schedule_downtime:cache-1,20"], known: known)
-        #expect(error?.problem == .unknownTask("nagios.schedule_downtime", suggestions: ["nagios.schedule_downtime_for"]))
+        #expect(
+            error?.problem == .unknownTask("nagios.schedule_downtime", suggestions: ["nagios.schedule_downtime_for"]))
         #expect(error?.exitCode == .usage)
         #expect(error?.description.contains("did you mean 'nagios.schedule_downtime_for'") == true)
         // A host or class name typed as a word is pointed at its selector.
-        #expect(planError(["cache-1", "uptime"], known: known)?.problem == .unknownTask("cache-1", suggestions: ["-H cache-1"]))
-        #expect(planError(["backend", "uptime"], known: known)?.problem == .unknownTask("backend", suggestions: ["class:backend"]))
+        #expect(
+            planError(["cache-1", "uptime"], known: known)?.problem
+                == .unknownTask("cache-1", suggestions: ["-H cache-1"]))
+        #expect(
+            planError(["backend", "uptime"], known: known)?.problem
+                == .unknownTask("backend", suggestions: ["class:backend"]))
         // Known tasks still get the selector-order error.
         #expect(planError(["uptime"], known: known)?.problem == .taskWithoutHosts(task: "uptime"))
     }

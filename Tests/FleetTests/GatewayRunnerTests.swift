@@ -13,7 +13,8 @@ struct HostnameTask: FleetTask {
 
     func run(on host: HostContext) async throws -> TaskOutcome {
         let result = try await host.execute("hostname")
-        return result.succeeded ? .ok(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) : .failed("hostname failed")
+        return result.succeeded
+            ? .ok(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) : .failed("hostname failed")
     }
 }
 

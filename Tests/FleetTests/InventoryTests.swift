@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 /// The repository's `inventories/` directory.
@@ -10,8 +11,11 @@ let shippedInventories: String = URL(fileURLWithPath: #filePath)
 /// Parses `yaml` as `test.yml`, expecting an error; returns it.
 func inventoryError(_ yaml: String, include: String? = nil) -> InventoryError? {
     do {
-        _ = try InventoryParser.parse(yaml, file: "test.yml", defaultName: "test") { (path: String) throws(InventoryError) -> String in
-            guard let include else { throw InventoryError(.unreadable(reason: "no such file"), at: SourceLocation(file: path)) }
+        _ = try InventoryParser.parse(yaml, file: "test.yml", defaultName: "test") {
+            (path: String) throws(InventoryError) -> String in
+            guard let include else {
+                throw InventoryError(.unreadable(reason: "no such file"), at: SourceLocation(file: path))
+            }
             return include
         }
         return nil
@@ -61,7 +65,8 @@ struct ShippedInventoryTests {
         let bouncer = try #require(inventory.host(named: "bouncer-1"))
         #expect(replay.arguments(for: bouncer)?.targets == ["https://bouncer.staging.publishing.service.gov.uk"])
         #expect(replay.arguments(for: try #require(inventory.host(named: "backend-1"))) == nil)
-        #expect(try InventoryLoader.load(environment: "staging", searchPaths: [shippedInventories]).confirmChanges == false)
+        #expect(
+            try InventoryLoader.load(environment: "staging", searchPaths: [shippedInventories]).confirmChanges == false)
     }
 
     @Test func localTakesHostsFromTheFleetFile() throws {
@@ -74,7 +79,8 @@ struct ShippedInventoryTests {
               - {name: cache-2, address: 127.0.0.3, port: 40023, puppet_classes: [gor, govuk::node::s_cache]}
               - {name: cache-3, address: 127.0.0.4, port: 40024, puppet_classes: [gor, govuk::node::s_cache]}
             """
-        let inventory = try InventoryParser.parse(text, file: path, defaultName: "local") { (included: String) throws(InventoryError) -> String in
+        let inventory = try InventoryParser.parse(text, file: path, defaultName: "local") {
+            (included: String) throws(InventoryError) -> String in
             includedPath = included
             return generated
         }
@@ -103,7 +109,8 @@ struct ShippedInventoryTests {
 @Suite("Inventory loading")
 struct InventoryLoaderTests {
     @Test func searchesDirectoriesInOrderAndListsEnvironmentsWhenUnknown() throws {
-        let first = try temporaryDirectory(), second = try temporaryDirectory()
+        let first = try temporaryDirectory()
+        let second = try temporaryDirectory()
         try "name: one\nhosts: [{name: a}]\n".write(toFile: first + "/alpha.yml", atomically: true, encoding: .utf8)
         try "name: two\nhosts: [{name: b}]\n".write(toFile: second + "/alpha.yml", atomically: true, encoding: .utf8)
         try "hosts: [{name: c}]\n".write(toFile: second + "/beta.yaml", atomically: true, encoding: .utf8)
@@ -113,13 +120,16 @@ struct InventoryLoaderTests {
             try InventoryLoader.load(environment: "alhpa", searchPaths: [first, second])
         }
         guard case .unknownEnvironment(let name, let available, let searched) = error.problem else {
-            Issue.record("unexpected \(error)"); return
+            Issue.record("unexpected \(error)")
+            return
         }
         #expect(name == "alhpa")
         #expect(available == ["alpha", "beta"])
         #expect(searched == [first, second])
         #expect(error.description.contains("did you mean 'alpha'"))
-        #expect(throws: InventoryError.self) { try InventoryLoader.load(environment: "../etc/passwd", searchPaths: [first]) }
+        #expect(throws: InventoryError.self) {
+            try InventoryLoader.load(environment: "../etc/passwd", searchPaths: [first])
+        }
     }
 
     @Test func loadsAFileDirectlyAndNamesItAfterTheFile() throws {
@@ -134,7 +144,8 @@ struct InventoryLoaderTests {
 @Suite("Inventory defaults and values")
 struct InventoryValueTests {
     @Test func defaults() throws {
-        let inventory = try InventoryParser.parse("hosts:\n  - name: backend-3.backend\n", file: "x.yml", defaultName: "x")
+        let inventory = try InventoryParser.parse(
+            "hosts:\n  - name: backend-3.backend\n", file: "x.yml", defaultName: "x")
         #expect(inventory.name == "x")
         #expect(inventory.parallelism == 20)
         #expect(inventory.confirmChanges == false)
@@ -161,11 +172,12 @@ struct InventoryValueTests {
               - {name: a, port: 22, user: root, service_manager: sysv, node_class: custom, node_type: cache}
             """
         let inventory = try InventoryParser.parse(yaml, file: "x.yml", defaultName: "x")
-        #expect(inventory.ssh.gateway == [
-            GatewayHop(user: "ops", host: "bastion.example.org", port: 2200),
-            GatewayHop(host: "jump2.internal"),
-            GatewayHop(host: "fd00::1", port: 22),
-        ])
+        #expect(
+            inventory.ssh.gateway == [
+                GatewayHop(user: "ops", host: "bastion.example.org", port: 2200),
+                GatewayHop(host: "jump2.internal"),
+                GatewayHop(host: "fd00::1", port: 22),
+            ])
         #expect(inventory.ssh.gateway[2].description == "[fd00::1]:22")
         #expect(inventory.ssh.connectTimeout == .seconds(90))
         #expect(inventory.ssh.commandTimeout == .milliseconds(500))
@@ -197,7 +209,10 @@ struct InventoryValueTests {
 struct InventoryErrorTests {
     @Test func yamlSyntax() throws {
         let error = try #require(inventoryError("hosts:\n  - name: a\n   bad: [\n"))
-        guard case .syntax = error.problem else { Issue.record("\(error)"); return }
+        guard case .syntax = error.problem else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(error.location.line == 3)
         #expect(error.description.hasPrefix("test.yml:3:"))
     }
@@ -211,9 +226,11 @@ struct InventoryErrorTests {
         let error = try #require(inventoryError("hosts: [{name: a}]\nparalelism: 4\n"))
         #expect(error.problem == .unknownKey(key: "paralelism", in: "the environment", suggestion: "parallelism"))
         #expect(error.location == SourceLocation(file: "test.yml", line: 2, column: 1))
-        #expect(error.description ==
-            "test.yml:2:1: unknown key 'paralelism' in environment (did you mean 'parallelism'?)".replacingOccurrences(
-                of: "in environment", with: "in the environment"))
+        #expect(
+            error.description
+                == "test.yml:2:1: unknown key 'paralelism' in environment (did you mean 'parallelism'?)"
+                .replacingOccurrences(
+                    of: "in environment", with: "in the environment"))
     }
 
     @Test func unknownKeysInSectionsAndHosts() throws {
@@ -239,8 +256,9 @@ struct InventoryErrorTests {
         let noName = try #require(inventoryError("hosts:\n  - address: 10.0.0.1\n"))
         #expect(noName.problem == .missingKey(key: "name", in: "host hosts[0]"))
         #expect(noName.location.line == 2)
-        let noZone = try #require(inventoryError(
-            "data_sync:\n  window:\n    start: '23:00'\n    end: '05:30'\nhosts: [{name: a}]\n"))
+        let noZone = try #require(
+            inventoryError(
+                "data_sync:\n  window:\n    start: '23:00'\n    end: '05:30'\nhosts: [{name: a}]\n"))
         #expect(noZone.problem == .missingKey(key: "time_zone", in: "data_sync.window"))
         #expect(noZone.location.line == 3)
     }
@@ -252,7 +270,8 @@ struct InventoryErrorTests {
         let number = try #require(inventoryError("parallelism: many\nhosts: [{name: a}]\n"))
         #expect(number.problem == .wrongType(path: "parallelism", expected: "an integer", found: "the scalar 'many'"))
         let bool = try #require(inventoryError("confirm_changes: maybe\nhosts: [{name: a}]\n"))
-        #expect(bool.problem == .wrongType(path: "confirm_changes", expected: "true or false", found: "the scalar 'maybe'"))
+        #expect(
+            bool.problem == .wrongType(path: "confirm_changes", expected: "true or false", found: "the scalar 'maybe'"))
         let hosts = try #require(inventoryError("hosts:\n  name: a\n"))
         #expect(hosts.problem == .wrongType(path: "hosts", expected: "a list", found: "a mapping"))
         #expect(hosts.location.line == 2)
@@ -260,8 +279,12 @@ struct InventoryErrorTests {
 
     @Test func badDurations() throws {
         for (text, line) in [("10", 3), ("10x", 3), ("0s", 3), ("-5s", 3)] {
-            let error = try #require(inventoryError("ssh:\n  user: a\n  connect_timeout: \(text)\nhosts: [{name: a}]\n"))
-            guard case .invalidValue(let path, let value, _) = error.problem else { Issue.record("\(error)"); continue }
+            let error = try #require(
+                inventoryError("ssh:\n  user: a\n  connect_timeout: \(text)\nhosts: [{name: a}]\n"))
+            guard case .invalidValue(let path, let value, _) = error.problem else {
+                Issue.record("\(error)")
+                continue
+            }
             #expect(path == "ssh.connect_timeout")
             #expect(value == text)
             #expect(error.location.line == line)
@@ -269,29 +292,45 @@ struct InventoryErrorTests {
     }
 
     @Test func badTimesAndTimeZones() throws {
-        let time = try #require(inventoryError(
-            "data_sync:\n  window:\n    start: '25:00'\n    end: '05:30'\n    time_zone: UTC\nhosts: [{name: a}]\n"))
-        guard case .invalidValue("data_sync.window.start", "25:00", _) = time.problem else { Issue.record("\(time)"); return }
+        let time = try #require(
+            inventoryError(
+                "data_sync:\n  window:\n    start: '25:00'\n    end: '05:30'\n    time_zone: UTC\nhosts: [{name: a}]\n")
+        )
+        guard case .invalidValue("data_sync.window.start", "25:00", _) = time.problem else {
+            Issue.record("\(time)")
+            return
+        }
         #expect(time.location.line == 3)
-        let end = try #require(inventoryError(
-            "data_sync:\n  window:\n    start: '23:00'\n    end: 'half five'\n    time_zone: UTC\nhosts: [{name: a}]\n"))
+        let end = try #require(
+            inventoryError(
+                "data_sync:\n  window:\n    start: '23:00'\n    end: 'half five'\n    time_zone: UTC\nhosts: [{name: a}]\n"
+            ))
         #expect(end.location.line == 4)
-        let zone = try #require(inventoryError(
-            "data_sync:\n  window:\n    start: '23:00'\n    end: '05:30'\n    time_zone: Europe/Lodnon\nhosts: [{name: a}]\n"))
+        let zone = try #require(
+            inventoryError(
+                "data_sync:\n  window:\n    start: '23:00'\n    end: '05:30'\n    time_zone: Europe/Lodnon\nhosts: [{name: a}]\n"
+            ))
         guard case .invalidValue("data_sync.window.time_zone", "Europe/Lodnon", let reason) = zone.problem else {
-            Issue.record("\(zone)"); return
+            Issue.record("\(zone)")
+            return
         }
         #expect(reason.contains("Europe/London"))
         #expect(zone.location.line == 5)
-        let same = try #require(inventoryError(
-            "data_sync:\n  window: {start: '05:00', end: '05:00', time_zone: UTC}\nhosts: [{name: a}]\n"))
-        guard case .invalidValue("data_sync.window.end", _, _) = same.problem else { Issue.record("\(same)"); return }
+        let same = try #require(
+            inventoryError(
+                "data_sync:\n  window: {start: '05:00', end: '05:00', time_zone: UTC}\nhosts: [{name: a}]\n"))
+        guard case .invalidValue("data_sync.window.end", _, _) = same.problem else {
+            Issue.record("\(same)")
+            return
+        }
     }
 
     @Test func duplicateHostNames() throws {
         let error = try #require(inventoryError("hosts:\n  - name: cache-1\n  - name: cache-2\n  - name: Cache-1\n"))
-        #expect(error.problem == .duplicateHostName(
-            name: "Cache-1", firstLocation: SourceLocation(file: "test.yml", line: 2, column: 5)))
+        #expect(
+            error.problem
+                == .duplicateHostName(
+                    name: "Cache-1", firstLocation: SourceLocation(file: "test.yml", line: 2, column: 5)))
         #expect(error.location.line == 4)
     }
 
@@ -304,55 +343,79 @@ struct InventoryErrorTests {
               - {name: c, address: 10.0.0.1, port: 2222}
             """
         let error = try #require(inventoryError(yaml))
-        guard case .duplicateAddress("10.0.0.1", 2222, "a", let first) = error.problem else { Issue.record("\(error)"); return }
+        guard case .duplicateAddress("10.0.0.1", 2222, "a", let first) = error.problem else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(first.line == 3)
         #expect(error.location.line == 5)
     }
 
     @Test func badValues() throws {
         let port = try #require(inventoryError("hosts:\n  - {name: a, port: 70000}\n"))
-        guard case .invalidValue("hosts[0].port", "70000", _) = port.problem else { Issue.record("\(port)"); return }
+        guard case .invalidValue("hosts[0].port", "70000", _) = port.problem else {
+            Issue.record("\(port)")
+            return
+        }
         let gateway = try #require(inventoryError("ssh:\n  gateway: [ok.example, 'bad host:99']\nhosts: [{name: a}]\n"))
-        guard case .invalidValue("ssh.gateway[1]", "bad host:99", _) = gateway.problem else { Issue.record("\(gateway)"); return }
+        guard case .invalidValue("ssh.gateway[1]", "bad host:99", _) = gateway.problem else {
+            Issue.record("\(gateway)")
+            return
+        }
         #expect(gateway.location.line == 2)
         let manager = try #require(inventoryError("services: {manager: systemdd}\nhosts: [{name: a}]\n"))
         guard case .invalidValue("services.manager", "systemdd", let reason) = manager.problem else {
-            Issue.record("\(manager)"); return
+            Issue.record("\(manager)")
+            return
         }
         #expect(reason.contains("did you mean 'systemd'"))
         let name = try #require(inventoryError("hosts:\n  - name: 'cache 1'\n"))
-        guard case .invalidValue("hosts[0].name", "cache 1", _) = name.problem else { Issue.record("\(name)"); return }
+        guard case .invalidValue("hosts[0].name", "cache 1", _) = name.problem else {
+            Issue.record("\(name)")
+            return
+        }
         let marker = try #require(inventoryError("data_sync: {marker: relative/path}\nhosts: [{name: a}]\n"))
-        guard case .invalidValue("data_sync.marker", _, _) = marker.problem else { Issue.record("\(marker)"); return }
+        guard case .invalidValue("data_sync.marker", _, _) = marker.problem else {
+            Issue.record("\(marker)")
+            return
+        }
     }
 
     @Test func replayBlockIsValidated() throws {
         let base = "hosts: [{name: a}]\nreplay:\n  args:\n    gor:\n"
         let target = try #require(inventoryError(base + "      capture: '127.0.0.1:7999'\n      targets: [ftp://x]\n"))
         guard case .invalidValue("replay.args.gor.targets[0]", "ftp://x", _) = target.problem else {
-            Issue.record("\(target)"); return
+            Issue.record("\(target)")
+            return
         }
         #expect(target.location.line == 6)
         let capture = try #require(inventoryError(base + "      capture: localhost\n      targets: ['http://x']\n"))
         guard case .invalidValue("replay.args.gor.capture", "localhost", _) = capture.problem else {
-            Issue.record("\(capture)"); return
+            Issue.record("\(capture)")
+            return
         }
-        let method = try #require(inventoryError(
-            base + "      capture: ':80'\n      targets: ['http://x']\n      allow_methods: [get]\n"))
+        let method = try #require(
+            inventoryError(
+                base + "      capture: ':80'\n      targets: ['http://x']\n      allow_methods: [get]\n"))
         #expect(method.location.line == 7)
         let key = try #require(inventoryError(base + "      capture: ':80'\n      target: ['http://x']\n"))
         #expect(key.problem == .unknownKey(key: "target", in: "replay args 'replay.args.gor'", suggestion: "targets"))
     }
 
     @Test func errorsInIncludedFilesNameThatFile() throws {
-        let error = try #require(inventoryError(
-            "include_hosts: fleet/hosts.yml\n", include: "hosts:\n  - name: a\n  - nme: b\n"))
+        let error = try #require(
+            inventoryError(
+                "include_hosts: fleet/hosts.yml\n", include: "hosts:\n  - name: a\n  - nme: b\n"))
         #expect(error.location.file == "fleet/hosts.yml")
         #expect(error.location.line == 3)
         #expect(error.problem == .unknownKey(key: "nme", in: "host hosts[1]", suggestion: "name"))
-        let duplicate = try #require(inventoryError(
-            "hosts: [{name: a}]\ninclude_hosts: h.yml\n", include: "hosts:\n  - name: a\n"))
-        guard case .duplicateHostName("a", let first) = duplicate.problem else { Issue.record("\(duplicate)"); return }
+        let duplicate = try #require(
+            inventoryError(
+                "hosts: [{name: a}]\ninclude_hosts: h.yml\n", include: "hosts:\n  - name: a\n"))
+        guard case .duplicateHostName("a", let first) = duplicate.problem else {
+            Issue.record("\(duplicate)")
+            return
+        }
         #expect(first.file == "test.yml")
         #expect(duplicate.location.file == "h.yml")
     }
@@ -370,16 +433,22 @@ struct DocumentedErrorMessageTests {
     /// The messages quoted in docs/inventory.md, for the same mistakes.
     @Test func messagesMatchTheDocs() throws {
         func message(_ yaml: String) throws -> String { try #require(inventoryError(yaml)).description }
-        #expect(try message("ssh:\n  user: [a, b]\nhosts: [{name: a}]\n")
-            == "test.yml:2:9: 'ssh.user' must be a string, not a list")
-        #expect(try message("ssh:\n  connect_timeout: 10x\nhosts: [{name: a}]\n")
-            == "test.yml:2:20: 'ssh.connect_timeout': invalid value '10x': expected a positive duration such as 500ms, 10s, 10m or 1h30m")
-        #expect(try message("hosts:\n  - {name: cache-1, address: 10.2.2.11}\n  - {name: cache-2, address: 10.2.2.11}\n")
-            == "test.yml:3:5: address 10.2.2.11:22 is already used by host 'cache-1' (at test.yml:2:5)")
-        #expect(try message("hosts:\n  - {name: cache-1}\n  - {name: cache-1}\n")
-            == "test.yml:3:5: duplicate host name 'cache-1' (first defined at test.yml:2:5)")
-        #expect(try message("hosts:\n  - {address: x}\n")
-            == "test.yml:2:5: missing required key 'name' in host hosts[0]")
+        #expect(
+            try message("ssh:\n  user: [a, b]\nhosts: [{name: a}]\n")
+                == "test.yml:2:9: 'ssh.user' must be a string, not a list")
+        #expect(
+            try message("ssh:\n  connect_timeout: 10x\nhosts: [{name: a}]\n")
+                == "test.yml:2:20: 'ssh.connect_timeout': invalid value '10x': expected a positive duration such as 500ms, 10s, 10m or 1h30m"
+        )
+        #expect(
+            try message("hosts:\n  - {name: cache-1, address: 10.2.2.11}\n  - {name: cache-2, address: 10.2.2.11}\n")
+                == "test.yml:3:5: address 10.2.2.11:22 is already used by host 'cache-1' (at test.yml:2:5)")
+        #expect(
+            try message("hosts:\n  - {name: cache-1}\n  - {name: cache-1}\n")
+                == "test.yml:3:5: duplicate host name 'cache-1' (first defined at test.yml:2:5)")
+        #expect(
+            try message("hosts:\n  - {address: x}\n")
+                == "test.yml:2:5: missing required key 'name' in host hosts[0]")
         let syntax = try message("hosts:\n  - name: a\n  bad: x: y\n")
         #expect(syntax.hasPrefix("test.yml:3:"))
         #expect(syntax.contains("invalid YAML: "))

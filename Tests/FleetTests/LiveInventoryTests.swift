@@ -5,7 +5,9 @@ import SSHTransport
 import TestFleet
 import Testing
 
-@Suite("Live inventory from a gateway command", .serialized, .enabled(if: TestFleet.isSupported, "needs root and the test fleet tools"))
+@Suite(
+    "Live inventory from a gateway command", .serialized,
+    .enabled(if: TestFleet.isSupported, "needs root and the test fleet tools"))
 struct LiveInventoryTests {
     static let nodeList = """
         #!/bin/sh
@@ -39,16 +41,20 @@ struct LiveInventoryTests {
         let gateway = fleet.hosts[0]
         var inventory = Inventory(
             name: "live",
-            ssh: SSHSettings(user: "root", identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
-                             gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)))
+            ssh: SSHSettings(
+                user: "root", identityFiles: [fleet.clientKeyPath], knownHosts: [fleet.knownHostsPath],
+                gateway: [GatewayHop(host: gateway.address, port: gateway.port)], connectTimeout: .seconds(20)))
         inventory.source = .gatewayCommand(command)
         var options = SSHClientOptions.from(inventory)
         options.useAgent = false
-        return LiveHostLister(inventory: inventory, options: options, cacheDirectory: cache, refresh: refresh,
-                              commandTimeout: .seconds(2), logger: Logger(label: "test"))
+        return LiveHostLister(
+            inventory: inventory, options: options, cacheDirectory: cache, refresh: refresh,
+            commandTimeout: .seconds(2), logger: Logger(label: "test"))
     }
 
-    func words(_ text: [String]) throws -> [CommandWord] { try FabricCommandLine.parse(text + ["hosts"], indexOffset: 1) }
+    func words(_ text: [String]) throws -> [CommandWord] {
+        try FabricCommandLine.parse(text + ["hosts"], indexOffset: 1)
+    }
 
     @Test("selectors resolve through govuk_node_list on the gateway; answers are cached until --refresh")
     func selectorsAndCache() async throws {
@@ -68,14 +74,16 @@ struct LiveInventoryTests {
         // Cached: the gateway is not asked again; --refresh asks again.
         _ = try await lister(fleet, command: command, cache: cache).resolve(HostListQuery.queries(for: gorWords))
         #expect(try String(contentsOfFile: calls, encoding: .utf8) == "-C gor\n")
-        _ = try await lister(fleet, command: command, cache: cache, refresh: true).resolve(HostListQuery.queries(for: gorWords))
+        _ = try await lister(fleet, command: command, cache: cache, refresh: true).resolve(
+            HostListQuery.queries(for: gorWords))
         #expect(try String(contentsOfFile: calls, encoding: .utf8) == "-C gor\n-C gor\n")
 
         let backend = try await lister(fleet, command: command, cache: cache)
             .resolve(HostListQuery.queries(for: try words(["class:backend"])))
         #expect(try backend.select([.nodeClass(["backend"])]).hosts.map(\.name) == ["backend-1"])
 
-        let all = try await lister(fleet, command: command, cache: cache).resolve(HostListQuery.queries(for: try words(["all"])))
+        let all = try await lister(fleet, command: command, cache: cache).resolve(
+            HostListQuery.queries(for: try words(["all"])))
         #expect(try all.select([.all]).hosts.map(\.name) == ["cache-1", "cache-2", "backend-1"])
         #expect(try String(contentsOfFile: calls, encoding: .utf8) == "-C gor\n-C gor\n-c backend\n\n")
 

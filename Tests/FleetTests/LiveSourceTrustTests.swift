@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SSHTransport
 import Testing
+
 @testable import Fleet
 
 /// Live sources are untrusted input: host names and facts are checked, and the host-list cache is
@@ -33,8 +34,9 @@ struct LiveSourceTrustTests {
         let directory = Self.temporaryDirectory() + "/hosts"
         defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
         let cache = HostListCache(directory: directory)
-        let answer = HostListAnswer(key: "production (PuppetDB https://p) puppet_class:gor", fetched: Date(),
-                                    hosts: [.init(name: "cache-1", address: "10.1.0.11", nodeClass: "cache")])
+        let answer = HostListAnswer(
+            key: "production (PuppetDB https://p) puppet_class:gor", fetched: Date(),
+            hosts: [.init(name: "cache-1", address: "10.1.0.11", nodeClass: "cache")])
         try cache.write(answer)
         var info = stat()
         #expect(lstat(directory, &info) == 0 && info.st_mode & 0o777 == 0o700)
@@ -85,7 +87,9 @@ struct LiveSourceTrustTests {
         try cache.write(HostListAnswer(key: key, fetched: Date(), hosts: []))
         var info = stat()
         #expect(lstat(cache.path(for: key), &info) == 0 && info.st_mode & S_IFMT == S_IFREG)
-        #expect(try JSONDecoder().decode(HostListAnswer.self, from: Data(contentsOf: URL(fileURLWithPath: planted))).hosts.count == 1)
+        #expect(
+            try JSONDecoder().decode(HostListAnswer.self, from: Data(contentsOf: URL(fileURLWithPath: planted))).hosts
+                .count == 1)
     }
 
     @Test("a cached answer with a forged host is refused and the source asked again")
@@ -94,12 +98,15 @@ struct LiveSourceTrustTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var inventory = Inventory(name: "poison", hosts: [])
         inventory.source = .gatewayCommand("govuk_node_list")
-        let lister = LiveHostLister(inventory: inventory, options: SSHClientOptions(), cacheDirectory: directory,
-                                    refresh: false, logger: Logger(label: "test"))
+        let lister = LiveHostLister(
+            inventory: inventory, options: SSHClientOptions(), cacheDirectory: directory,
+            refresh: false, logger: Logger(label: "test"))
         let query = HostListQuery(.all)
         let cache = HostListCache(directory: directory)
-        try cache.write(HostListAnswer(key: "poison (gateway command govuk_node_list) all", fetched: Date(),
-                                       hosts: [.init(name: "prod-db-1", address: "10.9.9.9 -oProxyCommand=x")]))
+        try cache.write(
+            HostListAnswer(
+                key: "poison (gateway command govuk_node_list) all", fetched: Date(),
+                hosts: [.init(name: "prod-db-1", address: "10.9.9.9 -oProxyCommand=x")]))
         let asked = AskCounter()
         let entries = try await lister.answer(query) { _ in
             await asked.increment()

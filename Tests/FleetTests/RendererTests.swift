@@ -1,17 +1,22 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
-let t0 = Date(timeIntervalSince1970: 1_795_649_400)  // 2026-11-25T23:30:00Z
+let t0 = Date(timeIntervalSince1970: 1_795_649_400) // 2026-11-25T23:30:00Z
 
 func chunk(_ host: String, _ text: String, _ stream: RemoteStream = .stdout) -> FleetEvent {
     .output(host: host, stream: stream, text: text, time: t0)
 }
 
-func finished(_ host: String, _ task: String, _ outcome: HostOutcome, stderr: String? = nil,
-              seconds: Int64 = 1) -> FleetEvent {
-    .hostFinished(HostTaskResult(host: host, task: task, outcome: outcome, duration: .seconds(seconds),
-                                 lastStderrLine: stderr, time: t0))
+func finished(
+    _ host: String, _ task: String, _ outcome: HostOutcome, stderr: String? = nil,
+    seconds: Int64 = 1
+) -> FleetEvent {
+    .hostFinished(
+        HostTaskResult(
+            host: host, task: task, outcome: outcome, duration: .seconds(seconds),
+            lastStderrLine: stderr, time: t0))
 }
 
 func renderAll(_ renderer: inout some FleetEventRenderer, _ events: [FleetEvent]) -> String {
@@ -21,14 +26,19 @@ func renderAll(_ renderer: inout some FleetEventRenderer, _ events: [FleetEvent]
 let sampleSummary = RunSummary(
     environment: "production", hosts: ["cache-1", "cache-2", "cache-3"], tasks: ["sdo:rm /x", "app.start:goreplay"],
     results: [
-        HostTaskResult(host: "cache-1", task: "sdo:rm /x", outcome: .exited(status: 0), duration: .milliseconds(400), time: t0),
-        HostTaskResult(host: "cache-1", task: "app.start:goreplay", outcome: .exited(status: 0), duration: .seconds(1), time: t0),
-        HostTaskResult(host: "cache-2", task: "sdo:rm /x", outcome: .exited(status: 1), duration: .milliseconds(300),
-                       lastStderrLine: "rm: cannot remove '/x': No such file or directory", time: t0),
-        HostTaskResult(host: "cache-2", task: "app.start:goreplay", outcome: .skipped(reason: "earlier task failed"),
-                       duration: .zero, time: t0),
-        HostTaskResult(host: "cache-3", task: "sdo:rm /x", outcome: .connectionFailed("connect timed out after 10s"),
-                       duration: .seconds(10), time: t0),
+        HostTaskResult(
+            host: "cache-1", task: "sdo:rm /x", outcome: .exited(status: 0), duration: .milliseconds(400), time: t0),
+        HostTaskResult(
+            host: "cache-1", task: "app.start:goreplay", outcome: .exited(status: 0), duration: .seconds(1), time: t0),
+        HostTaskResult(
+            host: "cache-2", task: "sdo:rm /x", outcome: .exited(status: 1), duration: .milliseconds(300),
+            lastStderrLine: "rm: cannot remove '/x': No such file or directory", time: t0),
+        HostTaskResult(
+            host: "cache-2", task: "app.start:goreplay", outcome: .skipped(reason: "earlier task failed"),
+            duration: .zero, time: t0),
+        HostTaskResult(
+            host: "cache-3", task: "sdo:rm /x", outcome: .connectionFailed("connect timed out after 10s"),
+            duration: .seconds(10), time: t0),
     ],
     interrupted: false, duration: .milliseconds(11_200), time: t0)
 
@@ -48,7 +58,7 @@ struct LineBufferTests {
 
     @Test func splitUTF8AndLongLines() {
         var buffer = OutputLineBuffer(maximumLineBytes: 8)
-        let pound = Array("£\n".utf8)  // two-byte character split across chunks
+        let pound = Array("£\n".utf8) // two-byte character split across chunks
         #expect(buffer.append([pound[0]], host: "a", stream: .stdout).isEmpty)
         #expect(buffer.append(Array(pound[1...]), host: "a", stream: .stdout) == ["£"])
         #expect(buffer.append(Array("0123456789\n".utf8), host: "a", stream: .stdout) == ["01234567", "89"])
@@ -60,44 +70,48 @@ struct LineBufferTests {
 struct TextRendererTests {
     @Test func fabricStyleLinesNeverMixHosts() {
         var renderer = TextRenderer()
-        let text = renderAll(&renderer, [
-            .runStarted(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["sdo:rm /x"], time: t0),
-            .taskStarted(host: "cache-1", task: "sdo:rm /x", command: "sudo rm /x", time: t0),
-            chunk("cache-1", "first half "), chunk("cache-2", "other "), chunk("cache-1", "second half\npartial"),
-            chunk("cache-2", "host\n"), chunk("cache-2", "no such file\n", .stderr),
-            finished("cache-1", "sdo:rm /x", .exited(status: 0)),
-            chunk("cache-2", "tail without newline"),
-            finished("cache-2", "sdo:rm /x", .exited(status: 1), stderr: "no such file"),
-        ])
-        #expect(text == """
-            production: 2 hosts (cache-1, cache-2)
-            tasks: sdo:rm /x
-            [cache-1] Executing task 'sdo:rm /x'
-            [cache-1] run: sudo rm /x
-            [cache-1] out: first half second half
-            [cache-2] out: other host
-            [cache-2] err: no such file
-            [cache-1] out: partial
-            [cache-1] ok: sdo:rm /x (1.0s)
-            [cache-2] out: tail without newline
-            [cache-2] FAILED: sdo:rm /x exit 1 after 1.0s — no such file
+        let text = renderAll(
+            &renderer,
+            [
+                .runStarted(environment: "production", hosts: ["cache-1", "cache-2"], tasks: ["sdo:rm /x"], time: t0),
+                .taskStarted(host: "cache-1", task: "sdo:rm /x", command: "sudo rm /x", time: t0),
+                chunk("cache-1", "first half "), chunk("cache-2", "other "), chunk("cache-1", "second half\npartial"),
+                chunk("cache-2", "host\n"), chunk("cache-2", "no such file\n", .stderr),
+                finished("cache-1", "sdo:rm /x", .exited(status: 0)),
+                chunk("cache-2", "tail without newline"),
+                finished("cache-2", "sdo:rm /x", .exited(status: 1), stderr: "no such file"),
+            ])
+        #expect(
+            text == """
+                production: 2 hosts (cache-1, cache-2)
+                tasks: sdo:rm /x
+                [cache-1] Executing task 'sdo:rm /x'
+                [cache-1] run: sudo rm /x
+                [cache-1] out: first half second half
+                [cache-2] out: other host
+                [cache-2] err: no such file
+                [cache-1] out: partial
+                [cache-1] ok: sdo:rm /x (1.0s)
+                [cache-2] out: tail without newline
+                [cache-2] FAILED: sdo:rm /x exit 1 after 1.0s — no such file
 
-            """)
+                """)
     }
 
     @Test func summaryTable() {
         var renderer = TextRenderer()
         let text = renderer.render(.summary(sampleSummary))
-        #expect(text == """
+        #expect(
+            text == """
 
-            Summary (production, 11.2s):
-            HOST     SDO:RM /X   APP.START:GOREPLAY  EXIT  TIME   LAST STDERR
-            cache-1  ok          ok                  0     1.4s
-            cache-2  exit 1      skipped             1     300ms  rm: cannot remove '/x': No such file or directory
-            cache-3  conn error  -                   -     10.0s  connect timed out after 10s
-            3 hosts: 1 ok, 2 failed; exit code 1
+                Summary (production, 11.2s):
+                HOST     SDO:RM /X   APP.START:GOREPLAY  EXIT  TIME   LAST STDERR
+                cache-1  ok          ok                  0     1.4s
+                cache-2  exit 1      skipped             1     300ms  rm: cannot remove '/x': No such file or directory
+                cache-3  conn error  -                   -     10.0s  connect timed out after 10s
+                3 hosts: 1 ok, 2 failed; exit code 1
 
-            """)
+                """)
     }
 
     @Test func summaryFlushesPartialLinesFirstAndNotesInterruption() {
@@ -113,11 +127,13 @@ struct TextRendererTests {
     @Test("hosts stopped mid-command by Ctrl-C are 'interrupted' in the text summary, never 'ok' with exit 0")
     func interruptedHostsAreNotOk() {
         let results = ["cache-1", "cache-2", "cache-3"].map {
-            HostTaskResult(host: $0, task: "do:sleep 30", outcome: .skipped(reason: "interrupted while running"),
-                           duration: .seconds(2), lastStderrLine: "interrupted while running", time: t0)
+            HostTaskResult(
+                host: $0, task: "do:sleep 30", outcome: .skipped(reason: "interrupted while running"),
+                duration: .seconds(2), lastStderrLine: "interrupted while running", time: t0)
         }
-        let summary = RunSummary(environment: "production", hosts: ["cache-1", "cache-2", "cache-3"], tasks: ["do:sleep 30"],
-                                 results: results, interrupted: true, duration: .seconds(2), time: t0)
+        let summary = RunSummary(
+            environment: "production", hosts: ["cache-1", "cache-2", "cache-3"], tasks: ["do:sleep 30"],
+            results: results, interrupted: true, duration: .seconds(2), time: t0)
         var renderer = TextRenderer()
         let text = renderer.render(.summary(summary))
         #expect(text.hasSuffix("3 hosts: 0 ok, 0 failed, 3 interrupted; run interrupted; exit code 130\n"), "\(text)")
@@ -155,19 +171,22 @@ struct JSONLinesRendererTests {
 
     @Test func everyEventParsesBackWithStableFields() throws {
         var renderer = JSONLinesRenderer()
-        let text = renderAll(&renderer, [
-            .runStarted(environment: "production", hosts: ["cache-1"], tasks: ["sdo:rm /x"], time: t0),
-            .taskStarted(host: "cache-1", task: "sdo:rm /x", command: nil, time: t0),
-            chunk("cache-1", "a \"quoted\"\tline\u{1}\nhal"), chunk("cache-1", "f"),
-            .notice(host: nil, message: "23:00–05:30 Europe/London", time: t0),
-            finished("cache-1", "sdo:rm /x", .signalled("TERM"), stderr: "killed"),
-            .summary(sampleSummary),
-        ])
+        let text = renderAll(
+            &renderer,
+            [
+                .runStarted(environment: "production", hosts: ["cache-1"], tasks: ["sdo:rm /x"], time: t0),
+                .taskStarted(host: "cache-1", task: "sdo:rm /x", command: nil, time: t0),
+                chunk("cache-1", "a \"quoted\"\tline\u{1}\nhal"), chunk("cache-1", "f"),
+                .notice(host: nil, message: "23:00–05:30 Europe/London", time: t0),
+                finished("cache-1", "sdo:rm /x", .signalled("TERM"), stderr: "killed"),
+                .summary(sampleSummary),
+            ])
         #expect(text.hasSuffix("\n"))
         let events = try objects(text)
-        #expect(events.map { $0["event"] as? String } == [
-            "run_started", "task_started", "output", "notice", "output", "host_finished", "summary",
-        ])
+        #expect(
+            events.map { $0["event"] as? String } == [
+                "run_started", "task_started", "output", "notice", "output", "host_finished", "summary",
+            ])
         #expect(events.allSatisfy { $0["time"] as? String == "2026-11-25T23:30:00.000Z" })
         #expect(events[0]["hosts"] as? [String] == ["cache-1"])
         #expect(events[1]["command"] == nil)
@@ -189,7 +208,10 @@ struct JSONLinesRendererTests {
         #expect(results[4]["message"] as? String == "connect timed out after 10s")
         // Keys are written sorted, so lines are byte-for-byte stable.
         let firstLine = String(text.split(separator: "\n")[0])
-        #expect(firstLine == #"{"environment":"production","event":"run_started","hosts":["cache-1"],"tasks":["sdo:rm /x"],"time":"2026-11-25T23:30:00.000Z"}"#)
+        #expect(
+            firstLine
+                == #"{"environment":"production","event":"run_started","hosts":["cache-1"],"tasks":["sdo:rm /x"],"time":"2026-11-25T23:30:00.000Z"}"#
+        )
     }
 }
 
@@ -197,9 +219,11 @@ struct JSONLinesRendererTests {
 struct ExitCodeTests {
     @Test func documentedValues() {
         #expect(FleetExitCode.allCases.map(\.rawValue) == [0, 1, 2, 3, 4, 130])
-        #expect(FleetExitCode.forRun(outcomes: [.exited(status: 0), .skipped(reason: "x")], interrupted: false) == .success)
-        #expect(FleetExitCode.forRun(outcomes: [.exited(status: 0), .timedOut(after: .seconds(5))], interrupted: false)
-            == .hostFailed)
+        #expect(
+            FleetExitCode.forRun(outcomes: [.exited(status: 0), .skipped(reason: "x")], interrupted: false) == .success)
+        #expect(
+            FleetExitCode.forRun(outcomes: [.exited(status: 0), .timedOut(after: .seconds(5))], interrupted: false)
+                == .hostFailed)
         #expect(FleetExitCode.forRun(outcomes: [.exited(status: 2)], interrupted: true) == .interrupted)
         #expect(sampleSummary.exitCode == .hostFailed)
     }

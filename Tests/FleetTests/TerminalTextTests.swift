@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 /// A host's output is untrusted: in text output it must not be able to move the cursor,
@@ -9,12 +10,14 @@ struct TerminalTextTests {
     /// One rendered run in which `cache-1` prints `payload` on stdout and on stderr, then fails.
     func rendered(_ payload: String) -> String {
         var renderer = TextRenderer()
-        return renderAll(&renderer, [
-            chunk("cache-1", payload + "\n"),
-            chunk("cache-1", payload + "\n", .stderr),
-            .notice(host: "cache-1", message: "reading state failed: " + payload, time: t0),
-            finished("cache-1", "sdo:true", .exited(status: 1), stderr: payload),
-        ])
+        return renderAll(
+            &renderer,
+            [
+                chunk("cache-1", payload + "\n"),
+                chunk("cache-1", payload + "\n", .stderr),
+                .notice(host: "cache-1", message: "reading state failed: " + payload, time: t0),
+                finished("cache-1", "sdo:true", .exited(status: 1), stderr: payload),
+            ])
     }
 
     @Test("a carriage return cannot overwrite the host's prefix with a forged '[cache-2] ok:'")
@@ -32,8 +35,9 @@ struct TerminalTextTests {
     @Test("ANSI escapes (clear screen, cursor up, colour) are shown, not obeyed")
     func ansiEscapes() {
         let text = rendered("\u{1B}[2J\u{1B}[1A\u{1B}[32mok\u{1B}[0m \u{7}bell \u{9B}31m c1")
-        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B },
-                "a control character reached the terminal: \(text.debugDescription)")
+        #expect(
+            !text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B },
+            "a control character reached the terminal: \(text.debugDescription)")
         #expect(text.contains(#"[cache-1] out: \x1b[2J\x1b[1A\x1b[32mok\x1b[0m \x07bell \u{9b}31m c1"#), "\(text)")
     }
 
@@ -53,7 +57,8 @@ struct TerminalTextTests {
     @Test("a multi-line notice keeps its lines, each under the host's prefix")
     func multiLineNotice() {
         var renderer = TextRenderer()
-        let text = renderer.render(.notice(host: "cache-1", message: "/etc/x (systemd):\n  [Service]\n  ExecStart=/bin/true", time: t0))
+        let text = renderer.render(
+            .notice(host: "cache-1", message: "/etc/x (systemd):\n  [Service]\n  ExecStart=/bin/true", time: t0))
         #expect(text == "[cache-1] /etc/x (systemd):\n[cache-1]   [Service]\n[cache-1]   ExecStart=/bin/true\n")
     }
 
@@ -61,8 +66,11 @@ struct TerminalTextTests {
     func summaryCell() {
         let summary = RunSummary(
             environment: "production", hosts: ["cache-1"], tasks: ["sdo:x"],
-            results: [HostTaskResult(host: "cache-1", task: "sdo:x", outcome: .exited(status: 1), duration: .seconds(1),
-                                     lastStderrLine: "\r\u{1B}[2Kcache-2  ok", time: t0)],
+            results: [
+                HostTaskResult(
+                    host: "cache-1", task: "sdo:x", outcome: .exited(status: 1), duration: .seconds(1),
+                    lastStderrLine: "\r\u{1B}[2Kcache-2  ok", time: t0)
+            ],
             interrupted: false, duration: .seconds(1), time: t0)
         let text = TextRenderer().summaryTable(summary).joined(separator: "\n")
         #expect(!text.contains("\r") && !text.contains("\u{1B}"), "\(text.debugDescription)")
@@ -72,12 +80,15 @@ struct TerminalTextTests {
     @Test("JSON output already escapes C0 controls: no raw ESC or CR byte on the wire")
     func jsonEscapes() throws {
         var renderer = JSONLinesRenderer()
-        let text = renderAll(&renderer, [
-            chunk("cache-1", "\r[cache-2] ok: \u{1B}[2J\n"),
-            finished("cache-1", "sdo:true", .exited(status: 1), stderr: "\r\u{1B}[1A"),
-        ])
+        let text = renderAll(
+            &renderer,
+            [
+                chunk("cache-1", "\r[cache-2] ok: \u{1B}[2J\n"),
+                finished("cache-1", "sdo:true", .exited(status: 1), stderr: "\r\u{1B}[1A"),
+            ])
         #expect(!text.utf8.contains(0x1B) && !text.utf8.contains(0x0D), "\(text.debugDescription)")
-        let first = try #require(try JSONSerialization.jsonObject(with: Data(text.split(separator: "\n")[0].utf8)) as? [String: Any])
+        let first = try #require(
+            try JSONSerialization.jsonObject(with: Data(text.split(separator: "\n")[0].utf8)) as? [String: Any])
         #expect(first["line"] as? String == "\r[cache-2] ok: \u{1B}[2J", "the JSON keeps the exact text for programs")
     }
 }

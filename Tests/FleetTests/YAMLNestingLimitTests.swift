@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Fleet
 
 /// Deep YAML is a located error, never a stack overflow: Yams composes recursively.
@@ -11,15 +12,23 @@ struct YAMLNestingLimitTests {
             ("flow sequences", String(repeating: "[", count: depth) + String(repeating: "]", count: depth)),
             ("flow mappings", String(repeating: "{a: ", count: depth) + "1" + String(repeating: "}", count: depth)),
             ("compact block sequences", String(repeating: "- ", count: depth) + "x\n"),
-            ("indented block mappings",
-             (0..<depth).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " v\n"),
+            (
+                "indented block mappings",
+                (0..<depth).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " v\n"
+            ),
             // Quoted closing brackets must not hide real opening ones.
-            ("quoted brackets between levels",
-             String(repeating: "[\"]]]]\", ", count: depth) + "1" + String(repeating: "]", count: depth)),
-            ("anchored quoted brackets",
-             String(repeating: "[&a \"]]]]\", ", count: depth) + "1" + String(repeating: "]", count: depth)),
-            ("single-quoted brackets",
-             String(repeating: "['}}]]''', ", count: depth) + "1" + String(repeating: "]", count: depth)),
+            (
+                "quoted brackets between levels",
+                String(repeating: "[\"]]]]\", ", count: depth) + "1" + String(repeating: "]", count: depth)
+            ),
+            (
+                "anchored quoted brackets",
+                String(repeating: "[&a \"]]]]\", ", count: depth) + "1" + String(repeating: "]", count: depth)
+            ),
+            (
+                "single-quoted brackets",
+                String(repeating: "['}}]]''', ", count: depth) + "1" + String(repeating: "]", count: depth)
+            ),
         ]
     }
 
@@ -50,7 +59,8 @@ struct YAMLNestingLimitTests {
             #expect(YAMLNestingLimit.firstViolation(in: text) == nil, "\(shape)")
         }
         // The shipped inventories are far inside the limit.
-        for file in try FileManager.default.contentsOfDirectory(atPath: shippedInventories) where file.hasSuffix(".yml") {
+        for file in try FileManager.default.contentsOfDirectory(atPath: shippedInventories) where file.hasSuffix(".yml")
+        {
             let text = try String(contentsOfFile: shippedInventories + "/" + file, encoding: .utf8)
             #expect(YAMLNestingLimit.firstViolation(in: text) == nil, "\(file)")
         }

@@ -17,17 +17,22 @@ struct ConfigurationSearchTests {
         init() throws {
             root = FileManager.default.temporaryDirectory.appendingPathComponent("search-\(UUID().uuidString)").path
             for base in [root + "/checkout", root + "/elsewhere"] {
-                try FileManager.default.createDirectory(atPath: base + "/inventories", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: base + "/inventories", withIntermediateDirectories: true)
                 try FileManager.default.createDirectory(atPath: base + "/playbooks", withIntermediateDirectories: true)
-                try "name: production\nhosts: []\n".write(toFile: base + "/inventories/production.yml", atomically: true, encoding: .utf8)
+                try "name: production\nhosts: []\n".write(
+                    toFile: base + "/inventories/production.yml", atomically: true, encoding: .utf8)
             }
         }
 
-        func search(configDirectory: String? = nil, environment: [String: String] = [:], installed: String? = nil,
-                    checkout: Bool = true) -> ConfigurationSearch {
-            ConfigurationSearch(configDirectory: configDirectory, environment: environment,
-                                checkoutRoot: checkout ? self.checkout : nil, installedRoot: installed,
-                                workingDirectory: elsewhere)
+        func search(
+            configDirectory: String? = nil, environment: [String: String] = [:], installed: String? = nil,
+            checkout: Bool = true
+        ) -> ConfigurationSearch {
+            ConfigurationSearch(
+                configDirectory: configDirectory, environment: environment,
+                checkoutRoot: checkout ? self.checkout : nil, installedRoot: installed,
+                workingDirectory: elsewhere)
         }
     }
 
@@ -61,8 +66,10 @@ struct ConfigurationSearchTests {
     @Test func environmentVariablesComeBeforeTheProject() throws {
         let layout = try Layout()
         defer { try? FileManager.default.removeItem(atPath: layout.root) }
-        let search = layout.search(environment: ["GOVUK_FAB_INVENTORY_DIR": layout.root + "/extra",
-                                                 "GOVUK_FAB_PLAYBOOK_DIR": layout.root + "/missing"])
+        let search = layout.search(environment: [
+            "GOVUK_FAB_INVENTORY_DIR": layout.root + "/extra",
+            "GOVUK_FAB_PLAYBOOK_DIR": layout.root + "/missing",
+        ])
         #expect(search.inventoryDirectories.map(\.source) == [.environmentVariable, .checkout])
         // Missing playbook directories are left out; the project's stays.
         #expect(search.playbookDirectories.map(\.source) == [.checkout])

@@ -9,31 +9,37 @@ import Testing
 /// `-k`, `--keepalive`, `--system-known-hosts` and `--ssh-config-path /dev/null` against ssh_config.
 @Suite("Fabric connection options over ssh_config")
 struct FabricConnectionOptionsTests {
-    let environment = SSHConfigEnvironment(homeDirectory: "/home/op", localUser: "op", localHostName: "laptop", userID: 1000)
+    let environment = SSHConfigEnvironment(
+        homeDirectory: "/home/op", localUser: "op", localHostName: "laptop", userID: 1000)
 
     func layer(base: SSHClientOptions) throws -> SSHConfigLayer {
-        let config = try SSHConfigFile.parse("""
+        let config = try SSHConfigFile.parse(
+            """
             Host cache-*
               IdentityFile /keys/cache_ed25519
               ServerAliveInterval 30
               UserKnownHostsFile /kh/cache
             """, path: "/test/ssh_config", environment: environment)
-        return SSHConfigLayer(config: config, inventory: Inventory(name: "test"), base: base, commandLineConnectTimeout: nil,
-                              localUser: "op")
+        return SSHConfigLayer(
+            config: config, inventory: Inventory(name: "test"), base: base, commandLineConnectTimeout: nil,
+            localUser: "op")
     }
 
     @Test func noKeysDropsConfigIdentityFiles() throws {
         var base = SSHClientOptions()
         base.identityFiles = ["/given/by/-i"]
         var configured = try layer(base: base)
-        #expect(configured.connection(for: FleetHost(name: "cache-1")).options.identityFiles == ["/given/by/-i", "/keys/cache_ed25519"])
+        #expect(
+            configured.connection(for: FleetHost(name: "cache-1")).options.identityFiles == [
+                "/given/by/-i", "/keys/cache_ed25519",
+            ])
         configured.usesConfigIdentityFiles = false
         #expect(configured.connection(for: FleetHost(name: "cache-1")).options.identityFiles == ["/given/by/-i"])
     }
 
     @Test func commandLineKeepaliveBeatsServerAliveInterval() throws {
         var base = SSHClientOptions()
-        base.keepaliveInterval = nil  // --keepalive 0
+        base.keepaliveInterval = nil // --keepalive 0
         var configured = try layer(base: base)
         #expect(configured.connection(for: FleetHost(name: "cache-1")).options.keepaliveInterval == .seconds(30))
         configured.commandLineKeepalive = true

@@ -50,8 +50,10 @@ final class CapturedIO: Sendable {
 /// The whole govuk-fab pipeline (arguments → ArgumentParser → session → console) run in this
 /// process with a pinned local environment, so no test depends on who runs it or on a terminal.
 enum Pipeline {
-    static func run(_ arguments: [String], local: LocalEnvironment, answers: [String] = [],
-                    interrupts: InterruptSource = .none) async -> PipelineResult {
+    static func run(
+        _ arguments: [String], local: LocalEnvironment, answers: [String] = [],
+        interrupts: InterruptSource = .none
+    ) async -> PipelineResult {
         let captured = CapturedIO(answers: answers)
         let status = await GovukFab.main(arguments, local: local, io: captured.io, interrupts: interrupts)
         return PipelineResult(status: status, stdout: captured.stdout, stderr: captured.stderr)
@@ -61,12 +63,16 @@ enum Pipeline {
     static func local(directory: String, terminal: Bool = false) -> LocalEnvironment {
         LocalEnvironment(
             user: "operator", userID: 1000, homeDirectory: directory + "/home", hostName: "workstation",
-            variables: ["XDG_STATE_HOME": directory + "/state", "XDG_CACHE_HOME": directory + "/cache", "NO_COLOR": "1"],
+            variables: [
+                "XDG_STATE_HOME": directory + "/state", "XDG_CACHE_HOME": directory + "/cache", "NO_COLOR": "1",
+            ],
             stdinIsTerminal: terminal, stdoutIsTerminal: false)
     }
 
     static func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("govuk-fab-pipeline-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "govuk-fab-pipeline-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: path + "/home", withIntermediateDirectories: true)
         return path
     }
@@ -78,13 +84,13 @@ struct PipelineTests {
     static func offlineInventory(in directory: String, confirm: Bool = false) throws -> String {
         let path = directory + "/offline.yml"
         try """
-            name: offline
-            confirm_changes: \(confirm)
-            hosts:
-              - {name: cache-1, address: 127.0.0.1, node_class: cache, puppet_classes: [Gor]}
-              - {name: backend-2, address: 127.0.0.2, node_class: backend, puppet_classes: [Gor, Nginx]}
-              - {name: backend-1, address: 127.0.0.3, node_class: backend, puppet_classes: [Nginx]}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        name: offline
+        confirm_changes: \(confirm)
+        hosts:
+          - {name: cache-1, address: 127.0.0.1, node_class: cache, puppet_classes: [Gor]}
+          - {name: backend-2, address: 127.0.0.2, node_class: backend, puppet_classes: [Gor, Nginx]}
+          - {name: backend-1, address: 127.0.0.3, node_class: backend, puppet_classes: [Nginx]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -104,7 +110,9 @@ struct PipelineTests {
 
         let unknown = await Pipeline.run(["-d", "sdoo"], local: local)
         #expect(unknown.status == 2, "\(unknown)")
-        #expect(unknown.stderr.contains("govuk-fab: error: no task named 'sdoo'") && unknown.stderr.contains("sdo"), "\(unknown)")
+        #expect(
+            unknown.stderr.contains("govuk-fab: error: no task named 'sdoo'") && unknown.stderr.contains("sdo"),
+            "\(unknown)")
     }
 
     @Test("hosts and classes list the inventory; --json gives one event per line with its time")
@@ -120,9 +128,12 @@ struct PipelineTests {
 
         let classes = await Pipeline.run(["--inventory", inventory, "offline", "classes"], local: local)
         #expect(classes.status == 0, "\(classes)")
-        #expect(classes.stdout.contains("  backend (2 hosts)") && classes.stdout.contains("  nginx (2 hosts)"), "\(classes)")
+        #expect(
+            classes.stdout.contains("  backend (2 hosts)") && classes.stdout.contains("  nginx (2 hosts)"), "\(classes)"
+        )
 
-        let json = await Pipeline.run(["--json", "--inventory", inventory, "offline", "puppet_class:gor", "hosts"], local: local)
+        let json = await Pipeline.run(
+            ["--json", "--inventory", inventory, "offline", "puppet_class:gor", "hosts"], local: local)
         #expect(json.status == 0, "\(json)")
         let events = json.jsonEvents
         #expect(events.map { $0["name"] as? String } == ["backend-2", "cache-1"], "\(json)")
@@ -137,20 +148,25 @@ struct PipelineTests {
 
         let contradiction = await Pipeline.run(["--warn-only", "--abort-on-failure", "offline", "hosts"], local: local)
         #expect(contradiction.status == 2, "\(contradiction)")
-        #expect(contradiction.stderr.hasPrefix("govuk-fab: error: --warn-only and --abort-on-failure contradict"), "\(contradiction)")
-        #expect(contradiction.stderr.split(separator: "\n").count == 1 && contradiction.stdout.isEmpty, "\(contradiction)")
+        #expect(
+            contradiction.stderr.hasPrefix("govuk-fab: error: --warn-only and --abort-on-failure contradict"),
+            "\(contradiction)")
+        #expect(
+            contradiction.stderr.split(separator: "\n").count == 1 && contradiction.stdout.isEmpty, "\(contradiction)")
 
         let missing = await Pipeline.run([], local: local)
         #expect(missing.status == 2 && missing.stderr.contains("missing ENVIRONMENT"), "\(missing)")
 
         let inventory = try Self.offlineInventory(in: directory)
-        let badWord = await Pipeline.run(["--json", "--inventory", inventory, "offline", "all", "nosuchtask"], local: local)
+        let badWord = await Pipeline.run(
+            ["--json", "--inventory", inventory, "offline", "all", "nosuchtask"], local: local)
         #expect(badWord.status == 2, "\(badWord)")
         let error = try #require(badWord.jsonEvents.first, "\(badWord)")
         #expect(error["event"] as? String == "error" && error["exit_code"] as? Int == 2, "\(badWord)")
         #expect(badWord.stderr.contains("nosuchtask"), "\(badWord)")
 
-        let noHosts = await Pipeline.run(["--inventory", inventory, "offline", "class:nosuch", "do:true"], local: local)
+        let noHosts = await Pipeline.run(
+            ["--inventory", inventory, "offline", "class:nosuch", "do:true"], local: local)
         #expect(noHosts.status == FleetExitCode.noHostsMatched.rawValue, "\(noHosts)")
     }
 
@@ -181,14 +197,19 @@ struct PipelineTests {
         let directory = try Pipeline.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let inventory = try Self.offlineInventory(in: directory, confirm: true)
-        let result = await Pipeline.run(["--inventory", inventory, "offline", "all", "sdo:true"], local: Pipeline.local(directory: directory))
+        let result = await Pipeline.run(
+            ["--inventory", inventory, "offline", "all", "sdo:true"], local: Pipeline.local(directory: directory))
         #expect(result.status == 3, "\(result)")
         #expect(result.stderr.contains("govuk-fab: error:") && result.stdout.isEmpty, "\(result)")
-        #expect(!FileManager.default.fileExists(atPath: directory + "/state/govuk-fab/audit.jsonl"), "nothing was run, nothing audited")
+        #expect(
+            !FileManager.default.fileExists(atPath: directory + "/state/govuk-fab/audit.jsonl"),
+            "nothing was run, nothing audited")
     }
 }
 
-@Suite("The CLI pipeline in process on a real fleet", .serialized, .enabled(if: TestFleet.isSupported, "needs root and sshd"))
+@Suite(
+    "The CLI pipeline in process on a real fleet", .serialized,
+    .enabled(if: TestFleet.isSupported, "needs root and sshd"))
 final class PipelineFleetTests {
     let fleet: TestFleet
     let directory: String
@@ -232,7 +253,9 @@ final class PipelineFleetTests {
     @Test("on a terminal the prompt is asked on stderr: 'no' runs nothing (exit 3), 'yes' runs on every host")
     func confirmation() async throws {
         let local = Pipeline.local(directory: directory, terminal: true)
-        let arguments = ["--inventory", inventory, "pipe", "all", "sdo:mkdir -p /etc/govuk-fab && touch \(marker) && hostname"]
+        let arguments = [
+            "--inventory", inventory, "pipe", "all", "sdo:mkdir -p /etc/govuk-fab && touch \(marker) && hostname",
+        ]
 
         let declined = await Pipeline.run(arguments, local: local, answers: ["no"])
         #expect(declined.status == 3, "\(declined)")
@@ -253,8 +276,9 @@ final class PipelineFleetTests {
 
     @Test("--json --yes: run_started, per-host events and a summary, each with its time; the audit records the run")
     func jsonRun() async throws {
-        let result = await Pipeline.run(["--json", "--yes", "--inventory", inventory, "pipe", "all", "do:hostname"],
-                                        local: Pipeline.local(directory: directory))
+        let result = await Pipeline.run(
+            ["--json", "--yes", "--inventory", inventory, "pipe", "all", "do:hostname"],
+            local: Pipeline.local(directory: directory))
         #expect(result.status == 0, "\(result)")
         let events = result.jsonEvents
         #expect(events.count == result.stdout.split(separator: "\n").count, "every stdout line is JSON: \(result)")
@@ -273,13 +297,16 @@ final class PipelineFleetTests {
         }
         let (inventory, local) = (self.inventory, Pipeline.local(directory: directory))
         let run = Task {
-            await Pipeline.run(["--yes", "--inventory", inventory, "pipe", "all", "do:sleep 60"],
-                               local: local, interrupts: source)
+            await Pipeline.run(
+                ["--yes", "--inventory", inventory, "pipe", "all", "do:sleep 60"],
+                local: local, interrupts: source)
         }
         // Bounded wait for both hosts' sleep to start, then Ctrl-C.
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            let running = try fleet.hosts.allSatisfy { try fleet.run(on: $0.name, "pgrep -x sleep >/dev/null").status == 0 }
+            let running = try fleet.hosts.allSatisfy {
+                try fleet.run(on: $0.name, "pgrep -x sleep >/dev/null").status == 0
+            }
             if running { break }
             try await Task.sleep(for: .milliseconds(100))
         }

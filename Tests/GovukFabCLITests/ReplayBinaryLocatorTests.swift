@@ -10,13 +10,16 @@ import Testing
 struct ReplayBinaryLocatorTests {
     static func file(_ content: String, in directory: String, named name: String) throws -> String {
         let path = directory + "/" + name
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try content.write(toFile: path, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
         return path
     }
 
-    @Test("binary=PATH beats $GOVUK_FAB_GOREPLAY_BINARY, which beats the checkout's build; a present build is not rebuilt")
+    @Test(
+        "binary=PATH beats $GOVUK_FAB_GOREPLAY_BINARY, which beats the checkout's build; a present build is not rebuilt"
+    )
     func order() throws {
         let directory = try Pipeline.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -53,7 +56,8 @@ struct ReplayBinaryLocatorTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try Self.file("bin", in: directory, named: "goreplay")
         let registry = try TaskRegistry.standard(playbookDirectories: [])
-        let task = try registry.makeTask(TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"), inventory: Inventory(name: "t"))
+        let task = try registry.makeTask(
+            TaskInvocation(name: "deploy-goreplay", raw: "deploy-goreplay"), inventory: Inventory(name: "t"))
         let sources = ReplayBinarySource.sources(in: [PlannedTask(task: task, hosts: [])])
         #expect(sources.count == 1 && sources.first?.task == "deploy-goreplay")
         let source = try #require(sources.first?.source)

@@ -32,7 +32,8 @@ struct SSHConfigLayerTests {
           IdentityFile /keys/only
         """
 
-    let environment = SSHConfigEnvironment(homeDirectory: "/home/op", localUser: "op", localHostName: "laptop", userID: 1000)
+    let environment = SSHConfigEnvironment(
+        homeDirectory: "/home/op", localUser: "op", localHostName: "laptop", userID: 1000)
     let local = LocalEnvironment(user: "op", userID: 1000, homeDirectory: "/home/op", hostName: "laptop")
 
     func layer(_ ssh: SSHSettings, commandLineTimeout: Duration? = nil) throws -> SSHConfigLayer {
@@ -40,14 +41,18 @@ struct SSHConfigLayerTests {
         let inventory = Inventory(name: "test", ssh: ssh)
         var base = SSHClientOptions.from(inventory, connectTimeout: commandLineTimeout, local: local)
         base.useAgent = true
-        return SSHConfigLayer(config: config, inventory: inventory, base: base, commandLineConnectTimeout: commandLineTimeout,
-                              localUser: local.user)
+        return SSHConfigLayer(
+            config: config, inventory: inventory, base: base, commandLineConnectTimeout: commandLineTimeout,
+            localUser: local.user)
     }
 
-    func settings(_ keys: Set<String>, user: String? = nil, port: Int = 22, knownHosts: [String] = [],
-                  gateway: [GatewayHop] = [], connectTimeout: Duration = .seconds(10)) -> SSHSettings {
-        var ssh = SSHSettings(user: user, port: port, identityFiles: ["/inv/key"], knownHosts: knownHosts,
-                              gateway: gateway, connectTimeout: connectTimeout)
+    func settings(
+        _ keys: Set<String>, user: String? = nil, port: Int = 22, knownHosts: [String] = [],
+        gateway: [GatewayHop] = [], connectTimeout: Duration = .seconds(10)
+    ) -> SSHSettings {
+        var ssh = SSHSettings(
+            user: user, port: port, identityFiles: ["/inv/key"], knownHosts: knownHosts,
+            gateway: gateway, connectTimeout: connectTimeout)
         ssh.explicitKeys = keys.union(["identity_files"])
         return ssh
     }
@@ -64,8 +69,9 @@ struct SSHConfigLayerTests {
 
     @Test("the inventory's user, port, address, gateway and timeout beat ssh_config")
     func inventoryWins() throws {
-        let ssh = settings(["user", "port", "gateway", "connect_timeout"], user: "deploy", port: 22,
-                           gateway: [GatewayHop(host: "jumpbox.example")], connectTimeout: .seconds(4))
+        let ssh = settings(
+            ["user", "port", "gateway", "connect_timeout"], user: "deploy", port: 22,
+            gateway: [GatewayHop(host: "jumpbox.example")], connectTimeout: .seconds(4))
         let connection = try layer(ssh).connection(for: FleetHost(name: "cache-1", address: "10.0.0.5"))
         #expect(connection.endpoint == SSHEndpoint(host: "10.0.0.5", port: 22, user: "deploy"))
         #expect(connection.gateway == [SSHEndpoint(host: "jumpbox.example", port: 22, user: "deploy")])
@@ -77,8 +83,10 @@ struct SSHConfigLayerTests {
 
     @Test("--connect-timeout beats the inventory and ssh_config")
     func commandLineWins() throws {
-        let connection = try layer(settings(["connect_timeout"], connectTimeout: .seconds(4)), commandLineTimeout: .seconds(2))
-            .connection(for: FleetHost(name: "cache-1"))
+        let connection = try layer(
+            settings(["connect_timeout"], connectTimeout: .seconds(4)), commandLineTimeout: .seconds(2)
+        )
+        .connection(for: FleetHost(name: "cache-1"))
         #expect(connection.options.connectTimeout == .seconds(2))
     }
 
@@ -91,7 +99,10 @@ struct SSHConfigLayerTests {
         #expect(connection.options.connectTimeout == .seconds(10))
         // No user anywhere: the local user (the password database's, as ssh), and `~` is its home.
         #expect(connection.endpoint.user == "op")
-        #expect(SSHClientOptions.from(Inventory(name: "test"), local: local).knownHostsFiles == ["/home/op/.ssh/known_hosts"])
+        #expect(
+            SSHClientOptions.from(Inventory(name: "test"), local: local).knownHostsFiles == [
+                "/home/op/.ssh/known_hosts"
+            ])
     }
 
     @Test("a host no block names by its name is looked up by its address")

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import Testing
+
 @testable import PuppetDB
 
 /// A real TCP server on 127.0.0.1 that misbehaves in one chosen way.
@@ -73,8 +74,10 @@ struct FailureModeTests {
         #expect(try await client.nodes(withClass: "gor") == [])
     }
 
-    @Test(arguments: [("500 Internal Server Error", "boom", 500), ("404 Not Found", "no such endpoint", 404),
-                      ("503 Service Unavailable", "maintenance mode", 503)])
+    @Test(arguments: [
+        ("500 Internal Server Error", "boom", 500), ("404 Not Found", "no such endpoint", 404),
+        ("503 Service Unavailable", "maintenance mode", 503),
+    ])
     func httpStatusOtherThan200(_ status: String, _ body: String, _ code: Int) async throws {
         let server = try await MisbehavingServer(.reply(Self.response(status, body)))
         defer { Task { try? await server.close() } }

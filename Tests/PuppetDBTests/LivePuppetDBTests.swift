@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PuppetDB
 
 /// Settings exported by `scripts/puppetdb.sh up` (see `scripts/puppetdb.sh env`).
@@ -10,20 +11,26 @@ enum LivePuppetDB {
     static var isConfigured: Bool { url != nil }
     static var isTLSConfigured: Bool {
         tlsURL != nil && environment["GOVUK_FAB_PUPPETDB_CA"] != nil
-            && environment["GOVUK_FAB_PUPPETDB_CLIENT_CERT"] != nil && environment["GOVUK_FAB_PUPPETDB_CLIENT_KEY"] != nil
+            && environment["GOVUK_FAB_PUPPETDB_CLIENT_CERT"] != nil
+            && environment["GOVUK_FAB_PUPPETDB_CLIENT_KEY"] != nil
     }
 
-    static func tlsFiles(certificate: String = "GOVUK_FAB_PUPPETDB_CLIENT_CERT",
-                         key: String = "GOVUK_FAB_PUPPETDB_CLIENT_KEY",
-                         ca: String = "GOVUK_FAB_PUPPETDB_CA") -> PuppetDBTLSFiles {
-        PuppetDBTLSFiles(caCertificatePath: environment[ca] ?? "", clientCertificatePath: environment[certificate],
-                         clientKeyPath: environment[key])
+    static func tlsFiles(
+        certificate: String = "GOVUK_FAB_PUPPETDB_CLIENT_CERT",
+        key: String = "GOVUK_FAB_PUPPETDB_CLIENT_KEY",
+        ca: String = "GOVUK_FAB_PUPPETDB_CA"
+    ) -> PuppetDBTLSFiles {
+        PuppetDBTLSFiles(
+            caCertificatePath: environment[ca] ?? "", clientCertificatePath: environment[certificate],
+            clientKeyPath: environment[key])
     }
 
     static let domain = ".test.govuk.internal"
 }
 
-@Suite("Real PuppetDB over HTTP", .enabled(if: LivePuppetDB.isConfigured, "set GOVUK_FAB_PUPPETDB_URL (scripts/puppetdb.sh up)"))
+@Suite(
+    "Real PuppetDB over HTTP",
+    .enabled(if: LivePuppetDB.isConfigured, "set GOVUK_FAB_PUPPETDB_URL (scripts/puppetdb.sh up)"))
 struct LivePuppetDBTests {
     let client: PuppetDBClient
 
@@ -91,8 +98,9 @@ struct LivePuppetDBTests {
     }
 }
 
-@Suite("Real PuppetDB over HTTPS with client certificates",
-       .enabled(if: LivePuppetDB.isTLSConfigured, "set GOVUK_FAB_PUPPETDB_TLS_URL and the certificate paths"))
+@Suite(
+    "Real PuppetDB over HTTPS with client certificates",
+    .enabled(if: LivePuppetDB.isTLSConfigured, "set GOVUK_FAB_PUPPETDB_TLS_URL and the certificate paths"))
 struct LivePuppetDBTLSTests {
     let url = LivePuppetDB.tlsURL ?? ""
 
@@ -104,8 +112,9 @@ struct LivePuppetDBTLSTests {
     }
 
     @Test func localhostNameIsVerifiedToo() async throws {
-        let client = try PuppetDBClient(baseURL: url.replacingOccurrences(of: "127.0.0.1", with: "localhost"),
-                                        tls: LivePuppetDB.tlsFiles(), timeout: .seconds(30))
+        let client = try PuppetDBClient(
+            baseURL: url.replacingOccurrences(of: "127.0.0.1", with: "localhost"),
+            tls: LivePuppetDB.tlsFiles(), timeout: .seconds(30))
         #expect(try await client.nodes(withClass: "router::gor").count == 3)
     }
 
@@ -116,7 +125,8 @@ struct LivePuppetDBTLSTests {
     }
 
     @Test func certificateFromAnotherCAIsRefused() async throws {
-        let files = LivePuppetDB.tlsFiles(certificate: "GOVUK_FAB_PUPPETDB_ROGUE_CERT", key: "GOVUK_FAB_PUPPETDB_ROGUE_KEY")
+        let files = LivePuppetDB.tlsFiles(
+            certificate: "GOVUK_FAB_PUPPETDB_ROGUE_CERT", key: "GOVUK_FAB_PUPPETDB_ROGUE_KEY")
         let client = try PuppetDBClient(baseURL: url, tls: files, timeout: .seconds(30))
         await Self.expectRefused { try await client.nodes(withClass: "gor") }
     }
@@ -124,7 +134,8 @@ struct LivePuppetDBTLSTests {
     /// Signed by the right CA but not in PuppetDB's certificate-allowlist: TLS succeeds, PuppetDB says 403.
     @Test(.enabled(if: LivePuppetDB.environment["GOVUK_FAB_PUPPETDB_UNLISTED_CERT"] != nil))
     func certificateNotInAllowlistIsForbidden() async throws {
-        let files = LivePuppetDB.tlsFiles(certificate: "GOVUK_FAB_PUPPETDB_UNLISTED_CERT", key: "GOVUK_FAB_PUPPETDB_UNLISTED_KEY")
+        let files = LivePuppetDB.tlsFiles(
+            certificate: "GOVUK_FAB_PUPPETDB_UNLISTED_CERT", key: "GOVUK_FAB_PUPPETDB_UNLISTED_KEY")
         let client = try PuppetDBClient(baseURL: url, tls: files, timeout: .seconds(30))
         let error = await #expect(throws: PuppetDBError.self) { try await client.nodes(withClass: "gor") }
         guard case .httpStatus(_, 403, _)? = error else {

@@ -6,13 +6,16 @@ import Testing
 
 /// The fleet's `puppetdb` inventory source against a real PuppetDB: selectors
 /// resolve to exactly the nodes whose catalogues declare the class.
-@Suite("PuppetDB as an inventory source", .enabled(if: LivePuppetDB.isConfigured, "set GOVUK_FAB_PUPPETDB_URL (scripts/puppetdb.sh up)"))
+@Suite(
+    "PuppetDB as an inventory source",
+    .enabled(if: LivePuppetDB.isConfigured, "set GOVUK_FAB_PUPPETDB_URL (scripts/puppetdb.sh up)"))
 struct PuppetDBInventoryTests {
     func lister(cache: String) -> LiveHostLister {
         var inventory = Inventory(name: "puppetdb-test", hosts: [])
         inventory.source = .puppetDB(PuppetDBSource(url: LivePuppetDB.url ?? ""))
-        return LiveHostLister(inventory: inventory, options: SSHClientOptions(), cacheDirectory: cache, refresh: true,
-                              commandTimeout: .seconds(30), logger: Logger(label: "test"))
+        return LiveHostLister(
+            inventory: inventory, options: SSHClientOptions(), cacheDirectory: cache, refresh: true,
+            commandTimeout: .seconds(30), logger: Logger(label: "test"))
     }
 
     func select(_ words: [String]) async throws -> [String] {
@@ -48,9 +51,10 @@ struct PuppetDBSourceFailureTests {
     @Test func deadPuppetDBIsAClearError() async throws {
         var inventory = Inventory(name: "dead", hosts: [])
         inventory.source = .puppetDB(PuppetDBSource(url: "http://127.0.0.1:9"))
-        let lister = LiveHostLister(inventory: inventory, options: SSHClientOptions(),
-                                    cacheDirectory: NSTemporaryDirectory() + "govuk-fab-pdb-dead-\(getpid())", refresh: true,
-                                    commandTimeout: .seconds(5), logger: Logger(label: "test"))
+        let lister = LiveHostLister(
+            inventory: inventory, options: SSHClientOptions(),
+            cacheDirectory: NSTemporaryDirectory() + "govuk-fab-pdb-dead-\(getpid())", refresh: true,
+            commandTimeout: .seconds(5), logger: Logger(label: "test"))
         await #expect(throws: LiveInventoryError.self) {
             _ = try await lister.resolve([HostListQuery(.puppetClass("gor"))])
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PuppetDB
 
 @Suite("Class titles, queries, decoding")
@@ -43,8 +44,9 @@ struct PuppetDBUnitTests {
     }
 
     @Test func percentEncoding() {
-        #expect(PuppetDBClient.percentEncode(#"["=","title","Gor"] ~é"#)
-            == "%5B%22%3D%22%2C%22title%22%2C%22Gor%22%5D%20~%C3%A9")
+        #expect(
+            PuppetDBClient.percentEncode(#"["=","title","Gor"] ~é"#)
+                == "%5B%22%3D%22%2C%22title%22%2C%22Gor%22%5D%20~%C3%A9")
     }
 
     @Test func decodesResourceRows() throws {
@@ -56,15 +58,17 @@ struct PuppetDBUnitTests {
     }
 
     @Test func decodesFactsOfAnyType() throws {
-        let json = #"[{"certname":"c","name":"ipaddress","value":"10.0.0.1","environment":"production"},"#
+        let json =
+            #"[{"certname":"c","name":"ipaddress","value":"10.0.0.1","environment":"production"},"#
             + #"{"certname":"c","name":"processors","value":{"count":2,"models":["x"]}},"#
             + #"{"certname":"c","name":"is_virtual","value":true},{"certname":"c","name":"uptime","value":12.5},"#
             + #"{"certname":"c","name":"nothing","value":null}]"#
         let rows: [FactRow] = try PuppetDBClient.decodeRows(Data(json.utf8), url: "u")
-        #expect(rows.map(\.value) == [
-            .string("10.0.0.1"), .object(["count": .number(2), "models": .array([.string("x")])]),
-            .bool(true), .number(12.5), .null,
-        ])
+        #expect(
+            rows.map(\.value) == [
+                .string("10.0.0.1"), .object(["count": .number(2), "models": .array([.string("x")])]),
+                .bool(true), .number(12.5), .null,
+            ])
     }
 
     struct MalformedCase: Sendable, CustomTestStringConvertible {
@@ -110,9 +114,11 @@ struct PuppetDBUnitTests {
         #expect(address.pathPrefix == prefix)
     }
 
-    @Test(arguments: ["puppetdb:8080", "ftp://x", "http://", "http://h:0", "http://h:x", "http://u@h",
-                      "http://h/?q", "http://[::1", "http://h:", "http://h:/x", "http://h#top", "http://h:65536",
-                      "HTTP://h", "http:///x", "http:h", "http://a b", "http://u:p@h"])
+    @Test(arguments: [
+        "puppetdb:8080", "ftp://x", "http://", "http://h:0", "http://h:x", "http://u@h",
+        "http://h/?q", "http://[::1", "http://h:", "http://h:/x", "http://h#top", "http://h:65536",
+        "HTTP://h", "http:///x", "http:h", "http://a b", "http://u:p@h",
+    ])
     func rejectsBadBaseURL(_ text: String) {
         #expect(throws: PuppetDBError.invalidURL(text)) { try PuppetDBClient(baseURL: text) }
     }
@@ -120,7 +126,8 @@ struct PuppetDBUnitTests {
     @Test func httpsNeedsTLSFiles() {
         #expect(throws: PuppetDBError.self) { try PuppetDBClient(baseURL: "https://pdb:8081") }
         let error = #expect(throws: PuppetDBError.self) {
-            try PuppetDBClient(baseURL: "https://pdb:8081", tls: PuppetDBTLSFiles(caCertificatePath: "/nonexistent/ca.pem"))
+            try PuppetDBClient(
+                baseURL: "https://pdb:8081", tls: PuppetDBTLSFiles(caCertificatePath: "/nonexistent/ca.pem"))
         }
         #expect(error?.description.contains("/nonexistent/ca.pem") == true)
         #expect(throws: PuppetDBError.self) {
@@ -129,8 +136,9 @@ struct PuppetDBUnitTests {
     }
 
     @Test func nodeConvenienceFields() {
-        let aws = PuppetDBNode(certname: "i-0abc.eu-west-1.compute.internal",
-                               facts: ["aws_migration": "cache", "fqdn": "ip-10-1-0-1.internal"])
+        let aws = PuppetDBNode(
+            certname: "i-0abc.eu-west-1.compute.internal",
+            facts: ["aws_migration": "cache", "fqdn": "ip-10-1-0-1.internal"])
         #expect(aws.address == "ip-10-1-0-1.internal")
         #expect(aws.nodeClass == "cache")
         #expect(aws.shortName == "i-0abc")

@@ -11,7 +11,9 @@ struct BodyLengthTests {
     }
 
     @Test func contentLengthWinsOverWhatWasKept() {
-        #expect(HTTPHeadline.bodyLength(Self.payload("HTTP/1.1 200 OK\r\nContent-Length: 5000000", body: 102_400)) == 5_000_000)
+        #expect(
+            HTTPHeadline.bodyLength(Self.payload("HTTP/1.1 200 OK\r\nContent-Length: 5000000", body: 102_400))
+                == 5_000_000)
         #expect(HTTPHeadline.bodyLength(Self.payload("HTTP/1.1 200 OK\r\ncontent-length:  12", body: 12)) == 12)
     }
 

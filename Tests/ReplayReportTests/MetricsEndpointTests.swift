@@ -30,16 +30,28 @@ struct MetricsEndpointTests {
 
     /// Scrapes with curl and parses with prometheus_client.
     static func scrape(_ url: String, in directory: URL) throws -> [String: Double] {
-        let body = try runProgram(curl, ["-sS", "--max-time", "10", "-o", directory.appendingPathComponent("metrics.txt").path, "-w", "%{http_code}", url])
-        guard body.status == 0, body.output == "200" else { throw TestFailure("curl \(url): status \(body.status) \(body.output) \(body.error)") }
+        let body = try runProgram(
+            curl,
+            [
+                "-sS", "--max-time", "10", "-o", directory.appendingPathComponent("metrics.txt").path, "-w",
+                "%{http_code}", url,
+            ])
+        guard body.status == 0, body.output == "200" else {
+            throw TestFailure("curl \(url): status \(body.status) \(body.output) \(body.error)")
+        }
         let script = directory.appendingPathComponent("parse.py").path
         try parser.write(toFile: script, atomically: true, encoding: .utf8)
-        let parsed = try runProgram("/bin/sh", ["-c", "\(python) \(script) < \(directory.appendingPathComponent("metrics.txt").path)"])
-        guard parsed.status == 0 else { throw TestFailure("prometheus_client rejected the exposition: \(parsed.error)") }
+        let parsed = try runProgram(
+            "/bin/sh", ["-c", "\(python) \(script) < \(directory.appendingPathComponent("metrics.txt").path)"])
+        guard parsed.status == 0 else {
+            throw TestFailure("prometheus_client rejected the exposition: \(parsed.error)")
+        }
         return try JSONDecoder().decode([String: Double].self, from: Data(parsed.output.utf8))
     }
 
-    @Test("counters scraped mid-run match the run: captured, replayed, statuses per side, mismatches, failures, latency", .enabled(if: toolsPresent))
+    @Test(
+        "counters scraped mid-run match the run: captured, replayed, statuses per side, mismatches, failures, latency",
+        .enabled(if: toolsPresent))
     func countersMatchTheRun() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -63,18 +75,22 @@ struct MetricsEndpointTests {
 
         let errors = NIOLockedValueBox([String]())
         let command = GoReplayCommand(
-            rawInputFactory: nil, handlesSignals: false, standardError: { line in errors.withLockedValue { $0.append(line) } },
+            rawInputFactory: nil, handlesSignals: false,
+            standardError: { line in errors.withLockedValue { $0.append(line) } },
             standardOutput: { _ in })
-        let arguments = ["--input-file", capture, "--output-http", staging.url, "--metrics", "127.0.0.1:0", "--exit-after", "20s"]
+        let arguments = [
+            "--input-file", capture, "--output-http", staging.url, "--metrics", "127.0.0.1:0", "--exit-after", "20s",
+        ]
         let running = Task { await command.run(arguments: arguments) }
 
         // The address it bound, from its first line.
         var url: String?
         for _ in 0..<200 where url == nil {
-            url = errors.withLockedValue { $0 }.compactMap { line -> String? in
-                guard let range = line.range(of: "metrics on ") else { return nil }
-                return String(line[range.upperBound...])
-            }.first
+            url =
+                errors.withLockedValue { $0 }.compactMap { line -> String? in
+                    guard let range = line.range(of: "metrics on ") else { return nil }
+                    return String(line[range.upperBound...])
+                }.first
             if url == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
         let metricsURL = try #require(url, "no metrics line: \(errors.withLockedValue { $0 })")
@@ -86,8 +102,10 @@ struct MetricsEndpointTests {
         for _ in 0..<80 {
             samples = try Self.scrape(metricsURL, in: directory)
             let settled =
-                (samples["goreplay_responses_total{class=2xx,side=replayed}"] ?? 0) + (samples["goreplay_responses_total{class=5xx,side=replayed}"] ?? 0)
-                + (samples["goreplay_replay_failures_total{cause=connection}"] ?? 0) + (samples["goreplay_replay_failures_total{cause=timeout}"] ?? 0)
+                (samples["goreplay_responses_total{class=2xx,side=replayed}"] ?? 0)
+                + (samples["goreplay_responses_total{class=5xx,side=replayed}"] ?? 0)
+                + (samples["goreplay_replay_failures_total{cause=connection}"] ?? 0)
+                + (samples["goreplay_replay_failures_total{cause=timeout}"] ?? 0)
             if settled >= 5 * n, (samples["goreplay_status_mismatches_total{}"] ?? 0) >= n { break }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -122,7 +140,9 @@ struct MetricsEndpointTests {
         #expect(bad.errorText.contains("--metrics") && bad.errorText.contains("HOST:PORT"), "\(bad.errorText)")
         let staging = try await SiteServer(route: { _ in .drop })
         defer { Task { await staging.shutdown() } }
-        let busy = await runGoReplay(["--input-dummy", "x", "--output-null", "--metrics", staging.address, "--exit-after", "1s"])
+        let busy = await runGoReplay([
+            "--input-dummy", "x", "--output-null", "--metrics", staging.address, "--exit-after", "1s",
+        ])
         #expect(busy.status == 1)
         #expect(busy.errorText.contains("cannot listen"), "\(busy.errorText)")
     }

@@ -13,7 +13,8 @@ struct ReportBrowserTests {
         let run = try runProgram(
             chromium,
             [
-                "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(profile)", "--enable-logging=stderr", "--v=0",
+                "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(profile)", "--enable-logging=stderr",
+                "--v=0",
                 "--virtual-time-budget=2000", "--dump-dom", "file://\(page)",
             ], timeoutSeconds: 120)
         guard run.status == 0 else { throw TestFailure("chromium exited \(run.status): \(run.error.suffix(2000))") }
@@ -21,7 +22,9 @@ struct ReportBrowserTests {
         return (console, run.output)
     }
 
-    @Test("the check sees a console error when a page has one", .enabled(if: FileManager.default.isExecutableFile(atPath: chromium)))
+    @Test(
+        "the check sees a console error when a page has one",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: chromium)))
     func consoleErrorsAreSeen() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -51,11 +54,14 @@ struct ReportBrowserTests {
         #expect(loaded.dom.contains("<rect"))
 
         // A screenshot, kept when REPORT_SCREENSHOT names a path (to look at it).
-        let screenshot = ProcessInfo.processInfo.environment["REPORT_SCREENSHOT"] ?? run.directory.appendingPathComponent("report.png").path
+        let screenshot =
+            ProcessInfo.processInfo.environment["REPORT_SCREENSHOT"]
+            ?? run.directory.appendingPathComponent("report.png").path
         let shot = try runProgram(
             Self.chromium,
             [
-                "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(run.directory.path)/profile-shot", "--hide-scrollbars",
+                "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(run.directory.path)/profile-shot",
+                "--hide-scrollbars",
                 "--window-size=1280,1700", "--screenshot=\(screenshot)", "file://\(run.htmlPath)",
             ])
         #expect(shot.status == 0, "\(shot.error.suffix(2000))")

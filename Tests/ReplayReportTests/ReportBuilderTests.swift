@@ -11,9 +11,13 @@ struct ReportBuilderTests {
         let plain = EndpointNormaliser()
         #expect(plain.normalisedPath("/api/content/123?fields=title") == "/api/content/{n}")
         #expect(plain.normalisedPath("/a/0f8fad5b-d9cb-469f-a165-70867728950e/b") == "/a/{uuid}/b")
-        #expect(plain.normalisedPath("/assets/3f786850e387550fdab836ed7e6dc881de23001b.css") == "/assets/3f786850e387550fdab836ed7e6dc881de23001b.css")
+        #expect(
+            plain.normalisedPath("/assets/3f786850e387550fdab836ed7e6dc881de23001b.css")
+                == "/assets/3f786850e387550fdab836ed7e6dc881de23001b.css")
         #expect(plain.normalisedPath("/media/3f786850e387550fdab836ed7e6dc881de23001b") == "/media/{hash}")
-        #expect(plain.normalisedPath("/government/publications/vat-rates-2024") == "/government/publications/vat-rates-2024")
+        #expect(
+            plain.normalisedPath("/government/publications/vat-rates-2024") == "/government/publications/vat-rates-2024"
+        )
         #expect(plain.normalisedPath("/t/AbC123xyz987QrS456tuv") == "/t/{id}")
         #expect(plain.normalisedPath("http://www.gov.uk/x/9") == "/x/{n}")
         let custom = EndpointNormaliser(patterns: [try .init("/government/publications/*"), try .init("/search/**")])
@@ -48,10 +52,12 @@ struct ReportBuilderTests {
         builder.add(responseRecord(.replayedResponse, 5, status: 200, latencyMilliseconds: 30, timestamp: t + 5))
         builder.add(requestRecord(6, "GET /c", timestamp: t + 6))
         builder.add(responseRecord(.response, 6, status: 200, latencyMilliseconds: 10, timestamp: t + 6))
-        builder.add(ReplayMessage(type: .replayedResponse, id: hexID(6), timestamp: t + 6, latency: 1, payload: Array("garbage".utf8)))
+        builder.add(
+            ReplayMessage(
+                type: .replayedResponse, id: hexID(6), timestamp: t + 6, latency: 1, payload: Array("garbage".utf8)))
         builder.add(requestRecord(7, "GET /d", timestamp: t + 7))
         builder.add(responseRecord(.response, 7, status: 200, latencyMilliseconds: 10, timestamp: t + 7))
-        #expect(builder.pendingCount == 4)  // 2, 4, 5, 7
+        #expect(builder.pendingCount == 4) // 2, 4, 5, 7
         let report = builder.finish(files: ["x.gor"], skippedRecords: 0)
 
         #expect(report.requests == 7)
@@ -59,10 +65,11 @@ struct ReportBuilderTests {
         #expect(report.mismatched == 1)
         #expect(report.orphanResponses == 1)
         #expect(report.noOriginalResponse == 1)
-        #expect(report.statusPairs == [
-            PairCount(original: 200, replayed: 200, count: 1), PairCount(original: 200, replayed: 500, count: 1),
-            PairCount(original: 404, replayed: 404, count: 1),
-        ])
+        #expect(
+            report.statusPairs == [
+                PairCount(original: 200, replayed: 200, count: 1), PairCount(original: 200, replayed: 500, count: 1),
+                PairCount(original: 404, replayed: 404, count: 1),
+            ])
         #expect(report.classPairs.first { $0.original == "2xx" && $0.replayed == "5xx" }?.count == 1)
         #expect(report.classPairs.first { $0.original == "4xx" && $0.replayed == "4xx" }?.count == 1)
         let causes = Dictionary(uniqueKeysWithValues: report.noReplayedResponse.map { ($0.cause, $0.count) })
@@ -72,7 +79,7 @@ struct ReportBuilderTests {
         #expect(a?.mismatched == 1)
         #expect(a?.topMismatches == [PairExample(original: 200, replayed: 500, count: 1, example: "GET /a/2")])
         #expect(a?.ratioP50 != nil && abs((a?.ratioP50 ?? 0) - 3) < 0.3)
-        #expect(report.original.count == 6)  // every readable original (0,1,2,3,6,7)
+        #expect(report.original.count == 6) // every readable original (0,1,2,3,6,7)
     }
 
     @Test("memory is bounded by the pending window; evicted requests are settled with what they have")
@@ -85,18 +92,20 @@ struct ReportBuilderTests {
         var peak = 0
         for index in 0..<10_000 {
             builder.add(requestRecord(index, "GET /x/\(index)", timestamp: t + Int64(index)))
-            builder.add(responseRecord(.response, index, status: 200, latencyMilliseconds: 1, timestamp: t + Int64(index)))
+            builder.add(
+                responseRecord(.response, index, status: 200, latencyMilliseconds: 1, timestamp: t + Int64(index)))
             peak = max(peak, builder.pendingCount)
         }
         // Then a complete one: settled at once.
         builder.add(requestRecord(20_000, "GET /y", timestamp: t + 20_000))
         builder.add(responseRecord(.response, 20_000, status: 200, latencyMilliseconds: 1, timestamp: t + 20_000))
-        builder.add(responseRecord(.replayedResponse, 20_000, status: 200, latencyMilliseconds: 1, timestamp: t + 20_000))
+        builder.add(
+            responseRecord(.replayedResponse, 20_000, status: 200, latencyMilliseconds: 1, timestamp: t + 20_000))
         #expect(peak <= 101)
         let report = builder.finish(files: [], skippedRecords: 0)
         #expect(report.requests == 10_001)
         #expect(report.compared == 1)
-        #expect(report.evictedFromWindow == 9_901)  // the last request pushed one more out
+        #expect(report.evictedFromWindow == 9_901) // the last request pushed one more out
         #expect(report.noReplayedResponse == [CauseCount(cause: ReportBuilder.noResponse, count: 10_000)])
     }
 
@@ -107,18 +116,24 @@ struct ReportBuilderTests {
         var builder = ReportBuilder(options: options)
         let t: Int64 = 1
         let pairs: [(Int, String, Int, String)] = [
-            (200, String(repeating: "a", count: 100), 200, String(repeating: "a", count: 105)),  // within 10%
-            (200, String(repeating: "a", count: 100), 200, String(repeating: "a", count: 20)),  // beyond
-            (404, String(repeating: "a", count: 100), 404, ""),  // not 2xx
+            (200, String(repeating: "a", count: 100), 200, String(repeating: "a", count: 105)), // within 10%
+            (200, String(repeating: "a", count: 100), 200, String(repeating: "a", count: 20)), // beyond
+            (404, String(repeating: "a", count: 100), 404, ""), // not 2xx
         ]
         for (index, pair) in pairs.enumerated() {
             builder.add(requestRecord(index, "GET /p", timestamp: t))
-            builder.add(responseRecord(.response, index, status: pair.0, latencyMilliseconds: 1, body: pair.1, timestamp: t))
-            builder.add(responseRecord(.replayedResponse, index, status: pair.2, latencyMilliseconds: 1, body: pair.3, timestamp: t))
+            builder.add(
+                responseRecord(.response, index, status: pair.0, latencyMilliseconds: 1, body: pair.1, timestamp: t))
+            builder.add(
+                responseRecord(
+                    .replayedResponse, index, status: pair.2, latencyMilliseconds: 1, body: pair.3, timestamp: t))
         }
         let report = builder.finish(files: [], skippedRecords: 0)
         #expect(report.bodyLengthDifferences?.count == 1)
-        #expect(report.bodyLengthDifferences?.examples == [BodyLengthExample(request: "GET /p", originalLength: 100, replayedLength: 20)])
+        #expect(
+            report.bodyLengthDifferences?.examples == [
+                BodyLengthExample(request: "GET /p", originalLength: 100, replayedLength: 20)
+            ])
         #expect(throws: ReportError.self) { try BodyLengthThreshold(parsing: "ten") }
     }
 
@@ -133,9 +148,11 @@ struct ReportBuilderTests {
         var responseRecords: [ReplayMessage] = []
         for index in 0..<50 {
             let at = t + Int64(index) * 10
-            responseRecords.append(responseRecord(.response, index, status: 200, latencyMilliseconds: 2, timestamp: at + 1))
+            responseRecords.append(
+                responseRecord(.response, index, status: 200, latencyMilliseconds: 2, timestamp: at + 1))
             let status = index % 5 == 0 ? 503 : 200
-            responseRecords.append(responseRecord(.replayedResponse, index, status: status, latencyMilliseconds: 4, timestamp: at + 2))
+            responseRecords.append(
+                responseRecord(.replayedResponse, index, status: status, latencyMilliseconds: 4, timestamp: at + 2))
         }
         try writeGor(responseRecords, to: responses)
         // The responses as .gor.gz, compressed by gzip(1).
@@ -197,6 +214,8 @@ struct ReportRenderingTests {
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path + ".gz"))
         let run = await runGoReplay(["report", path + ".gz"])
         #expect(run.status == 0 || run.status == 1, "\(run.errorText)")
-        #expect(run.output.contains("skipped: \(path).gz:") || run.errorText.contains(path + ".gz"), "\(run.output)\n\(run.errorText)")
+        #expect(
+            run.output.contains("skipped: \(path).gz:") || run.errorText.contains(path + ".gz"),
+            "\(run.output)\n\(run.errorText)")
     }
 }

@@ -9,7 +9,9 @@ import Testing
 /// known faults; live capture on lo records curl's requests to production
 /// with production's responses, goreplay replays them against staging, and
 /// the report must find exactly those faults.
-@Suite("Report end to end on loopback", .serialized, .enabled(if: getuid() == 0, "live capture needs root (CI runs as root)"))
+@Suite(
+    "Report end to end on loopback", .serialized,
+    .enabled(if: getuid() == 0, "live capture needs root (CI runs as root)"))
 struct ReportEndToEndTests {
     /// Requests per endpoint.
     static let perEndpoint = 12
@@ -17,7 +19,9 @@ struct ReportEndToEndTests {
 
     static func production(_ path: String) -> SiteServer.Behaviour {
         if path.hasPrefix("/slow/") { return .answer(status: 200, delayMilliseconds: slowMilliseconds, body: "slow") }
-        if path.hasPrefix("/search") { return .answer(status: 200, delayMilliseconds: 0, body: String(repeating: "r", count: 1000)) }
+        if path.hasPrefix("/search") {
+            return .answer(status: 200, delayMilliseconds: 0, body: String(repeating: "r", count: 1000))
+        }
         // 60 ms, so the few ms a loaded machine adds to one side cannot double a ratio.
         return .answer(status: 200, delayMilliseconds: 60, body: "ok")
     }
@@ -25,9 +29,13 @@ struct ReportEndToEndTests {
     /// 500 on /api/broken, 3× slower on /slow, drops /drop, short bodies on /search.
     static func staging(_ path: String) -> SiteServer.Behaviour {
         if path.hasPrefix("/api/broken/") { return .answer(status: 500, delayMilliseconds: 0, body: "error") }
-        if path.hasPrefix("/slow/") { return .answer(status: 200, delayMilliseconds: 3 * slowMilliseconds, body: "slow") }
+        if path.hasPrefix("/slow/") {
+            return .answer(status: 200, delayMilliseconds: 3 * slowMilliseconds, body: "slow")
+        }
         if path.hasPrefix("/drop/") { return .drop }
-        if path.hasPrefix("/search") { return .answer(status: 200, delayMilliseconds: 0, body: String(repeating: "r", count: 100)) }
+        if path.hasPrefix("/search") {
+            return .answer(status: 200, delayMilliseconds: 0, body: String(repeating: "r", count: 100))
+        }
         return production(path)
     }
 
@@ -68,12 +76,18 @@ struct ReportEndToEndTests {
     private static func captureReplayReport(in directory: URL) async throws -> Run {
         let production = try await SiteServer(route: Self.production)
         let staging = try await SiteServer(route: Self.staging)
-        defer { Task { await production.shutdown(); await staging.shutdown() } }
+        defer {
+            Task {
+                await production.shutdown()
+                await staging.shutdown()
+            }
+        }
         // 1. Capture on lo, as `--input-raw :PORT --input-raw-track-response`
         // does on a production host: curl's requests to production (one
         // keep-alive connection) and production's responses, types 1 and 2.
         let lines = Self.requestLines()
-        let input = try RawCaptureInput(options: try RawInputOptions(addresses: ["127.0.0.1:\(production.port)"]).tracking())
+        let input = try RawCaptureInput(
+            options: try RawInputOptions(addresses: ["127.0.0.1:\(production.port)"]).tracking())
         let stream = input.messages()
         let captured = NIOLockedValueBox([ReplayMessage]())
         let expected = 2 * lines.count
@@ -90,7 +104,9 @@ struct ReportEndToEndTests {
         for line in lines { curlArguments += ["-o", "/dev/null", production.url + line.dropFirst(4)] }
         let client = try runProgram("/usr/bin/curl", curlArguments)
         guard client.status == 0 else { throw TestFailure("curl to production failed: \(client.error)") }
-        for _ in 0..<200 where captured.withLockedValue({ $0.count }) < expected { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<200 where captured.withLockedValue({ $0.count }) < expected {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         consumer.cancel()
         _ = await consumer.result
         let capture = directory.appendingPathComponent("capture.gor").path
@@ -99,19 +115,23 @@ struct ReportEndToEndTests {
         // 2. Replay the capture to staging, writing requests, original and replayed responses.
         let replayed = directory.appendingPathComponent("replayed.gor").path
         let second = await runGoReplay([
-            "--input-file", capture, "--output-http", staging.url, "--output-http-track-response", "--output-file", replayed,
+            "--input-file", capture, "--output-http", staging.url, "--output-http-track-response", "--output-file",
+            replayed,
             "--output-http-timeout", "5s", "--output-file-append", "--exit-after", "60s",
         ])
         guard second.status == 0 else { throw TestFailure("replaying to staging failed: \(second.errorText)") }
 
         // 3. Report: JSON for the figures, text for a terminal, HTML for the browser test.
         let htmlPath = directory.appendingPathComponent("report.html").path
-        let json = await runGoReplay(["report", "--json", "--html", htmlPath, "--body-length-threshold", "50%", replayed])
+        let json = await runGoReplay([
+            "report", "--json", "--html", htmlPath, "--body-length-threshold", "50%", replayed,
+        ])
         guard json.status == 0 else { throw TestFailure("report failed: \(json.errorText)") }
         let report = try JSONDecoder().decode(DiffReport.self, from: Data(json.output.utf8))
         let text = await runGoReplay(["report", replayed])
         return Run(
-            directory: directory, report: report, text: text.output, htmlPath: htmlPath, productionRequests: production.requests,
+            directory: directory, report: report, text: text.output, htmlPath: htmlPath,
+            productionRequests: production.requests,
             stagingRequests: staging.requests)
     }
 
@@ -122,23 +142,34 @@ struct ReportEndToEndTests {
         let report = run.report
         let n = Self.perEndpoint
         #expect(run.productionRequests == 5 * n)
-        #expect(run.stagingRequests >= 5 * n)  // a dropped request may be retried
+        #expect(run.stagingRequests >= 5 * n) // a dropped request may be retried
 
         // Matrix.
         #expect(report.requests == 5 * n)
         #expect(report.compared == 4 * n)
         #expect(report.mismatched == n)
-        #expect(report.statusPairs == [PairCount(original: 200, replayed: 200, count: 3 * n), PairCount(original: 200, replayed: 500, count: n)])
-        #expect(report.classPairs == [
-            ClassPairCount(original: "2xx", replayed: "2xx", count: 3 * n), ClassPairCount(original: "2xx", replayed: "5xx", count: n),
-        ])
+        #expect(
+            report.statusPairs == [
+                PairCount(original: 200, replayed: 200, count: 3 * n),
+                PairCount(original: 200, replayed: 500, count: n),
+            ])
+        #expect(
+            report.classPairs == [
+                ClassPairCount(original: "2xx", replayed: "2xx", count: 3 * n),
+                ClassPairCount(original: "2xx", replayed: "5xx", count: n),
+            ])
         #expect(report.noReplayedResponse.map(\.count).reduce(0, +) == n)
-        #expect(report.noReplayedResponse.first?.cause.hasPrefix("no response recorded") == true, "\(report.noReplayedResponse)")
+        #expect(
+            report.noReplayedResponse.first?.cause.hasPrefix("no response recorded") == true,
+            "\(report.noReplayedResponse)")
         #expect(report.noOriginalResponse == 0 && report.orphanResponses == 0 && report.skippedRecords == 0)
 
         // Endpoints: ids, UUIDs, numbers and hashes collapsed to five rows.
         let rows = Dictionary(uniqueKeysWithValues: report.endpoints.map { ($0.endpoint, $0) })
-        #expect(Set(rows.keys) == ["GET /drop/{hash}", "GET /api/broken/{uuid}", "GET /slow/{n}", "GET /search", "GET /api/content/{n}"])
+        #expect(
+            Set(rows.keys) == [
+                "GET /drop/{hash}", "GET /api/broken/{uuid}", "GET /slow/{n}", "GET /search", "GET /api/content/{n}",
+            ])
         let broken = try #require(rows["GET /api/broken/{uuid}"])
         #expect(broken.requests == n && broken.mismatched == n && broken.mismatchRate == 1)
         #expect(broken.topMismatches.count == 1)

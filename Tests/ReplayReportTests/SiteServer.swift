@@ -76,9 +76,12 @@ private final class SiteHandler: ChannelInboundHandler, @unchecked Sendable {
                     var headers = HTTPHeaders()
                     headers.add(name: "Content-Length", value: String(body.utf8.count))
                     headers.add(name: "Content-Type", value: "text/plain")
-                    let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+                    let head = HTTPResponseHead(
+                        version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
                     context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-                    context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+                    context.write(
+                        self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))),
+                        promise: nil)
                     context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
                 }
                 if delay == 0 {

@@ -37,7 +37,8 @@ func responseRecord(
     _ type: PayloadType, _ index: Int, status: Int, latencyMilliseconds: Int64, body: String = "ok", timestamp: Int64
 ) -> ReplayMessage {
     let payload = Array("HTTP/1.1 \(status) X\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-    return ReplayMessage(type: type, id: hexID(index), timestamp: timestamp, latency: latencyMilliseconds * 1_000_000, payload: payload)
+    return ReplayMessage(
+        type: type, id: hexID(index), timestamp: timestamp, latency: latencyMilliseconds * 1_000_000, payload: payload)
 }
 
 /// The command run in-process, stdout and stderr captured.
@@ -57,20 +58,25 @@ func runGoReplay(_ arguments: [String]) async -> CommandRun {
         standardError: { line in errors.withLockedValue { $0.append(line) } },
         standardOutput: { line in outputs.withLockedValue { $0.append(line) } })
     let status = await command.run(arguments: arguments)
-    return CommandRun(status: status, errorLines: errors.withLockedValue { $0 }, outputLines: outputs.withLockedValue { $0 })
+    return CommandRun(
+        status: status, errorLines: errors.withLockedValue { $0 }, outputLines: outputs.withLockedValue { $0 })
 }
 
 /// Runs a program to its end; returns its exit status, stdout and stderr.
-func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double = 120) throws -> (status: Int32, output: String, error: String) {
+func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double = 120) throws -> (
+    status: Int32, output: String, error: String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    let output = Pipe(), error = Pipe()
+    let output = Pipe()
+    let error = Pipe()
     process.standardOutput = output
     process.standardError = error
     try process.run()
     // Read both pipes while it runs so a full pipe cannot stall it.
-    let outputData = NIOLockedValueBox(Data()), errorData = NIOLockedValueBox(Data())
+    let outputData = NIOLockedValueBox(Data())
+    let errorData = NIOLockedValueBox(Data())
     let readers = DispatchGroup()
     for (pipe, box) in [(output, outputData), (error, errorData)] {
         DispatchQueue.global().async(group: readers) {

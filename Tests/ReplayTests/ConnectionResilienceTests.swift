@@ -74,7 +74,8 @@ struct ConnectionResilienceTests {
         let times = (0..<20).map { Int64($0) * 10 } + (0..<20).map { 1_500 + Int64($0) * 10 }
         try writeGor(
             times.enumerated().map { index, milliseconds in
-                requestMessage(index, request("GET /item/\(index) HTTP/1.1\nHost: a"), timestamp: milliseconds * 1_000_000)
+                requestMessage(
+                    index, request("GET /item/\(index) HTTP/1.1\nHost: a"), timestamp: milliseconds * 1_000_000)
             }, to: path)
         async let run = runGoReplay(["--input-file", path.path, "--output-http", "http://127.0.0.1:\(port)"])
         try await Task.sleep(for: .milliseconds(700))
@@ -94,9 +95,15 @@ struct ConnectionResilienceTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("post.gor")
         try writeGor(
-            (0..<20).map { requestMessage($0, request("POST /form/\($0) HTTP/1.1\nHost: a\nContent-Length: 0"), timestamp: Int64($0) * 20_000_000) },
+            (0..<20).map {
+                requestMessage(
+                    $0, request("POST /form/\($0) HTTP/1.1\nHost: a\nContent-Length: 0"),
+                    timestamp: Int64($0) * 20_000_000)
+            },
             to: path)
-        let run = await runGoReplay(["--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1"])
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1",
+        ])
         await server.shutdown()
         // Each arrives at most once; those that met a closed connection are
         // counted as failed, never hidden.
@@ -113,17 +120,23 @@ struct ConnectionResilienceTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = try gorFile(count: 600, spacing: 3_333_333, in: directory)
         // A small queue: with the old fixed pool of 10 most of these were dropped.
-        let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-queue-len", "50"])
+        let run = await runGoReplay([
+            "--input-file", input, "--output-http", server.url, "--output-http-queue-len", "50",
+        ])
         await server.shutdown()
         #expect(run.status == 0)
         #expect(run.counter("dropped") == 0, "\(run.errorText)")
         #expect(run.counter("failed") == 0, "\(run.errorText)")
         #expect(server.requests.count == 600)
         // 300/s × 0.2 s ≈ 60 in flight: more than the old 10, far below the cap.
-        #expect(server.connections > 10 && server.connections <= HTTPOutputOptions.defaultWorkerCap, "connections \(server.connections)")
+        #expect(
+            server.connections > 10 && server.connections <= HTTPOutputOptions.defaultWorkerCap,
+            "connections \(server.connections)")
     }
 
-    @Test("--output-http-workers caps connections; idle ones above --output-http-workers-min close after --output-http-worker-timeout")
+    @Test(
+        "--output-http-workers caps connections; idle ones above --output-http-workers-min close after --output-http-worker-timeout"
+    )
     func workerCapAndTimeout() async throws {
         let server = try await TestHTTPServer(responseDelay: .milliseconds(100))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -132,7 +145,8 @@ struct ConnectionResilienceTests {
         options.workers = 8
         options.workersMin = 2
         options.workerTimeout = .milliseconds(200)
-        let output = try HTTPOutput(target: HTTPTarget(parsing: server.url), options: options, group: group, statistics: statistics)
+        let output = try HTTPOutput(
+            target: HTTPTarget(parsing: server.url), options: options, group: group, statistics: statistics)
         for index in 0..<40 {
             output.emit(requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: a")))
         }
@@ -165,7 +179,9 @@ struct ConnectionResilienceTests {
         let run = await runGoReplay(["--input-file", input, "--output-http", url])
         #expect(run.status == 0)
         #expect(run.counter("failed") == 3, "\(run.errorText)")
-        let explained = run.errorLines.filter { $0.contains("does not verify") && $0.contains("--output-http-skip-verify") }
+        let explained = run.errorLines.filter {
+            $0.contains("does not verify") && $0.contains("--output-http-skip-verify")
+        }
         // Once while running, once in the summary with its count.
         #expect(explained.count == 2, "\(run.errorText)")
         #expect(explained.contains { $0.contains("failed 3:") }, "\(run.errorText)")
@@ -186,10 +202,12 @@ struct ConnectionResilienceTests {
         let path = directory.appendingPathComponent("in.gor")
         try writeGor(
             [0, 2_100, 60_000].enumerated().map { index, milliseconds in
-                requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: a"), timestamp: Int64(milliseconds) * 1_000_000)
+                requestMessage(
+                    index, request("GET /\(index) HTTP/1.1\nHost: a"), timestamp: Int64(milliseconds) * 1_000_000)
             }, to: path)
         let run = await runGoReplay([
-            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1", "--exit-after", "2500ms",
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1", "--exit-after",
+            "2500ms",
         ])
         await server.shutdown()
         #expect(run.counter("failed") == 1, "\(run.errorText)")

@@ -36,7 +36,9 @@ struct FileOutputTests {
         let input = directory.appendingPathComponent("in.gor")
         try writeGor([requestMessage(0, request("GET /a HTTP/1.1\nHost: a\nCookie: session=secret"))], to: input)
         let output = directory.appendingPathComponent("out.gor").path
-        #expect(await runGoReplay(["--input-file", input.path, "--output-file", output, "--output-file-append"]).status == 0)
+        #expect(
+            await runGoReplay(["--input-file", input.path, "--output-file", output, "--output-file-append"]).status == 0
+        )
         let mode = (try FileManager.default.attributesOfItem(atPath: output)[.posixPermissions] as? Int) ?? -1
         #expect(mode == 0o600)
 
@@ -56,22 +58,32 @@ struct FileOutputTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("in.gor")
         let body = String(repeating: "x", count: 900)
-        try writeGor((0..<10).map { requestMessage($0, request("POST /\($0) HTTP/1.1\nContent-Length: 900", body: body)) }, to: input)
+        try writeGor(
+            (0..<10).map { requestMessage($0, request("POST /\($0) HTTP/1.1\nContent-Length: 900", body: body)) },
+            to: input)
         let base = directory.appendingPathComponent("req.gor").path
-        let run = await runGoReplay(["--input-file", input.path, "--output-file", base, "--output-file-size-limit", "3kb"])
+        let run = await runGoReplay([
+            "--input-file", input.path, "--output-file", base, "--output-file-size-limit", "3kb",
+        ])
         #expect(run.status == 0)
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("req_") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("req_") }
+            .sorted()
         // Each record is about 1,005 bytes: three fit in 3 KiB.
         #expect(files == ["req_0.gor", "req_1.gor", "req_2.gor", "req_3.gor"])
         for file in files {
-            let size = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(file).path)[.size] as? Int ?? 0
+            let size =
+                try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(file).path)[.size]
+                as? Int ?? 0
             #expect(size <= 3 * 1024)
         }
         let counted = try files.map { try count(directory.appendingPathComponent($0).path) }.reduce(0, +)
         #expect(counted == 10)
 
         let byCount = directory.appendingPathComponent("n.gor").path
-        _ = await runGoReplay(["--input-file", input.path, "--output-file", byCount, "--output-file-queue-limit", "4", "--output-file-size-limit", "0"])
+        _ = await runGoReplay([
+            "--input-file", input.path, "--output-file", byCount, "--output-file-queue-limit", "4",
+            "--output-file-size-limit", "0",
+        ])
         let counts = try ["n_0.gor", "n_1.gor", "n_2.gor"].map { try count(directory.appendingPathComponent($0).path) }
         #expect(counts == [4, 4, 2])
     }
@@ -97,8 +109,12 @@ struct FileOutputTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let base: Int64 = 1_700_000_000_000_000_000
-        try writeGor([0, 2, 4].map { requestMessage($0, request("GET /\($0) HTTP/1.1"), timestamp: base + Int64($0)) }, to: directory.appendingPathComponent("a.gor"))
-        try writeGor([1, 3, 5].map { requestMessage($0, request("GET /\($0) HTTP/1.1"), timestamp: base + Int64($0)) }, to: directory.appendingPathComponent("b.gor"))
+        try writeGor(
+            [0, 2, 4].map { requestMessage($0, request("GET /\($0) HTTP/1.1"), timestamp: base + Int64($0)) },
+            to: directory.appendingPathComponent("a.gor"))
+        try writeGor(
+            [1, 3, 5].map { requestMessage($0, request("GET /\($0) HTTP/1.1"), timestamp: base + Int64($0)) },
+            to: directory.appendingPathComponent("b.gor"))
         let input = try GorFileInput(pattern: directory.appendingPathComponent("*.gor").path)
         var order: [Int64] = []
         for try await message in input.messages() { order.append(message.timestamp - base) }
@@ -111,7 +127,10 @@ struct FileOutputTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("in.gor")
         try writeGor(
-            (0..<5).map { requestMessage($0, request("GET / HTTP/1.1"), timestamp: 1_700_000_000_000_000_000 + Int64($0) * 500_000_000) },
+            (0..<5).map {
+                requestMessage(
+                    $0, request("GET / HTTP/1.1"), timestamp: 1_700_000_000_000_000_000 + Int64($0) * 500_000_000)
+            },
             to: input)
         var start = ContinuousClock.now
         _ = await runGoReplay(["--input-file", input.path, "--output-null"])
@@ -142,7 +161,10 @@ struct FileOutputTests {
 struct HTTPRequestTests {
     @Test("unchanged requests serialise to the same bytes, bare LF included")
     func identity() throws {
-        for text in ["GET /a HTTP/1.1\r\nHost: x\r\nA:b\r\n\r\nbody", "GET /a HTTP/1.0\nHost: x\n\n", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n"] {
+        for text in [
+            "GET /a HTTP/1.1\r\nHost: x\r\nA:b\r\n\r\nbody", "GET /a HTTP/1.0\nHost: x\n\n",
+            "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+        ] {
             let request = try #require(HTTPRequest(parsing: Array(text.utf8)))
             #expect(request.serialized() == Array(text.utf8))
         }
@@ -157,14 +179,17 @@ struct HTTPRequestTests {
             framer.reset(requestMethodIsHead: head)
             let bytes = Array(text.utf8)
             var done = false
-            for byte in bytes {  // one byte at a time: the worst split
+            for byte in bytes { // one byte at a time: the worst split
                 done = try [byte].withUnsafeBytes { try framer.feed($0) }
             }
             return (done, framer.statusCode, framer.isCloseDelimited)
         }
         #expect(try frame("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc") == (true, 200, false))
         #expect(try frame("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab") == (false, 200, false))
-        #expect(try frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n") == (true, 200, false))
+        #expect(
+            try frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n") == (
+                true, 200, false
+            ))
         #expect(try frame("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", head: true) == (true, 200, false))
         #expect(try frame("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n") == (true, 204, false))
         #expect(try frame("HTTP/1.0 200 OK\r\n\r\nstreaming") == (false, 200, true))

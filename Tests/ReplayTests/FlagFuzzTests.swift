@@ -56,7 +56,8 @@ struct FlagFuzzTests {
     func extremes() async throws {
         let flags = await numericFlags()
         // The issue's three traps are among them.
-        for flag in ["input-file-max-wait", "output-file-flush-interval", "output-http-workers", "output-http-timeout"] {
+        for flag in ["input-file-max-wait", "output-file-flush-interval", "output-http-workers", "output-http-timeout"]
+        {
             #expect(flags.contains(flag), "no --\(flag) in help")
         }
         let server = try await TestHTTPServer()
@@ -64,14 +65,18 @@ struct FlagFuzzTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("in.gor")
         try writeGor((0..<2).map { requestMessage($0, request("GET /\($0) HTTP/1.1\nHost: a")) }, to: input)
-        var refused = 0, used = 0
+        var refused = 0
+        var used = 0
         let addresses = [
             "input-file": input.path, "output-http": server.url,
             "output-file": directory.appendingPathComponent("limited.gor").path,
         ]
         for (flag, value) in cases(flags, addresses: addresses) {
             let fileFlag = flag == "input-file" ? [] : ["--input-file", input.path]
-            var arguments = fileFlag + ["--output-http", server.url, "--output-file", directory.appendingPathComponent("out.gor").path]
+            var arguments =
+                fileFlag + [
+                    "--output-http", server.url, "--output-file", directory.appendingPathComponent("out.gor").path,
+                ]
             arguments += ["--exit-after", "5s", "--\(flag)=\(value)"]
             let parsed = Result { try GoFlagParser.parse(arguments) }
             let run = await runGoReplay(arguments)
@@ -90,11 +95,22 @@ struct FlagFuzzTests {
         #expect(refused > 0 && used > 0)
     }
 
-    @Test("the issue's crashing values now print one line and exit 2", arguments: [
-        ("--input-file-max-wait=99999999999999999999", "goreplay: invalid value \"99999999999999999999\" for flag --input-file-max-wait: expected a duration from 0 to 8760h (one year)"),
-        ("--output-http-header-hash-filter=X: 9223372036854775807/1", "goreplay: invalid value \"X: 9223372036854775807/1\" for flag --output-http-header-hash-filter: malformed rule \"X: 9223372036854775807/1\" (expected Name: N%)"),
-        ("--output-file-flush-interval=1e308", "goreplay: invalid value \"1e308\" for flag --output-file-flush-interval: expected a duration from 0 to 8760h (one year)"),
-    ])
+    @Test(
+        "the issue's crashing values now print one line and exit 2",
+        arguments: [
+            (
+                "--input-file-max-wait=99999999999999999999",
+                "goreplay: invalid value \"99999999999999999999\" for flag --input-file-max-wait: expected a duration from 0 to 8760h (one year)"
+            ),
+            (
+                "--output-http-header-hash-filter=X: 9223372036854775807/1",
+                "goreplay: invalid value \"X: 9223372036854775807/1\" for flag --output-http-header-hash-filter: malformed rule \"X: 9223372036854775807/1\" (expected Name: N%)"
+            ),
+            (
+                "--output-file-flush-interval=1e308",
+                "goreplay: invalid value \"1e308\" for flag --output-file-flush-interval: expected a duration from 0 to 8760h (one year)"
+            ),
+        ])
     func issueValues(argument: String, message: String) async {
         let run = await runGoReplay(["--input-file", "a.gor", "--output-null", argument])
         #expect(run.status == 2)

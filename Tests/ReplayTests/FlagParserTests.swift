@@ -20,13 +20,15 @@ struct FlagParserTests {
             "-output-http", "https://x/y?z=1|50%", "--output-http-workers", "7", "-output-http-timeout=2s",
             "--split-output", "--output-stdout=false", "-stats", "--output-http-track-response=true",
         ])
-        #expect(parsed.inputFiles == [
-            LimitedAddress(address: "a.gor"), LimitedAddress(address: "b.gor", limit: .percent(200)),
-        ])
-        #expect(parsed.outputHTTP == [
-            LimitedAddress(address: "http://staging:8080", limit: .perSecond(10)),
-            LimitedAddress(address: "https://x/y?z=1", limit: .percent(50)),
-        ])
+        #expect(
+            parsed.inputFiles == [
+                LimitedAddress(address: "a.gor"), LimitedAddress(address: "b.gor", limit: .percent(200)),
+            ])
+        #expect(
+            parsed.outputHTTP == [
+                LimitedAddress(address: "http://staging:8080", limit: .perSecond(10)),
+                LimitedAddress(address: "https://x/y?z=1", limit: .percent(50)),
+            ])
         #expect(parsed.http.workers == 7)
         #expect(parsed.http.timeout == .seconds(2))
         #expect(parsed.splitOutput)
@@ -81,9 +83,10 @@ struct FlagParserTests {
             "--input-raw-buffer-size", "8mb", "--input-raw-override-snaplen", "--input-raw-engine", "raw_socket",
             "--input-raw-realip-header", "X-Real-IP", "--input-raw-allow-incomplete",
         ])
-        #expect(parsed.raw.addresses == [
-            LimitedAddress(address: ":8080"), LimitedAddress(address: "127.0.0.1:80", limit: .percent(50)),
-        ])
+        #expect(
+            parsed.raw.addresses == [
+                LimitedAddress(address: ":8080"), LimitedAddress(address: "127.0.0.1:80", limit: .percent(50)),
+            ])
         #expect(parsed.raw.trackResponse)
         #expect(parsed.raw.expire == .milliseconds(500))
         #expect(parsed.raw.bpfFilter == "dst port 80")
@@ -95,25 +98,42 @@ struct FlagParserTests {
         #expect(parsed.raw.allowIncomplete)
     }
 
-    @Test("bad command lines: one clear line, exit status 2", arguments: [
-        (["--output-htp", "x"], "goreplay: unknown flag --output-htp (did you mean --output-http?)"),
-        (["--input-file"], "goreplay: flag needs an argument: --input-file"),
-        (["--input-file", "a", "--output-null", "--output-http-workers", "many"],
-         "goreplay: invalid value \"many\" for flag --output-http-workers: expected a whole number from 0 to 10000"),
-        (["--input-file", "a", "--output-null", "--exit-after", "soon"],
-         "goreplay: invalid value \"soon\" for flag --exit-after: expected a duration such as 500ms, 5s or 1m30s"),
-        (["--output-null=maybe"], "goreplay: invalid boolean value \"maybe\" for flag --output-null"),
-        (["--input-file", "a"], "goreplay: required at least 1 input and 1 output (see --help)"),
-        (["--input-file", "a", "--output-null", "--http-allow-url", "("],
-         "goreplay: invalid value \"(\" for flag --http-allow-url: invalid regular expression \"(\""),
-        (["--input-file", "a", "--output-null", "--http-set-header", "NoColon"],
-         "goreplay: invalid value \"NoColon\" for flag --http-set-header: malformed rule \"NoColon\" (expected Name: value)"),
-        (["--input-file", "a", "--output-http", "ftp://x"],
-         "goreplay: invalid value \"ftp://x\" for flag --output-http: malformed rule \"ftp://x\" (expected an http:// or https:// URL)"),
-        (["--input-file", "a", "--output-null", "stray"], "goreplay: unexpected argument \"stray\" (flags start with - or --)"),
-        (["--input-file", "a.gor|fast", "--output-null"],
-         "goreplay: invalid value \"a.gor|fast\" for flag --input-file: expected ADDRESS, ADDRESS|N or ADDRESS|N%"),
-    ])
+    @Test(
+        "bad command lines: one clear line, exit status 2",
+        arguments: [
+            (["--output-htp", "x"], "goreplay: unknown flag --output-htp (did you mean --output-http?)"),
+            (["--input-file"], "goreplay: flag needs an argument: --input-file"),
+            (
+                ["--input-file", "a", "--output-null", "--output-http-workers", "many"],
+                "goreplay: invalid value \"many\" for flag --output-http-workers: expected a whole number from 0 to 10000"
+            ),
+            (
+                ["--input-file", "a", "--output-null", "--exit-after", "soon"],
+                "goreplay: invalid value \"soon\" for flag --exit-after: expected a duration such as 500ms, 5s or 1m30s"
+            ),
+            (["--output-null=maybe"], "goreplay: invalid boolean value \"maybe\" for flag --output-null"),
+            (["--input-file", "a"], "goreplay: required at least 1 input and 1 output (see --help)"),
+            (
+                ["--input-file", "a", "--output-null", "--http-allow-url", "("],
+                "goreplay: invalid value \"(\" for flag --http-allow-url: invalid regular expression \"(\""
+            ),
+            (
+                ["--input-file", "a", "--output-null", "--http-set-header", "NoColon"],
+                "goreplay: invalid value \"NoColon\" for flag --http-set-header: malformed rule \"NoColon\" (expected Name: value)"
+            ),
+            (
+                ["--input-file", "a", "--output-http", "ftp://x"],
+                "goreplay: invalid value \"ftp://x\" for flag --output-http: malformed rule \"ftp://x\" (expected an http:// or https:// URL)"
+            ),
+            (
+                ["--input-file", "a", "--output-null", "stray"],
+                "goreplay: unexpected argument \"stray\" (flags start with - or --)"
+            ),
+            (
+                ["--input-file", "a.gor|fast", "--output-null"],
+                "goreplay: invalid value \"a.gor|fast\" for flag --input-file: expected ADDRESS, ADDRESS|N or ADDRESS|N%"
+            ),
+        ])
     func badFlags(arguments: [String], message: String) async {
         let run = await runGoReplay(arguments)
         #expect(run.status == 2)
@@ -145,7 +165,8 @@ struct FlagParserTests {
 
     @Test("the built binary: bad flag → one line on stderr, exit 2")
     func binary() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let candidates = ["debug", "release"].map { root.appendingPathComponent(".build/\($0)/goreplay").path }
         guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             Issue.record("goreplay binary not built (swift build --product goreplay)")

@@ -5,7 +5,8 @@ import Testing
 /// Inputs found by the libFuzzer harnesses (Sources/Fuzzing, docs/fuzzing.md), kept as tests.
 @Suite("Fuzz findings: the .gor reader")
 struct GorReaderFuzzRegressionTests {
-    private func read(_ bytes: [UInt8], maxRecordSize: Int) throws -> (messages: [ReplayMessage], reader: GorFileReader) {
+    private func read(_ bytes: [UInt8], maxRecordSize: Int) throws -> (messages: [ReplayMessage], reader: GorFileReader)
+    {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("found.gor").path

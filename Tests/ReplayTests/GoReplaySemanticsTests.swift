@@ -30,13 +30,16 @@ struct GoReplaySemanticsTests {
                 requestMessage(0, request("GET http://www.gov.uk/browse?x=1 HTTP/1.1\nHost: www.gov.uk")),
                 requestMessage(1, request("GET HTTPS://www.gov.uk HTTP/1.1\nHost: www.gov.uk")),
             ], to: path)
-        let run = await runGoReplay(["--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1"])
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1",
+        ])
         await server.shutdown()
         #expect(run.status == 0)
-        #expect(server.requestTexts == [
-            "GET /browse?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
-        ])
+        #expect(
+            server.requestTexts == [
+                "GET /browse?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
+            ])
     }
 
     @Test("--output-dummy takes a value, as in 0.16, and writes to stdout")
@@ -54,7 +57,8 @@ struct GoReplaySemanticsTests {
 
     @Test("%NS in a file name is the nanosecond within the second (Go's Time.Nanosecond)")
     func nanosecondToken() {
-        let output = FileOutput(template: "/tmp/x-%NS.gor", options: FileOutputOptions(), statistics: ReplayStatistics())
+        let output = FileOutput(
+            template: "/tmp/x-%NS.gor", options: FileOutputOptions(), statistics: ReplayStatistics())
         let message = requestMessage(0, [])
         #expect(output.renderName(for: message, now: 1_700_000_000_123_456_789) == "/tmp/x-123456789.gor")
         #expect(output.renderName(for: message, now: 1_700_000_000_000_000_042) == "/tmp/x-42.gor")
@@ -63,11 +67,19 @@ struct GoReplaySemanticsTests {
     @Test("--http-rewrite-url expands Go's ${1}, $1, ${name} and $$")
     func goTemplates() throws {
         let line = "GET /v1/user/42/ping HTTP/1.1\nHost: a"
-        #expect(try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/${1}x"], line)?.hasPrefix("GET /v2/42x HTTP/1.1") == true)
-        #expect(try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/$1"], line)?.hasPrefix("GET /v2/42 HTTP/1.1") == true)
+        #expect(
+            try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/${1}x"], line)?.hasPrefix(
+                "GET /v2/42x HTTP/1.1") == true)
+        #expect(
+            try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/$1"], line)?.hasPrefix("GET /v2/42 HTTP/1.1")
+                == true)
         // Go reads `$1x` as the group named "1x", which does not exist.
-        #expect(try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/$1x"], line)?.hasPrefix("GET /v2/ HTTP/1.1") == true)
-        #expect(try apply(["--http-rewrite-url", "/v1/user/(?<id>[0-9]+)/ping:/u/${id}/$$"], line)?.hasPrefix("GET /u/42/$ HTTP/1.1") == true)
+        #expect(
+            try apply(["--http-rewrite-url", "/v1/user/([0-9]+)/ping:/v2/$1x"], line)?.hasPrefix("GET /v2/ HTTP/1.1")
+                == true)
+        #expect(
+            try apply(["--http-rewrite-url", "/v1/user/(?<id>[0-9]+)/ping:/u/${id}/$$"], line)?.hasPrefix(
+                "GET /u/42/$ HTTP/1.1") == true)
     }
 
     @Test("--http-allow-header drops a request whose header is empty or missing, even if the pattern matches empty")
@@ -93,15 +105,27 @@ struct GoReplaySemanticsTests {
 
     @Test("--http-set-header on a repeated header changes the first copy only")
     func setHeaderFirstCopy() throws {
-        let result = try apply(["--http-set-header", "Cookie: new"], "GET / HTTP/1.1\nHost: a\nCookie: a=1\nCookie: b=2")
+        let result = try apply(
+            ["--http-set-header", "Cookie: new"], "GET / HTTP/1.1\nHost: a\nCookie: a=1\nCookie: b=2")
         #expect(result == "GET / HTTP/1.1\r\nHost: a\r\nCookie: new\r\nCookie: b=2\r\n\r\n")
     }
 
-    @Test("GoReplay flags that would do nothing here are refused with a reason", arguments: [
-        (["--input-raw-protocol", "binary"], "goreplay: invalid value \"binary\" for flag --input-raw-protocol: only http is replayed; GoReplay's binary protocol mode is not supported here"),
-        (["--input-raw-promisc"], "goreplay: invalid value \"true\" for flag --input-raw-promisc: promiscuous capture is not supported; capture sees this host's own traffic only"),
-        (["--output-http-redirects", "3"], "goreplay: invalid value \"3\" for flag --output-http-redirects: following redirects is not supported; redirects are replayed as responses (use 0)"),
-    ])
+    @Test(
+        "GoReplay flags that would do nothing here are refused with a reason",
+        arguments: [
+            (
+                ["--input-raw-protocol", "binary"],
+                "goreplay: invalid value \"binary\" for flag --input-raw-protocol: only http is replayed; GoReplay's binary protocol mode is not supported here"
+            ),
+            (
+                ["--input-raw-promisc"],
+                "goreplay: invalid value \"true\" for flag --input-raw-promisc: promiscuous capture is not supported; capture sees this host's own traffic only"
+            ),
+            (
+                ["--output-http-redirects", "3"],
+                "goreplay: invalid value \"3\" for flag --output-http-redirects: following redirects is not supported; redirects are replayed as responses (use 0)"
+            ),
+        ])
     func refusedFlags(flags: [String], message: String) async {
         let run = await runGoReplay(["--input-file", "a.gor", "--output-null"] + flags)
         #expect(run.status == 2)

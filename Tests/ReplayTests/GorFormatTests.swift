@@ -62,9 +62,9 @@ struct GorFormatTests {
         let good = "1 aa 1700000000000000000 0\nGET / HTTP/1.1\r\n\r\n" + separator
         let text =
             good
-            + "garbage without fields\nxx" + separator  // < 3 fields
-            + "7 bb 1700000000000000001 0\nGET / HTTP/1.1\r\n\r\n" + separator  // unknown type
-            + "1 cc notanumber 0\nGET / HTTP/1.1\r\n\r\n" + separator  // bad timestamp
+            + "garbage without fields\nxx" + separator // < 3 fields
+            + "7 bb 1700000000000000001 0\nGET / HTTP/1.1\r\n\r\n" + separator // unknown type
+            + "1 cc notanumber 0\nGET / HTTP/1.1\r\n\r\n" + separator // bad timestamp
             + "no newline at all" + separator
             + good
         let path = directory.appendingPathComponent("bad.gor")

@@ -28,7 +28,9 @@ struct GzipFileTests {
     }
 
     private func messages(_ count: Int) -> [ReplayMessage] {
-        (0..<count).map { requestMessage($0, request("GET /page/\($0)?q=\(String(repeating: "x", count: $0 % 50)) HTTP/1.1\nHost: a")) }
+        (0..<count).map {
+            requestMessage($0, request("GET /page/\($0)?q=\(String(repeating: "x", count: $0 % 50)) HTTP/1.1\nHost: a"))
+        }
     }
 
     @Test("--output-file x.gor.gz writes gzip that gzip -t and zcat accept, and goreplay reads back")
@@ -52,7 +54,9 @@ struct GzipFileTests {
         #expect(try records(output) == sent)
         // And replayed from the .gz as input.
         let copy = directory.appendingPathComponent("copy.gor").path
-        let again = await runGoReplay(["--input-file", output + "|100000%", "--output-file", copy, "--output-file-append"])
+        let again = await runGoReplay([
+            "--input-file", output + "|100000%", "--output-file", copy, "--output-file-append",
+        ])
         #expect(again.status == 0)
         #expect(try records(copy) == sent)
     }
@@ -65,7 +69,9 @@ struct GzipFileTests {
         try writeGor(messages(10), to: input)
         let appended = directory.appendingPathComponent("twice.gor.gz").path
         for _ in 0..<2 {
-            let result = await runGoReplay(["--input-file", input.path + "|100000%", "--output-file", appended, "--output-file-append"])
+            let result = await runGoReplay([
+                "--input-file", input.path + "|100000%", "--output-file", appended, "--output-file-append",
+            ])
             #expect(result.status == 0)
         }
         #expect(try run("/bin/gzip", ["-t", appended]).status == 0)
@@ -73,9 +79,12 @@ struct GzipFileTests {
         #expect(try records(appended).count == 20)
 
         let base = directory.appendingPathComponent("chunk.gor.gz").path
-        let rotated = await runGoReplay(["--input-file", input.path + "|100000%", "--output-file", base, "--output-file-queue-limit", "4"])
+        let rotated = await runGoReplay([
+            "--input-file", input.path + "|100000%", "--output-file", base, "--output-file-queue-limit", "4",
+        ])
         #expect(rotated.status == 0)
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("chunk") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("chunk") }
+            .sorted()
         #expect(files == ["chunk.gor_0.gz", "chunk.gor_1.gz", "chunk.gor_2.gz"])
         var total = 0
         for file in files {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Replay
 
 /// Parses `text` as a complete head.
@@ -8,7 +9,9 @@ private func head(_ text: String, _ role: HTTP1Role = .request) throws(HTTP1Head
 
 /// Runs a chunked decoder over `bytes` split at `splits`; returns the index
 /// just past the body, or nil while incomplete.
-private func decodeChunked(_ bytes: [UInt8], splitAt splits: [Int] = []) throws(ChunkedBodyDecoder.DecodingError) -> Int? {
+private func decodeChunked(_ bytes: [UInt8], splitAt splits: [Int] = []) throws(ChunkedBodyDecoder.DecodingError)
+    -> Int?
+{
     var decoder = ChunkedBodyDecoder(maxSizeLineLength: 64, maxTrailerBytes: 256)
     var offset = 0
     for end in splits + [bytes.count] where end >= offset {
@@ -83,13 +86,18 @@ struct HTTP1HeadTests {
         #expect(request.expectContinueLine == 49..<71)
         #expect(request.isPersistent)
 
-        #expect(try head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 4\r\n\r\n").bodyFraming() == .chunked)
-        #expect(try head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n").bodyFraming() == .chunked)
+        #expect(
+            try head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 4\r\n\r\n").bodyFraming()
+                == .chunked)
+        #expect(
+            try head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n").bodyFraming()
+                == .chunked)
         #expect(throws: HTTP1HeadError.unframeableTransferEncoding(line: 2)) {
             try head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").bodyFraming()
         }
         #expect(try head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", .response).bodyFraming() == .untilClose)
-        #expect(try head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").bodyFraming() == .fixed(5))
+        #expect(
+            try head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").bodyFraming() == .fixed(5))
         #expect(try head("GET / HTTP/1.1\r\n\r\n").bodyFraming() == .none)
 
         #expect(try !head("HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n", .response).isPersistent)
@@ -113,15 +121,21 @@ struct HTTP1HeadTests {
 
     @Test("bad heads are refused with the line at fault")
     func refusals() {
-        #expect(throws: HTTP1HeadError.obsoleteLineFolding(line: 3)) { try head("GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n") }
-        #expect(throws: HTTP1HeadError.obsoleteLineFolding(line: 2)) { try head("GET / HTTP/1.1\r\n\tContent-Length: 5\r\n\r\n") }
+        #expect(throws: HTTP1HeadError.obsoleteLineFolding(line: 3)) {
+            try head("GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n")
+        }
+        #expect(throws: HTTP1HeadError.obsoleteLineFolding(line: 2)) {
+            try head("GET / HTTP/1.1\r\n\tContent-Length: 5\r\n\r\n")
+        }
         #expect(throws: HTTP1HeadError.malformedField(line: 2, text: "Content-Length : 5")) {
             try head("GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\n")
         }
         #expect(throws: HTTP1HeadError.malformedField(line: 3, text: "no colon here")) {
             try head("GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
         }
-        #expect(throws: HTTP1HeadError.malformedField(line: 2, text: ": v")) { try head("GET / HTTP/1.1\r\n: v\r\n\r\n") }
+        #expect(throws: HTTP1HeadError.malformedField(line: 2, text: ": v")) {
+            try head("GET / HTTP/1.1\r\n: v\r\n\r\n")
+        }
         #expect(throws: HTTP1HeadError.invalidContentLength(line: 3, text: "4")) {
             try head("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n")
         }
@@ -131,7 +145,9 @@ struct HTTP1HeadTests {
             }
         }
         #expect(throws: HTTP1HeadError.incomplete) { try head("GET / HTTP/1.1\r\nHost: x\r\n") }
-        #expect(throws: HTTP1HeadError.malformedStartLine("HTTP/1.1 200 OK\r\n")) { try head("HTTP/1.1 200 OK\r\n\r\n") }
+        #expect(throws: HTTP1HeadError.malformedStartLine("HTTP/1.1 200 OK\r\n")) {
+            try head("HTTP/1.1 200 OK\r\n\r\n")
+        }
         #expect(HTTP1HeadError.obsoleteLineFolding(line: 3).isFramingError)
         #expect(!HTTP1HeadError.malformedStartLine("x").isFramingError)
     }
@@ -140,18 +156,20 @@ struct HTTP1HeadTests {
     func caseInsensitive() {
         #expect(ASCII.equalsIgnoringCase("Content-Length".utf8, "content-length".utf8))
         #expect(!ASCII.equalsIgnoringCase("Content-Lengthx".utf8, "content-length".utf8))
-        #expect(!ASCII.equalsIgnoringCase("[".utf8, "{".utf8))  // 0x5B | 0x20 == 0x7B: not letters
+        #expect(!ASCII.equalsIgnoringCase("[".utf8, "{".utf8)) // 0x5B | 0x20 == 0x7B: not letters
         #expect(!ASCII.equalsIgnoringCase("é".utf8, "É".utf8))
     }
 }
 
 @Suite("HTTP/1 core: chunked bodies")
 struct ChunkedBodyDecoderTests {
-    static let body = Array("4;name=\"v\";x\r\nWiki\r\n5 ; ext\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0;last\r\nExpires: never\r\nX-Sum: 1\r\n\r\nNEXT".utf8)
+    static let body = Array(
+        "4;name=\"v\";x\r\nWiki\r\n5 ; ext\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0;last\r\nExpires: never\r\nX-Sum: 1\r\n\r\nNEXT"
+            .utf8)
 
     @Test("extensions and trailers, split at every byte: the end is found exactly")
     func splitAtEveryByte() throws {
-        let end = Self.body.count - 4  // "NEXT" belongs to the next message
+        let end = Self.body.count - 4 // "NEXT" belongs to the next message
         #expect(try decodeChunked(Self.body) == end)
         for split in 0...Self.body.count {
             #expect(try decodeChunked(Self.body, splitAt: [split]) == end, "split at \(split)")
@@ -171,8 +189,12 @@ struct ChunkedBodyDecoderTests {
         #expect(throws: ChunkedBodyDecoder.DecodingError.malformedChunkSize) { try decodeChunked(Array("zz\r\n".utf8)) }
         #expect(throws: ChunkedBodyDecoder.DecodingError.malformedChunkSize) { try decodeChunked(Array("\r\n".utf8)) }
         #expect(throws: ChunkedBodyDecoder.DecodingError.malformedChunkSize) { try decodeChunked(Array(";x\r\n".utf8)) }
-        #expect(throws: ChunkedBodyDecoder.DecodingError.malformedChunkSize) { try decodeChunked(Array("FFFFFFFFFFFFFFFFFF\r\n".utf8)) }
-        #expect(throws: ChunkedBodyDecoder.DecodingError.missingDataTerminator) { try decodeChunked(Array("3\r\nabcX\r\n".utf8)) }
+        #expect(throws: ChunkedBodyDecoder.DecodingError.malformedChunkSize) {
+            try decodeChunked(Array("FFFFFFFFFFFFFFFFFF\r\n".utf8))
+        }
+        #expect(throws: ChunkedBodyDecoder.DecodingError.missingDataTerminator) {
+            try decodeChunked(Array("3\r\nabcX\r\n".utf8))
+        }
         #expect(throws: ChunkedBodyDecoder.DecodingError.chunkSizeLineTooLong) {
             try decodeChunked(Array("1;\(String(repeating: "e", count: 100))\r\n".utf8))
         }
@@ -204,7 +226,9 @@ struct ChunkedBodyDecoderTests {
 
 @Suite("HTTP/1 core: replayed response framing")
 struct HTTPResponseFramerCoreTests {
-    private func frame(_ pieces: [[UInt8]], head: Bool = false) throws(HTTPResponseFramer.FramingError) -> HTTPResponseFramer {
+    private func frame(_ pieces: [[UInt8]], head: Bool = false) throws(HTTPResponseFramer.FramingError)
+        -> HTTPResponseFramer
+    {
         var framer = HTTPResponseFramer(keepsRaw: false)
         framer.reset(requestMethodIsHead: head)
         for piece in pieces {
@@ -218,7 +242,9 @@ struct HTTPResponseFramerCoreTests {
 
     @Test("a response split at every byte completes exactly at its end")
     func splitAtEveryByte() throws {
-        let text = Array("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n".utf8)
+        let text = Array(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n"
+                .utf8)
         for split in 0..<text.count {
             let framer = try frame([Array(text[..<split]), Array(text[split..<(text.count - 1)])])
             #expect(!framer.isComplete, "split at \(split)")
@@ -235,7 +261,10 @@ struct HTTPResponseFramerCoreTests {
         #expect(throws: HTTPResponseFramer.FramingError.malformedChunk(.malformedChunkSize)) {
             try frame([Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n".utf8)])
         }
-        let huge = Array("HTTP/1.1 200 OK\r\n".utf8) + Array(repeating: Array("X-Filler: 0123456789012345678901234567890123456789\r\n".utf8), count: 1400).joined()
+        let huge =
+            Array("HTTP/1.1 200 OK\r\n".utf8)
+            + Array(repeating: Array("X-Filler: 0123456789012345678901234567890123456789\r\n".utf8), count: 1400)
+            .joined()
         #expect(throws: HTTPResponseFramer.FramingError.headTooLarge) {
             try frame(stride(from: 0, to: huge.count, by: 1000).map { Array(huge[$0..<min(huge.count, $0 + 1000)]) })
         }
@@ -244,11 +273,14 @@ struct HTTPResponseFramerCoreTests {
     @Test("random bytes through every core entry point: errors, never a crash")
     func garbage() {
         var generator = SplitMix64(seed: 19)
-        let alphabet = Array("HTTP/1.1 200 GET Content-Length: chunked Transfer-Encoding:0123456789abcdef;\r\n\r\n \t:,".utf8)
+        let alphabet = Array(
+            "HTTP/1.1 200 GET Content-Length: chunked Transfer-Encoding:0123456789abcdef;\r\n\r\n \t:,".utf8)
         for _ in 0..<2000 {
             let count = Int(generator.next() % 200)
             let bytes = (0..<count).map { _ in
-                generator.next() % 4 == 0 ? UInt8(truncatingIfNeeded: generator.next()) : alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                generator.next() % 4 == 0
+                    ? UInt8(truncatingIfNeeded: generator.next())
+                    : alphabet[Int(generator.next() % UInt64(alphabet.count))]
             }
             for role in [HTTP1Role.request, .response] {
                 _ = try? HTTP1Head(parsing: bytes, role: role).bodyFraming(requestMethod: "GET")

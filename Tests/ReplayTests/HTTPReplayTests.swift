@@ -11,7 +11,9 @@ struct HTTPReplayTests {
     private func gorFile(_ payloads: [[UInt8]], in directory: URL, spacing: Int64 = 1000) throws -> String {
         let path = directory.appendingPathComponent("in-\(UUID().uuidString).gor")
         try writeGor(
-            payloads.enumerated().map { requestMessage($0.offset, $0.element, timestamp: 1_700_000_000_000_000_000 + Int64($0.offset) * spacing) },
+            payloads.enumerated().map {
+                requestMessage($0.offset, $0.element, timestamp: 1_700_000_000_000_000_000 + Int64($0.offset) * spacing)
+            },
             to: path)
         return path.path
     }
@@ -54,10 +56,11 @@ struct HTTPReplayTests {
             let input = try gorFile([request("GET /old?x=1 HTTP/1.1\nHost: www.gov.uk")], in: directory)
             _ = await runGoReplay(["--input-file", input, "--output-http", server.url, "--http-original-host"])
             _ = await runGoReplay(["--input-file", input, "--output-http", server.url + "/new/path?y=2"])
-            #expect(server.requestTexts == [
-                "GET /old?x=1 HTTP/1.1\r\nHost: www.gov.uk\r\n\r\n",
-                "GET /new/path?y=2 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
-            ])
+            #expect(
+                server.requestTexts == [
+                    "GET /old?x=1 HTTP/1.1\r\nHost: www.gov.uk\r\n\r\n",
+                    "GET /new/path?y=2 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n",
+                ])
         }
     }
 
@@ -65,7 +68,8 @@ struct HTTPReplayTests {
     func chunkedBody() async throws {
         try await withServer { server, directory in
             let body = "4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\nTrailer: x\r\n\r\n"
-            let original = request("POST /upload HTTP/1.1\nHost: 127.0.0.1:\(server.port)\nTransfer-Encoding: chunked", body: body)
+            let original = request(
+                "POST /upload HTTP/1.1\nHost: 127.0.0.1:\(server.port)\nTransfer-Encoding: chunked", body: body)
             let input = try gorFile([original], in: directory)
             let run = await runGoReplay(["--input-file", input, "--output-http", server.url])
             #expect(run.status == 0)
@@ -93,7 +97,10 @@ struct HTTPReplayTests {
                 "--http-allow-header", "X-Env: ^prod$", "--http-disallow-header", "X-Bot: yes",
             ])
             #expect(run.status == 0)
-            #expect(server.requestTexts.map { $0.split(separator: "\r\n").first.map(String.init) ?? "" } == ["GET /api/users HTTP/1.1"])
+            #expect(
+                server.requestTexts.map { $0.split(separator: "\r\n").first.map(String.init) ?? "" } == [
+                    "GET /api/users HTTP/1.1"
+                ])
             #expect(run.counter("filtered") == 6)
         }
     }
@@ -102,7 +109,8 @@ struct HTTPReplayTests {
     func rewrites() async throws {
         try await withServer { server, directory in
             let input = try gorFile(
-                [request("GET /v1/user/42/ping?a=1 HTTP/1.1\nHost: a\nCookie: secret\nX-Version: v1-beta")], in: directory)
+                [request("GET /v1/user/42/ping?a=1 HTTP/1.1\nHost: a\nCookie: secret\nX-Version: v1-beta")],
+                in: directory)
             let run = await runGoReplay([
                 "--input-file", input, "--output-http", server.url,
                 "--http-set-header", "Cookie:", "--http-set-header", "X-Replayed: true",
@@ -111,9 +119,10 @@ struct HTTPReplayTests {
                 "--http-rewrite-header", "X-Version: v1-(.*),v2-$1",
             ])
             #expect(run.status == 0)
-            #expect(server.requestTexts == [
-                "GET /v2/user/42/ping?a=9&debug=1 HTTP/1.1\r\nX-Replayed: true\r\nHost: 127.0.0.1:\(server.port)\r\nCookie:\r\nX-Version: v2-beta\r\n\r\n"
-            ])
+            #expect(
+                server.requestTexts == [
+                    "GET /v2/user/42/ping?a=9&debug=1 HTTP/1.1\r\nX-Replayed: true\r\nHost: 127.0.0.1:\(server.port)\r\nCookie:\r\nX-Version: v2-beta\r\n\r\n"
+                ])
         }
     }
 
@@ -126,7 +135,9 @@ struct HTTPReplayTests {
                 "--http-set-header", "X-Test: 1", "--http-disallow-header", "X-Test: 1",
             ])
             #expect(dropped.counter("filtered") == 1)
-            _ = await runGoReplay(["--input-file", input, "--output-http", server.url, "--http-set-header", "Host: staging.gov.uk"])
+            _ = await runGoReplay([
+                "--input-file", input, "--output-http", server.url, "--http-set-header", "Host: staging.gov.uk",
+            ])
             #expect(server.requestTexts == ["GET / HTTP/1.1\r\nHost: staging.gov.uk\r\n\r\n"])
         }
     }
@@ -151,7 +162,9 @@ struct HTTPReplayTests {
             while try reader.next() != nil { written += 1 }
             #expect(written == 10)
 
-            let split = await runGoReplay(["--input-file", input, "--output-http", first.url, "--output-http", second.url, "--split-output"])
+            let split = await runGoReplay([
+                "--input-file", input, "--output-http", first.url, "--output-http", second.url, "--split-output",
+            ])
             #expect(split.status == 0)
             #expect(first.requests.count == 15)
             #expect(second.requests.count == 15)
@@ -162,7 +175,9 @@ struct HTTPReplayTests {
     func keepAlive() async throws {
         try await withServer { server, directory in
             let input = try gorFile((0..<200).map { request("GET /\($0) HTTP/1.1\nHost: a") }, in: directory)
-            let run = await runGoReplay(["--input-file", input, "--output-http", server.url, "--output-http-workers", "3"])
+            let run = await runGoReplay([
+                "--input-file", input, "--output-http", server.url, "--output-http-workers", "3",
+            ])
             #expect(run.status == 0)
             #expect(server.requests.count == 200)
             #expect(server.connections <= 3)
@@ -173,12 +188,15 @@ struct HTTPReplayTests {
     func absoluteRateLimit() async throws {
         try await withServer { server, directory in
             // A burst: all 290 requests carry the same timestamp, so they reach the limiter together.
-            let burst = try gorFile((0..<290).map { request("GET /b\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 0)
+            let burst = try gorFile(
+                (0..<290).map { request("GET /b\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 0)
             var started = monotonicNanoseconds()
             let burstRun = await runGoReplay(["--input-file", burst, "--output-http", server.url + "|50"])
             var windows = Int((monotonicNanoseconds() - started) / 1_000_000_000) + 1
             #expect(burstRun.status == 0)
-            #expect(server.requests.count >= 50 && server.requests.count <= 50 * windows, "got \(server.requests.count) in \(windows) window(s)")
+            #expect(
+                server.requests.count >= 50 && server.requests.count <= 50 * windows,
+                "got \(server.requests.count) in \(windows) window(s)")
             #expect(burstRun.counter("rate limit") == 290 - server.requests.count)
 
             // A stream paced over 2.9 s. The limiter's windows start at the first message it
@@ -186,7 +204,8 @@ struct HTTPReplayTests {
             // bound holds however slowly a loaded machine paces the input. (The exact 10%
             // arithmetic is checked against an injected clock in RateLimiterTests.)
             let before = server.requests.count
-            let paced = try gorFile((0..<290).map { request("GET /p\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 10_000_000)
+            let paced = try gorFile(
+                (0..<290).map { request("GET /p\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 10_000_000)
             started = monotonicNanoseconds()
             let pacedRun = await runGoReplay(["--input-file", paced, "--output-http", server.url + "|50"])
             windows = Int((monotonicNanoseconds() - started) / 1_000_000_000) + 1
@@ -271,7 +290,9 @@ struct HTTPReplayTests {
             }
             #expect(types.filter { $0 == .request }.count == 3)
             #expect(replayed.count == 3)
-            #expect(replayed.first.map { String(decoding: $0.payload, as: UTF8.self) }?.hasPrefix("HTTP/1.1 200 OK\r\n") == true)
+            #expect(
+                replayed.first.map { String(decoding: $0.payload, as: UTF8.self) }?.hasPrefix("HTTP/1.1 200 OK\r\n")
+                    == true)
             #expect(Set(replayed.map(\.id)) == Set((0..<3).map { String(format: "%024x", $0 + 1) }))
         }
     }
@@ -300,7 +321,8 @@ struct HTTPReplayTests {
     @Test("--exit-after stops a looping replay with status 0")
     func exitAfter() async throws {
         try await withServer { server, directory in
-            let input = try gorFile((0..<5).map { request("GET /\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 50_000_000)
+            let input = try gorFile(
+                (0..<5).map { request("GET /\($0) HTTP/1.1\nHost: a") }, in: directory, spacing: 50_000_000)
             let run = await runGoReplay([
                 "--input-file", input, "--input-file-loop", "--output-http", server.url, "--exit-after", "700ms",
             ])

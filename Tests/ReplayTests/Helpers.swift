@@ -17,7 +17,9 @@ func request(_ lines: String, body: String = "") -> [UInt8] {
 
 func requestMessage(_ index: Int, _ payload: [UInt8], timestamp: Int64? = nil) -> ReplayMessage {
     let id = String(format: "%024x", index + 1)
-    return ReplayMessage(type: .request, id: id, timestamp: timestamp ?? (1_700_000_000_000_000_000 + Int64(index) * 1000), latency: 0, payload: payload)
+    return ReplayMessage(
+        type: .request, id: id, timestamp: timestamp ?? (1_700_000_000_000_000_000 + Int64(index) * 1000), latency: 0,
+        payload: payload)
 }
 
 /// Writes messages as a .gor file.
@@ -54,6 +56,7 @@ func runGoReplay(_ arguments: [String]) async -> CommandRun {
         standardOutput: { line in outputs.withLockedValue { $0.append(line) } })
     let status = await command.run(arguments: arguments)
     return CommandRun(
-        status: status, errorLines: errors.withLockedValue { $0 }.flatMap { $0.split(separator: "\n").map(String.init) },
+        status: status,
+        errorLines: errors.withLockedValue { $0 }.flatMap { $0.split(separator: "\n").map(String.init) },
         outputLines: outputs.withLockedValue { $0 })
 }

@@ -121,14 +121,21 @@ struct MiddlewareTests {
 
     @Test("hex line encoding round-trips meta and payload, including 0.16's three-field meta")
     func lineEncoding() {
-        let message = ReplayMessage(type: .response, id: "ab12", timestamp: 42, latency: nil, payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
+        let message = ReplayMessage(
+            type: .response, id: "ab12", timestamp: 42, latency: nil, payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
         var line: [UInt8] = []
         Middleware.encodeLine(message, into: &line)
-        #expect(String(decoding: line, as: UTF8.self) == Array("2 ab12 42\nHTTP/1.1 200 OK\r\n\r\n".utf8).map { String(format: "%02x", $0) }.joined() + "\n")
+        #expect(
+            String(decoding: line, as: UTF8.self) == Array("2 ab12 42\nHTTP/1.1 200 OK\r\n\r\n".utf8).map {
+                String(format: "%02x", $0)
+            }.joined() + "\n")
         #expect((try? Middleware.decodeLine(line.dropLast()).get()) == message)
         #expect(Middleware.decodeLine(Array("3g".utf8)[...]) == .failure(.notHex(column: 2)))
         #expect(Middleware.decodeLine(Array("abc".utf8)[...]) == .failure(.oddLength(3)))
-        if case .failure(.badRecord) = Middleware.decodeLine(Array("7a7a".utf8)[...]) {} else { Issue.record("zz is not a record") }
+        if case .failure(.badRecord) = Middleware.decodeLine(Array("7a7a".utf8)[...]) {
+        } else {
+            Issue.record("zz is not a record")
+        }
     }
 
     @Test("shell echo (echo.sh's shape): every request reaches the server unchanged")
@@ -158,10 +165,13 @@ struct MiddlewareTests {
         let script = try Middlewares.write(Middlewares.echoShell, named: "echo.sh", in: directory)
         let file = directory.appendingPathComponent("in.gor")
         try writeGor(requests(3), to: file)
-        let process = try GoReplayProcess(binary: binary, arguments: ["--input-file", file.path, "--output-null", "--middleware", script])
+        let process = try GoReplayProcess(
+            binary: binary, arguments: ["--input-file", file.path, "--output-null", "--middleware", script])
         let status = await process.waitForExit(timeout: .seconds(30))
         #expect(status == 0)
-        #expect(process.errorText.components(separatedBy: "[DEBUG][ECHO] Request type: Request").count == 4, "\(process.errorText)")
+        #expect(
+            process.errorText.components(separatedBy: "[DEBUG][ECHO] Request type: Request").count == 4,
+            "\(process.errorText)")
         #expect(process.errorText.contains("output null: sent 3"))
     }
 
@@ -174,7 +184,9 @@ struct MiddlewareTests {
         defer { Task { await server.shutdown() } }
         let file = directory.appendingPathComponent("in.gor")
         try writeGor(requests(30), to: file)
-        let run = await runGoReplay(["--input-file", file.path, "--output-http", server.url, "--middleware", "python3 \(script)"])
+        let run = await runGoReplay([
+            "--input-file", file.path, "--output-http", server.url, "--middleware", "python3 \(script)",
+        ])
         #expect(run.status == 0, "\(run.errorText)")
         #expect(Set(paths(server)) == Set((0..<30).map { "/item/\($0)" }))
         #expect(server.requests.count == 30)
@@ -225,7 +237,7 @@ struct MiddlewareTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = try Middlewares.write(Middlewares.statusComparer, named: "compare.py", in: directory)
         let report = directory.appendingPathComponent("report.txt")
-        let server = try await TestHTTPServer()  // always answers 200
+        let server = try await TestHTTPServer() // always answers 200
         defer { Task { await server.shutdown() } }
         var messages: [ReplayMessage] = []
         var expected: Set<String> = []
@@ -263,7 +275,11 @@ struct MiddlewareTests {
         defer { Task { await server.shutdown() } }
         let body = String((0..<(200 * 1024)).map { index in Character(UnicodeScalar(UInt8(97 + index % 26))) })
         let file = directory.appendingPathComponent("in.gor")
-        try writeGor([requestMessage(0, request("POST /big HTTP/1.1\nHost: example\nContent-Length: \(body.utf8.count)", body: body))], to: file)
+        try writeGor(
+            [
+                requestMessage(
+                    0, request("POST /big HTTP/1.1\nHost: example\nContent-Length: \(body.utf8.count)", body: body))
+            ], to: file)
         let run = await runGoReplay(["--input-file", file.path, "--output-http", server.url, "--middleware", script])
         #expect(run.status == 0, "\(run.errorText)")
         #expect(server.requests.count == 1)
@@ -278,12 +294,15 @@ struct MiddlewareTests {
         defer { Task { await server.shutdown() } }
         // 3,000 requests of ~1 KiB: far more than the pipe buffer and the 1,000-message queue.
         let padding = String(repeating: "p", count: 1000)
-        let messages = (0..<3000).map { requestMessage($0, request("GET /s/\($0) HTTP/1.1\nHost: example\nX-Pad: \(padding)")) }
+        let messages = (0..<3000).map {
+            requestMessage($0, request("GET /s/\($0) HTTP/1.1\nHost: example\nX-Pad: \(padding)"))
+        }
         let file = directory.appendingPathComponent("in.gor")
         try writeGor(messages, to: file)
         let started = ContinuousClock.now
         let run = await runGoReplay([
-            "--input-file", file.path, "--output-http", server.url, "--middleware", "sleep 600", "--middleware-timeout", "1s",
+            "--input-file", file.path, "--output-http", server.url, "--middleware", "sleep 600", "--middleware-timeout",
+            "1s",
         ])
         #expect(ContinuousClock.now - started < .seconds(60))
         #expect(run.status == 3)
@@ -307,7 +326,8 @@ struct MiddlewareTests {
         let file = directory.appendingPathComponent("in.gor")
         try writeGor(requests(5), to: file)
         let run = await runGoReplay([
-            "--input-file", file.path, "--output-http", server.url, "--middleware", "sleep 600", "--middleware-timeout", "1s",
+            "--input-file", file.path, "--output-http", server.url, "--middleware", "sleep 600", "--middleware-timeout",
+            "1s",
         ])
         #expect(run.status == 3)
         #expect(run.errorLines.filter { $0.contains("middleware \"sleep 600\"") }.count == 1)
@@ -330,7 +350,9 @@ struct MiddlewareTests {
         defer { Task { await server.shutdown() } }
         // 60 requests 50 ms apart: the input is still running when the middleware stops.
         let messages = (0..<60).map { index in
-            requestMessage(index, request("GET /t/\(index) HTTP/1.1\nHost: example"), timestamp: 1_700_000_000_000_000_000 + Int64(index) * 50_000_000)
+            requestMessage(
+                index, request("GET /t/\(index) HTTP/1.1\nHost: example"),
+                timestamp: 1_700_000_000_000_000_000 + Int64(index) * 50_000_000)
         }
         let file = directory.appendingPathComponent("in.gor")
         try writeGor(messages, to: file)
@@ -339,7 +361,9 @@ struct MiddlewareTests {
         #expect(server.requests.count == 10)
         let failures = run.errorLines.filter { $0.contains("middleware \"\(script)\"") }
         #expect(failures.count == 1)
-        #expect(failures.first?.contains("stopped (exit status 0) after returning 10 messages while input continued") == true, "\(run.errorText)")
+        #expect(
+            failures.first?.contains("stopped (exit status 0) after returning 10 messages while input continued")
+                == true, "\(run.errorText)")
     }
 
     @Test("a middleware that prints garbage: lines skipped and counted, one located line, exit 3")
@@ -358,7 +382,10 @@ struct MiddlewareTests {
         #expect(server.requests.isEmpty)
         #expect(run.errorText.contains("invalid lines 8"))
         let failures = run.errorLines.filter { $0.contains("lines that are not hex-encoded records") }
-        #expect(failures == ["goreplay: middleware \"while read -r line; do echo 'not hex at all'; done\" wrote 8 lines that are not hex-encoded records (skipped); first: line 1: not a hex digit at column 1"])
+        #expect(
+            failures == [
+                "goreplay: middleware \"while read -r line; do echo 'not hex at all'; done\" wrote 8 lines that are not hex-encoded records (skipped); first: line 1: not a hex digit at column 1"
+            ])
     }
 
     @Test("a command that does not exist: sh reports it on stderr, goreplay exits 3")
@@ -367,7 +394,9 @@ struct MiddlewareTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("in.gor")
         let messages = (0..<20).map { index in
-            requestMessage(index, request("GET /m/\(index) HTTP/1.1\nHost: example"), timestamp: 1_700_000_000_000_000_000 + Int64(index) * 50_000_000)
+            requestMessage(
+                index, request("GET /m/\(index) HTTP/1.1\nHost: example"),
+                timestamp: 1_700_000_000_000_000_000 + Int64(index) * 50_000_000)
         }
         try writeGor(messages, to: file)
         let run = await runGoReplay(["--input-file", file.path, "--output-null", "--middleware", "/nonexistent/mw"])

@@ -27,7 +27,9 @@ struct ReplayOrderTests {
         // Blocks of 50 shuffled records: each is at most 49 places from home.
         var order = Array(0..<1000)
         for block in stride(from: 0, to: 1000, by: 50) { order[block..<(block + 50)].shuffle(using: &generator) }
-        let messages = order.map { requestMessage($0, request("GET /\($0) HTTP/1.1\nHost: a"), timestamp: 1_000_000 * Int64($0)) }
+        let messages = order.map {
+            requestMessage($0, request("GET /\($0) HTTP/1.1\nHost: a"), timestamp: 1_000_000 * Int64($0))
+        }
         let path = directory.appendingPathComponent("shuffled.gor")
         try writeGor(messages, to: path)
         let replayed = try await collect(GorFileInput(pattern: path.path, options: fastOptions(depth: 100)))
@@ -54,12 +56,15 @@ struct ReplayOrderTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let base: Int64 = 1_700_000_000_000_000_000
         let records = [("a", 0), ("c", 600), ("b", 300), ("d", 700)].enumerated().map { index, pair in
-            requestMessage(index, request("GET /\(pair.0) HTTP/1.1\nHost: x"), timestamp: base + Int64(pair.1) * 1_000_000)
+            requestMessage(
+                index, request("GET /\(pair.0) HTTP/1.1\nHost: x"), timestamp: base + Int64(pair.1) * 1_000_000)
         }
         let path = directory.appendingPathComponent("late.gor")
         try writeGor(records, to: path)
         let started = ContinuousClock.now
-        let run = await runGoReplay(["--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1"])
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1",
+        ])
         let elapsed = ContinuousClock.now - started
         await server.shutdown()
         #expect(run.status == 0)
@@ -77,7 +82,8 @@ struct ReplayOrderTests {
         // Gaps must be 400, 0, 100 (GoReplay skips negative gaps and keeps
         // the latest timestamp), not 400, 0, 400.
         let records = [0, 400, 100, 500].enumerated().map { index, milliseconds in
-            requestMessage(index, request("GET /\(index) HTTP/1.1\nHost: x"), timestamp: Int64(milliseconds) * 1_000_000)
+            requestMessage(
+                index, request("GET /\(index) HTTP/1.1\nHost: x"), timestamp: Int64(milliseconds) * 1_000_000)
         }
         let path = directory.appendingPathComponent("late.gor")
         try writeGor(records, to: path)

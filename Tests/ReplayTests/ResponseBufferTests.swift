@@ -25,10 +25,14 @@ struct ResponseBufferTests {
     }
 
     @Test func theFlagSetsTheLimitAndRefusesNonsense() async throws {
-        let zero = await runGoReplay(["--input-file", "/dev/null", "--output-null", "--output-http-response-buffer", "0"])
+        let zero = await runGoReplay([
+            "--input-file", "/dev/null", "--output-null", "--output-http-response-buffer", "0",
+        ])
         #expect(zero.status == 2)
         #expect(zero.errorText.contains("output-http-response-buffer"))
-        let huge = await runGoReplay(["--input-file", "/dev/null", "--output-null", "--output-http-response-buffer", "2tb"])
+        let huge = await runGoReplay([
+            "--input-file", "/dev/null", "--output-null", "--output-http-response-buffer", "2tb",
+        ])
         #expect(huge.status == 2)
     }
 }

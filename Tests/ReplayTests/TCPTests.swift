@@ -6,7 +6,7 @@ import Replay
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Waits (bounded) until something accepts TCP connections on 127.0.0.1:`port`: a replayer
@@ -20,7 +20,9 @@ func waitUntilListening(_ port: Int, within limit: Duration = .seconds(30)) asyn
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         close(descriptor)
         if connected == 0 { return }
@@ -37,7 +39,9 @@ func freeLoopbackPort() throws -> Int {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
     let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard bound == 0 else { throw TCPSetupError("bind failed") }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -49,7 +53,8 @@ func freeLoopbackPort() throws -> Int {
 
 /// The built `goreplay` binary, if `swift build` has made it.
 func goreplayBinary() -> String? {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     return ["debug", "release"].map { root.appendingPathComponent(".build/\($0)/goreplay").path }
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 }
@@ -96,7 +101,9 @@ final class GoReplayProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    private var errorTextIsComplete: Bool { errorText.contains("goreplay: summary") || errorText.contains("stopped by signal") }
+    private var errorTextIsComplete: Bool {
+        errorText.contains("goreplay: summary") || errorText.contains("stopped by signal")
+    }
 
     var errorText: String { String(decoding: collected.withLockedValue { $0 }, as: UTF8.self) }
 
@@ -185,7 +192,9 @@ struct TCPTests {
         let run = await runGoReplay(["--output-tcp", ":28020", "--input-dummy", "x"])
         #expect(run.status == 2)
         #expect(run.errorLines.count == 1)
-        #expect(run.errorText.contains("--output-tcp") && run.errorText.contains("expected HOST:PORT with a host"), "\(run.errorText)")
+        #expect(
+            run.errorText.contains("--output-tcp") && run.errorText.contains("expected HOST:PORT with a host"),
+            "\(run.errorText)")
     }
 
     @Test("sticky: a request and its response always share a connection; without, records spread round robin")
@@ -198,13 +207,20 @@ struct TCPTests {
             options.sticky = sticky
             let statistics = ReplayStatistics()
             let output = try TCPOutput(
-                address: TCPAddress(parsing: "127.0.0.1:\(server.port)"), options: options, group: group, statistics: statistics)
+                address: TCPAddress(parsing: "127.0.0.1:\(server.port)"), options: options, group: group,
+                statistics: statistics)
             for index in 0..<40 {
                 let request = requestMessage(index, request("GET /s/\(index) HTTP/1.1\nHost: x"))
                 output.emit(request)
-                output.emit(ReplayMessage(type: .response, id: request.id, timestamp: 1, latency: 1, payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8)))
+                output.emit(
+                    ReplayMessage(
+                        type: .response, id: request.id, timestamp: 1, latency: 1,
+                        payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8)))
                 // Replayed responses are never forwarded (GoReplay's rule).
-                output.emit(ReplayMessage(type: .replayedResponse, id: request.id, timestamp: 1, latency: 1, payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8)))
+                output.emit(
+                    ReplayMessage(
+                        type: .replayedResponse, id: request.id, timestamp: 1, latency: 1,
+                        payload: Array("HTTP/1.1 200 OK\r\n\r\n".utf8)))
             }
             await output.close(grace: .milliseconds(300))
             try await Task.sleep(for: .milliseconds(200))
@@ -239,16 +255,20 @@ struct TCPTests {
         try writeGor((0..<50).map { requestMessage($0, request("GET /f/\($0) HTTP/1.1\nHost: example")) }, to: file)
         // The replayer's life bounds the test; 25 s leaves a loaded CI machine room to start the
         // sender and replay 50 requests (10 s once cut it short: 48 of 50 acknowledged).
-        async let replayer = runGoReplay(["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--exit-after", "25s"])
+        async let replayer = runGoReplay([
+            "--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--exit-after", "25s",
+        ])
         await waitUntilListening(port)
         // --output-http-timeout sets how long the sender waits for the last acknowledgements.
         let sender = await runGoReplay([
-            "--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "3", "--output-http-timeout", "15s",
+            "--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "3",
+            "--output-http-timeout", "15s",
         ])
         let replayed = await replayer
         #expect(sender.status == 0)
         #expect(replayed.status == 0)
-        #expect(Set(server.requestTexts.map { String($0.split(separator: " ")[1]) }) == Set((0..<50).map { "/f/\($0)" }))
+        #expect(
+            Set(server.requestTexts.map { String($0.split(separator: " ")[1]) }) == Set((0..<50).map { "/f/\($0)" }))
         #expect(server.requests.count == 50)
         // Every record is accounted for. Under heavy load a connection has been seen to end with
         // 2–4 delivered records still unconfirmed (counted, never resent): a known gap in the
@@ -260,14 +280,17 @@ struct TCPTests {
         #expect(replayed.errorText.contains("requests read 50"), "\(replayed.errorText)")
     }
 
-    @Test("a GoReplay-style sender (never reads, records split at odd boundaries, one corrupt): every good record replayed, the bad one counted")
+    @Test(
+        "a GoReplay-style sender (never reads, records split at odd boundaries, one corrupt): every good record replayed, the bad one counted"
+    )
     func goReplaySender() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let port = try freeLoopbackPort()
         let output = directory.appendingPathComponent("out.gor")
         async let replayer = runGoReplay([
-            "--input-tcp", "127.0.0.1:\(port)", "--output-file", output.path, "--output-file-append", "--exit-after", "8s",
+            "--input-tcp", "127.0.0.1:\(port)", "--output-file", output.path, "--output-file-append", "--exit-after",
+            "8s",
         ])
         await waitUntilListening(port)
         var bytes: [UInt8] = []
@@ -282,7 +305,9 @@ struct TCPTests {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         #expect(connected == 0)
         var offset = 0
@@ -307,7 +332,9 @@ struct TCPTests {
         #expect(paths == (0..<200).map { "/g/\($0)" }, "\(run.errorText)")
     }
 
-    @Test("TLS: verification is on by default (a self-signed replayer is refused and counted), trusted with a CA file, off only with skip-verify")
+    @Test(
+        "TLS: verification is on by default (a self-signed replayer is refused and counted), trusted with a CA file, off only with skip-verify"
+    )
     func secure() async throws {
         let certificate = try SelfSignedCertificate()
         defer { try? FileManager.default.removeItem(at: certificate.directory) }
@@ -319,31 +346,47 @@ struct TCPTests {
         let file = directory.appendingPathComponent("in.gor")
         try writeGor((0..<10).map { requestMessage($0, request("GET /tls/\($0) HTTP/1.1\nHost: example")) }, to: file)
         async let replayer = runGoReplay([
-            "--input-tcp", "127.0.0.1:\(port)", "--input-tcp-secure", "--input-tcp-certificate", certificate.certificatePath,
+            "--input-tcp", "127.0.0.1:\(port)", "--input-tcp-secure", "--input-tcp-certificate",
+            certificate.certificatePath,
             "--input-tcp-certificate-key", certificate.keyPath, "--output-http", server.url, "--exit-after", "40s",
         ])
         await waitUntilListening(port)
-        let base = ["--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "1", "--output-http-timeout", "8s"]
+        let base = [
+            "--input-file", file.path, "--output-tcp", "127.0.0.1:\(port)", "--output-tcp-workers", "1",
+            "--output-http-timeout", "8s",
+        ]
 
         let refused = await runGoReplay(base + ["--output-tcp-secure"])
         #expect(refused.status == 0)
-        #expect(refused.errorLines.contains { $0.contains("line") == false && $0.contains("failed 10") }, "\(refused.errorText)")
-        #expect(refused.errorLines.contains { $0.contains("last connection error") && $0.lowercased().contains("certificate") }, "\(refused.errorText)")
+        #expect(
+            refused.errorLines.contains { $0.contains("line") == false && $0.contains("failed 10") },
+            "\(refused.errorText)")
+        #expect(
+            refused.errorLines.contains {
+                $0.contains("last connection error") && $0.lowercased().contains("certificate")
+            }, "\(refused.errorText)")
         #expect(server.requests.isEmpty)
 
-        let trusted = await runGoReplay(base + ["--output-tcp-secure", "--output-tcp-ca-certificate", certificate.certificatePath])
+        let trusted = await runGoReplay(
+            base + ["--output-tcp-secure", "--output-tcp-ca-certificate", certificate.certificatePath])
         // Delivery is checked at the target below; an acknowledgement may still be in flight.
-        #expect((trusted.counter("acknowledged") ?? 0) + (trusted.counter("unacknowledged") ?? 0) == 10, "\(trusted.errorText)")
+        #expect(
+            (trusted.counter("acknowledged") ?? 0) + (trusted.counter("unacknowledged") ?? 0) == 10,
+            "\(trusted.errorText)")
         #expect((trusted.counter("acknowledged") ?? 0) >= 8, "\(trusted.errorText)")
 
         let unverified = await runGoReplay(base + ["--output-tcp-skip-verify"])
-        #expect((unverified.counter("acknowledged") ?? 0) + (unverified.counter("unacknowledged") ?? 0) == 10, "\(unverified.errorText)")
+        #expect(
+            (unverified.counter("acknowledged") ?? 0) + (unverified.counter("unacknowledged") ?? 0) == 10,
+            "\(unverified.errorText)")
         #expect((unverified.counter("acknowledged") ?? 0) >= 8, "\(unverified.errorText)")
         _ = await replayer
         #expect(server.requests.count == 20)
     }
 
-    @Test("fan-in: 3 senders → 1 replayer killed (SIGKILL) and restarted; acknowledged requests arrive exactly once, the rest are counted")
+    @Test(
+        "fan-in: 3 senders → 1 replayer killed (SIGKILL) and restarted; acknowledged requests arrive exactly once, the rest are counted"
+    )
     func fanInKillAndRestart() async throws {
         guard let binary = goreplayBinary() else {
             Issue.record("goreplay binary not built (swift build --product goreplay)")
@@ -362,18 +405,23 @@ struct TCPTests {
                 ReplayMessage(
                     type: .request, id: String(format: "%08x%016x", sender, index),
                     timestamp: 1_700_000_000_000_000_000 + Int64(index) * 10_000_000, latency: 0,
-                    payload: request("GET /fan/\(sender)/\(index) HTTP/1.1\nHost: example\nX-Request: \(sender)-\(index)"))
+                    payload: request(
+                        "GET /fan/\(sender)/\(index) HTTP/1.1\nHost: example\nX-Request: \(sender)-\(index)"))
             }
             let url = directory.appendingPathComponent("capture\(sender).gor")
             try writeGor(messages, to: url)
             files.append(url.path)
         }
-        let replayerArguments = ["--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--output-http-timeout", "2s"]
+        let replayerArguments = [
+            "--input-tcp", "127.0.0.1:\(port)", "--output-http", server.url, "--output-http-timeout", "2s",
+        ]
         let first = try GoReplayProcess(binary: binary, arguments: replayerArguments)
         await waitUntilListening(port)
         let senders = try files.map { file in
             // --output-http-timeout 9s: at the end of input, ten seconds to deliver what waited for the restart.
-            try GoReplayProcess(binary: binary, arguments: ["--input-file", file, "--output-tcp", "127.0.0.1:\(port)", "--output-http-timeout", "9s"])
+            try GoReplayProcess(
+                binary: binary,
+                arguments: ["--input-file", file, "--output-tcp", "127.0.0.1:\(port)", "--output-http-timeout", "9s"])
         }
         try await Task.sleep(for: .milliseconds(1000))
         let beforeKill = server.requests.count
@@ -390,12 +438,15 @@ struct TCPTests {
 
         #expect(senderStatuses == [0, 0, 0])
         #expect(beforeKill > 0, "the first replayer replayed nothing before it was killed")
-        #expect(server.requests.count > afterRestart, "the restarted replayer replayed nothing: \(second.errorText) / \(senders[0].errorText)")
+        #expect(
+            server.requests.count > afterRestart,
+            "the restarted replayer replayed nothing: \(second.errorText) / \(senders[0].errorText)")
         let received = server.requestTexts.compactMap { text in
             text.split(separator: "\r\n").first { $0.hasPrefix("X-Request: ") }.map(String.init)
         }
         #expect(received.count == Set(received).count, "a request reached the target twice")
-        var acknowledged = 0, accounted = 0
+        var acknowledged = 0
+        var accounted = 0
         for sender in senders {
             let prefix = "goreplay: output tcp:127.0.0.1:\(port):"
             let ack = sender.counter("acknowledged", inLineStarting: prefix) ?? 0
@@ -407,11 +458,12 @@ struct TCPTests {
             acknowledged += ack
             accounted += ack + unack
         }
-        print("fan-in: target received \(received.count) of \(3 * perSender); acknowledged \(acknowledged), written but unacknowledged \(accounted - acknowledged); before kill \(beforeKill), at restart \(afterRestart)")
+        print(
+            "fan-in: target received \(received.count) of \(3 * perSender); acknowledged \(acknowledged), written but unacknowledged \(accounted - acknowledged); before kill \(beforeKill), at restart \(afterRestart)"
+        )
         // Acknowledged ⇒ the target answered it; unacknowledged ones may or may not have arrived.
         #expect(received.count >= acknowledged)
         #expect(received.count <= accounted)
         #expect(acknowledged >= perSender, "too few acknowledged (\(acknowledged)) to show anything")
     }
 }
-

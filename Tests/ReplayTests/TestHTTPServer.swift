@@ -40,7 +40,9 @@ final class TestHTTPServer: Sendable {
     ///   - tls: serve HTTPS with this context.
     ///   - closing: when the server closes connections.
     ///   - port: 0 for any free port; a given one to restart a server in place.
-    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil, closing: ClosePolicy = .never, port: Int = 0) async throws {
+    init(responseDelay: TimeAmount = .zero, tls: NIOSSLContext? = nil, closing: ClosePolicy = .never, port: Int = 0)
+        async throws
+    {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorded = NIOLockedValueBox(Recorded())
         let channel = try await ServerBootstrap(group: group)
@@ -51,7 +53,8 @@ final class TestHTTPServer: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(recorded: recorded, delay: responseDelay, closing: closing))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RecordingHandler(recorded: recorded, delay: responseDelay, closing: closing))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
@@ -92,7 +95,10 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
     private var answered = 0
     private var idleClose: Scheduled<Void>?
 
-    init(recorded: NIOLockedValueBox<TestHTTPServer.Recorded>, delay: TimeAmount, closing: TestHTTPServer.ClosePolicy = .never) {
+    init(
+        recorded: NIOLockedValueBox<TestHTTPServer.Recorded>, delay: TimeAmount,
+        closing: TestHTTPServer.ClosePolicy = .never
+    ) {
         self.recorded = recorded
         self.delay = delay
         self.closing = closing
@@ -161,7 +167,8 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
     /// Length of the first complete request in `bytes`, if there is one.
     static func requestLength(_ bytes: [UInt8]) -> Int? {
         let marker: [UInt8] = [13, 10, 13, 10]
-        guard bytes.count >= 4, let headEnd = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual(marker) })
+        guard bytes.count >= 4,
+            let headEnd = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual(marker) })
         else { return nil }
         let head = String(decoding: bytes[..<headEnd], as: UTF8.self).lowercased()
         let bodyStart = headEnd + 4
@@ -170,9 +177,13 @@ private final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable
             let zero: [UInt8] = Array("0\r\n".utf8)
             var index = bodyStart
             while index + zero.count <= bytes.count {
-                if bytes[index..<(index + zero.count)].elementsEqual(zero) && (index == bodyStart || bytes[index - 1] == 10) {
+                if bytes[index..<(index + zero.count)].elementsEqual(zero)
+                    && (index == bodyStart || bytes[index - 1] == 10)
+                {
                     let afterZero = index + zero.count
-                    if bytes.count >= afterZero + 2 && bytes[afterZero] == 13 && bytes[afterZero + 1] == 10 { return afterZero + 2 }
+                    if bytes.count >= afterZero + 2 && bytes[afterZero] == 13 && bytes[afterZero + 1] == 10 {
+                        return afterZero + 2
+                    }
                     guard bytes.count >= afterZero + 4 else { return nil }
                     for end in afterZero...(bytes.count - 4) where bytes[end..<(end + 4)].elementsEqual(marker) {
                         return end + 4

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SSHConfig
 
 /// Inputs found by the libFuzzer harnesses (Sources/Fuzzing, docs/fuzzing.md), kept as tests.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SSHConfig
 
 /// Resolves the same files with the real OpenSSH client (`ssh -G`, which prints the
@@ -86,8 +87,10 @@ struct OpenSSHDifferentialTests {
         """
 
     static let cases: [Case] = {
-        let hosts = ["web1", "web3", "web22", "jumpbox", "cache-1.internal", "cache-3.internal",
-                     "cache-1", "Cache-1", "cache-9", "x"]
+        let hosts = [
+            "web1", "web3", "web22", "jumpbox", "cache-1.internal", "cache-3.internal",
+            "cache-1", "Cache-1", "cache-9", "x",
+        ]
         var out: [Case] = []
         for config in corpus {
             for host in hosts {
@@ -121,9 +124,11 @@ struct OpenSSHDifferentialTests {
         case .acceptNew?: strict = "accept-new"
         }
         #expect(strict == openssh["stricthostkeychecking"]?.first)
-        #expect((ours.connectTimeout.map { String($0.components.seconds) } ?? "none") == openssh["connecttimeout"]?.first)
-        #expect((ours.serverAliveInterval.map { String($0.components.seconds) } ?? "0")
-            == openssh["serveraliveinterval"]?.first)
+        #expect(
+            (ours.connectTimeout.map { String($0.components.seconds) } ?? "none") == openssh["connecttimeout"]?.first)
+        #expect(
+            (ours.serverAliveInterval.map { String($0.components.seconds) } ?? "0")
+                == openssh["serveraliveinterval"]?.first)
         #expect(String(ours.serverAliveCountMax ?? 3) == openssh["serveralivecountmax"]?.first)
         let jumps = ours.proxyJump.flatMap { $0.isEmpty ? nil : $0.map(\.description).joined(separator: ",") }
         #expect(jumps == openssh["proxyjump"]?.first)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SSHConfig
 
 @Suite("Errors carry file and line")
@@ -87,16 +88,22 @@ struct SSHConfigIncludeTests {
     }
 
     /// The same trials as OpenSSH's own regression test for Include inside Host/Match blocks.
-    @Test(arguments: [("a", "aa"), ("b", "bb"), ("c", "ccc"), ("d", "dd"), ("e", "ee"), ("f", "fff"),
-                      ("m", "xxxx"), ("n", "xxxx"), ("x", "x")])
+    @Test(arguments: [
+        ("a", "aa"), ("b", "bb"), ("c", "ccc"), ("d", "dd"), ("e", "ee"), ("f", "fff"),
+        ("m", "xxxx"), ("n", "xxxx"), ("x", "x"),
+    ])
     func includeInsideBlocks(_ host: String, _ expected: String) throws {
         let scratch = try ScratchDirectory()
         let dir = scratch.path
         try scratch.write("i.0", "Match host xxxxxx\n")
-        try scratch.write("i.1", "Match host a\n Hostname aaa\nMatch host b\n Hostname bbb\nMatch host c\n Hostname ccc\n"
-            + "Host d\n Hostname ddd\nHost e\n Hostname eee\nHost f\n Hostname fff\n")
-        try scratch.write("i.2", "Match host a\n Hostname aaaa\nMatch host b\n Hostname bbbb\nMatch host c\n Hostname cccc\n"
-            + "Host d\n Hostname dddd\nHost e\n Hostname eeee\nHost f\n Hostname ffff\nMatch all\n Hostname xxxx\n")
+        try scratch.write(
+            "i.1",
+            "Match host a\n Hostname aaa\nMatch host b\n Hostname bbb\nMatch host c\n Hostname ccc\n"
+                + "Host d\n Hostname ddd\nHost e\n Hostname eee\nHost f\n Hostname fff\n")
+        try scratch.write(
+            "i.2",
+            "Match host a\n Hostname aaaa\nMatch host b\n Hostname bbbb\nMatch host c\n Hostname cccc\n"
+                + "Host d\n Hostname dddd\nHost e\n Hostname eeee\nHost f\n Hostname ffff\nMatch all\n Hostname xxxx\n")
         let main = """
             Match host a
               Hostname aa

@@ -1,10 +1,12 @@
 import Testing
+
 @testable import SSHConfig
 
 @Suite("Values, tokens and syntax")
 struct SSHConfigValueTests {
     @Test func fullBlockResolvesTyped() throws {
-        let config = try parse("""
+        let config = try parse(
+            """
             # GOV.UK integration
             Host *.integration
               HostName %h.publishing.service.gov.uk
@@ -22,21 +24,23 @@ struct SSHConfigValueTests {
               ProxyCommand nc %h %p
             """)
         let r = config.resolve(host: "cache-1.integration")
-        #expect(r == ResolvedSSHConfig(
-            host: "cache-1.integration",
-            hostName: "cache-1.integration.publishing.service.gov.uk",
-            user: "deploy", port: 2222,
-            identityFiles: ["/home/tester/.ssh/id_deploy@cache-1.integration.publishing.service.gov.uk"],
-            identitiesOnly: true,
-            proxyJump: [JumpSpec(host: "jumpbox.integration")],
-            connectTimeout: .seconds(90),
-            userKnownHostsFiles: [
-                "/home/tester/.ssh/known_hosts.d/cache-1.integration.publishing.service.gov.uk",
-                "/etc/ssh/known_hosts_govuk",
-            ],
-            strictHostKeyChecking: .acceptNew,
-            serverAliveInterval: .seconds(15), serverAliveCountMax: 4,
-            otherOptions: ["forwardagent": "yes", "proxycommand": "nc %h %p"]))
+        #expect(
+            r
+                == ResolvedSSHConfig(
+                    host: "cache-1.integration",
+                    hostName: "cache-1.integration.publishing.service.gov.uk",
+                    user: "deploy", port: 2222,
+                    identityFiles: ["/home/tester/.ssh/id_deploy@cache-1.integration.publishing.service.gov.uk"],
+                    identitiesOnly: true,
+                    proxyJump: [JumpSpec(host: "jumpbox.integration")],
+                    connectTimeout: .seconds(90),
+                    userKnownHostsFiles: [
+                        "/home/tester/.ssh/known_hosts.d/cache-1.integration.publishing.service.gov.uk",
+                        "/etc/ssh/known_hosts_govuk",
+                    ],
+                    strictHostKeyChecking: .acceptNew,
+                    serverAliveInterval: .seconds(15), serverAliveCountMax: 4,
+                    otherOptions: ["forwardagent": "yes", "proxycommand": "nc %h %p"]))
     }
 
     @Test func nothingConfiguredLeavesOptionalsNil() throws {
@@ -45,7 +49,8 @@ struct SSHConfigValueTests {
     }
 
     @Test func identityFilesAccumulateInOrderAcrossBlocks() throws {
-        let config = try parse("""
+        let config = try parse(
+            """
             Host web1
               IdentityFile ~/.ssh/web1
             Host web*
@@ -56,8 +61,9 @@ struct SSHConfigValueTests {
               User someone
               User ignored
             """)
-        #expect(config.resolve(host: "web1").identityFiles
-            == ["/home/tester/.ssh/web1", "/keys/web", "/keys/web", "/home/tester/.ssh/id_ed25519"])
+        #expect(
+            config.resolve(host: "web1").identityFiles
+                == ["/home/tester/.ssh/web1", "/keys/web", "/keys/web", "/home/tester/.ssh/id_ed25519"])
         #expect(config.resolve(host: "db1").identityFiles == ["/home/tester/.ssh/id_ed25519"])
         #expect(config.resolve(host: "db1").user == "someone")
     }
@@ -85,7 +91,8 @@ struct SSHConfigValueTests {
 
     @Test(arguments: tokenCases)
     func identityFileTokens(_ row: TokenCase) throws {
-        let config = try parse("Host web1\n HostName %h.EXAMPLE.com\n User deploy\n Port 2200\n IdentityFile \"\(row.identityFile)\"\n")
+        let config = try parse(
+            "Host web1\n HostName %h.EXAMPLE.com\n User deploy\n Port 2200\n IdentityFile \"\(row.identityFile)\"\n")
         #expect(config.resolve(host: "web1").identityFiles == [row.expected])
     }
 
@@ -131,7 +138,8 @@ struct SSHConfigValueTests {
 
     @Test(arguments: [
         TimeCase(text: "10", seconds: 10), TimeCase(text: "10s", seconds: 10), TimeCase(text: "2m", seconds: 120),
-        TimeCase(text: "1h30m", seconds: 5400), TimeCase(text: "1d", seconds: 86400), TimeCase(text: "1W", seconds: 604_800),
+        TimeCase(text: "1h30m", seconds: 5400), TimeCase(text: "1d", seconds: 86400),
+        TimeCase(text: "1W", seconds: 604_800),
     ])
     func connectTimeout(_ row: TimeCase) throws {
         let r = try parse("ConnectTimeout \(row.text)\nConnectTimeout 99\n").resolve(host: "x")
@@ -178,8 +186,10 @@ struct JumpSpecTests {
         #expect(try JumpSpec(parsing: text) == expected)
     }
 
-    @Test(arguments: ["", "@host", "user@", "host:", "host:0", "host:65536", "host:ssh", "::1", "[::1",
-                      "[::1]x", "a b", "ssh://h/path", "h,i"])
+    @Test(arguments: [
+        "", "@host", "user@", "host:", "host:0", "host:65536", "host:ssh", "::1", "[::1",
+        "[::1]x", "a b", "ssh://h/path", "h,i",
+    ])
     func rejects(_ text: String) {
         #expect(throws: JumpSpecError.self) { try JumpSpec(parsing: text) }
     }
@@ -192,12 +202,14 @@ struct JumpSpecTests {
     }
 
     @Test func chainKeepsOrder() throws {
-        let r = try parse("Host app-*\n ProxyJump ops@outer.example:2222,inner.example,[::1]:23\n").resolve(host: "app-1")
-        #expect(r.proxyJump == [
-            JumpSpec(user: "ops", host: "outer.example", port: 2222),
-            JumpSpec(host: "inner.example"),
-            JumpSpec(host: "::1", port: 23),
-        ])
+        let r = try parse("Host app-*\n ProxyJump ops@outer.example:2222,inner.example,[::1]:23\n").resolve(
+            host: "app-1")
+        #expect(
+            r.proxyJump == [
+                JumpSpec(user: "ops", host: "outer.example", port: 2222),
+                JumpSpec(host: "inner.example"),
+                JumpSpec(host: "::1", port: 23),
+            ])
     }
 
     @Test func noneMeansDirectAndWinsIfFirst() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SSHConfig
 
 /// A fixed local environment so expansions are predictable.

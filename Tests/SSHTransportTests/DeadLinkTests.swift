@@ -37,9 +37,10 @@ final class DeadLinkTests: Sendable {
 
     /// Keepalive after 1 s of silence, lost after 2 unanswered: 3 s of silence in all.
     var options: SSHClientOptions {
-        SSHClientOptions(connectTimeout: .seconds(20), keepaliveInterval: .seconds(1), useAgent: false,
-                         identityFiles: [fleet.clientKeyPath], knownHostsFiles: [fleet.knownHostsPath],
-                         keepaliveCountMax: 2)
+        SSHClientOptions(
+            connectTimeout: .seconds(20), keepaliveInterval: .seconds(1), useAgent: false,
+            identityFiles: [fleet.clientKeyPath], knownHostsFiles: [fleet.knownHostsPath],
+            keepaliveCountMax: 2)
     }
 
     /// Runs a silent command with no timeout on `host`, makes `fault` once the command runs there
@@ -55,7 +56,8 @@ final class DeadLinkTests: Sendable {
         let pattern = "[" + String(marker.prefix(1)) + "]" + marker.dropFirst()
         let limit = ContinuousClock.now + .seconds(20)
         while try await offPool({ try fleet.run(on: host, "pgrep -f '\(pattern)' || true").output })
-            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        {
             guard ContinuousClock.now < limit else {
                 task.cancel()
                 Issue.record("the command never started on \(host)")

@@ -4,10 +4,12 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-@Suite("SFTP download: size limit and local safety", .enabled(if: TestFleet.isSupported, "needs root and the test fleet tools"))
+@Suite(
+    "SFTP download: size limit and local safety",
+    .enabled(if: TestFleet.isSupported, "needs root and the test fleet tools"))
 final class DownloadLimitTests: Sendable {
     let fleet: TestFleet
     let reactor: SSHReactor

@@ -6,7 +6,7 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One fleet shared by the suite's tests (started on first use; TestFleet's owner watcher tears it
@@ -25,7 +25,9 @@ enum SharedFleet {
     }
 
     /// Logs in as the fleet's default (non-root) user, or as `user`.
-    static func connect(_ fleet: TestFleet, _ host: TestFleetHost, user: String? = nil, reactor: SSHReactor) async throws -> SSHSession {
+    static func connect(_ fleet: TestFleet, _ host: TestFleetHost, user: String? = nil, reactor: SSHReactor)
+        async throws -> SSHSession
+    {
         try await SSHSession.connect(
             to: SSHEndpoint(host: host.address, port: host.port, user: user ?? fleet.user), options: options(fleet),
             reactor: reactor, logger: quietLogger)
@@ -35,7 +37,8 @@ enum SharedFleet {
 /// Polls `condition` (which may block: it runs on its own thread) every 50 ms for up to `limit`,
 /// without holding one of the concurrency pool's few threads (2 on a 2-core machine), which the SSH
 /// sessions of every suite running in parallel need.
-func eventuallyOffPool(within limit: Duration, _ condition: @escaping @Sendable () throws -> Bool) async throws -> Bool {
+func eventuallyOffPool(within limit: Duration, _ condition: @escaping @Sendable () throws -> Bool) async throws -> Bool
+{
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if try await offPool(condition) { return true }
@@ -125,7 +128,9 @@ final class FleetTests: Sendable {
         }
         #expect(outputs == Set((0..<8).map { "\($0)\n" }))
         try await session.upload(data: Array("x".utf8), to: "/tmp/govuk-fab-serial-\(getpid())")
-        #expect(try await session.run("cat /tmp/govuk-fab-serial-\(getpid()); rm /tmp/govuk-fab-serial-\(getpid())").stdout == "x")
+        #expect(
+            try await session.run("cat /tmp/govuk-fab-serial-\(getpid()); rm /tmp/govuk-fab-serial-\(getpid())").stdout
+                == "x")
         await session.close()
         await session.close()
         await #expect {
@@ -135,8 +140,11 @@ final class FleetTests: Sendable {
 
     @Test("3 MB on stderr and 1 MB on stdout at the same time arrive intact")
     func largeInterleavedOutput() async throws {
-        let errPath = "\(scratch)/err.bin", outPath = "\(scratch)/out.bin"
-        #expect(try shell("head -c 3000000 /dev/urandom > \(errPath) && head -c 1000000 /dev/urandom > \(outPath)").status == 0)
+        let errPath = "\(scratch)/err.bin"
+        let outPath = "\(scratch)/out.bin"
+        #expect(
+            try shell("head -c 3000000 /dev/urandom > \(errPath) && head -c 1000000 /dev/urandom > \(outPath)").status
+                == 0)
         let session = try await connect(1)
         let (result, out, err) = try await session.runBytes("cat \(errPath) >&2 & cat \(outPath); wait")
         #expect(result.succeeded)
@@ -157,7 +165,9 @@ final class FleetTests: Sendable {
         let pid = try readText(pidFile)
         #expect(!pid.isEmpty)
         let fleet = self.fleet
-        let gone = try await eventuallyOffPool(within: .seconds(5)) { try fleet.run(on: fleet.hosts[2].name, "kill -0 \(pid)").status != 0 }
+        let gone = try await eventuallyOffPool(within: .seconds(5)) {
+            try fleet.run(on: fleet.hosts[2].name, "kill -0 \(pid)").status != 0
+        }
         #expect(gone, "sleep (pid \(pid) on \(fleet.hosts[2].name)) still running after the timeout")
         // Nothing of the command is left once the watcher's SIGKILL grace (2 s) has passed.
         let nothingLeft = try await eventuallyOffPool(within: .seconds(5)) {
@@ -184,7 +194,9 @@ final class FleetTests: Sendable {
         }
         let pid = try readText(pidFile)
         let fleet = self.fleet
-        let gone = try await eventuallyOffPool(within: .seconds(5)) { try fleet.run(on: fleet.hosts[3].name, "kill -0 \(pid)").status != 0 }
+        let gone = try await eventuallyOffPool(within: .seconds(5)) {
+            try fleet.run(on: fleet.hosts[3].name, "kill -0 \(pid)").status != 0
+        }
         #expect(gone, "sleep (pid \(pid)) still running after cancellation")
         #expect(try await session.run("echo ok").stdout == "ok\n")
         await session.close()
@@ -209,7 +221,10 @@ final class FleetTests: Sendable {
         #expect(lines.last == "640")
         // The host's private /opt/goreplay really holds it, and no temporary file is left.
         #expect(FileManager.default.fileExists(atPath: host.realPath("/opt/goreplay/big.bin")))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: host.realPath("/opt/goreplay")).filter { $0.contains("govuk-fab") } == [])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: host.realPath("/opt/goreplay")).filter {
+                $0.contains("govuk-fab")
+            } == [])
 
         let back = "\(scratch)/back.bin"
         let downloadStarted = ContinuousClock.now
@@ -229,7 +244,8 @@ final class FleetTests: Sendable {
         let before = try await session.run("stat -c '%i %a' \(path); cat \(path)").stdout
         try await session.upload(data: Array("two\n".utf8), to: path, mode: 0o664)
         let after = try await session.run("stat -c '%i %a' \(path); cat \(path)").stdout
-        let beforeFields = before.split(separator: "\n"), afterFields = after.split(separator: "\n")
+        let beforeFields = before.split(separator: "\n")
+        let afterFields = after.split(separator: "\n")
         #expect(beforeFields.last == "one")
         #expect(afterFields.last == "two")
         #expect(beforeFields.first?.split(separator: " ").last == "600")
@@ -265,7 +281,8 @@ final class FleetTests: Sendable {
 extension SSHSession {
     /// Runs a command and collects stdout and stderr as bytes.
     func runBytes(_ command: String) async throws -> (CommandResult, [UInt8], [UInt8]) {
-        let out = Mutex<[UInt8]>([]), err = Mutex<[UInt8]>([])
+        let out = Mutex<[UInt8]>([])
+        let err = Mutex<[UInt8]>([])
         let result = try await execute(command) { chunk in
             switch chunk.stream {
             case .stdout: out.withLock { $0 += chunk.bytes }

@@ -3,7 +3,7 @@ import SSHTransport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Soak, not CI: `bench/gateway/soak.sh` runs it against the gateway benchmark's fleet (1,000 hosts
@@ -47,7 +47,7 @@ struct GatewaySoak {
     @Test("ten runs through one gateway in one process: every host ok, no descriptor or memory growth")
     func tenRuns() async throws {
         let s = try Self.settings()
-        let gatewaySpec = try #require(s["gateway"])  // user@host:port
+        let gatewaySpec = try #require(s["gateway"]) // user@host:port
         let at = try #require(gatewaySpec.firstIndex(of: "@"))
         let colon = try #require(gatewaySpec.lastIndex(of: ":"))
         let gateway = SSHEndpoint(
@@ -73,7 +73,8 @@ struct GatewaySoak {
         for run in 1...runs {
             let cpuBefore = Self.cpuSeconds()
             let started = ContinuousClock.now
-            let jump = try await SSHGateway.connect(chain: [gateway], options: options, reactor: reactor, logger: quietLogger)
+            let jump = try await SSHGateway.connect(
+                chain: [gateway], options: options, reactor: reactor, logger: quietLogger)
             let targets = hosts.map { SSHEndpoint(host: $0, port: port, user: user) }
             let ok = try await withThrowingTaskGroup(of: Bool.self) { group in
                 @Sendable func once(_ target: SSHEndpoint) async -> Bool {
@@ -88,7 +89,8 @@ struct GatewaySoak {
                         return false
                     }
                 }
-                var next = 0, ok = 0
+                var next = 0
+                var ok = 0
                 while next < min(parallelism, targets.count) {
                     let target = targets[next]
                     next += 1
@@ -110,9 +112,12 @@ struct GatewaySoak {
             let cpu = Self.cpuSeconds() - cpuBefore
             let sample = (fds: Self.openDescriptors(), rss: Self.residentKiB())
             samples.append(sample)
-            print(String(format: "soak run %d: %d/%d ok, %.2f s, CPU %.2f s (%.2f ms/host), gateway logins %d, open fds %d, RSS %d KiB",
-                         run, ok, hosts.count, Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18,
-                         cpu, 1000 * cpu / Double(hosts.count), lanes, sample.fds, sample.rss))
+            print(
+                String(
+                    format:
+                        "soak run %d: %d/%d ok, %.2f s, CPU %.2f s (%.2f ms/host), gateway logins %d, open fds %d, RSS %d KiB",
+                    run, ok, hosts.count, Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18,
+                    cpu, 1000 * cpu / Double(hosts.count), lanes, sample.fds, sample.rss))
             #expect(ok == hosts.count, "run \(run): \(hosts.count - ok) hosts failed")
         }
         // The first runs warm caches and the allocator; from the second on nothing may grow.

@@ -6,7 +6,7 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A fleet where only `gw-1` is reachable from the test process: `gw-1` (the gateway, bridged) and
@@ -48,15 +48,17 @@ final class GatewayTests: Sendable {
     }
 
     var options: SSHClientOptions {
-        SSHClientOptions(connectTimeout: .seconds(20), useAgent: false, identityFiles: [fleet.clientKeyPath],
-                         knownHostsFiles: [fleet.knownHostsPath])
+        SSHClientOptions(
+            connectTimeout: .seconds(20), useAgent: false, identityFiles: [fleet.clientKeyPath],
+            knownHostsFiles: [fleet.knownHostsPath])
     }
 
     @Test("hosts behind the gateway are unreachable directly, and reachable through one gateway login")
     func oneGatewayManyHosts() async throws {
         let inner = ["gw-3", "gw-4", "gw-5"]
         do {
-            _ = try await SSHSession.connect(to: try endpoint("gw-3"), options: options, reactor: reactor, logger: quietLogger)
+            _ = try await SSHSession.connect(
+                to: try endpoint("gw-3"), options: options, reactor: reactor, logger: quietLogger)
             Issue.record("gw-3 was reachable directly")
         } catch let error as SSHError {
             #expect(error.kind == .connectionRefused)
@@ -106,11 +108,13 @@ final class GatewayTests: Sendable {
         let before = (loginCount(hop1), loginCount(hop2))
         // gw-2 is not reachable directly either.
         await #expect(throws: SSHError.self) {
-            try await SSHGateway.connect(chain: [try self.endpoint("gw-2")], options: self.options,
-                                         reactor: self.reactor, logger: quietLogger)
+            try await SSHGateway.connect(
+                chain: [try self.endpoint("gw-2")], options: self.options,
+                reactor: self.reactor, logger: quietLogger)
         }
         let gateway = try await SSHGateway.connect(
-            chain: [try endpoint("gw-1"), try endpoint("gw-2")], options: options, reactor: reactor, logger: quietLogger)
+            chain: [try endpoint("gw-1"), try endpoint("gw-2")], options: options, reactor: reactor, logger: quietLogger
+        )
         #expect(gateway.endpoint == (try endpoint("gw-2")))
         #expect(gateway.outer?.endpoint == (try endpoint("gw-1")))
         for name in ["gw-3", "gw-4"] {
@@ -121,7 +125,8 @@ final class GatewayTests: Sendable {
             #expect(out == "\(name)\n")
             let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
             try await session.upload(data: payload, to: "/tmp/govuk-fab-gw-\(name)", mode: 0o600)
-            let (sum, sumOut, _) = try await session.run("cksum < /tmp/govuk-fab-gw-\(name); rm -f /tmp/govuk-fab-gw-\(name)")
+            let (sum, sumOut, _) = try await session.run(
+                "cksum < /tmp/govuk-fab-gw-\(name); rm -f /tmp/govuk-fab-gw-\(name)")
             #expect(sum.exitStatus == 0)
             #expect(sumOut.hasSuffix(" 300000\n"))
             await session.close()
@@ -139,8 +144,11 @@ final class GatewayTests: Sendable {
         let lines = try String(contentsOfFile: fleet.knownHostsPath, encoding: .utf8).split(separator: "\n")
         let gatewayName = "[\(gatewayHost.address)]:\(gatewayHost.port)"
         let impostorName = "[\(impostor.address)]:\(impostor.port)"
-        let forged = lines.filter { !$0.hasPrefix(gatewayName + " ") }
-            + lines.filter { $0.hasPrefix(impostorName + " ") }.map { $0.replacingOccurrences(of: impostorName, with: gatewayName)[...] }
+        let forged =
+            lines.filter { !$0.hasPrefix(gatewayName + " ") }
+            + lines.filter { $0.hasPrefix(impostorName + " ") }.map {
+                $0.replacingOccurrences(of: impostorName, with: gatewayName)[...]
+            }
         let path = NSTemporaryDirectory() + "govuk-fab-gw-known-hosts-\(getpid())"
         try (forged.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -149,7 +157,8 @@ final class GatewayTests: Sendable {
         let loginsBefore = loginCount(gatewayHost)
         let started = ContinuousClock.now
         do {
-            _ = try await SSHGateway.connect(chain: [try endpoint("gw-1")], options: options, reactor: reactor, logger: quietLogger)
+            _ = try await SSHGateway.connect(
+                chain: [try endpoint("gw-1")], options: options, reactor: reactor, logger: quietLogger)
             Issue.record("connected to a gateway with a changed key")
         } catch let error as SSHError {
             guard case .hostKeyChanged = error.kind else {
@@ -170,8 +179,9 @@ final class GatewayTests: Sendable {
             chain: [try endpoint("gw-1")], options: options, reactor: reactor, logger: quietLogger)
         var sessions: [SSHSession] = []
         for name in ["gw-3", "gw-4", "gw-5"] {
-            sessions.append(try await SSHSession.connect(
-                to: try endpoint(name), options: options, reactor: reactor, logger: quietLogger, via: gateway))
+            sessions.append(
+                try await SSHSession.connect(
+                    to: try endpoint(name), options: options, reactor: reactor, logger: quietLogger, via: gateway))
         }
         var killedAt = ContinuousClock.now
         let outcomes = try await withThrowingTaskGroup(of: (ContinuousClock.Instant, String)?.self) { group in
@@ -206,8 +216,9 @@ final class GatewayTests: Sendable {
         #expect(await eventuallyAsync { gateway.failureReason != nil })
         let started = ContinuousClock.now
         do {
-            _ = try await SSHSession.connect(to: try endpoint("gw-3"), options: options, reactor: reactor,
-                                             logger: quietLogger, via: gateway)
+            _ = try await SSHSession.connect(
+                to: try endpoint("gw-3"), options: options, reactor: reactor,
+                logger: quietLogger, via: gateway)
             Issue.record("connected through a dead gateway")
         } catch let error as SSHError {
             #expect("\(error)".contains("gateway is down"))

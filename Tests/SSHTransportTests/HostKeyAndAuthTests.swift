@@ -4,7 +4,7 @@ import SSHTransport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A client directory with its own key, and an sshd that trusts that key.
@@ -24,8 +24,12 @@ struct StandaloneFixture: Sendable {
 
     /// Starts the fixture off the concurrency pool: starting sshd blocks for a while, and the pool's
     /// one thread per core is what every running SSH session (here and in other suites) waits on.
-    static func make(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = []) async throws -> StandaloneFixture {
-        try await offPool { try StandaloneFixture(hostKeyTypes: hostKeyTypes, extraAuthorizedKeys: extraAuthorizedKeys) }
+    static func make(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = []) async throws
+        -> StandaloneFixture
+    {
+        try await offPool {
+            try StandaloneFixture(hostKeyTypes: hostKeyTypes, extraAuthorizedKeys: extraAuthorizedKeys)
+        }
     }
 
     var endpoint: SSHEndpoint { SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: "root") }
@@ -220,7 +224,8 @@ struct AuthenticationTests {
         try "#!/bin/sh\necho 'correct horse'\n".write(toFile: askpass, atomically: true, encoding: .utf8)
         chmod(askpass, 0o700)
         let added = try shell(
-            "SSH_AUTH_SOCK=\(socketPath) SSH_ASKPASS=\(askpass) SSH_ASKPASS_REQUIRE=force DISPLAY=none ssh-add \(locked) </dev/null")
+            "SSH_AUTH_SOCK=\(socketPath) SSH_ASKPASS=\(askpass) SSH_ASKPASS_REQUIRE=force DISPLAY=none ssh-add \(locked) </dev/null"
+        )
         try #require(added.status == 0, "ssh-add failed: \(added.output)")
 
         var options = fixture.options(knownHosts: known, identityFiles: [locked])

@@ -24,7 +24,8 @@ struct InMemoryKeyTests {
         let lines = text.split(separator: "\n").map(String.init)
         var data = [UInt8](try #require(Data(base64Encoded: lines.filter { !$0.hasPrefix("-----") }.joined())))
         data[offset(try #require(OpenSSHKeyFile(text: text)))] ^= 0x01
-        return "-----BEGIN OPENSSH PRIVATE KEY-----\n\(Data(data).base64EncodedString(options: .lineLength64Characters))\n-----END OPENSSH PRIVATE KEY-----\n"
+        return
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n\(Data(data).base64EncodedString(options: .lineLength64Characters))\n-----END OPENSSH PRIVATE KEY-----\n"
     }
 
     @Test("an unencrypted ed25519 key is parsed, matches its .pub, and its signatures verify")
@@ -54,8 +55,9 @@ struct InMemoryKeyTests {
         #expect(parse(encryptedText) == nil)
         // Its public half is still read without the passphrase, so the agent's copy can be matched.
         let pub = try String(contentsOfFile: encrypted + ".pub", encoding: .utf8).split(separator: " ")
-        #expect(OpenSSHKeyFile(text: encryptedText)?.publicBlob == Array(try #require(Data(base64Encoded: String(pub[1])))))
-        #expect(IdentityFile(path: encrypted).publicBlob != nil)  // still offered, through libssh2 or the agent
+        #expect(
+            OpenSSHKeyFile(text: encryptedText)?.publicBlob == Array(try #require(Data(base64Encoded: String(pub[1])))))
+        #expect(IdentityFile(path: encrypted).publicBlob != nil) // still offered, through libssh2 or the agent
         #expect(parse(try String(contentsOfFile: ecdsa, encoding: .utf8)) == nil)
 
         let (directory, path) = try keygen("-t ed25519 -N ''")
@@ -64,7 +66,8 @@ struct InMemoryKeyTests {
         #expect(parse(try corrupting(text) { _ in 0 }) == nil, "bad magic")
         // The file's public key, relative to the end of the data: the private section follows it.
         let sectionStart: (OpenSSHKeyFile) -> Int = { file in
-            let whole = [UInt8](Data(base64Encoded: text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined())!)
+            let whole = [UInt8](
+                Data(base64Encoded: text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined())!)
             return whole.count - file.privateSection.count
         }
         #expect(parse(try corrupting(text) { sectionStart($0) + 4 }) == nil, "check words differ")

@@ -4,7 +4,7 @@ import Testing
 @testable import SSHTransport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// known_hosts files are parsed once per process and read again whenever they change.

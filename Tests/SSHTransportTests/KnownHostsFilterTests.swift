@@ -50,9 +50,10 @@ struct KnownHostsFilterTests {
         #expect(index.lines.map(\.lineNumber) == [1, 2, 3, 4, 7])
         #expect(index.candidates(for: ["[a]:2222", "a"]) == [0, 2, 3, 4])
         #expect(index.lines[3].revokedBlob != nil)
-        #expect(index.warnings == [
-            "kh:5: @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped",
-            "kh:6: skipping malformed known_hosts line (expected: host-patterns key-type base64-key)",
-        ])
+        #expect(
+            index.warnings == [
+                "kh:5: @cert-authority (host certificates) is not supported by libssh2 1.10; line skipped",
+                "kh:6: skipping malformed known_hosts line (expected: host-patterns key-type base64-key)",
+            ])
     }
 }

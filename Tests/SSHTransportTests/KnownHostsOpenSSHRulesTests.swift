@@ -12,7 +12,8 @@ import Testing
 struct KnownHostsOpenSSHRulesTests {
     /// What OpenSSH decides for this file: true when it accepts the host key.
     static func openSSHAccepts(_ fixture: StandaloneFixture, knownHosts: String) throws -> Bool {
-        let result = try shell("""
+        let result = try shell(
+            """
             ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(knownHosts) \
             -o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o HostKeyAlgorithms=ssh-ed25519 \
             -o ConnectTimeout=20 -i \(fixture.clientKey) -p \(fixture.sshd.port) root@127.0.0.1 true 2>&1
@@ -39,14 +40,20 @@ struct KnownHostsOpenSSHRulesTests {
             .split(separator: " ").prefix(2).joined(separator: " ")
         let cases: [(name: String, lines: [String], accepted: Bool)] = [
             ("the right key", ["[127.0.0.1]:\(port) \(key)"], true),
-            ("@revoked beats a plain line listing the same key",
-             ["[127.0.0.1]:\(port) \(key)", "@revoked [127.0.0.1]:\(port) \(key)"], false),
+            (
+                "@revoked beats a plain line listing the same key",
+                ["[127.0.0.1]:\(port) \(key)", "@revoked [127.0.0.1]:\(port) \(key)"], false
+            ),
             ("@revoked by wildcard", ["@revoked * \(key)", "[127.0.0.1]:\(port) \(key)"], false),
             ("a plain entry counts for another port when no [host]:port entry exists", ["127.0.0.1 \(key)"], true),
-            ("a plain entry with another key does not override [host]:port",
-             ["127.0.0.1 \(other)", "[127.0.0.1]:\(port) \(key)"], true),
-            ("a [host]:port entry with another key is not rescued by a plain entry",
-             ["[127.0.0.1]:\(port) \(other)", "127.0.0.1 \(key)"], false),
+            (
+                "a plain entry with another key does not override [host]:port",
+                ["127.0.0.1 \(other)", "[127.0.0.1]:\(port) \(key)"], true
+            ),
+            (
+                "a [host]:port entry with another key is not rescued by a plain entry",
+                ["[127.0.0.1]:\(port) \(other)", "127.0.0.1 \(key)"], false
+            ),
             ("the same, in the other order", ["127.0.0.1 \(key)", "[127.0.0.1]:\(port) \(other)"], false),
             ("a negated pattern excludes the host", ["[127.0.0.*]:\(port),![127.0.0.1]:\(port) \(key)"], false),
             ("a negated [host]:port falls back to the plain name", ["*,![127.0.0.1]:\(port) \(key)"], true),

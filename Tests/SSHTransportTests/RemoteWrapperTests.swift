@@ -4,7 +4,7 @@ import Testing
 @testable import SSHTransport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The remote wrapper run locally under bash (its fast path) and dash (the portable path, which the
@@ -15,13 +15,16 @@ struct RemoteWrapperTests {
 
     /// Runs the wrapper for `command` under `shell`; `stdin` is a shell redirection or pipeline prefix
     /// standing in for the channel's stdin.
-    func run(_ shell: String, _ command: String, timeout: Duration? = nil, stdin: String) throws -> (status: Int32, output: String) {
+    func run(_ shell: String, _ command: String, timeout: Duration? = nil, stdin: String) throws -> (
+        status: Int32, output: String
+    ) {
         let directory = try makeTemporaryDirectory("govuk-fab-wrapper")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let script = "\(directory)/wrapper.sh"
         try SSHSession.remoteCommand(command, timeout: timeout).write(toFile: script, atomically: true, encoding: .utf8)
         return try SSHTransportTests.shell(
-            "\(stdin.replacingOccurrences(of: "WRAPPED", with: "setsid \(shell) -c \"$(cat \(script))\"")); echo \"status=$?\"")
+            "\(stdin.replacingOccurrences(of: "WRAPPED", with: "setsid \(shell) -c \"$(cat \(script))\"")); echo \"status=$?\""
+        )
     }
 
     /// Whether `pid` has exited (a zombie waiting for the container's init counts as exited).
@@ -48,9 +51,14 @@ struct RemoteWrapperTests {
 
     @Test("past the timeout the command's process group is terminated", arguments: shells)
     func timeoutKills(shell: String) throws {
-        let pidFile = scratchFile(), fifo = scratchFile()
-        defer { unlink(pidFile); unlink(fifo) }
-        let result = try run(shell, "sleep 313 & echo $! > \(pidFile); wait", timeout: .milliseconds(500), stdin: heldOpen(fifo))
+        let pidFile = scratchFile()
+        let fifo = scratchFile()
+        defer {
+            unlink(pidFile)
+            unlink(fifo)
+        }
+        let result = try run(
+            shell, "sleep 313 & echo $! > \(pidFile); wait", timeout: .milliseconds(500), stdin: heldOpen(fifo))
         // bash and dash report a job killed by SIGTERM as 143.
         #expect(result.output.hasSuffix("status=143\n"), "\(result.output)")
         let pid = try readText(pidFile)
@@ -61,7 +69,8 @@ struct RemoteWrapperTests {
     func endOfInputKills(shell: String) throws {
         let pidFile = scratchFile()
         defer { unlink(pidFile) }
-        let result = try run(shell, "sleep 314 & echo $! > \(pidFile); wait", timeout: .seconds(60), stdin: "sleep 1 | WRAPPED")
+        let result = try run(
+            shell, "sleep 314 & echo $! > \(pidFile); wait", timeout: .seconds(60), stdin: "sleep 1 | WRAPPED")
         #expect(result.output.hasSuffix("status=143\n"), "\(result.output)")
         let pid = try readText(pidFile)
         #expect(eventually(within: .seconds(5)) { exited(pid) }, "sleep \(pid) survived the channel closing")
@@ -76,7 +85,7 @@ struct RemoteWrapperTests {
             stdin: "(sleep 0.3) | WRAPPED")
         #expect(result.output == "started\nstatus=0\n")
         let pid = try readText(pidFile)
-        usleep(700_000)  // the watcher has seen EOF by now
+        usleep(700_000) // the watcher has seen EOF by now
         #expect(!exited(pid), "the watcher killed a process the finished command left running")
         kill(pid_t(pid) ?? 0, SIGKILL)
     }

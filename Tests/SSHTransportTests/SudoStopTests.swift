@@ -4,7 +4,7 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// sudo'd commands as production runs them (a non-root login with NOPASSWD sudo) stop on timeout and
@@ -53,7 +53,8 @@ final class SudoStopTests: Sendable {
         let whoami = try await session.run("id -u", sudo: true)
         #expect(whoami.stdout == "0\n", "sudo did not run as root: \(whoami.stderr)")
         let started = ContinuousClock.now
-        let (result, _, stderr) = try await session.run("sleep 3131 & sleep 3133; wait", sudo: true, timeout: .seconds(2))
+        let (result, _, stderr) = try await session.run(
+            "sleep 3131 & sleep 3133; wait", sudo: true, timeout: .seconds(2))
         #expect(result.timedOut, "\(result) \(stderr)")
         // The watcher's TERM comes at 2 s; the bound is generous for a loaded machine.
         #expect(ContinuousClock.now - started < .seconds(15))
@@ -84,7 +85,9 @@ final class SudoStopTests: Sendable {
         // sudo outside the wrapper: the login user's watcher cannot stop root's sleep.
         let (result, _, _) = try await session.run("sudo -n -- /bin/sh -c 'sleep 3153'", timeout: .seconds(1))
         #expect(result.timedOut)
-        #expect(try await !offPool { try self.survivors("sleep 3153") }.isEmpty, "the control case no longer shows the problem")
+        #expect(
+            try await !offPool { try self.survivors("sleep 3153") }.isEmpty,
+            "the control case no longer shows the problem")
         let fleet = self.fleet
         _ = try await offPool { try fleet.run(on: fleet.hosts[0].name, "pkill -KILL -f '[s]leep 3153' || true") }
         await session.close()

@@ -4,7 +4,7 @@ import SSHTransport
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts `/bin/sh -c command` with stdout and stderr going to `outputPath`; returns its pid.
@@ -33,7 +33,7 @@ func spawnShell(_ command: String, outputPath: String = "/dev/null") throws -> p
     var pid: pid_t = 0
     let arguments = ["/bin/sh", "-c", command]
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    defer { for pointer in argv { free(pointer) } }
     let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ)
     guard rc == 0 else { throw TestSetupError("posix_spawn failed: \(rc)") }
     return pid
@@ -90,8 +90,10 @@ final class CapturingLogHandler: LogHandler, @unchecked Sendable {
 
 // swift-log's LogEvent arrived in 1.9; fall back to the classic entry point if it is older.
 extension CapturingLogHandler {
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+        file: String, function: String, line: UInt
+    ) {
         store.append(level, "\(message)")
     }
 }
@@ -167,7 +169,8 @@ final class StandaloneSSHD: @unchecked Sendable {
             LogLevel VERBOSE
             """
         try config.write(toFile: "\(directory)/sshd_config", atomically: true, encoding: .utf8)
-        pid = try spawnShell("exec /usr/sbin/sshd -D -e -f \(directory)/sshd_config", outputPath: "\(directory)/sshd.log")
+        pid = try spawnShell(
+            "exec /usr/sbin/sshd -D -e -f \(directory)/sshd_config", outputPath: "\(directory)/sshd.log")
         // Wait (bounded) until it accepts connections.
         for _ in 0..<100 {
             if canConnect(port: port) { return }
@@ -176,7 +179,6 @@ final class StandaloneSSHD: @unchecked Sendable {
         stop()
         throw TestSetupError("sshd did not start on port \(port)")
     }
-
 
     func publicKey(_ type: String) throws -> String {
         try String(contentsOfFile: hostKeys[type, default: ""] + ".pub", encoding: .utf8)
@@ -209,7 +211,9 @@ final class StandaloneSSHD: @unchecked Sendable {
 }
 
 /// A fresh ed25519 (or other) key pair without passphrase; returns the private key path.
-func makeUserKey(in directory: String, type: String = "ed25519", name: String = "id", passphrase: String = "") throws -> String {
+func makeUserKey(in directory: String, type: String = "ed25519", name: String = "id", passphrase: String = "") throws
+    -> String
+{
     let path = "\(directory)/\(name)_\(type)"
     let result = try shell("ssh-keygen -q -t \(type) -N \(shellQuote(passphrase)) -C test-\(name) -f \(path)")
     guard result.status == 0 else { throw TestSetupError("ssh-keygen failed: \(result.output)") }

@@ -4,14 +4,15 @@ import TestFleet
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Prints figures, asserts only correctness. Opt in with `SSH_BENCH=1` (starts 50 sshd hosts).
 @Suite(
     "Transport benchmark",
-    .enabled(if: TestFleet.isSupported && ProcessInfo.processInfo.environment["SSH_BENCH"] == "1",
-             "set SSH_BENCH=1 to run"))
+    .enabled(
+        if: TestFleet.isSupported && ProcessInfo.processInfo.environment["SSH_BENCH"] == "1",
+        "set SSH_BENCH=1 to run"))
 struct TransportBenchmark {
     static func cpuSeconds() -> Double {
         var usage = rusage()
@@ -47,15 +48,18 @@ struct TransportBenchmark {
         let cpuBefore = Self.cpuSeconds()
         let started = ContinuousClock.now
         let okCount = try await withThrowingTaskGroup(of: Bool.self) { group in
-            var next = 0, ok = 0
+            var next = 0
+            var ok = 0
             for _ in 0..<20 where next < fleet.hosts.count {
-                let host = fleet.hosts[next]; next += 1
+                let host = fleet.hosts[next]
+                next += 1
                 group.addTask { try await once(host) }
             }
             while let done = try await group.next() {
                 if done { ok += 1 }
                 if next < fleet.hosts.count {
-                    let host = fleet.hosts[next]; next += 1
+                    let host = fleet.hosts[next]
+                    next += 1
                     group.addTask { try await once(host) }
                 }
             }
@@ -71,7 +75,13 @@ struct TransportBenchmark {
         let sequentialWall = Self.seconds(ContinuousClock.now - sequentialStart)
         let sequentialCPU = Self.cpuSeconds() - sequentialCPUBefore
 
-        print(String(format: "BENCH 50 hosts, 20 concurrent: wall %.0f ms, client CPU %.1f ms/host", parallelWall * 1000, parallelCPU * 1000 / 50))
-        print(String(format: "BENCH 50 hosts, sequential: wall %.0f ms, %.1f ms/host, client CPU %.1f ms/host", sequentialWall * 1000, sequentialWall * 1000 / 50, sequentialCPU * 1000 / 50))
+        print(
+            String(
+                format: "BENCH 50 hosts, 20 concurrent: wall %.0f ms, client CPU %.1f ms/host", parallelWall * 1000,
+                parallelCPU * 1000 / 50))
+        print(
+            String(
+                format: "BENCH 50 hosts, sequential: wall %.0f ms, %.1f ms/host, client CPU %.1f ms/host",
+                sequentialWall * 1000, sequentialWall * 1000 / 50, sequentialCPU * 1000 / 50))
     }
 }

@@ -23,7 +23,8 @@ final class UploadFaultTests: Sendable {
     func diskFull() async throws {
         let host = fleet.hosts[0]
         // A 1 MiB filesystem, mounted only inside this host's mount namespace.
-        let mounted = try fleet.run(on: host.name, "mkdir -p /opt/goreplay/small && mount -t tmpfs -o size=1m tmpfs /opt/goreplay/small")
+        let mounted = try fleet.run(
+            on: host.name, "mkdir -p /opt/goreplay/small && mount -t tmpfs -o size=1m tmpfs /opt/goreplay/small")
         try #require(mounted.status == 0, "\(mounted.output)")
         let session = try await SharedFleet.connect(fleet, host, user: fleet.rootUser, reactor: reactor)
         let bytes = [UInt8](repeating: 0x5a, count: 3 * 1024 * 1024)

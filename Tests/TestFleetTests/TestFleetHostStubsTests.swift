@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestFleet
+import Testing
 
 @Suite("Stub host commands", .enabled(if: TestFleet.isSupported))
 struct TestFleetHostStubsTests {
@@ -25,7 +25,8 @@ struct TestFleetHostStubsTests {
         let fleet = try TestFleet.start(options)
         defer { fleet.stop() }
         let stubs = try TestFleetHostStubs.install(["govukfab-stub-probe", "shutdown"], on: fleet)
-        try FileManager.default.removeItem(atPath: fleet.hosts[1].realPath(TestFleetHostStubs.stateDirectory + "/enabled"))
+        try FileManager.default.removeItem(
+            atPath: fleet.hosts[1].realPath(TestFleetHostStubs.stateDirectory + "/enabled"))
         try stubs.setBehaviour(on: "stub-1", "govukfab-stub-probe", exit: 3, stdout: "probed\n")
 
         let asUser = try ssh(fleet, "stub-1", "govukfab-stub-probe 'a b' \"c'd\" '' '$(x)'")

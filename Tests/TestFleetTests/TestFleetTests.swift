@@ -25,7 +25,7 @@ private func processesRemain(inNamespace namespace: String) -> [String] {
 private func hasFinished(_ pid: String) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
         let close = stat.range(of: ") ", options: .backwards)
-    else { return true }  // gone counts as not remaining
+    else { return true } // gone counts as not remaining
     return stat[close.upperBound...].hasPrefix("Z")
 }
 
@@ -66,7 +66,8 @@ struct TestFleetTests {
         let host1 = try #require(fleet.host(named: "host-1"))
         let host2 = try #require(fleet.host(named: "host-2"))
         let wrongKnownHosts = fleet.workDirectory + "/wrong_known_hosts"
-        let swapped = knownHosts.filter { $0[0] == "[\(host1.address)]:2222" }
+        let swapped =
+            knownHosts.filter { $0[0] == "[\(host1.address)]:2222" }
             .map { "[\(host2.address)]:2222 \($0[1]) \($0[2])" }.joined(separator: "\n") + "\n"
         try swapped.write(toFile: wrongKnownHosts, atomically: true, encoding: .utf8)
         let mismatch = try runSubprocess(
@@ -126,7 +127,9 @@ struct TestFleetTests {
 
         // Written on host-2 over ssh: lands in host-2's tree, invisible to host-1.
         let host2 = try #require(fleet.host(named: "host-2"))
-        #expect(try ssh(fleet, host2, "sudo -n sh -c 'mkdir -p /run/govuk-fab && echo 42 > /run/govuk-fab/app.pid'").status == 0)
+        #expect(
+            try ssh(fleet, host2, "sudo -n sh -c 'mkdir -p /run/govuk-fab && echo 42 > /run/govuk-fab/app.pid'").status
+                == 0)
         #expect(try String(contentsOfFile: host2.realPath("/run/govuk-fab/app.pid"), encoding: .utf8) == "42\n")
         #expect(try fleet.run(on: "host-1", "test -e /run/govuk-fab/app.pid").status == 1)
     }
@@ -148,7 +151,7 @@ struct TestFleetTests {
 
         let nspid = try readPID(host1.directory + "/nspid")
         let namespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(nspid)/ns/pid")
-        #expect(processesRemain(inNamespace: namespace).count >= 2)  // sshd and sleep
+        #expect(processesRemain(inNamespace: namespace).count >= 2) // sshd and sleep
         fleet.stop()
         #expect(processesRemain(inNamespace: namespace).isEmpty)
     }

@@ -1,9 +1,10 @@
-import Synchronization
 import Foundation
+import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// ISO 8601 timestamps in UTC with milliseconds, as used in JSON events and the audit log.
@@ -65,8 +66,10 @@ public struct AuditRecord: Sendable, Hashable {
     public var inventory: InventoryOrigin?
 
     /// Creates a record.
-    public init(user: String, time: Date, environment: String, argv: [String], hosts: [HostEntry],
-                interrupted: Bool, exitCode: FleetExitCode) {
+    public init(
+        user: String, time: Date, environment: String, argv: [String], hosts: [HostEntry],
+        interrupted: Bool, exitCode: FleetExitCode
+    ) {
         self.user = user
         self.time = time
         self.environment = environment
@@ -78,16 +81,20 @@ public struct AuditRecord: Sendable, Hashable {
 
     /// A record from a run's summary.
     public init(user: String, argv: [String], summary: RunSummary) {
-        self.init(user: user, time: summary.time, environment: summary.environment, argv: argv,
-                  hosts: summary.results.map { HostEntry(host: $0.host, task: $0.task, outcome: $0.outcome) },
-                  interrupted: summary.interrupted, exitCode: summary.exitCode)
+        self.init(
+            user: user, time: summary.time, environment: summary.environment, argv: argv,
+            hosts: summary.results.map { HostEntry(host: $0.host, task: $0.task, outcome: $0.outcome) },
+            interrupted: summary.interrupted, exitCode: summary.exitCode)
     }
 
     /// The line written before a run touches any host.
-    public static func started(user: String, argv: [String], environment: String, hosts: [String], tasks: [String],
-                               time: Date = Date()) -> AuditRecord {
-        var record = AuditRecord(user: user, time: time, environment: environment, argv: argv, hosts: [],
-                                 interrupted: false, exitCode: .success)
+    public static func started(
+        user: String, argv: [String], environment: String, hosts: [String], tasks: [String],
+        time: Date = Date()
+    ) -> AuditRecord {
+        var record = AuditRecord(
+            user: user, time: time, environment: environment, argv: argv, hosts: [],
+            interrupted: false, exitCode: .success)
         record.event = .started
         record.plannedHosts = hosts
         record.plannedTasks = tasks
@@ -218,10 +225,13 @@ public final class RunAudit: Sendable {
     private let argv: [String]
     private let inventory: InventoryOrigin?
     private let warn: @Sendable (String) -> Void
-    private let state = Mutex<(environment: String, results: [HostTaskResult], closed: Bool, warned: Bool)>(("", [], false, false))
+    private let state = Mutex<(environment: String, results: [HostTaskResult], closed: Bool, warned: Bool)>(
+        ("", [], false, false))
 
-    public init(log: AuditLog?, user: String, argv: [String], inventory: InventoryOrigin? = nil,
-                warn: @escaping @Sendable (String) -> Void) {
+    public init(
+        log: AuditLog?, user: String, argv: [String], inventory: InventoryOrigin? = nil,
+        warn: @escaping @Sendable (String) -> Void
+    ) {
         self.log = log
         self.user = user
         self.argv = argv

@@ -96,7 +96,8 @@ public enum Selector: Sendable, Hashable, CustomStringConvertible {
 
     /// The selector for `-H` values, each of which may hold comma-separated hosts.
     public static func explicitHosts(_ optionValues: [String]) -> Selector {
-        .hosts(optionValues.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            .filter { !$0.isEmpty })
+        .hosts(
+            optionValues.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+                .filter { !$0.isEmpty })
     }
 }

@@ -73,9 +73,11 @@ public enum FabricCommandLine {
             for keyword in trailing { try own.apply(keyword) }
             let command = segments.joined(separator: ",").replacingOccurrences(of: "\\,", with: ",")
             guard !command.trimmingCharacters(in: .whitespaces).isEmpty else { throw .emptyCommand(task: name) }
-            return .task(TaskInvocation(
-                name: name, positional: [command], hosts: own.hosts, roles: own.roles, excludeHosts: own.excludeHosts,
-                raw: word))
+            return .task(
+                TaskInvocation(
+                    name: name, positional: [command], hosts: own.hosts, roles: own.roles,
+                    excludeHosts: own.excludeHosts,
+                    raw: word))
         }
         var positional: [String] = []
         var keywords: [TaskKeyword] = []
@@ -90,9 +92,10 @@ public enum FabricCommandLine {
                 positional.append(argument.text)
             }
         }
-        return .task(TaskInvocation(
-            name: name, positional: positional, keywords: keywords, hosts: own.hosts, roles: own.roles,
-            excludeHosts: own.excludeHosts, raw: word))
+        return .task(
+            TaskInvocation(
+                name: name, positional: positional, keywords: keywords, hosts: own.hosts, roles: own.roles,
+                excludeHosts: own.excludeHosts, raw: word))
     }
 
     /// Fabric 1's per-task keywords that choose the task's hosts instead of being passed to it.
@@ -107,7 +110,8 @@ public enum FabricCommandLine {
         var excludeHosts: [String] = []
 
         mutating func apply(_ keyword: TaskKeyword) throws(CommandLineError.Problem) {
-            let names = keyword.name == "host" || keyword.name == "role"
+            let names =
+                keyword.name == "host" || keyword.name == "role"
                 ? [keyword.value.trimmingCharacters(in: .whitespaces)]
                 : keyword.value.split(separator: ";", omittingEmptySubsequences: false)
                     .map { $0.trimmingCharacters(in: .whitespaces) }
@@ -188,7 +192,7 @@ public enum FabricCommandLine {
     static func splitArguments(_ text: String) throws(CommandLineError.Problem) -> [Argument] {
         var arguments: [Argument] = []
         var current: [Character] = []
-        var firstEquals: Int?  // offset in `current` of the first unescaped "="
+        var firstEquals: Int? // offset in `current` of the first unescaped "="
         var iterator = Array(text)[...]
         func finish() {
             let text = String(current)

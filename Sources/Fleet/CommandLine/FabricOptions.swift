@@ -7,29 +7,51 @@ public enum FabricOptions {
     /// Options refused because they would weaken security or have no meaning here, with the
     /// reason and what to do instead (one line each).
     public static let refused: [(spellings: [String], takesValue: Bool, reason: String)] = [
-        (["-A", "--forward-agent"], false,
-         "agent forwarding is not supported: libssh2 1.10 can ask for it but drops the auth-agent@openssh.com"
-            + " channels the host opens back; run 'ssh -A HOST' yourself for the step that needs your agent"),
-        (["-D", "--disable-known-hosts"], false,
-         "govuk-fab always checks host keys; add the host's key to known_hosts (ssh-keyscan, then check the fingerprint)"),
-        (["-p", "--password"], true,
-         "passwords on the command line end up in shell history and ps; use a key (-i PATH) or your ssh-agent"),
-        (["-I", "--initial-password-prompt"], false,
-         "govuk-fab does not use passwords; use a key (-i PATH) or your ssh-agent"),
-        (["--initial-sudo-password-prompt"], false,
-         "govuk-fab runs sudo non-interactively (sudo -n); give the login NOPASSWD sudo for the commands it runs"),
-        (["--sudo-password"], true,
-         "govuk-fab runs sudo non-interactively (sudo -n); give the login NOPASSWD sudo for the commands it runs"),
-        (["-f", "--fabfile"], true,
-         "there is no fabfile: tasks are built in or playbooks (playbooks/, GOVUK_FAB_PLAYBOOK_DIR)"),
-        (["-c", "--config"], true,
-         "there is no ~/.fabricrc: settings come from inventories/ENVIRONMENT.yml (or --inventory FILE)"),
-        (["-s", "--shell"], true,
-         "commands run in the login shell of the remote user; put 'bash -c ...' in the command if you need another"),
-        (["--gss-auth", "--gss-deleg", "--gss-kex"], false,
-         "GSS-API (Kerberos) is not supported by libssh2; use a key or your ssh-agent"),
-        (["--skip-unknown-tasks"], false,
-         "every task is checked before anything runs; remove or correct the unknown task (see --list)"),
+        (
+            ["-A", "--forward-agent"], false,
+            "agent forwarding is not supported: libssh2 1.10 can ask for it but drops the auth-agent@openssh.com"
+                + " channels the host opens back; run 'ssh -A HOST' yourself for the step that needs your agent"
+        ),
+        (
+            ["-D", "--disable-known-hosts"], false,
+            "govuk-fab always checks host keys; add the host's key to known_hosts (ssh-keyscan, then check the fingerprint)"
+        ),
+        (
+            ["-p", "--password"], true,
+            "passwords on the command line end up in shell history and ps; use a key (-i PATH) or your ssh-agent"
+        ),
+        (
+            ["-I", "--initial-password-prompt"], false,
+            "govuk-fab does not use passwords; use a key (-i PATH) or your ssh-agent"
+        ),
+        (
+            ["--initial-sudo-password-prompt"], false,
+            "govuk-fab runs sudo non-interactively (sudo -n); give the login NOPASSWD sudo for the commands it runs"
+        ),
+        (
+            ["--sudo-password"], true,
+            "govuk-fab runs sudo non-interactively (sudo -n); give the login NOPASSWD sudo for the commands it runs"
+        ),
+        (
+            ["-f", "--fabfile"], true,
+            "there is no fabfile: tasks are built in or playbooks (playbooks/, GOVUK_FAB_PLAYBOOK_DIR)"
+        ),
+        (
+            ["-c", "--config"], true,
+            "there is no ~/.fabricrc: settings come from inventories/ENVIRONMENT.yml (or --inventory FILE)"
+        ),
+        (
+            ["-s", "--shell"], true,
+            "commands run in the login shell of the remote user; put 'bash -c ...' in the command if you need another"
+        ),
+        (
+            ["--gss-auth", "--gss-deleg", "--gss-kex"], false,
+            "GSS-API (Kerberos) is not supported by libssh2; use a key or your ssh-agent"
+        ),
+        (
+            ["--skip-unknown-tasks"], false,
+            "every task is checked before anything runs; remove or correct the unknown task (see --list)"
+        ),
     ]
 
     /// Rewrites Fabric spellings swift-argument-parser cannot express and refuses the options in
@@ -99,7 +121,8 @@ public enum FabricOptions {
                 } else {
                     let key = argument.text.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
                     throw FabricOptionError(
-                        option: "--set", reason: "'\(key)' is not a setting name (letters, digits and '_'), in '\(text)'")
+                        option: "--set",
+                        reason: "'\(key)' is not a setting name (letters, digits and '_'), in '\(text)'")
                 }
             }
         }
@@ -155,7 +178,8 @@ public struct OutputLevels: Sendable, Hashable {
         var levels = OutputLevels()
         for (option, values, isShow) in [("--show", show, true), ("--hide", hide, false)] {
             for value in values {
-                for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+                where !name.isEmpty {
                     let expanded: [Level]
                     if let level = Level(rawValue: name) {
                         expanded = [level]
@@ -164,11 +188,13 @@ public struct OutputLevels: Sendable, Hashable {
                     } else if alwaysShown.contains(name) {
                         if isShow { continue }
                         throw FabricOptionError(
-                            option: option, reason: "'\(name)' cannot be hidden: errors and each host's result are always shown")
+                            option: option,
+                            reason: "'\(name)' cannot be hidden: errors and each host's result are always shown")
                     } else {
                         let known = Level.allCases.map(\.rawValue) + aliases.keys.sorted() + alwaysShown.sorted()
                         throw FabricOptionError(
-                            option: option, reason: "unknown output level '\(name)'"
+                            option: option,
+                            reason: "unknown output level '\(name)'"
                                 + NameSuggestions.hint(NameSuggestions.near(name, in: known, limit: 3))
                                 + "; levels: " + known.joined(separator: ", "))
                     }

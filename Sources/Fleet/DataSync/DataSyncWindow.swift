@@ -18,8 +18,8 @@ public struct TimeOfDay: Sendable, Hashable, Comparable, CustomStringConvertible
     public init?(parsing text: String) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, (1...2).contains(parts[0].count), parts[1].count == 2,
-              parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
-              let hour = Int(parts[0]), let minute = Int(parts[1])
+            parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
+            let hour = Int(parts[0]), let minute = Int(parts[1])
         else { return nil }
         self.init(hour: hour, minute: minute)
     }
@@ -90,8 +90,10 @@ public struct DataSyncWindow: Sendable, Hashable, CustomStringConvertible {
         guard let endTime = TimeOfDay(parsing: end) else { throw .invalidTime(end) }
         guard startTime != endTime else { throw .emptyWindow(start) }
         guard let zone = TimeZone(identifier: identifier) else {
-            throw .unknownTimeZone(identifier, suggestions: NameSuggestions.near(
-                identifier, in: TimeZone.knownTimeZoneIdentifiers, limit: 3))
+            throw .unknownTimeZone(
+                identifier,
+                suggestions: NameSuggestions.near(
+                    identifier, in: TimeZone.knownTimeZoneIdentifiers, limit: 3))
         }
         self.init(start: startTime, end: endTime, timeZone: zone, timeZoneName: identifier)
     }

@@ -78,8 +78,10 @@ public struct HostTaskResult: Sendable, Hashable {
     public var time: Date
 
     /// Creates a result.
-    public init(host: String, task: String, outcome: HostOutcome, duration: Duration,
-                lastStderrLine: String? = nil, time: Date) {
+    public init(
+        host: String, task: String, outcome: HostOutcome, duration: Duration,
+        lastStderrLine: String? = nil, time: Date
+    ) {
         self.host = host
         self.task = task
         self.outcome = outcome
@@ -107,8 +109,10 @@ public struct RunSummary: Sendable, Hashable {
     public var time: Date
 
     /// Creates a summary.
-    public init(environment: String, hosts: [String], tasks: [String], results: [HostTaskResult],
-                interrupted: Bool, duration: Duration, time: Date) {
+    public init(
+        environment: String, hosts: [String], tasks: [String], results: [HostTaskResult],
+        interrupted: Bool, duration: Duration, time: Date
+    ) {
         self.environment = environment
         self.hosts = hosts
         self.tasks = tasks

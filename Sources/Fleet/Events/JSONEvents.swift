@@ -224,7 +224,9 @@ public struct TaskEvent: JSONLineEvent {
     /// The full help text, for `help:NAME` and `-d NAME`.
     public var details: String?
 
-    public init(name: String, usage: String, summary: String, changesHosts: Bool, source: String, details: String? = nil) {
+    public init(
+        name: String, usage: String, summary: String, changesHosts: Bool, source: String, details: String? = nil
+    ) {
         self.name = name
         self.usage = usage
         self.summary = summary

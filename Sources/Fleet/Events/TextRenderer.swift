@@ -20,8 +20,9 @@ public struct TextRenderer: FleetEventRenderer {
         var out: [String] = []
         switch event {
         case .runStarted(let environment, let hosts, let tasks, _):
-            out.append(paint("\(environment): \(hosts.count) host\(hosts.count == 1 ? "" : "s")", .bold)
-                + (hosts.isEmpty ? "" : " (\(hosts.joined(separator: ", ")))"))
+            out.append(
+                paint("\(environment): \(hosts.count) host\(hosts.count == 1 ? "" : "s")", .bold)
+                    + (hosts.isEmpty ? "" : " (\(hosts.joined(separator: ", ")))"))
             out.append("tasks: " + tasks.joined(separator: " "))
         case .taskStarted(let host, let task, let command, _):
             out.append(prefix(host) + "Executing task '\(task)'")
@@ -56,14 +57,18 @@ public struct TextRenderer: FleetEventRenderer {
         for host in summary.hosts {
             let results = summary.results.filter { $0.host == host }
             let cells = summary.tasks.map { task in
-                results.last { $0.task == task }.map { $0.wasInterrupted ? "interrupted" : $0.outcome.description } ?? "-"
+                results.last { $0.task == task }.map { $0.wasInterrupted ? "interrupted" : $0.outcome.description }
+                    ?? "-"
             }
             let firstFailure = results.first { $0.outcome.isFailure }
             // "0" only when every task ran and succeeded; a host stopped or never reached has no exit.
             let completed = !results.isEmpty && results.allSatisfy(\.outcome.isSuccess)
             let exit = firstFailure.map { $0.outcome.exitStatus.map(String.init) ?? "-" } ?? (completed ? "0" : "-")
             let time = results.reduce(Duration.zero) { $0 + $1.duration }
-            let stderr = firstFailure.map { Self.clip(TerminalText.visible($0.lastStderrLine ?? Self.detail($0.outcome) ?? ""), to: 100) } ?? ""
+            let stderr =
+                firstFailure.map {
+                    Self.clip(TerminalText.visible($0.lastStderrLine ?? Self.detail($0.outcome) ?? ""), to: 100)
+                } ?? ""
             if firstFailure != nil { failures.insert(rows.count) }
             rows.append([host] + cells + [exit, DurationText.format(time), stderr])
         }
@@ -82,7 +87,8 @@ public struct TextRenderer: FleetEventRenderer {
         }
         // Each host counted once: failed, else interrupted, else not run, else ok (as the JSON says).
         let failedHosts = Set(summary.failedHosts)
-        var interrupted = 0, notRun = 0
+        var interrupted = 0
+        var notRun = 0
         for host in summary.hosts where !failedHosts.contains(host) {
             let results = summary.results.filter { $0.host == host }
             if results.contains(where: \.wasInterrupted) {
@@ -93,7 +99,8 @@ public struct TextRenderer: FleetEventRenderer {
         }
         let ok = summary.hosts.count - failedHosts.count - interrupted - notRun
         let code = summary.exitCode
-        var closing = "\(summary.hosts.count) host\(summary.hosts.count == 1 ? "" : "s"): \(ok) ok, \(failedHosts.count) failed"
+        var closing =
+            "\(summary.hosts.count) host\(summary.hosts.count == 1 ? "" : "s"): \(ok) ok, \(failedHosts.count) failed"
         if interrupted > 0 { closing += ", \(interrupted) interrupted" }
         if notRun > 0 { closing += ", \(notRun) skipped" }
         if summary.interrupted { closing += "; run interrupted" }
@@ -105,7 +112,11 @@ public struct TextRenderer: FleetEventRenderer {
     // MARK: - Pieces
 
     private enum Style: String {
-        case bold = "1", red = "31", green = "32", yellow = "33", cyan = "36"
+        case bold = "1"
+        case red = "31"
+        case green = "32"
+        case yellow = "33"
+        case cyan = "36"
     }
 
     private func paint(_ text: String, _ style: Style) -> String {
@@ -170,7 +181,8 @@ public enum TerminalText {
             case "\n": out += "\\n"
             default:
                 let hex = String(scalar.value, radix: 16)
-                out += scalar.value < 0x80
+                out +=
+                    scalar.value < 0x80
                     ? "\\x" + (hex.count < 2 ? "0" + hex : hex)
                     : "\\u{" + hex + "}"
             }

@@ -8,9 +8,10 @@ public enum ConfigurationFileTrust {
     /// directory holding it (a sticky directory such as /tmp is fine: others cannot replace a file in it).
     public static func problem(with path: String) -> String? {
         var info = stat()
-        guard stat(path, &info) == 0 else { return nil }  // reading it will say what is wrong
+        guard stat(path, &info) == 0 else { return nil } // reading it will say what is wrong
         if let problem = problem(info, describing: path) { return problem }
-        let parent = ((path as NSString).deletingLastPathComponent as NSString).isEqual(to: "")
+        let parent =
+            ((path as NSString).deletingLastPathComponent as NSString).isEqual(to: "")
             ? "." : (path as NSString).deletingLastPathComponent
         var parentInfo = stat()
         guard stat(parent, &parentInfo) == 0 else { return nil }
@@ -25,7 +26,8 @@ public enum ConfigurationFileTrust {
                 + "copy it somewhere of yours, or fix with: chown \(geteuid()) \(shellQuoted(path))"
         }
         if mode & 0o022 != 0 {
-            return "\(path) is writable by \(mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(mode, radix: 8))), "
+            return
+                "\(path) is writable by \(mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(mode, radix: 8))), "
                 + "who could change what runs; fix with: chmod go-w \(shellQuoted(path))"
         }
         return nil

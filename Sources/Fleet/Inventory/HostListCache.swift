@@ -38,12 +38,12 @@ struct HostListCache: Sendable {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
-              info.st_mode & 0o077 == 0, info.st_size <= Self.maximumFileSize
+            info.st_mode & 0o077 == 0, info.st_size <= Self.maximumFileSize
         else { return nil }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
         guard let data = try? handle.readToEnd(),
-              let answer = try? Self.decoder.decode(HostListAnswer.self, from: data),
-              answer.key == key
+            let answer = try? Self.decoder.decode(HostListAnswer.self, from: data),
+            answer.key == key
         else { return nil }
         let age = now.timeIntervalSince(answer.fetched)
         guard age >= -60, age < Double(ttl.components.seconds) else { return nil }
@@ -75,13 +75,16 @@ struct HostListCache: Sendable {
     /// Creates `path` (and its parents) and makes sure the last component is a real directory of
     /// ours that nobody else can read or write.
     static func makePrivateDirectory(_ path: String) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [
-                NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "\(path) is not a directory of this user's",
-            ])
+            throw CocoaError(
+                .fileWriteNoPermission,
+                userInfo: [
+                    NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "\(path) is not a directory of this user's",
+                ])
         }
         if info.st_mode & 0o077 != 0 { chmod(path, 0o700) }
     }

@@ -109,8 +109,9 @@ public struct FleetHost: Sendable, Hashable, CustomStringConvertible {
     public static func defaultNodeClass(forName name: String) -> String {
         let label = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
         if let dash = label.lastIndex(of: "-"),
-           label.index(after: dash) < label.endIndex,
-           label[label.index(after: dash)...].allSatisfy(\.isASCIIDigit) {
+            label.index(after: dash) < label.endIndex,
+            label[label.index(after: dash)...].allSatisfy(\.isASCIIDigit)
+        {
             return String(label[..<dash])
         }
         return label
@@ -253,8 +254,10 @@ public struct ReplaySettings: Sendable, Hashable {
     public static let defaultBinaryPath = "/usr/local/bin/goreplay"
 
     /// Creates settings.
-    public init(binaryPath: String = ReplaySettings.defaultBinaryPath, service: String = "goreplay",
-                arguments: [String: ReplayArguments] = [:]) {
+    public init(
+        binaryPath: String = ReplaySettings.defaultBinaryPath, service: String = "goreplay",
+        arguments: [String: ReplayArguments] = [:]
+    ) {
         self.binaryPath = binaryPath
         self.service = service
         self.arguments = arguments
@@ -263,8 +266,9 @@ public struct ReplaySettings: Sendable, Hashable {
     /// Arguments for `host`: an entry for its name wins, then the first of its puppet
     /// classes (in the host's order) that has an entry; matching is case-insensitive.
     public func arguments(for host: FleetHost) -> ReplayArguments? {
-        let byLoweredKey = Dictionary(arguments.map { ($0.key.lowercased(), $0.value) },
-                                      uniquingKeysWith: { first, _ in first })
+        let byLoweredKey = Dictionary(
+            arguments.map { ($0.key.lowercased(), $0.value) },
+            uniquingKeysWith: { first, _ in first })
         if let own = byLoweredKey[host.name.lowercased()] { return own }
         for puppetClass in host.puppetClasses {
             if let entry = byLoweredKey[puppetClass.lowercased()] { return entry }

@@ -55,8 +55,9 @@ public enum InventoryLoader {
 
     static func unknownEnvironment(_ name: String, searchPaths: [String]) -> InventoryError {
         InventoryError(
-            .unknownEnvironment(name: name, available: availableEnvironments(searchPaths: searchPaths),
-                                searched: searchPaths),
+            .unknownEnvironment(
+                name: name, available: availableEnvironments(searchPaths: searchPaths),
+                searched: searchPaths),
             at: SourceLocation(file: "command line"))
     }
 }

@@ -73,7 +73,8 @@ public enum InventoryParser {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path)
+            let reason =
+                FileManager.default.fileExists(atPath: path)
                 ? "permission denied or not a regular file" : "no such file"
             throw InventoryError(.unreadable(reason: reason), at: SourceLocation(file: path))
         }
@@ -88,7 +89,9 @@ public enum InventoryParser {
     static func compose(_ text: String, file: String) throws(InventoryError) -> InventoryTree {
         if let deep = YAMLNestingLimit.firstViolation(in: text) {
             throw InventoryError(
-                .syntax("nested more than \(YAMLNestingLimit.maximumDepth) levels deep; no inventory needs that, so the file is refused unread"),
+                .syntax(
+                    "nested more than \(YAMLNestingLimit.maximumDepth) levels deep; no inventory needs that, so the file is refused unread"
+                ),
                 at: SourceLocation(file: file, line: deep.line, column: deep.column))
         }
         let node: Node?
@@ -108,8 +111,8 @@ public enum InventoryParser {
     static func syntaxError(_ error: YamlError, file: String) -> InventoryError {
         switch error {
         case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             let text = context.map { "\(problem) (\($0.text))" } ?? problem
             return InventoryError(.syntax(text), at: SourceLocation(file: file, line: mark.line, column: mark.column))
         case .reader(let problem, _, _, _):
@@ -124,8 +127,10 @@ public enum InventoryParser {
         if case .scalar = tree.node {
             let text = try tree.nonEmptyString()
             guard text == "static" else {
-                throw tree.error(.invalidValue(path: tree.path, value: text,
-                                               reason: "expected 'static', {gateway_command: CMD} or {puppetdb: {url: URL}}"))
+                throw tree.error(
+                    .invalidValue(
+                        path: tree.path, value: text,
+                        reason: "expected 'static', {gateway_command: CMD} or {puppetdb: {url: URL}}"))
             }
             return .file
         }
@@ -137,9 +142,11 @@ public enum InventoryParser {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw urlTree.invalid(url, "expected an http:// or https:// URL")
             }
-            return .puppetDB(PuppetDBSource(
-                url: url, caCertificate: try settings["ca"]?.nonEmptyString(),
-                clientCertificate: try settings["cert"]?.nonEmptyString(), clientKey: try settings["key"]?.nonEmptyString()))
+            return .puppetDB(
+                PuppetDBSource(
+                    url: url, caCertificate: try settings["ca"]?.nonEmptyString(),
+                    clientCertificate: try settings["cert"]?.nonEmptyString(),
+                    clientKey: try settings["key"]?.nonEmptyString()))
         }
         return .gatewayCommand(try map.required("gateway_command").nonEmptyString())
     }
@@ -183,9 +190,12 @@ public enum InventoryParser {
         var settings = DataSyncSettings()
         if let window = map["window"] {
             let parts = try window.mapping(context: "data_sync.window", allowedKeys: ["start", "end", "time_zone"])
-            let start = try parts.required("start"), end = try parts.required("end")
+            let start = try parts.required("start")
+            let end = try parts.required("end")
             let zone = try parts.required("time_zone")
-            let startText = try start.string(), endText = try end.string(), zoneText = try zone.string()
+            let startText = try start.string()
+            let endText = try end.string()
+            let zoneText = try zone.string()
             do {
                 settings.window = try DataSyncWindow(start: startText, end: endText, timeZone: zoneText)
             } catch {
@@ -235,22 +245,30 @@ public enum InventoryParser {
         let map = try tree.mapping(context: "replay", allowedKeys: ["binary_path", "service", "args", "fan_in"])
         var settings = ReplaySettings()
         if let fanIn = map["fan_in"] { settings.fanIn = try parseReplayFanIn(fanIn) }
-        if let path = map["binary_path"] { settings.binaryPath = try serviceDefinitionText(path, try absolutePath(path)) }
-        if let service = map["service"] { settings.service = try serviceDefinitionText(service, try service.nonEmptyString()) }
+        if let path = map["binary_path"] {
+            settings.binaryPath = try serviceDefinitionText(path, try absolutePath(path))
+        }
+        if let service = map["service"] {
+            settings.service = try serviceDefinitionText(service, try service.nonEmptyString())
+        }
         if let args = map["args"] {
             guard case .mapping(let mapping) = args.node else { throw args.wrongType("a mapping") }
             let names = Array(mapping.keys.compactMap(\.string))
             let entries = try args.mapping(context: "replay.args", allowedKeys: names)
             for key in entries.order {
-                settings.arguments[key] = try parseReplayArguments(try entries.required(key), targetsRequired: settings.fanIn == nil)
+                settings.arguments[key] = try parseReplayArguments(
+                    try entries.required(key), targetsRequired: settings.fanIn == nil)
             }
         }
         return settings
     }
 
-    static func parseReplayArguments(_ tree: InventoryTree, targetsRequired: Bool = true) throws(InventoryError) -> ReplayArguments {
-        let map = try tree.mapping(context: "replay args '\(tree.path)'",
-                                   allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
+    static func parseReplayArguments(_ tree: InventoryTree, targetsRequired: Bool = true) throws(InventoryError)
+        -> ReplayArguments
+    {
+        let map = try tree.mapping(
+            context: "replay args '\(tree.path)'",
+            allowedKeys: ["capture", "targets", "allow_methods", "extra_args"])
         let captureTree = try map.required("capture")
         let capture = try serviceDefinitionText(captureTree, try captureTree.nonEmptyString())
         // goreplay accepts ":80" (every interface), so an empty host is allowed here;
@@ -289,7 +307,8 @@ public enum InventoryParser {
     }
 
     static func parseReplayFanIn(_ tree: InventoryTree) throws(InventoryError) -> ReplayFanIn {
-        let map = try tree.mapping(context: "replay.fan_in", allowedKeys: ["replayer", "port", "targets", "extra_args"])
+        let map = try tree.mapping(
+            context: "replay.fan_in", allowedKeys: ["replayer", "port", "targets", "extra_args"])
         let replayerTree = try map.required("replayer")
         let replayer = try serviceDefinitionText(replayerTree, try replayerTree.nonEmptyString())
         let port = try map["port"]?.int(in: 1...65535) ?? ReplayFanIn.defaultPort
@@ -304,7 +323,8 @@ public enum InventoryParser {
         if let bad = text.unicodeScalars.first(where: { TerminalText.needsEscape($0) }) {
             throw tree.invalid(
                 TerminalText.visible(text),
-                "contains the control character U+\(String(format: "%04X", bad.value)); values written into the goreplay service definition may not contain control characters (a newline would add a directive of its own)")
+                "contains the control character U+\(String(format: "%04X", bad.value)); values written into the goreplay service definition may not contain control characters (a newline would add a directive of its own)"
+            )
         }
         return text
     }
@@ -317,7 +337,9 @@ public enum InventoryParser {
         return values
     }
 
-    static func parseHosts(_ tree: InventoryTree) throws(InventoryError) -> [(host: FleetHost, location: SourceLocation)] {
+    static func parseHosts(_ tree: InventoryTree) throws(InventoryError) -> [(
+        host: FleetHost, location: SourceLocation
+    )] {
         var hosts: [(FleetHost, SourceLocation)] = []
         for item in try tree.list() {
             let map = try item.mapping(context: "host \(item.path)", allowedKeys: hostKeys)
@@ -358,9 +380,11 @@ public enum InventoryParser {
             let port = host.port ?? defaultPort
             let key = "\(host.address.lowercased())|\(port)"
             if let first = byAddress[key] {
-                throw InventoryError(.duplicateAddress(address: host.address, port: port,
-                                                       firstHost: first.name, firstLocation: first.location),
-                                     at: location)
+                throw InventoryError(
+                    .duplicateAddress(
+                        address: host.address, port: port,
+                        firstHost: first.name, firstLocation: first.location),
+                    at: location)
             }
             byAddress[key] = (host.name, location)
         }

@@ -1,6 +1,6 @@
 import Foundation
-import PuppetDB
 import Logging
+import PuppetDB
 import SSHTransport
 
 /// One question to a live inventory source, from one selector value.
@@ -44,13 +44,17 @@ public struct HostListQuery: Sendable, Hashable, CustomStringConvertible {
         func add(_ query: HostListQuery) { if !queries.contains(query) { queries.append(query) } }
         for case .selector(let selector) in words {
             switch selector {
-            case .puppetClass(let names): names.forEach { add(HostListQuery(.puppetClass($0))) }
-            case .nodeClass(let names): names.forEach { add(HostListQuery(.nodeClass($0))) }
+            case .puppetClass(let names):
+                for name in names { add(HostListQuery(.puppetClass(name))) }
+            case .nodeClass(let names):
+                for name in names { add(HostListQuery(.nodeClass(name))) }
             case .all: add(HostListQuery(.all))
             case .application(let apps):
-                apps.forEach { add(HostListQuery(.puppetClass("govuk::apps::" + $0.replacingOccurrences(of: "-", with: "_")))) }
+                for app in apps {
+                    add(HostListQuery(.puppetClass("govuk::apps::" + app.replacingOccurrences(of: "-", with: "_"))))
+                }
             case .nodeType(let types):
-                types.forEach { add(HostListQuery(.puppetClass("govuk::node::s_" + $0))) }
+                for type in types { add(HostListQuery(.puppetClass("govuk::node::s_" + type))) }
             case .hosts: break
             }
         }
@@ -87,8 +91,10 @@ public struct LiveHostLister: Sendable {
     /// The gateway login when neither the hop nor the inventory names a user (``LocalEnvironment/user``).
     public var localUser: String
 
-    public init(inventory: Inventory, options: SSHClientOptions, cacheDirectory: String, refresh: Bool,
-                commandTimeout: Duration = .seconds(30), logger: Logger, localUser: String = LocalEnvironment.current().user) {
+    public init(
+        inventory: Inventory, options: SSHClientOptions, cacheDirectory: String, refresh: Bool,
+        commandTimeout: Duration = .seconds(30), logger: Logger, localUser: String = LocalEnvironment.current().user
+    ) {
         self.inventory = inventory
         self.localUser = localUser
         self.options = options
@@ -100,7 +106,8 @@ public struct LiveHostLister: Sendable {
 
     /// `$XDG_CACHE_HOME/govuk-fab/hosts`, else `~/.cache/govuk-fab/hosts`.
     public static func defaultCacheDirectory(_ environment: [String: String]) -> String {
-        let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.cache"
         return base + "/govuk-fab/hosts"
     }
@@ -127,7 +134,9 @@ public struct LiveHostLister: Sendable {
             }
         case .puppetDB(let source):
             if source.url.lowercased().hasPrefix("http://") {
-                logger.warning("PuppetDB at \(source.url) is plain HTTP: its answers could be altered in transit; use https:// with ca_certificate")
+                logger.warning(
+                    "PuppetDB at \(source.url) is plain HTTP: its answers could be altered in transit; use https:// with ca_certificate"
+                )
             }
             fetch = { query in try await askPuppetDB(source, query) }
         }
@@ -182,7 +191,8 @@ public struct LiveHostLister: Sendable {
         let cache = HostListCache(directory: cacheDirectory)
         let key = "\(sourceName) \(query)"
         if !refresh, let cached = cache.read(key: key, ttl: inventory.cacheTTL, now: Date()),
-           cached.hosts.allSatisfy(Self.isValid) {
+            cached.hosts.allSatisfy(Self.isValid)
+        {
             logger.debug("live inventory from cache", metadata: ["file": "\(cache.path(for: key))"])
             return cached.hosts
         }
@@ -217,7 +227,8 @@ public struct LiveHostLister: Sendable {
 
     private func runOnGateway(_ commandLine: String, query: HostListQuery) async throws -> String {
         guard let hop = inventory.ssh.gateway.first else {
-            throw LiveInventoryError(source: sourceName, message: "a gateway command needs ssh.gateway (the command runs on its first hop)")
+            throw LiveInventoryError(
+                source: sourceName, message: "a gateway command needs ssh.gateway (the command runs on its first hop)")
         }
         let user = hop.user ?? inventory.ssh.user ?? localUser
         let endpoint = SSHEndpoint(host: hop.host, port: hop.port ?? 22, user: user)
@@ -227,23 +238,27 @@ public struct LiveHostLister: Sendable {
         do {
             session = try await SSHSession.connect(to: endpoint, options: options, reactor: reactor, logger: logger)
         } catch {
-            throw LiveInventoryError(source: sourceName, message: "cannot connect to the gateway to ask for \(query): \(error)")
+            throw LiveInventoryError(
+                source: sourceName, message: "cannot connect to the gateway to ask for \(query): \(error)")
         }
         let ran: (result: CommandResult, stdout: String, stderr: String)
         do {
             ran = try await session.run(commandLine, timeout: commandTimeout)
         } catch {
             await session.close()
-            throw LiveInventoryError(source: sourceName, message: "running '\(commandLine)' on \(endpoint) failed: \(error)")
+            throw LiveInventoryError(
+                source: sourceName, message: "running '\(commandLine)' on \(endpoint) failed: \(error)")
         }
         await session.close()
         if ran.result.timedOut {
-            throw LiveInventoryError(source: sourceName, message: "'\(commandLine)' on \(endpoint) did not finish within \(commandTimeout)")
+            throw LiveInventoryError(
+                source: sourceName, message: "'\(commandLine)' on \(endpoint) did not finish within \(commandTimeout)")
         }
         guard ran.result.succeeded else {
             let tail = ran.stderr.split(separator: "\n").suffix(3).joined(separator: " / ")
             let how = ran.result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited \(ran.result.exitStatus)"
-            throw LiveInventoryError(source: sourceName, message: "'\(commandLine)' on \(endpoint) \(how)\(tail.isEmpty ? "" : ": \(tail)")")
+            throw LiveInventoryError(
+                source: sourceName, message: "'\(commandLine)' on \(endpoint) \(how)\(tail.isEmpty ? "" : ": \(tail)")")
         }
         return ran.stdout
     }
@@ -260,7 +275,8 @@ public struct LiveHostLister: Sendable {
                 message: "\(query) cannot be asked of PuppetDB here: use puppet_class: (or -H) with a puppetdb source")
         }
         let tls = source.caCertificate.map {
-            PuppetDBTLSFiles(caCertificatePath: $0, clientCertificatePath: source.clientCertificate, clientKeyPath: source.clientKey)
+            PuppetDBTLSFiles(
+                caCertificatePath: $0, clientCertificatePath: source.clientCertificate, clientKeyPath: source.clientKey)
         }
         let nodes: [PuppetDBNode]
         do {
@@ -273,7 +289,9 @@ public struct LiveHostLister: Sendable {
         for node in nodes {
             let entry = HostListAnswer.Entry(name: node.shortName, address: node.address, nodeClass: node.nodeClass)
             guard HostNameRules.isHostName(node.certname), Self.isValid(entry) else {
-                logger.warning("PuppetDB node \(node.certname.debugDescription.prefix(80)) left out: its certname or facts (address \(node.address.debugDescription.prefix(80)), node class \((node.nodeClass ?? "-").debugDescription.prefix(40))) are not a host name")
+                logger.warning(
+                    "PuppetDB node \(node.certname.debugDescription.prefix(80)) left out: its certname or facts (address \(node.address.debugDescription.prefix(80)), node class \((node.nodeClass ?? "-").debugDescription.prefix(40))) are not a host name"
+                )
                 continue
             }
             if !entries.contains(where: { $0.name == entry.name }) { entries.append(entry) }

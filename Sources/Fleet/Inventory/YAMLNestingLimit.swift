@@ -18,7 +18,8 @@ public enum YAMLNestingLimit {
 
     /// The first place `text` may nest deeper than `limit`, or nil.
     public static func firstViolation(in text: String, limit: Int = maximumDepth) -> Violation? {
-        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        let space = UInt8(ascii: " ")
+        let tab = UInt8(ascii: "\t")
         var indents: [Int] = []
         var flowDepth = 0
         var quote: UInt8? = nil
@@ -27,7 +28,8 @@ public enum YAMLNestingLimit {
         var inProperty = false
         var blockScalarIndent: Int? = nil
         for (lineIndex, lineBytes) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .enumerated() {
+            .enumerated()
+        {
             let indent = lineBytes.prefix { $0 == space }.count
             // A literal or folded block scalar's lines are text, whatever brackets they hold.
             if let scalarIndent = blockScalarIndent {
@@ -38,7 +40,9 @@ public enum YAMLNestingLimit {
             // a line that is not cannot still be inside it.
             if quote != nil, flowDepth == 0, indent <= quoteLineIndent { quote = nil }
             let content = lineBytes.dropFirst(indent)
-            if quote == nil, flowDepth == 0, let first = content.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "\r") {
+            if quote == nil, flowDepth == 0, let first = content.first, first != UInt8(ascii: "#"),
+                first != UInt8(ascii: "\r")
+            {
                 while let last = indents.last, last >= indent { indents.removeLast() }
                 indents.append(indent)
             }
@@ -87,8 +91,12 @@ public enum YAMLNestingLimit {
                 case UInt8(ascii: ","):
                     atNodeStart = flowDepth > 0 || atNodeStart
                 case space, tab:
-                    if inProperty { inProperty = false }  // an anchor or tag: the node starts after it
-                    else if previous == UInt8(ascii: "-") || previous == UInt8(ascii: "?") || previous == UInt8(ascii: ":") {
+                    if inProperty {
+                        inProperty = false
+                    } // an anchor or tag: the node starts after it
+                    else if previous == UInt8(ascii: "-") || previous == UInt8(ascii: "?")
+                        || previous == UInt8(ascii: ":")
+                    {
                         indicators += 1
                         atNodeStart = true
                     }
@@ -111,7 +119,9 @@ public enum YAMLNestingLimit {
     /// True when a line ends with a block scalar header (`|`, `>`, with `-`, `+` or a digit).
     private static func startsBlockScalar(_ line: [UInt8]) -> Bool {
         var end = line.count
-        if let hash = line.indices.first(where: { line[$0] == UInt8(ascii: "#") && $0 > 0 && line[$0 - 1] == UInt8(ascii: " ") }) {
+        if let hash = line.indices.first(where: {
+            line[$0] == UInt8(ascii: "#") && $0 > 0 && line[$0 - 1] == UInt8(ascii: " ")
+        }) {
             end = hash
         }
         var text = line[..<end]

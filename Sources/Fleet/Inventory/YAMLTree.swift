@@ -77,8 +77,10 @@ public struct YAMLTree<Failure: LocatedYAMLError> {
         for (keyNode, valueNode) in mapping {
             let keyTree = YAMLTree(node: keyNode, path: path, file: file)
             guard case .scalar(let keyScalar) = keyNode else {
-                throw keyTree.error(.wrongType(path: "key in \(context)", expected: "a string",
-                                               found: keyTree.kindDescription))
+                throw keyTree.error(
+                    .wrongType(
+                        path: "key in \(context)", expected: "a string",
+                        found: keyTree.kindDescription))
             }
             let key = keyScalar.string
             if let first = entries[key] {

@@ -1,5 +1,6 @@
-import Synchronization
+import Foundation
 import SSHTransport
+import Synchronization
 
 /// Keeps the last complete stderr line of a host's task for the summary.
 final class StderrTail: Sendable {
@@ -25,8 +26,6 @@ final class StderrTail: Sendable {
         }
     }
 }
-
-import Foundation
 
 /// Keeps the first `limit` bytes of each stream of one command, so a command's result holds what a
 /// task parses while a flood streams past without growing memory.

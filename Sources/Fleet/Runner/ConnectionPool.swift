@@ -54,7 +54,9 @@ actor ConnectionPool {
                     do {
                         return try await SSHSession.connect(
                             to: endpoint, options: options, reactor: reactor, logger: logger, via: gateway)
-                    } catch let error as SSHError where error.kind.isConnectivity && attempt < attempts && !Task.isCancelled {
+                    } catch let error as SSHError
+                        where error.kind.isConnectivity && attempt < attempts && !Task.isCancelled
+                    {
                         logger.info("connect attempt \(attempt) of \(attempts) to \(hostName) failed: \(error)")
                         attempt += 1
                         // A refused port answers at once; a pause gives a restarting sshd a chance.
@@ -114,8 +116,10 @@ actor ConnectionPool {
 
 extension SSHClientOptions {
     /// Connection settings from an inventory, with `~` expanded as `local`'s home.
-    public static func from(_ inventory: Inventory, connectTimeout: Duration? = nil,
-                            local: LocalEnvironment = .current()) -> SSHClientOptions {
+    public static func from(
+        _ inventory: Inventory, connectTimeout: Duration? = nil,
+        local: LocalEnvironment = .current()
+    ) -> SSHClientOptions {
         var options = SSHClientOptions()
         options.connectTimeout = connectTimeout ?? inventory.ssh.connectTimeout
         options.keepaliveInterval = inventory.ssh.keepaliveInterval

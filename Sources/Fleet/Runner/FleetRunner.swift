@@ -131,7 +131,8 @@ public struct FleetRunner: Sendable {
             var pending: [FleetHost] = []
             for host in step.hosts {
                 if Task.isCancelled || aborted {
-                    let reason = Task.isCancelled ? "interrupted before it started" : "not started: run aborted after a failure"
+                    let reason =
+                        Task.isCancelled ? "interrupted before it started" : "not started: run aborted after a failure"
                     results.append(skip(host, name, reason))
                 } else if failedHosts.contains(host.name) && options.failurePolicy != .warnOnly {
                     results.append(skip(host, name, "failed in an earlier task"))
@@ -150,7 +151,8 @@ public struct FleetRunner: Sendable {
             // Hosts the step never reached (interrupted or aborted mid-step).
             let reached = Set(finished.map(\.0))
             for host in pending where !reached.contains(host.name) {
-                results.append(skip(host, name, Task.isCancelled ? "interrupted" : "not started: run aborted after a failure"))
+                results.append(
+                    skip(host, name, Task.isCancelled ? "interrupted" : "not started: run aborted after a failure"))
             }
             if let status = task.exitStatus(for: stepOutcomes) {
                 exitOverride = max(exitOverride ?? 0, status)
@@ -169,7 +171,9 @@ public struct FleetRunner: Sendable {
         emit(.summary(summary))
         var exitStatus = summary.exitCode.rawValue
         if let exitOverride, !summary.interrupted { exitStatus = exitOverride }
-        if finishFailed && exitStatus == FleetExitCode.success.rawValue { exitStatus = FleetExitCode.hostFailed.rawValue }
+        if finishFailed && exitStatus == FleetExitCode.success.rawValue {
+            exitStatus = FleetExitCode.hostFailed.rawValue
+        }
         return RunReport(summary: summary, outcomes: records, exitStatus: exitStatus)
     }
 
@@ -184,8 +188,9 @@ public struct FleetRunner: Sendable {
         for record in records[stepStart.records...] { byHost[record.host] = record }
         for result in results[stepStart.results...] where byHost[result.host] == nil {
             let reason = { if case .skipped(let why) = result.outcome { why } else { "\(result.outcome)" } }()
-            byHost[result.host] = TaskOutcomeRecord(host: result.host, task: name,
-                                                    outcome: TaskOutcome(hostOutcome: result.outcome, message: reason))
+            byHost[result.host] = TaskOutcomeRecord(
+                host: result.host, task: name,
+                outcome: TaskOutcome(hostOutcome: result.outcome, message: reason))
         }
         let hosts = step.hosts.compactMap { byHost[$0.name] }
         let stepResults = StepResults(task: name, hosts: hosts, interrupted: Task.isCancelled)
@@ -199,8 +204,9 @@ public struct FleetRunner: Sendable {
     }
 
     private func skip(_ host: FleetHost, _ task: String, _ reason: String) -> HostTaskResult {
-        let result = HostTaskResult(host: host.name, task: task, outcome: .skipped(reason: reason),
-                                    duration: .zero, lastStderrLine: reason, time: Date())
+        let result = HostTaskResult(
+            host: host.name, task: task, outcome: .skipped(reason: reason),
+            duration: .zero, lastStderrLine: reason, time: Date())
         emit(.hostFinished(result))
         return result
     }
@@ -240,7 +246,9 @@ public struct FleetRunner: Sendable {
         return finished.sorted { (order[$0.0] ?? 0) < (order[$1.0] ?? 0) }
     }
 
-    private func runOne(task: any FleetTask, host: FleetHost, pool: ConnectionPool?) async -> (String, TaskOutcome, HostTaskResult) {
+    private func runOne(task: any FleetTask, host: FleetHost, pool: ConnectionPool?) async -> (
+        String, TaskOutcome, HostTaskResult
+    ) {
         let name = task.invocation.raw
         let started = ContinuousClock.now
         let planned = task.plannedCommands(on: host, context: context)
@@ -270,8 +278,9 @@ public struct FleetRunner: Sendable {
             emit(.notice(host: host.name, message: message, time: Date()))
         }
         let last = outcome.hostOutcome.isFailure ? (outcome.message ?? tail.lastLine) : nil
-        let result = HostTaskResult(host: host.name, task: name, outcome: outcome.hostOutcome,
-                                    duration: ContinuousClock.now - started, lastStderrLine: last, time: Date())
+        let result = HostTaskResult(
+            host: host.name, task: name, outcome: outcome.hostOutcome,
+            duration: ContinuousClock.now - started, lastStderrLine: last, time: Date())
         emit(.hostFinished(result))
         return (host.name, outcome, result)
     }
@@ -285,23 +294,28 @@ public struct FleetRunner: Sendable {
         }
     }
 
-    private func connectAndRun(task: any FleetTask, host: FleetHost, pool: ConnectionPool, tail: StderrTail) async -> TaskOutcome {
+    private func connectAndRun(task: any FleetTask, host: FleetHost, pool: ConnectionPool, tail: StderrTail) async
+        -> TaskOutcome
+    {
         let session: SSHSession
         do {
             session = try await pool.session(for: host)
         } catch is CancellationError {
-            return TaskOutcome(hostOutcome: .skipped(reason: "interrupted while connecting"), message: "interrupted while connecting")
+            return TaskOutcome(
+                hostOutcome: .skipped(reason: "interrupted while connecting"), message: "interrupted while connecting")
         } catch {
             let text = "\(error)"
             return TaskOutcome(hostOutcome: .connectionFailed(text), message: text)
         }
         let user = session.endpoint.user
-        let hostContext = HostContext(host: host, run: context, session: session, user: user,
-                                      taskName: task.invocation.name, emit: emit, stderrTail: tail)
+        let hostContext = HostContext(
+            host: host, run: context, session: session, user: user,
+            taskName: task.invocation.name, emit: emit, stderrTail: tail)
         do {
             return try await task.run(on: hostContext)
         } catch is CancellationError {
-            return TaskOutcome(hostOutcome: .skipped(reason: "interrupted while running"), message: "interrupted while running")
+            return TaskOutcome(
+                hostOutcome: .skipped(reason: "interrupted while running"), message: "interrupted while running")
         } catch let error as SSHError {
             if error.kind.isConnectivity {
                 return TaskOutcome(hostOutcome: .connectionFailed("\(error)"), message: "\(error)")

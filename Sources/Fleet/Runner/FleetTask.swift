@@ -98,7 +98,10 @@ public struct TaskRefusal: Error, Sendable, CustomStringConvertible {
 
 /// A check task's result in monitoring-plugin terms (Nagios/Icinga).
 public enum CheckStatus: Int32, Sendable, Hashable, Comparable, CustomStringConvertible {
-    case ok = 0, warning = 1, critical = 2, unknown = 3
+    case ok = 0
+    case warning = 1
+    case critical = 2
+    case unknown = 3
 
     public static func < (a: CheckStatus, b: CheckStatus) -> Bool { a.rawValue < b.rawValue }
 
@@ -123,7 +126,9 @@ public struct TaskOutcome: Sendable, Hashable {
     /// Whether the task changed anything on the host.
     public var changed: Bool
 
-    public init(hostOutcome: HostOutcome, message: String? = nil, checkStatus: CheckStatus? = nil, changed: Bool = false) {
+    public init(
+        hostOutcome: HostOutcome, message: String? = nil, checkStatus: CheckStatus? = nil, changed: Bool = false
+    ) {
         self.hostOutcome = hostOutcome
         self.message = message
         self.checkStatus = checkStatus

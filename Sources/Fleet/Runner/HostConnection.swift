@@ -17,8 +17,10 @@ public struct HostConnection: Sendable {
     /// From the inventory alone: the host's address, user and port
     /// overrides, else the environment's, and the environment's gateway;
     /// `localUser` (``LocalEnvironment/user``) where the inventory names no user, as ssh does.
-    public static func fromInventory(_ host: FleetHost, in inventory: Inventory, options: SSHClientOptions,
-                                     localUser: String) -> HostConnection {
+    public static func fromInventory(
+        _ host: FleetHost, in inventory: Inventory, options: SSHClientOptions,
+        localUser: String
+    ) -> HostConnection {
         let defaultUser = inventory.ssh.user ?? localUser
         let endpoint = SSHEndpoint(
             host: host.address, port: inventory.port(for: host), user: inventory.user(for: host) ?? defaultUser)

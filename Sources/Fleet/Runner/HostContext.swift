@@ -13,8 +13,10 @@ public struct HostContext: Sendable {
     let emit: @Sendable (FleetEvent) -> Void
     let stderrTail: StderrTail
 
-    init(host: FleetHost, run: RunContext, session: SSHSession, user: String, taskName: String,
-         emit: @escaping @Sendable (FleetEvent) -> Void, stderrTail: StderrTail) {
+    init(
+        host: FleetHost, run: RunContext, session: SSHSession, user: String, taskName: String,
+        emit: @escaping @Sendable (FleetEvent) -> Void, stderrTail: StderrTail
+    ) {
         self.host = host
         self.run = run
         self.session = session
@@ -53,14 +55,17 @@ public struct HostContext: Sendable {
             collector.append(chunk)
             if chunk.stream == .stderr { tail.append(chunk.bytes) }
             if echo {
-                emit(.output(host: host, stream: chunk.stream == .stdout ? .stdout : .stderr,
-                             bytes: chunk.bytes, time: Date()))
+                emit(
+                    .output(
+                        host: host, stream: chunk.stream == .stdout ? .stdout : .stderr,
+                        bytes: chunk.bytes, time: Date()))
             }
         }
         let (out, err, passed) = collector.contents
         if passed && !echo { throw OutputLimitExceeded(host: host, limit: keepOutput) }
         let stderr = String(decoding: err, as: UTF8.self)
-        let needsPassword = asRoot && result.exitStatus == 1
+        let needsPassword =
+            asRoot && result.exitStatus == 1
             && (stderr.contains("a password is required") || stderr.contains("a terminal is required"))
         return RemoteResult(
             exitStatus: result.exitStatus, exitSignal: result.exitSignal, timedOut: result.timedOut,
@@ -125,9 +130,11 @@ public struct RemoteResult: Sendable, Hashable {
         return .exited(status: exitStatus)
     }
 
-    public init(exitStatus: Int32, exitSignal: String? = nil, timedOut: Bool = false, duration: Duration = .zero,
-                stdout: String = "", stderr: String = "", sudoNeedsPassword: Bool = false,
-                outputTruncated: Bool = false, timeoutLimit: Duration? = nil) {
+    public init(
+        exitStatus: Int32, exitSignal: String? = nil, timedOut: Bool = false, duration: Duration = .zero,
+        stdout: String = "", stderr: String = "", sudoNeedsPassword: Bool = false,
+        outputTruncated: Bool = false, timeoutLimit: Duration? = nil
+    ) {
         self.exitStatus = exitStatus
         self.exitSignal = exitSignal
         self.timedOut = timedOut

@@ -49,7 +49,8 @@ public struct CommandPlan: Sendable, Hashable {
                 // A bare host or class name is a selector typed without its prefix.
                 var suggestions: [String] = []
                 if let host = inventory.host(named: task.name) { suggestions.append("-H \(host.name)") }
-                if inventory.hosts.contains(where: { Inventory.dashless($0.nodeClass) == Inventory.dashless(task.name) }) {
+                if inventory.hosts.contains(where: { Inventory.dashless($0.nodeClass) == Inventory.dashless(task.name) }
+                ) {
                     suggestions.append("class:\(task.name)")
                 }
                 suggestions += NameSuggestions.near(task.name, in: knownTasks.sorted(), limit: 3)
@@ -74,8 +75,10 @@ public struct CommandPlan: Sendable, Hashable {
                 pendingSelector = nil
                 // Checked here so the error names the task word, not -x.
                 for name in task.excludeHosts where inventory.host(named: name) == nil {
-                    throw SelectionError(subject: task.raw, problem: .unknownExclusion(
-                        name, suggestions: NameSuggestions.near(name, in: inventory.hosts.map(\.name), limit: 3)))
+                    throw SelectionError(
+                        subject: task.raw,
+                        problem: .unknownExclusion(
+                            name, suggestions: NameSuggestions.near(name, in: inventory.hosts.map(\.name), limit: 3)))
                 }
                 if hostlessTasks.contains(task.name) {
                     if task.hasOwnHosts || !task.excludeHosts.isEmpty {

@@ -22,14 +22,18 @@ public enum ConfirmationPolicy {
     ) -> ConfirmationDecision {
         guard inventory.confirmChanges, changesHosts, !assumeYes else { return .proceed }
         guard canPrompt else {
-            return .refuse(reason: "\(inventory.name) requires confirmation for changes;"
-                + " no terminal to ask on, so pass --yes to run without asking")
+            return .refuse(
+                reason: "\(inventory.name) requires confirmation for changes;"
+                    + " no terminal to ask on, so pass --yes to run without asking")
         }
         let hosts = plan.allHosts.map(\.name)
-        let shown = hosts.count <= 10 ? hosts.joined(separator: ", ")
+        let shown =
+            hosts.count <= 10
+            ? hosts.joined(separator: ", ")
             : hosts.prefix(10).joined(separator: ", ") + " and \(hosts.count - 10) more"
         let tasks = plan.steps.map(\.task.raw).joined(separator: " ")
-        return .ask(prompt: "About to run \(tasks) on \(hosts.count) \(inventory.name) host"
-            + "\(hosts.count == 1 ? "" : "s") (\(shown)). Type 'yes' to continue: ")
+        return .ask(
+            prompt: "About to run \(tasks) on \(hosts.count) \(inventory.name) host"
+                + "\(hosts.count == 1 ? "" : "s") (\(shown)). Type 'yes' to continue: ")
     }
 }

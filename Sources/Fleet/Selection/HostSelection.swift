@@ -64,7 +64,8 @@ public struct SelectionError: Error, Sendable, Hashable, CustomStringConvertible
         case .noMatch(let value, let environment, let suggestions):
             return "\(subject): no host in \(environment) matches '\(value)'" + NameSuggestions.hint(suggestions)
         case .unknownHost(let name, let environment, let suggestions):
-            return "\(subject): host '\(name)' is not in the \(environment) inventory" + NameSuggestions.hint(suggestions)
+            return "\(subject): host '\(name)' is not in the \(environment) inventory"
+                + NameSuggestions.hint(suggestions)
                 + "; give a fully qualified name or an IP address to use a host outside the inventory"
         case .invalidHost(let text, let reason):
             return "\(subject): '\(text)' is not [user@]host[:port]: \(reason)"
@@ -82,7 +83,8 @@ public struct SelectionError: Error, Sendable, Hashable, CustomStringConvertible
         case .unknownTask(let name, let suggestions):
             return "\(subject): unknown task '\(name)'" + NameSuggestions.hint(suggestions) + "; see govuk-fab --list"
         case .hostKeywordsOnHostlessTask(let task):
-            return "\(subject): '\(task)' runs on no host, so host=, hosts=, role=, roles= and exclude_hosts= mean nothing here"
+            return
+                "\(subject): '\(task)' runs on no host, so host=, hosts=, role=, roles= and exclude_hosts= mean nothing here"
         }
     }
 }
@@ -113,8 +115,10 @@ extension Inventory {
             for value in selector.values {
                 let matched = hosts.filter { Inventory.host($0, matches: selector, value: value) }
                 guard !matched.isEmpty else {
-                    throw SelectionError(subject: selector.description, problem: .noMatch(
-                        value: value, environment: name, suggestions: suggestions(for: value, kind: selector)))
+                    throw SelectionError(
+                        subject: selector.description,
+                        problem: .noMatch(
+                            value: value, environment: name, suggestions: suggestions(for: value, kind: selector)))
                 }
                 matched.forEach(add)
             }
@@ -122,10 +126,14 @@ extension Inventory {
         guard !excluding.isEmpty else { return selection }
         var excluded = Set<String>()
         for name in excluding {
-            guard let host = host(named: name) ?? selection.hosts.first(where: { $0.name.lowercased() == name.lowercased() })
+            guard
+                let host = host(named: name)
+                    ?? selection.hosts.first(where: { $0.name.lowercased() == name.lowercased() })
             else {
-                throw SelectionError(subject: "-x \(name)", problem: .unknownExclusion(
-                    name, suggestions: NameSuggestions.near(name, in: hosts.map(\.name), limit: 3)))
+                throw SelectionError(
+                    subject: "-x \(name)",
+                    problem: .unknownExclusion(
+                        name, suggestions: NameSuggestions.near(name, in: hosts.map(\.name), limit: 3)))
             }
             if !chosen.contains(host.name.lowercased()) {
                 selection.warnings.append("excluded host '\(host.name)' was not selected anyway")
@@ -186,8 +194,10 @@ extension Inventory {
             return (host, nil)
         }
         guard Inventory.looksQualified(hop.host) else {
-            throw SelectionError(subject: selector.description, problem: .unknownHost(
-                hop.host, environment: name, suggestions: suggestions(for: hop.host, kind: selector)))
+            throw SelectionError(
+                subject: selector.description,
+                problem: .unknownHost(
+                    hop.host, environment: name, suggestions: suggestions(for: hop.host, kind: selector)))
         }
         let host = FleetHost(name: hop.host, port: hop.port, nodeClass: "", user: hop.user, isAdHoc: true)
         return (host, "host '\(hop.host)' is not in the \(name) inventory; using the environment's SSH settings")
@@ -210,14 +220,19 @@ extension Inventory {
         }
         let groups: [(prefix: String, names: [String], isSameKind: Bool)] = [
             ("puppet_class:", puppetClasses.sorted(), { if case .puppetClass = kind { true } else { false } }()),
-            ("class:", Set(hosts.map(\.nodeClass)).filter { !$0.isEmpty }.sorted(),
-             { if case .nodeClass = kind { true } else { false } }()),
-            ("node_type:", Set(hosts.compactMap(\.nodeType)).sorted(),
-             { if case .nodeType = kind { true } else { false } }()),
+            (
+                "class:", Set(hosts.map(\.nodeClass)).filter { !$0.isEmpty }.sorted(),
+                { if case .nodeClass = kind { true } else { false } }()
+            ),
+            (
+                "node_type:", Set(hosts.compactMap(\.nodeType)).sorted(),
+                { if case .nodeType = kind { true } else { false } }()
+            ),
             ("application:", Set(applications).sorted(), { if case .application = kind { true } else { false } }()),
             ("-H ", hosts.map(\.name), { if case .hosts = kind { true } else { false } }()),
         ]
-        var sameKind: [String] = [], otherKinds: [String] = []
+        var sameKind: [String] = []
+        var otherKinds: [String] = []
         for group in groups {
             let near = NameSuggestions.near(value, in: group.names, limit: 3).map { group.prefix + $0 }
             if group.isSameKind { sameKind += near } else { otherKinds += near }
@@ -236,7 +251,7 @@ extension Selector {
     public var values: [String] {
         switch self {
         case .puppetClass(let values), .nodeClass(let values), .nodeType(let values),
-             .application(let values), .hosts(let values):
+            .application(let values), .hosts(let values):
             return values
         case .all:
             return ["all"]

@@ -29,12 +29,15 @@ extension DeployGoReplay: BuiltInTask {
     static func make(_ invocation: TaskInvocation, inventory: Inventory) throws(TaskError) -> DeployGoReplay {
         let usage = descriptor.usage
         if let extra = invocation.positional.first {
-            throw TaskError(word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
+            throw TaskError(
+                word: invocation.raw, problem: .extraArguments(task: invocation.name, usage: usage, extra: [extra]))
         }
         var explicit: String?
         for keyword in invocation.keywords {
             guard keyword.name == "binary" else {
-                throw TaskError(word: invocation.raw, problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
+                throw TaskError(
+                    word: invocation.raw,
+                    problem: .unknownKeyword(task: invocation.name, keyword: keyword.name, usage: usage))
             }
             explicit = keyword.value
         }
@@ -86,8 +89,9 @@ public final class ReplayBinarySource: Sendable {
     public func resolve() throws(DeployError) -> ReplayBinary {
         if let binary = located.withLock({ $0 }) { return binary }
         guard let explicit else {
-            throw DeployError(host: "local", reason: "no goreplay binary was located for deploy-goreplay",
-                              remedy: "pass deploy-goreplay:binary=PATH")
+            throw DeployError(
+                host: "local", reason: "no goreplay binary was located for deploy-goreplay",
+                remedy: "pass deploy-goreplay:binary=PATH")
         }
         let binary = try ReplayBinary.load(path: explicit)
         provide(binary)

@@ -30,12 +30,16 @@ public struct DeployGoReplay: DescribedTask {
         if window.contains(now) && !context.force {
             throw TaskRefusal(
                 task: invocation.name,
-                reason: "inside the data-sync window (\(window.describe(at: now))): GoReplay is off on purpose while staging databases are dropped",
-                remedy: "deploy after the window ends, or pass --force to install anyway (it will not start GoReplay on hosts whose marker says 'true')")
+                reason:
+                    "inside the data-sync window (\(window.describe(at: now))): GoReplay is off on purpose while staging databases are dropped",
+                remedy:
+                    "deploy after the window ends, or pass --force to install anyway (it will not start GoReplay on hosts whose marker says 'true')"
+            )
         }
         guard context.inventory.replay != nil else {
-            throw TaskRefusal(task: invocation.name, reason: "the \(context.inventory.name) inventory has no replay: block",
-                              remedy: "add replay settings (docs/inventory.md)")
+            throw TaskRefusal(
+                task: invocation.name, reason: "the \(context.inventory.name) inventory has no replay: block",
+                remedy: "add replay settings (docs/inventory.md)")
         }
         do {
             _ = try binary.resolve()
@@ -46,8 +50,10 @@ public struct DeployGoReplay: DescribedTask {
 
     public func plannedCommands(on host: FleetHost, context: RunContext) -> [String] {
         let manager = context.inventory.serviceManager(for: host)
-        guard let definition = try? ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager),
-              let replay = context.inventory.replay
+        guard
+            let definition = try? ReplayServiceDefinition.render(
+                for: host, inventory: context.inventory, manager: manager),
+            let replay = context.inventory.replay
         else { return ["# no replay settings for \(host.name)"] }
         guard let binary = try? binary.resolve() else { return ["# no goreplay binary"] }
         return [
@@ -84,11 +90,14 @@ public struct DeployGoReplay: DescribedTask {
 
         // 1. What is there now.
         let state = try await host.execute(
-            Self.stateScript(binary: replay.binaryPath, definition: definition.path, marker: marker,
-                             status: control.statusCommand(service)),
+            Self.stateScript(
+                binary: replay.binaryPath, definition: definition.path, marker: marker,
+                status: control.statusCommand(service)),
             sudo: true, echo: false)
         guard state.succeeded else {
-            return TaskOutcome(hostOutcome: state.outcome, message: "reading state failed: \(state.stderr.lastLine ?? "exit \(state.exitStatus)")")
+            return TaskOutcome(
+                hostOutcome: state.outcome,
+                message: "reading state failed: \(state.stderr.lastLine ?? "exit \(state.exitStatus)")")
         }
         let facts = KeyValueLines(state.stdout)
         let binaryCurrent = facts["binary"] == binary.sha256
@@ -100,10 +109,12 @@ public struct DeployGoReplay: DescribedTask {
         var did: [String] = []
         if host.run.dryRun {
             var plan: [String] = []
-            plan.append(binaryCurrent ? "binary up to date" : "would install binary (sha256 \(binary.sha256.prefix(12))…)")
+            plan.append(
+                binaryCurrent ? "binary up to date" : "would install binary (sha256 \(binary.sha256.prefix(12))…)")
             plan.append(definitionCurrent ? "definition up to date" : "would write \(definition.path)")
             if !binaryCurrent || !definitionCurrent || !wasRunning {
-                plan.append(syncInProgress ? "would not start: data-sync marker is 'true'" : "would (re)start \(service)")
+                plan.append(
+                    syncInProgress ? "would not start: data-sync marker is 'true'" : "would (re)start \(service)")
             }
             return .ok("dry run: " + plan.joined(separator: "; "))
         }
@@ -121,7 +132,9 @@ public struct DeployGoReplay: DescribedTask {
         }
         if !binaryCurrent {
             guard prepare.succeeded, let staging = prepared["staging"], staging.hasPrefix(stagingDirectory + "/") else {
-                return .failed("cannot create a staging file in \(stagingDirectory): \(prepare.stderr.lastLine ?? "exit \(prepare.exitStatus)")")
+                return .failed(
+                    "cannot create a staging file in \(stagingDirectory): \(prepare.stderr.lastLine ?? "exit \(prepare.exitStatus)")"
+                )
             }
             do {
                 try await host.upload(file: binary.path, to: staging, mode: 0o755)
@@ -141,9 +154,11 @@ public struct DeployGoReplay: DescribedTask {
                 // binary is still in place (the script removed its copy).
                 let installed = KeyValueLines(install.stdout)["installed"] == "yes"
                 let why = install.stderr.lastLine ?? "exit \(install.exitStatus)"
-                return TaskOutcome(hostOutcome: install.outcome, message: installed
-                    ? "the new binary was installed at \(replay.binaryPath) but its final check failed: \(why)"
-                    : "binary not installed: \(why)")
+                return TaskOutcome(
+                    hostOutcome: install.outcome,
+                    message: installed
+                        ? "the new binary was installed at \(replay.binaryPath) but its final check failed: \(why)"
+                        : "binary not installed: \(why)")
             }
             did.append("binary installed (sha256 \(binary.sha256.prefix(12))…)")
         }
@@ -155,7 +170,9 @@ public struct DeployGoReplay: DescribedTask {
                     + (definition.afterChange.map { " && " + $0 } ?? ""),
                 sudo: true, echo: false)
             guard write.succeeded else {
-                return TaskOutcome(hostOutcome: write.outcome, message: "writing \(definition.path) failed: \(write.stderr.lastLine ?? "")")
+                return TaskOutcome(
+                    hostOutcome: write.outcome,
+                    message: "writing \(definition.path) failed: \(write.stderr.lastLine ?? "")")
             }
             did.append("\(definition.path) written")
         }
@@ -164,18 +181,27 @@ public struct DeployGoReplay: DescribedTask {
         let changed = !binaryCurrent || !definitionCurrent
         if syncInProgress {
             if changed { did.append("not started: data-sync marker is 'true'") }
-            return .ok(did.isEmpty ? "up to date; data sync in progress, not running" : did.joined(separator: "; "), changed: changed)
+            return .ok(
+                did.isEmpty ? "up to date; data sync in progress, not running" : did.joined(separator: "; "),
+                changed: changed)
         }
         if changed || !wasRunning {
             let action: ServiceAction = wasRunning ? .restart : .start
             let result = try await host.execute(control.command(action, service), sudo: true, echo: false)
             guard result.succeeded else {
-                return TaskOutcome(hostOutcome: result.outcome, message: (did + ["\(action.rawValue) \(service) failed: \(result.stderr.lastLine ?? result.stdout.lastLine ?? "")"]).joined(separator: "; "))
+                return TaskOutcome(
+                    hostOutcome: result.outcome,
+                    message: (did + [
+                        "\(action.rawValue) \(service) failed: \(result.stderr.lastLine ?? result.stdout.lastLine ?? "")"
+                    ]).joined(separator: "; "))
             }
             let wait = try await host.execute(Self.waitForProcess(seconds: Self.processWait), echo: false)
             let count = Int(wait.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             guard count > 0 else {
-                return .failed((did + ["\(service) \(action.rawValue)ed but no goreplay process after \(Self.processWait)s; see the service log"]).joined(separator: "; "))
+                return .failed(
+                    (did + [
+                        "\(service) \(action.rawValue)ed but no goreplay process after \(Self.processWait)s; see the service log"
+                    ]).joined(separator: "; "))
             }
             did.append("\(service) \(wasRunning ? "restarted" : "started"); \(count) process\(count == 1 ? "" : "es")")
             return .ok(did.joined(separator: "; "), changed: true)
@@ -264,8 +290,10 @@ public struct ShowReplayConfig: DescribedTask {
     public func outcomeWithoutConnecting(on host: FleetHost, context: RunContext) -> TaskOutcome? {
         let manager = context.inventory.serviceManager(for: host)
         do {
-            let definition = try ReplayServiceDefinition.render(for: host, inventory: context.inventory, manager: manager)
-            let content = definition.content.hasSuffix("\n") ? String(definition.content.dropLast()) : definition.content
+            let definition = try ReplayServiceDefinition.render(
+                for: host, inventory: context.inventory, manager: manager)
+            let content =
+                definition.content.hasSuffix("\n") ? String(definition.content.dropLast()) : definition.content
             let lines = content.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
             return .ok((["\(definition.path) (\(manager)):"] + lines).joined(separator: "\n"))
         } catch {

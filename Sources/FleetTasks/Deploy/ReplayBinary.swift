@@ -13,8 +13,9 @@ public struct ReplayBinary: Sendable, Hashable {
     /// Reads and hashes `path` in 1 MiB pieces (binaries can be large).
     public static func load(path: String) throws(DeployError) -> ReplayBinary {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw DeployError(host: "local", reason: "cannot read goreplay binary \(path)",
-                              remedy: "build it with `swift build -c release --product goreplay` or pass deploy-goreplay:binary=PATH")
+            throw DeployError(
+                host: "local", reason: "cannot read goreplay binary \(path)",
+                remedy: "build it with `swift build -c release --product goreplay` or pass deploy-goreplay:binary=PATH")
         }
         defer { try? handle.close() }
         var hasher = SHA256()

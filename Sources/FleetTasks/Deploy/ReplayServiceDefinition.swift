@@ -21,8 +21,9 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
         for host: FleetHost, inventory: Inventory, manager: ServiceManager
     ) throws(DeployError) -> ReplayServiceDefinition {
         guard let settings = inventory.replay else {
-            throw DeployError(host: host.name, reason: "the \(inventory.name) inventory has no replay: block",
-                              remedy: "add replay settings (docs/inventory.md)")
+            throw DeployError(
+                host: host.name, reason: "the \(inventory.name) inventory has no replay: block",
+                remedy: "add replay settings (docs/inventory.md)")
         }
         let argv = try topologyArguments(settings, host: host, inventory: inventory)
         let service = settings.service
@@ -34,11 +35,13 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
             if let bad = value.unicodeScalars.first(where: TerminalText.needsEscape) {
                 throw DeployError(
                     host: host.name,
-                    reason: "'\(TerminalText.visible(value))' contains the control character U+\(String(format: "%04X", bad.value)) and would be written into \(service)'s service definition",
+                    reason:
+                        "'\(TerminalText.visible(value))' contains the control character U+\(String(format: "%04X", bad.value)) and would be written into \(service)'s service definition",
                     remedy: "remove it from the inventory's replay settings")
             }
         }
-        let header = "Written by govuk-fab deploy-goreplay from the \(inventory.name) inventory; local changes are overwritten."
+        let header =
+            "Written by govuk-fab deploy-goreplay from the \(inventory.name) inventory; local changes are overwritten."
         switch manager {
         case .supervisor:
             let line = ([binary] + argv).map(shellQuote).joined(separator: " ")
@@ -82,8 +85,9 @@ public struct ReplayServiceDefinition: Sendable, Hashable {
             return ReplayServiceDefinition(
                 path: "/etc/init/\(service).conf", content: job, mode: 0o644, afterChange: nil, arguments: argv)
         case .sysv:
-            throw DeployError(host: host.name, reason: "hosts with sysv init are not supported by deploy-goreplay",
-                              remedy: "use systemd, upstart or supervisor as the host's service manager")
+            throw DeployError(
+                host: host.name, reason: "hosts with sysv init are not supported by deploy-goreplay",
+                remedy: "use systemd, upstart or supervisor as the host's service manager")
         }
     }
 

@@ -13,8 +13,9 @@ extension ReplayServiceDefinition {
             return argv + fanIn.extraArgs
         }
         guard let args = settings.arguments(for: host) else {
-            throw DeployError(host: host.name, reason: "no replay arguments for \(host.name) or any of its puppet classes",
-                              remedy: "add an entry under replay.args for one of: \(host.puppetClasses.joined(separator: ", "))")
+            throw DeployError(
+                host: host.name, reason: "no replay arguments for \(host.name) or any of its puppet classes",
+                remedy: "add an entry under replay.args for one of: \(host.puppetClasses.joined(separator: ", "))")
         }
         guard let fanIn = settings.fanIn else { return arguments(args, host: host) }
         var argv = ["--input-raw", args.capture(for: host), "--output-tcp", fanIn.forwardAddress(in: inventory)]

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import SSHTransport
 
 /// `key=value` lines printed by a remote state script.
@@ -42,5 +43,3 @@ extension String {
         split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(String.init)
     }
 }
-
-import Foundation

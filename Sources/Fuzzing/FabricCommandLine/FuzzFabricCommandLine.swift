@@ -1,5 +1,6 @@
-@testable import Fleet
 import FuzzSupport
+
+@testable import Fleet
 
 /// Fabric task words (`name:a,b\,c,key=value,hosts=x;y`) and the option normaliser, one word
 /// per input line. A word that parses must render back to text that parses to the same task:
@@ -24,7 +25,8 @@ enum FuzzFabricCommandLine {
         do {
             parsed = try FabricCommandLine.parse(words, indexOffset: 1)
         } catch {
-            invariant(error.index >= 1 && error.index <= words.count, "error names word \(error.index) of \(words.count)")
+            invariant(
+                error.index >= 1 && error.index <= words.count, "error names word \(error.index) of \(words.count)")
             invariant(words[error.index - 1] == error.word, "error quotes the word it names")
             return
         }
@@ -41,23 +43,36 @@ enum FuzzFabricCommandLine {
                         problems.append("'\(rendered)' is no longer a task")
                         continue
                     }
-                    if reparsed.name == task.name, reparsed.positional == task.positional, reparsed.keywords == task.keywords,
-                       reparsed.hosts == task.hosts, reparsed.roles == task.roles, reparsed.excludeHosts == task.excludeHosts {
+                    if reparsed.name == task.name, reparsed.positional == task.positional,
+                        reparsed.keywords == task.keywords,
+                        reparsed.hosts == task.hosts, reparsed.roles == task.roles,
+                        reparsed.excludeHosts == task.excludeHosts
+                    {
                         problems = []
                         break
                     }
-                    problems.append("'\(rendered)' reads as \(reparsed.positional) \(reparsed.keywords) hosts \(reparsed.hosts) roles \(reparsed.roles) excluding \(reparsed.excludeHosts)")
+                    problems.append(
+                        "'\(rendered)' reads as \(reparsed.positional) \(reparsed.keywords) hosts \(reparsed.hosts) roles \(reparsed.roles) excluding \(reparsed.excludeHosts)"
+                    )
                 } catch {
                     problems.append("'\(rendered)' does not parse: \(error)")
                 }
             }
-            invariant(problems.isEmpty, "'\(task.raw)' (\(task.positional) \(task.keywords) hosts \(task.hosts) roles \(task.roles) excluding \(task.excludeHosts)) does not round-trip: \(problems.joined(separator: "; "))")
+            invariant(
+                problems.isEmpty,
+                "'\(task.raw)' (\(task.positional) \(task.keywords) hosts \(task.hosts) roles \(task.roles) excluding \(task.excludeHosts)) does not round-trip: \(problems.joined(separator: "; "))"
+            )
             for keyword in task.keywords {
-                invariant(!FabricCommandLine.hostKeywords.contains(keyword.name), "host keyword '\(keyword.name)' passed to the task")
-                invariant(FabricCommandLine.isIdentifier(keyword.name), "keyword name '\(keyword.name)' is not an identifier")
+                invariant(
+                    !FabricCommandLine.hostKeywords.contains(keyword.name),
+                    "host keyword '\(keyword.name)' passed to the task")
+                invariant(
+                    FabricCommandLine.isIdentifier(keyword.name), "keyword name '\(keyword.name)' is not an identifier")
             }
             for name in task.hosts + task.roles + task.excludeHosts {
-                invariant(!name.isEmpty && name == name.trimmingCharacters(in: .whitespaces), "own host name '\(name)' empty or untrimmed")
+                invariant(
+                    !name.isEmpty && name == name.trimmingCharacters(in: .whitespaces),
+                    "own host name '\(name)' empty or untrimmed")
             }
         }
     }

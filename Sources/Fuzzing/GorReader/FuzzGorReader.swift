@@ -31,7 +31,9 @@ enum FuzzGorReader {
 
         for message in messages {
             let encoded = GorFormat.encode(message)
-            invariant(encoded.suffix(GorFormat.separator.count).elementsEqual(GorFormat.separator), "record without its separator")
+            invariant(
+                encoded.suffix(GorFormat.separator.count).elementsEqual(GorFormat.separator),
+                "record without its separator")
             let record = encoded.dropLast(GorFormat.separator.count)
             do {
                 let decoded = try GorFormat.decodeRecord(record)
@@ -42,9 +44,13 @@ enum FuzzGorReader {
         }
         // The format cannot frame a payload that holds a separator, or ends with the start of one
         // (GoReplay's neither): the rewrite check needs each record's first separator at its end.
-        guard messages.allSatisfy({ firstSeparator(in: GorFormat.encode($0)) == $0.payload.count + GorFormat.metaLine(of: $0).utf8.count + 1 })
+        guard
+            messages.allSatisfy({
+                firstSeparator(in: GorFormat.encode($0)) == $0.payload.count + GorFormat.metaLine(of: $0).utf8.count + 1
+            })
         else { return }
-        let again = read(Data(messages.flatMap { GorFormat.encode($0) }), at: rewritten, maxRecordSize: 64 * 1024 * 1024)
+        let again = read(
+            Data(messages.flatMap { GorFormat.encode($0) }), at: rewritten, maxRecordSize: 64 * 1024 * 1024)
         invariant(again == messages, "rewritten file reads as \(again.count) records, not \(messages.count)")
     }
 
@@ -57,10 +63,12 @@ enum FuzzGorReader {
             if messages.count > 100_000 { invariant(false, "more records than the file can hold") }
         }
         let separators = count([UInt8](file)[...], GorFormat.separator)
-        invariant(reader.recordsRead == messages.count, "recordsRead \(reader.recordsRead) for \(messages.count) records")
+        invariant(
+            reader.recordsRead == messages.count, "recordsRead \(reader.recordsRead) for \(messages.count) records")
         if file.prefix(2) != Data([0x1f, 0x8b]) {
-            invariant(reader.recordsRead + reader.skippedCount <= separators + 1,
-                      "\(reader.recordsRead) read + \(reader.skippedCount) skipped from \(separators) separators")
+            invariant(
+                reader.recordsRead + reader.skippedCount <= separators + 1,
+                "\(reader.recordsRead) read + \(reader.skippedCount) skipped from \(separators) separators")
         }
         return messages
     }

@@ -74,8 +74,10 @@ enum FuzzHTTPFramer {
             var events: [FramerEvent] = []
             var offset = 0
             for length in lengths {
-                let mark = StreamMark(timestamp: Int64(offset), sequence: UInt32(truncatingIfNeeded: offset), acknowledgement: 0)
-                framer.consume(UnsafeRawBufferPointer(rebasing: stream[offset..<(offset + length)]), mark: mark, into: &events)
+                let mark = StreamMark(
+                    timestamp: Int64(offset), sequence: UInt32(truncatingIfNeeded: offset), acknowledgement: 0)
+                framer.consume(
+                    UnsafeRawBufferPointer(rebasing: stream[offset..<(offset + length)]), mark: mark, into: &events)
                 offset += length
                 invariant(framer.bufferedBytes <= offset, "buffers \(framer.bufferedBytes) of \(offset) bytes given")
             }
@@ -84,13 +86,16 @@ enum FuzzHTTPFramer {
             invariant(outcome.accounted <= stream.count, "accounts for \(outcome.accounted) of \(stream.count) bytes")
             if outcome.clean {
                 let laidOut = outcome.messages.flatMap(\.bytes)
-                invariant(laidOut.elementsEqual(stream.prefix(stream.count - framer.bufferedBytes)),
-                          "clean stream's messages are not the stream")
+                invariant(
+                    laidOut.elementsEqual(stream.prefix(stream.count - framer.bufferedBytes)),
+                    "clean stream's messages are not the stream")
             }
             // At the end of the stream whatever is buffered becomes a message or is given up.
             framer.finish(reset: control & 64 != 0, into: &events)
             let finished = tally(events)
-            invariant(finished.accounted <= stream.count, "after finish, accounts for \(finished.accounted) of \(stream.count) bytes")
+            invariant(
+                finished.accounted <= stream.count,
+                "after finish, accounts for \(finished.accounted) of \(stream.count) bytes")
             invariant(framer.bufferedBytes == 0 && !framer.hasMessageInProgress, "finish left a message in progress")
             return outcome
         }
@@ -109,8 +114,10 @@ enum FuzzHTTPFramer {
             case .requestHead:
                 break
             case .message(let message):
-                outcome.messages.append(Framed(bytes: message.bytes, method: message.method, status: message.status,
-                                               isComplete: message.isComplete))
+                outcome.messages.append(
+                    Framed(
+                        bytes: message.bytes, method: message.method, status: message.status,
+                        isComplete: message.isComplete))
                 outcome.accounted += message.bytes.count
             case .interimResponse:
                 outcome.clean = false
@@ -153,8 +160,9 @@ enum FuzzHTTPFramer {
                 if complete || failed { break }
             }
             invariant(complete == framer.isComplete || failed, "feed's answer and isComplete disagree")
-            let decision = Decision(complete: complete, failed: failed, status: framer.statusCode,
-                                    closes: framer.closesConnection, closeDelimited: framer.isCloseDelimited)
+            let decision = Decision(
+                complete: complete, failed: failed, status: framer.statusCode,
+                closes: framer.closesConnection, closeDelimited: framer.isCloseDelimited)
             return (decision, framer.raw, offset)
         }
 

@@ -1,6 +1,7 @@
-@testable import Fleet
 import FuzzSupport
 import Yams
+
+@testable import Fleet
 
 /// Inventory files. The text after a form feed (if any) is what an `include_hosts:` reads, so
 /// includes are fuzzed without touching the disk. Checks: the same text always gives the same
@@ -23,7 +24,9 @@ enum FuzzInventory {
         let text = String(parts[0])
         let included = parts.count > 1 ? String(parts[1]) : nil
         let readInclude: (String) throws(InventoryError) -> String = { path throws(InventoryError) in
-            guard let included else { throw InventoryError(.unreadable(reason: "no such file"), at: SourceLocation(file: path)) }
+            guard let included else {
+                throw InventoryError(.unreadable(reason: "no such file"), at: SourceLocation(file: path))
+            }
             return included
         }
 
@@ -45,8 +48,9 @@ enum FuzzInventory {
             }
         case .failure(let error):
             let description = error.description
-            invariant(!error.location.file.isEmpty && description.hasPrefix(error.location.file),
-                      "error not located at a file: \(description)")
+            invariant(
+                !error.location.file.isEmpty && description.hasPrefix(error.location.file),
+                "error not located at a file: \(description)")
         }
         checkNestingBound(text)
     }
@@ -56,7 +60,8 @@ enum FuzzInventory {
     static func checkNestingBound(_ text: String) {
         let limit = 6
         guard YAMLNestingLimit.firstViolation(in: text, limit: limit) == nil, !text.contains("*"),
-              let node = try? Yams.compose(yaml: text) else { return }
+            let node = try? Yams.compose(yaml: text)
+        else { return }
         let depth = collectionDepth(node)
         invariant(depth <= limit, "scan passed the text at limit \(limit) but it nests \(depth) deep")
     }

@@ -2,6 +2,7 @@ import CLibSSH2
 import Foundation
 import FuzzSupport
 import Logging
+
 @testable import SSHTransport
 
 /// known_hosts files, read for one destination. Input: the host name on line 1, the port on
@@ -32,7 +33,9 @@ enum FuzzKnownHosts {
         guard lines.count == 3 else { return }
         let host = String(decoding: lines[0].prefix(128), as: UTF8.self)
         guard !host.isEmpty, !host.contains("\0") else { return }
-        let port = Int(String(decoding: lines[1].prefix(6), as: UTF8.self)).flatMap { (1...65535).contains($0) ? $0 : nil } ?? 22
+        let port =
+            Int(String(decoding: lines[1].prefix(6), as: UTF8.self)).flatMap { (1...65535).contains($0) ? $0 : nil }
+            ?? 22
         let file = lines[2]
 
         let lookupName = KnownHostsEntry.lookupName(host: host, port: port)
@@ -46,12 +49,17 @@ enum FuzzKnownHosts {
             if !entry.patterns.hasPrefix("|1|") {
                 for pattern in entry.patterns.split(separator: ",") {
                     if pattern.hasPrefix("!"), names {
-                        invariant(!KnownHostsEntry.glob(Array(pattern.dropFirst().lowercased().utf8)[...], Array(lookupName.utf8)[...])
-                                  || !entry.matches(lookupName), "negated '\(pattern)' matches yet the entry names \(lookupName)")
+                        invariant(
+                            !KnownHostsEntry.glob(
+                                Array(pattern.dropFirst().lowercased().utf8)[...], Array(lookupName.utf8)[...])
+                                || !entry.matches(lookupName),
+                            "negated '\(pattern)' matches yet the entry names \(lookupName)")
                     }
                     let bytes = Array(pattern.utf8)
                     if !bytes.contains(UInt8(ascii: "*")), !bytes.contains(UInt8(ascii: "?")) {
-                        invariant(KnownHostsEntry.glob(bytes[...], bytes[...]), "literal pattern '\(pattern)' does not glob itself")
+                        invariant(
+                            KnownHostsEntry.glob(bytes[...], bytes[...]),
+                            "literal pattern '\(pattern)' does not glob itself")
                     }
                 }
             }
@@ -62,12 +70,16 @@ enum FuzzKnownHosts {
         // revoked key into an unknown one.
         let index = KnownHostsIndex(bytes: Array(file), path: "fuzz")
         let offered = Set(index.candidates(for: [lookupName, plainName]))
-        for (position, line) in index.lines.enumerated() where line.entry.matches(lookupName) || line.entry.matches(plainName) {
+        for (position, line) in index.lines.enumerated()
+        where line.entry.matches(lookupName) || line.entry.matches(plainName) {
             invariant(offered.contains(position), "index drops '\(line.entry.patterns)', which names \(lookupName)")
         }
 
         scratch.store(file)
-        guard let knownHosts = KnownHosts(files: [scratch.path], host: host, port: port, session: session!, logger: logger) else { return }
+        guard
+            let knownHosts = KnownHosts(
+                files: [scratch.path], host: host, port: port, session: session!, logger: logger)
+        else { return }
         invariant(knownHosts.entryCount <= lineCount, "\(knownHosts.entryCount) entries from \(lineCount) lines")
         let types = knownHosts.knownTypes(host: host, port: port)
         invariant(types.count <= HostKeyType.all.count, "more key types than exist")

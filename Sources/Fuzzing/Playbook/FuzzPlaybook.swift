@@ -1,6 +1,7 @@
 import Fleet
-@testable import FleetTasks
 import FuzzSupport
+
+@testable import FleetTasks
 
 /// Playbook files. Checks: the same text always gives the same playbook or the same located
 /// error; a loaded playbook has steps, never runs a step that can change hosts while declaring
@@ -26,14 +27,17 @@ enum FuzzPlaybook {
         case .success(let playbook):
             invariant(!playbook.steps.isEmpty, "a playbook without steps loaded")
             if !playbook.changes {
-                invariant(!playbook.steps.contains(where: \.canChangeHosts), "changes: false with a step that can change hosts")
+                invariant(
+                    !playbook.steps.contains(where: \.canChangeHosts),
+                    "changes: false with a step that can change hosts")
             }
             invariant(playbook.descriptor.changesHosts == playbook.changes, "help and confirmation disagree on changes")
             _ = playbook.usage
             for step in playbook.steps { _ = step.summary }
             switch try? FabricCommandLine.parseWord(playbook.name) {
             case .task(let task)?:
-                invariant(task.name == playbook.name && task.positional.isEmpty, "'\(playbook.name)' reads as another task")
+                invariant(
+                    task.name == playbook.name && task.positional.isEmpty, "'\(playbook.name)' reads as another task")
             default:
                 invariant(false, "playbook '\(playbook.name)' cannot be named on the command line")
             }

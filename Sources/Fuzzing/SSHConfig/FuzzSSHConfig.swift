@@ -26,10 +26,13 @@ enum FuzzSSHConfig {
         // An absolute or ~ `Include` would read this machine's files (even /dev/zero): not fuzzed.
         let lowered = text.lowercased()
         if lowered.contains("include"),
-           ["~", " /", "\t/", "\"/", "=/"].contains(where: { lowered.contains($0) }) || lowered.hasPrefix("/") {
+            ["~", " /", "\t/", "\"/", "=/"].contains(where: { lowered.contains($0) }) || lowered.hasPrefix("/")
+        {
             return
         }
-        guard let file = try? SSHConfigFile.parse(text, path: "/fuzz/ssh_config", environment: environment) else { return }
+        guard let file = try? SSHConfigFile.parse(text, path: "/fuzz/ssh_config", environment: environment) else {
+            return
+        }
         var hosts = ["web-1", "10.1.2.3", "::1", "cache-1.production.govuk.example"]
         if let word = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).dropFirst().first {
             hosts.append(String(word.prefix(64)))

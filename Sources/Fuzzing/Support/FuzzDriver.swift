@@ -1,13 +1,16 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// libFuzzer's entry point for programs that keep their own `main` (LLVM 11 and later). SwiftPM
 /// gives every executable a `main` of its own, so the harnesses hand control to libFuzzer here
 /// rather than defining `LLVMFuzzerTestOneInput` and fighting the linker over `main`.
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// The C symbol's own name.
 @_silgen_name("LLVMFuzzerRunDriver")
 private func LLVMFuzzerRunDriver(
     _ argc: UnsafeMutablePointer<CInt>,
@@ -75,7 +78,8 @@ public struct ScratchFile: Sendable {
 
     public init(_ name: String) {
         var isDirectory: ObjCBool = false
-        let directory = FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory) && isDirectory.boolValue
+        let directory =
+            FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory) && isDirectory.boolValue
             ? "/dev/shm" : NSTemporaryDirectory()
         path = "\(directory)/govuk-fab-fuzz-\(getpid())-\(name)"
     }

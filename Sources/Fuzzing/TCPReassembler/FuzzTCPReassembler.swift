@@ -1,5 +1,6 @@
-@testable import Capture
 import FuzzSupport
+
+@testable import Capture
 
 /// One direction of a TCP connection: segments of a known byte stream arriving out of order,
 /// overlapping, retransmitted, around sequence-number wrap, with SYN, FIN and RST, the peer's
@@ -40,8 +41,9 @@ enum FuzzTCPReassembler {
             }
             let position = TCPStreamReassembler.distance(mark.sequence, base)
             for (index, byte) in bytes.enumerated() {
-                invariant(byte == FuzzTCPReassembler.streamByte(position + index),
-                          "byte \(index) of a delivery at stream position \(position) is not the stream's")
+                invariant(
+                    byte == FuzzTCPReassembler.streamByte(position + index),
+                    "byte \(index) of a delivery at stream position \(position) is not the stream's")
             }
             delivered += bytes.count
             expected = mark.sequence &+ UInt32(truncatingIfNeeded: bytes.count)
@@ -69,8 +71,8 @@ enum FuzzTCPReassembler {
         let maxBuffered = Int(bytes.take(UInt8.self)) * 8
         var reassembler = TCPStreamReassembler(maxBufferedBytes: maxBuffered)
         var sink = CheckingSink(base: base)
-        var received = 0  // payload bytes taken in before the end
-        var given = 0  // every payload byte handed over (after the end they count as retransmitted)
+        var received = 0 // payload bytes taken in before the end
+        var given = 0 // every payload byte handed over (after the end they count as retransmitted)
         var timestamp: Int64 = 0
 
         while !bytes.isEmpty {
@@ -97,7 +99,9 @@ enum FuzzTCPReassembler {
                 payload.withUnsafeBytes { raw in
                     reassembler.receive(sequence: segmentSequence, flags: flags, payload: raw, mark: mark, into: &sink)
                 }
-                invariant(reassembler.bufferedBytes <= maxBuffered, "reorder buffer holds \(reassembler.bufferedBytes) > \(maxBuffered)")
+                invariant(
+                    reassembler.bufferedBytes <= maxBuffered,
+                    "reorder buffer holds \(reassembler.bufferedBytes) > \(maxBuffered)")
             case 6, 7:
                 reassembler.peerAcknowledged(sequence, into: &sink)
             case 8:
@@ -111,13 +115,16 @@ enum FuzzTCPReassembler {
                 sink.expected = reassembler.nextSequence
             }
             if let expected = sink.expected, !reassembler.ended {
-                invariant(reassembler.nextSequence == expected,
-                          "next sequence \(String(describing: reassembler.nextSequence)) but deliveries and gaps reach \(expected)")
+                invariant(
+                    reassembler.nextSequence == expected,
+                    "next sequence \(String(describing: reassembler.nextSequence)) but deliveries and gaps reach \(expected)"
+                )
             }
             invariant(reassembler.bufferedBytes >= 0, "negative buffered bytes")
             invariant(sink.delivered <= received, "delivered \(sink.delivered) of \(received) bytes received")
-            invariant(sink.delivered + reassembler.retransmittedBytes <= given,
-                      "delivered \(sink.delivered) + retransmitted \(reassembler.retransmittedBytes) > given \(given)")
+            invariant(
+                sink.delivered + reassembler.retransmittedBytes <= given,
+                "delivered \(sink.delivered) + retransmitted \(reassembler.retransmittedBytes) > given \(given)")
             invariant(sink.ended == reassembler.ended, "ended \(reassembler.ended) but the sink heard \(sink.ended)")
         }
     }
