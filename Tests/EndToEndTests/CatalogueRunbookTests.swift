@@ -25,8 +25,9 @@ extension CatalogueTests {
             words: ["class:cache", "incident.fail_to_mirror"],
             calls: ["cache-1", "cache-2"].flatMap {
                 [
-                    S($0, "govuk_puppet", "--test", "--disable", "Fabric fail_to_mirror task invoked (by {user})"),
-                    S($0, "service", "nginx", "stop"),
+                    sudoCall(
+                        $0, "govuk_puppet", "--test", "--disable", "Fabric fail_to_mirror task invoked (by {user})"),
+                    sudoCall($0, "service", "nginx", "stop"),
                 ]
             }),
         RunbookLine(
@@ -38,7 +39,7 @@ extension CatalogueTests {
         RunbookLine(
             words: ["all", "locksmith.status"],
             calls: CatalogueFleet.layout.map {
-                R($0.name, "locksmithctl", "-endpoint=http://etcd.cluster:2379", "status")
+                plainCall($0.name, "locksmithctl", "-endpoint=http://etcd.cluster:2379", "status")
             }),
         RunbookLine(
             words: ["-H", "backend-1", "app.respawn_large_unicorns:publisher"], setup: { try startUnicorn($0) },

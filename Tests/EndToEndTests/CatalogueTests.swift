@@ -132,7 +132,7 @@ let catalogueCases: [CatalogueCase] = [
         arguments: ["puppet.lookup_hieradata:govuk::apps::publisher::port"],
         setup: { try $0.behave("puppetmaster-1", "hiera", stdout: "3093\n") },
         calls: [
-            R(
+            plainCall(
                 "puppetmaster-1", "hiera", "--config", "/usr/share/puppet/production/current/hiera.yml",
                 "govuk::apps::publisher::port", "::environment=production", "::lsbdistcodename=precise",
                 "::settings::manifestdir=/usr/share/puppet/production/current/manifests")
@@ -172,7 +172,7 @@ let catalogueCases: [CatalogueCase] = [
     CatalogueCase(
         arguments: ["-H", "backend-1", "vm.os_version"],
         calls: [
-            R(
+            plainCall(
                 "backend-1", "facter", "lsbdistcodename", "lsbdistdescription", "operatingsystem",
                 "operatingsystemrelease")
         ]),
@@ -331,7 +331,7 @@ let catalogueCases: [CatalogueCase] = [
     CatalogueCase(
         arguments: ["all", "locksmith.status"],
         calls: CatalogueFleet.layout.map {
-            R($0.name, "locksmithctl", "-endpoint=http://etcd.cluster:2379", "status")
+            plainCall($0.name, "locksmithctl", "-endpoint=http://etcd.cluster:2379", "status")
         }),
     CatalogueCase(
         arguments: ["-H", "backend-1", "locksmith.unlock:cache-1"],
