@@ -12,7 +12,7 @@ import Testing
     .enabled(if: fleetAvailable, "needs root, sshd and a built govuk-fab"))
 struct BackgroundJobTests {
     /// Runs `task` on the fleet's one host and returns the result and how long the run took.
-    func run(_ task: String, on fleet: FleetInventory) async throws -> (result: CLIResult, took: Duration) {
+    func run(_ task: String, on fleet: FleetInventory) async throws -> (result: CommandRunResult, took: Duration) {
         let started = ContinuousClock.now
         let result = try await fleet.fab(["all", task])
         return (result, ContinuousClock.now - started)

@@ -1,11 +1,12 @@
 import Foundation
+import TestFleet
 import Testing
 
 /// Bad input gets one clear line naming the problem, and the documented exit
 /// code; never a crash. These need no fleet.
 @Suite("govuk-fab bad input", .enabled(if: GovukFabBinary.exists, "needs the built govuk-fab"))
 struct BadInputTests {
-    func errorLine(_ result: CLIResult) -> String {
+    func errorLine(_ result: CommandRunResult) -> String {
         result.stderr.split(separator: "\n").first.map(String.init) ?? ""
     }
 

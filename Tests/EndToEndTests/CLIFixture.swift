@@ -29,22 +29,6 @@ enum GovukFabBinary {
     }
 }
 
-/// What one run of the binary produced.
-struct CLIResult: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
-
-    /// Lines of stdout parsed as JSON objects (for --json).
-    var jsonEvents: [[String: Any]] {
-        stdout.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }
-    }
-}
-
 /// Runs processes with stdin from /dev/null (no TTY, as in CI and scripts).
 enum CLI {
     /// Runs the binary on a thread of its own, so waiting for it never
@@ -53,7 +37,7 @@ enum CLI {
     static func run(
         _ arguments: [String], environment extra: [String: String] = [:], directory: String? = nil,
         interruptAfter: Duration? = nil
-    ) async throws -> CLIResult {
+    ) async throws -> CommandRunResult {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(
@@ -75,7 +59,7 @@ enum CLI {
     static func runBlocking(
         _ arguments: [String], environment extra: [String: String], directory: String?,
         interruptAfter: Duration?
-    ) throws -> CLIResult {
+    ) throws -> CommandRunResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GovukFabBinary.path)
         process.arguments = arguments
@@ -115,7 +99,7 @@ enum CLI {
         let stderrData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         while reader.isExecuting || !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-        return CLIResult(
+        return CommandRunResult(
             status: process.terminationStatus,
             stdout: String(decoding: stdoutData.withLock { $0 }, as: UTF8.self),
             stderr: String(decoding: stderrData, as: UTF8.self))
@@ -165,7 +149,7 @@ final class FleetInventory: @unchecked Sendable {
 
     /// govuk-fab --inventory FILE testfleet ARGS…, with its audit log in the fleet's directory.
     func fab(_ arguments: [String], environment: [String: String] = [:], interruptAfter: Duration? = nil) async throws
-        -> CLIResult
+        -> CommandRunResult
     {
         var env = ["XDG_STATE_HOME": directory + "/state"]
         for (key, value) in environment { env[key] = value }

@@ -3,12 +3,12 @@ import TestFleet
 import Testing
 
 /// The first stderr line, which must be the whole error.
-private func errorLine(_ result: CLIResult) -> String {
+private func errorLine(_ result: CommandRunResult) -> String {
     result.stderr.split(separator: "\n").first.map(String.init) ?? ""
 }
 
 /// Lines the text renderer printed for `host`'s stdout.
-private func stdoutLines(_ result: CLIResult, host: String) -> [String] {
+private func stdoutLines(_ result: CommandRunResult, host: String) -> [String] {
     result.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("[\(host)] out: ") }
         .map { String($0.dropFirst("[\(host)] out: ".count)) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestFleet
 import Testing
 
 /// The completion scripts the binaries generate, driven in a real bash the way bash drives them
@@ -83,7 +84,7 @@ struct ShellCompletionTests {
     }
 
     /// Runs `program` to its end (goreplay's informational flags return at once).
-    static func runProgram(_ program: String, _ arguments: [String]) async throws -> CLIResult {
+    static func runProgram(_ program: String, _ arguments: [String]) async throws -> CommandRunResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
@@ -95,7 +96,7 @@ struct ShellCompletionTests {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CLIResult(
+        return CommandRunResult(
             status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
     }

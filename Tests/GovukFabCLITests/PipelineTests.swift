@@ -6,20 +6,6 @@ import Testing
 
 @testable import GovukFabCLI
 
-/// What one in-process run of the whole command wrote, and its exit status.
-struct PipelineResult: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
-
-    var jsonEvents: [[String: Any]] {
-        stdout.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }
-    }
-}
-
 /// The console's streams as buffers, and answers for its prompts.
 final class CapturedIO: Sendable {
     private let out = Mutex("")
@@ -53,10 +39,10 @@ enum Pipeline {
     static func run(
         _ arguments: [String], local: LocalEnvironment, answers: [String] = [],
         interrupts: InterruptSource = .none
-    ) async -> PipelineResult {
+    ) async -> CommandRunResult {
         let captured = CapturedIO(answers: answers)
         let status = await GovukFab.main(arguments, local: local, io: captured.io, interrupts: interrupts)
-        return PipelineResult(status: status, stdout: captured.stdout, stderr: captured.stderr)
+        return CommandRunResult(status: status, stdout: captured.stdout, stderr: captured.stderr)
     }
 
     /// An operator called `operator` with a home of their own and no agent, not on a terminal.
