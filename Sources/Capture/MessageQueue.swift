@@ -1,5 +1,6 @@
 import Foundation
 import Replay
+import Synchronization
 
 /// Hands messages from capture threads to one async consumer.
 ///
@@ -146,41 +147,33 @@ final class CancelOnRelease: Sendable {
 }
 
 /// The latest statistics of each capture source, readable from any thread.
-final class StatisticsBoard: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bySource: [Int: CaptureStatistics] = [:]
-    private var running = 0
+final class StatisticsBoard: Sendable {
+    private struct State {
+        var bySource: [Int: CaptureStatistics] = [:]
+        var running = 0
+    }
+    private let state = Mutex(State())
 
     func publish(_ statistics: CaptureStatistics, source: Int) {
-        lock.lock()
-        bySource[source] = statistics
-        lock.unlock()
+        state.withLock { $0.bySource[source] = statistics }
     }
 
     func sourceStarted() {
-        lock.lock()
-        running += 1
-        lock.unlock()
+        state.withLock { $0.running += 1 }
     }
 
     /// Called after a source's final `publish`.
     func sourceStopped() {
-        lock.lock()
-        running -= 1
-        lock.unlock()
+        state.withLock { $0.running -= 1 }
     }
 
-    var isRunning: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return running > 0
-    }
+    var isRunning: Bool { state.withLock { $0.running > 0 } }
 
     func total() -> CaptureStatistics {
-        lock.lock()
-        defer { lock.unlock() }
-        var sum = CaptureStatistics()
-        for statistics in bySource.values { sum.add(statistics) }
-        return sum
+        state.withLock { state in
+            var sum = CaptureStatistics()
+            for statistics in state.bySource.values { sum.add(statistics) }
+            return sum
+        }
     }
 }
