@@ -368,17 +368,24 @@ cmd_matrix() {
   fi
 }
 
-cmd_turns() {
-  local rtt=${1:-30} n=10 par=20 t
+# One measuring point: network and fleet up (torn down on exit unless KEEP_UP), the RTT set, the
+# inventory for N hosts at PAR written to DIR, and CAP and the results directory made.
+point_up() {
+  local rtt=$1 n=$2 par=$3 dir=$4 cap=$5
   net_up
   if [[ -z ${KEEP_UP:-} ]]; then trap net_down EXIT; fi
   fleet_up "$n"
   set_rtt "$rtt"
-  local dir="$GWB_DIR/inv-$n-$par" cap="$GWB_DIR/captures"
   inventory "$n" "$par" "$dir"
-  mkdir -p "$cap"
+  mkdir -p "$cap" "$GWB_DIR/results"
+}
+
+cmd_turns() {
+  local rtt=${1:-30} n=10 par=20 t
+  local dir="$GWB_DIR/inv-$n-$par" cap="$GWB_DIR/captures"
+  point_up "$rtt" "$n" "$par" "$dir" "$cap"
   RESULTS="$GWB_DIR/results/turns-$(date -u +%Y%m%dT%H%M%SZ).tsv"
-  mkdir -p "$GWB_DIR/results"; : >"$RESULTS"
+  : >"$RESULTS"
   local host1; host1=$(head -n1 "$dir/hosts.txt")
   for t in $TOOLS; do
     local LABEL="" CMD=() OK_RE="" SKIP_WHY=""
@@ -405,13 +412,8 @@ cmd_timeline() {
   local p=$1 rtt n par t r
   [[ $p =~ ^([0-9.]+):([0-9]+):([0-9]+)$ ]] || die "bad point $p (want RTT:N:PAR)"
   IFS=: read -r rtt n par <<<"$p"
-  net_up
-  if [[ -z ${KEEP_UP:-} ]]; then trap net_down EXIT; fi
-  fleet_up "$n"
-  set_rtt "$rtt"
   local dir="$GWB_DIR/inv-$n-$par" cap="$GWB_DIR/captures"
-  inventory "$n" "$par" "$dir"
-  mkdir -p "$cap" "$GWB_DIR/results"
+  point_up "$rtt" "$n" "$par" "$dir" "$cap"
   RESULTS="$GWB_DIR/results/timeline-$(date -u +%Y%m%dT%H%M%SZ).tsv"
   : >"$RESULTS"
   local times="$RESULTS.timelines"
