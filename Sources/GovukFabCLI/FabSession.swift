@@ -386,7 +386,7 @@ struct FabSession {
         let levels = invocation.outputLevels
         let audit = RunAudit(
             log: AuditLog(environment: local.variables),
-            user: local.variables["USER"] ?? local.variables["LOGNAME"] ?? "unknown",
+            user: local.user,
             argv: invocation.argv, inventory: origin, warn: { console.warn($0) })
         audit.started(
             environment: context.inventory.name, hosts: hosts.map(\.name), tasks: planned.map(\.task.invocation.raw))

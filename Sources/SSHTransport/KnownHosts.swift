@@ -149,13 +149,18 @@ final class KnownHosts {
     }
 }
 
-/// `~/x` to `$HOME/x`.
+/// `~/x` under the user's home. The CLI expands paths itself from its `LocalEnvironment`; this
+/// covers library callers (and the `~/.ssh/known_hosts` default) by the same rule.
 func expandTilde(_ path: String) -> String {
     guard path == "~" || path.hasPrefix("~/") else { return path }
-    // getenv, not ProcessInfo's environment, which copies the whole environment into a dictionary.
-    let home = getenv("HOME").map { String(cString: $0) } ?? NSHomeDirectory()
-    return home + path.dropFirst()
+    return passwordDatabaseHome + path.dropFirst()
 }
+
+/// The home directory from the password database, as OpenSSH takes it, else `$HOME`; read once.
+private let passwordDatabaseHome: String = {
+    if let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir { return String(cString: directory) }
+    return getenv("HOME").map { String(cString: $0) } ?? NSHomeDirectory()
+}()
 
 /// The fingerprint as OpenSSH prints it: `SHA256:` + unpadded base64.
 func openSSHFingerprint(sha256: [UInt8]) -> String {
