@@ -176,7 +176,8 @@ extension SessionConnection {
             return false
         }
 
-        let agentPath = options.agentSocketPath ?? ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"]
+        // getenv, not ProcessInfo's environment, which copies the whole environment for every host.
+        let agentPath = options.agentSocketPath ?? getenv("SSH_AUTH_SOCK").map { String(cString: $0) }
         if options.useAgent, let agentPath, !agentPath.isEmpty, let agent = libssh2_agent_init(session) {
             defer { libssh2_agent_free(agent) }
             libssh2_agent_set_identity_path(agent, agentPath)
@@ -222,7 +223,7 @@ extension SessionConnection {
 
         for identity in identities where !coveredByAgent.contains(identity.path) {
             let label = "key file \(identity.path) (\(identity.keyType ?? "unknown type"))"
-            guard FileManager.default.isReadableFile(atPath: identity.path) else {
+            guard access(identity.path, R_OK) == 0 else {
                 tried.append("\(label) (not readable)")
                 unreadable.append(identity.path)
                 continue

@@ -166,7 +166,8 @@ extension SessionConnection {
         onOutput: @Sendable (OutputChunk) -> Void
     ) async throws -> CommandResult {
         let localDeadline = timeout.map { started + $0 + SSHSession.localTimeoutSlack }
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        // Uninitialised: only the bytes libssh2 writes are read (zeroing 64 KiB per command showed up).
+        var buffer = [UInt8](unsafeUninitializedCapacity: 64 * 1024) { _, count in count = 64 * 1024 }
         let streams: [(Int32, OutputChunk.Stream)] = [(0, .stdout), (SSH_EXTENDED_DATA_STDERR, .stderr)]
         while true {
             var progressed = false

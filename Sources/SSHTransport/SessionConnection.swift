@@ -24,9 +24,9 @@ final class SessionConnection: @unchecked Sendable {
     let keepaliveCountMax: Int
     /// The gateway whose channel carries this session's socket, if any.
     let gateway: SSHGateway?
-    /// When the last byte arrived from the server (CLOCK_MONOTONIC ns), written by the receive
-    /// callback libssh2 calls for every read of this session's socket (``recordingReceive``).
-    private let lastReceived: UnsafeMutablePointer<Int64>
+    /// The receive callback's state: when the last byte arrived from the server, and bytes read
+    /// ahead (see ``ReceiveState``).
+    private let receiveState: UnsafeMutablePointer<ReceiveState>
     /// `lastReceived` when keepalives were last counted; any change means the server answered.
     private var receivedAtLastCount: Int64
     /// Keepalives sent since the server was last heard from.
@@ -53,11 +53,11 @@ final class SessionConnection: @unchecked Sendable {
         // ServerAliveInterval 0 means "off", as in OpenSSH.
         self.keepaliveInterval = keepaliveInterval.flatMap { $0 > .zero ? $0 : nil }
         self.keepaliveCountMax = max(0, keepaliveCountMax)
-        lastReceived = .allocate(capacity: 1)
-        lastReceived.initialize(to: monotonicNanoseconds())
-        receivedAtLastCount = lastReceived.pointee
+        receiveState = .allocate(capacity: 1)
+        receiveState.initialize(to: ReceiveState(lastReceived: monotonicNanoseconds()))
+        receivedAtLastCount = receiveState.pointee.lastReceived
         // libssh2 hands the session's abstract pointer to the receive callback.
-        libssh2_session_abstract(session).pointee = UnsafeMutableRawPointer(lastReceived)
+        libssh2_session_abstract(session).pointee = UnsafeMutableRawPointer(receiveState)
         _ = libssh2_session_callback_set(
             session, LIBSSH2_CALLBACK_RECV, unsafeBitCast(recordingReceive, to: UnsafeMutableRawPointer.self))
     }
@@ -70,7 +70,7 @@ final class SessionConnection: @unchecked Sendable {
     func checkAlive() throws -> ContinuousClock.Instant? {
         guard keepalivesStarted, let interval = keepaliveInterval else { return nil }
         let now = ContinuousClock.now
-        let received = lastReceived.pointee
+        let received = receiveState.pointee.lastReceived
         if received != receivedAtLastCount {
             receivedAtLastCount = received
             keepalivesUnanswered = 0
@@ -228,7 +228,8 @@ final class SessionConnection: @unchecked Sendable {
 
     deinit {
         free()
-        lastReceived.deallocate()
+        receiveState.pointee.readAhead.deallocate()
+        receiveState.deallocate()
     }
 
     /// With the socket shut down, `EAGAIN` can only come back a few times; never loop forever.
@@ -246,17 +247,58 @@ func monotonicNanoseconds() -> Int64 {
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
-/// libssh2's socket read (`_libssh2_recv`: `-errno` on failure) that also stamps the session's
-/// `lastReceived` whenever bytes arrive, which is how unanswered keepalives are counted.
+/// What the receive callback keeps for one session, reached through the session's abstract pointer.
+struct ReceiveState {
+    /// When the last byte arrived from the server (CLOCK_MONOTONIC ns): how keepalives are counted.
+    var lastReceived: Int64
+    /// Bytes read from the socket but not yet handed to libssh2: `readAhead[start..<end]`.
+    let readAhead = UnsafeMutablePointer<UInt8>.allocate(capacity: ReceiveState.readAheadCapacity)
+    var start = 0
+    var end = 0
+
+    static let readAheadCapacity = 2048
+    /// Reads shorter than this are served from a read-ahead: libssh2 1.10 reads the server's banner
+    /// one byte per call (`banner_receive`), which was about 40 `recv` calls a connection.
+    static let smallRead = 64
+
+    init(lastReceived: Int64) { self.lastReceived = lastReceived }
+}
+
+/// libssh2's socket read (`_libssh2_recv`: `-errno` on failure) that stamps the session's
+/// `lastReceived` whenever bytes arrive, which is how unanswered keepalives are counted, and turns
+/// libssh2's one-byte reads into one `recv` of up to ``ReceiveState/readAheadCapacity``.
+///
+/// Bytes read ahead always go first, and `-EAGAIN` is returned only when none are left, so libssh2
+/// never waits for the socket while data it has not seen sits here.
 private let recordingReceive:
     @convention(c) (
         Int32, UnsafeMutableRawPointer?, Int, Int32, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> Int = { socket, buffer, length, flags, abstract in
+        guard let state = abstract?.pointee?.assumingMemoryBound(to: ReceiveState.self), let buffer else {
+            let n = recv(socket, buffer, length, flags)
+            return n < 0 ? -Int(errno) : n
+        }
+        if state.pointee.end > state.pointee.start {
+            let n = min(length, state.pointee.end - state.pointee.start)
+            buffer.copyMemory(from: state.pointee.readAhead + state.pointee.start, byteCount: n)
+            state.pointee.start += n
+            return n
+        }
+        // libssh2 passes MSG_NOSIGNAL; any other flag (MSG_PEEK) reads as asked.
+        if length < ReceiveState.smallRead && flags & ~Int32(MSG_NOSIGNAL) == 0 {
+            let n = recv(socket, state.pointee.readAhead, ReceiveState.readAheadCapacity, flags)
+            if n < 0 { return -Int(errno) }
+            if n == 0 { return 0 }
+            state.pointee.lastReceived = monotonicNanoseconds()
+            let served = min(length, n)
+            buffer.copyMemory(from: state.pointee.readAhead, byteCount: served)
+            state.pointee.start = served
+            state.pointee.end = n
+            return served
+        }
         let n = recv(socket, buffer, length, flags)
         if n < 0 { return -Int(errno) }
-        if n > 0, let stamp = abstract?.pointee?.assumingMemoryBound(to: Int64.self) {
-            stamp.pointee = monotonicNanoseconds()
-        }
+        if n > 0 { state.pointee.lastReceived = monotonicNanoseconds() }
         return n
     }
 
