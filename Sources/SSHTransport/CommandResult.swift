@@ -41,5 +41,6 @@ public struct CommandResult: Sendable, Hashable {
 
 /// Single-quotes `s` as one word for a POSIX shell: `it's` becomes `'it'\''s'`.
 public func shellQuote(_ s: String) -> String {
-    "'" + s.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    // Not Foundation's replacingOccurrences, which was 2% of a fleet run's client CPU.
+    "'" + s.split(separator: "'", omittingEmptySubsequences: false).joined(separator: #"'\''"#) + "'"
 }

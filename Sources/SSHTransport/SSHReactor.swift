@@ -119,9 +119,20 @@ struct PollRequest: Sendable {
 /// poll and a task switch per wait): on 200 loopback hosts the reactor thread was 27% of the
 /// client's CPU, and this halves the process's task switches.
 final class ReactorCore: Sendable {
+    /// Unsafe, not checked, continuations: each is resumed exactly once, by whoever removes its
+    /// waiter from the state under the lock (the checked kind cost an allocation per wait).
+    private typealias Continuation = UnsafeContinuation<SocketWaitOutcome, any Error>
+
     private struct Waiter {
-        var fds: [Int32]
-        var continuation: CheckedContinuation<SocketWaitOutcome, any Error>
+        var fds: [PollRequest]
+        var continuation: Continuation
+    }
+
+    /// The waiters on one descriptor (in practice one; more go in `more`, which then allocates).
+    private struct FDWaiters {
+        var first: UInt64
+        var more: [UInt64] = []
+        var events: UInt32
     }
 
     private enum Registration {
@@ -136,11 +147,10 @@ final class ReactorCore: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         /// Deadlines of the waiters that have one (kept apart so finding the nearest copies nothing).
         var deadlines: [UInt64: ContinuousClock.Instant] = [:]
-        /// Which waiters wait on each descriptor (in practice one), and the events they want.
-        var byFD: [Int32: (ids: [UInt64], events: UInt32)] = [:]
+        /// Which waiters wait on each descriptor, and the events they want.
+        var byFD: [Int32: FDWaiters] = [:]
         /// Ids whose task was cancelled before the waiter was registered.
         var cancelledEarly: Set<UInt64> = []
-        var nextID: UInt64 = 0
         var stopped = false
         /// The deadline the reactor thread sleeps towards (nil: none, it waits for an event).
         var sleepUntil: ContinuousClock.Instant?
@@ -148,16 +158,33 @@ final class ReactorCore: Sendable {
         mutating func remove(_ id: UInt64) -> Waiter? {
             guard let waiter = waiters.removeValue(forKey: id) else { return nil }
             deadlines[id] = nil
-            for fd in waiter.fds {
-                guard var entry = byFD[fd] else { continue }
-                entry.ids.removeAll { $0 == id }
-                byFD[fd] = entry.ids.isEmpty ? nil : entry
+            for request in waiter.fds {
+                guard var entry = byFD[request.fd] else { continue }
+                if entry.first == id {
+                    if entry.more.isEmpty {
+                        byFD[request.fd] = nil
+                        continue
+                    }
+                    entry.first = entry.more.removeFirst()
+                } else {
+                    entry.more.removeAll { $0 == id }
+                }
+                byFD[request.fd] = entry
             }
             return waiter
+        }
+
+        /// The nearest deadline, which the reactor will sleep towards.
+        mutating func planSleep() -> ContinuousClock.Instant? {
+            var nearest: ContinuousClock.Instant?
+            for d in deadlines.values where nearest.map({ d < $0 }) ?? true { nearest = d }
+            sleepUntil = nearest
+            return nearest
         }
     }
 
     private let state = Mutex(State())
+    private let nextID = Atomic<UInt64>(0)
     private let epollFD: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -188,7 +215,7 @@ final class ReactorCore: Sendable {
     }
 
     func shutdown() {
-        let pending: [CheckedContinuation<SocketWaitOutcome, any Error>] = state.withLock { s in
+        let pending: [Continuation] = state.withLock { s in
             if s.stopped { return [] }
             s.stopped = true
             let all = s.waiters.values.map(\.continuation)
@@ -214,19 +241,17 @@ final class ReactorCore: Sendable {
     func wait(
         fds: [PollRequest], deadline: ContinuousClock.Instant?, cancellable: Bool
     ) async throws -> SocketWaitOutcome {
-        let id = state.withLock { s in
-            s.nextID += 1
-            return s.nextID
-        }
-        let register: (CheckedContinuation<SocketWaitOutcome, any Error>) -> Void = { continuation in
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let register: (Continuation) -> Void = { continuation in
             let registration = self.state.withLock { s -> Registration in
                 if s.stopped || s.cancelledEarly.remove(id) != nil { return .refused }
-                s.waiters[id] = Waiter(fds: fds.map(\.fd), continuation: continuation)
+                s.waiters[id] = Waiter(fds: fds, continuation: continuation)
                 // Armed under the lock, so two waiters on one descriptor never arm a stale union.
                 for request in fds {
-                    var entry = s.byFD[request.fd] ?? (ids: [], events: 0)
-                    entry.ids.append(id)
-                    entry.events |= UInt32(UInt16(bitPattern: request.events))
+                    let events = UInt32(UInt16(bitPattern: request.events))
+                    var entry = s.byFD[request.fd] ?? FDWaiters(first: id, events: 0)
+                    if entry.first != id { entry.more.append(id) }
+                    entry.events |= events
                     s.byFD[request.fd] = entry
                     if !self.arm(request.fd, events: entry.events) {
                         _ = s.remove(id)
@@ -247,10 +272,10 @@ final class ReactorCore: Sendable {
             }
         }
         guard cancellable else {
-            return try await withCheckedThrowingContinuation(register)
+            return try await withUnsafeThrowingContinuation(register)
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation(register)
+            try await withUnsafeThrowingContinuation(register)
         } onCancel: {
             let waiter = self.state.withLock { s -> Waiter? in
                 if let w = s.remove(id) { return w }
@@ -264,15 +289,9 @@ final class ReactorCore: Sendable {
     /// The event loop; runs on the reactor's own thread until ``shutdown()``.
     func run() {
         var events = [EpollEvent](repeating: EpollEvent(events: 0, fd: -1), count: 64)
-        var toResume: [(CheckedContinuation<SocketWaitOutcome, any Error>, SocketWaitOutcome)] = []
-        while true {
-            let (stopped, nearest) = state.withLock { s -> (Bool, ContinuousClock.Instant?) in
-                var nearest: ContinuousClock.Instant?
-                for d in s.deadlines.values where nearest.map({ d < $0 }) ?? true { nearest = d }
-                s.sleepUntil = nearest
-                return (s.stopped, nearest)
-            }
-            if stopped { break }
+        var toResume: [(Continuation, SocketWaitOutcome)] = []
+        var (stopped, nearest) = state.withLock { s in (s.stopped, s.planSleep()) }
+        while !stopped {
             var timeoutMS: Int32 = -1
             if let nearest {
                 let remaining = ContinuousClock.now.duration(to: nearest)
@@ -286,7 +305,8 @@ final class ReactorCore: Sendable {
             if n < 0 && errno != EINTR { break }
             var drainWakePipe = false
             let now = ContinuousClock.now
-            state.withLock { s in
+            // One lock a turn: hand out what is ready or late, then plan the next sleep.
+            (stopped, nearest) = state.withLock { s in
                 for event in events.prefix(Int(max(n, 0))) {
                     let fd = event.fd
                     if fd == wakeRead {
@@ -295,14 +315,17 @@ final class ReactorCore: Sendable {
                     }
                     // Every waiter on the descriptor wakes (a spurious wake only means "try again").
                     guard let entry = s.byFD[fd] else { continue }
-                    for id in entry.ids {
+                    if let w = s.remove(entry.first) { toResume.append((w.continuation, .ready)) }
+                    for id in entry.more {
                         if let w = s.remove(id) { toResume.append((w.continuation, .ready)) }
                     }
                 }
-                guard let nearest, nearest <= now else { return }
-                for (id, d) in s.deadlines where d <= now {
-                    if let w = s.remove(id) { toResume.append((w.continuation, .timedOut)) }
+                if let nearest, nearest <= now {
+                    for (id, d) in s.deadlines where d <= now {
+                        if let w = s.remove(id) { toResume.append((w.continuation, .timedOut)) }
+                    }
                 }
+                return (s.stopped, s.planSleep())
             }
             if drainWakePipe {
                 var sink = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
