@@ -51,6 +51,13 @@ public final class SSHSession: Sendable {
     /// The gateway this session runs through, if any.
     public var gateway: SSHGateway? { connection.gateway }
 
+    /// The algorithms negotiated with the server (waits for any running operation first).
+    func negotiatedAlgorithms() async -> NegotiatedAlgorithms {
+        await lock.lockUncancellable()
+        defer { lock.unlock() }
+        return connection.negotiatedAlgorithms
+    }
+
     /// Closes the connection (waiting for any running operation to finish first). Idempotent.
     public func close() async {
         await lock.lockUncancellable()
@@ -95,6 +102,7 @@ extension SessionConnection {
                 metadata: [
                     "host": "\(endpoint)", "hostKey": "\(algorithm) \(fingerprint)",
                     "via": "\(gateway.map { "\($0.endpoint)" } ?? "direct")",
+                    "algorithms": "\(connection.negotiatedAlgorithms)",
                     "handshake_ms": "\(milliseconds(handshakeDone - started))",
                     "auth_ms": "\(milliseconds(authDone - handshakeDone))",
                 ])
@@ -195,6 +203,31 @@ extension SessionConnection {
         default:
             throw error(.hostKey, "checking the host key against known_hosts failed", kind: .protocolError)
         }
+    }
+}
+
+/// What a session negotiated, client to server (libssh2 1.10 picks the same both ways here).
+///
+/// No `libssh2_session_method_pref` is set for these: 1.10's own order already puts the cheapest
+/// first (curve25519-sha256, aes128-ctr, hmac-sha2-256; it has no chacha20, AES-GCM or -etm MACs),
+/// and on 200 loopback hosts preferring ecdh-sha2-nistp256 instead measured the same client CPU.
+struct NegotiatedAlgorithms: Equatable, Sendable, CustomStringConvertible {
+    let keyExchange: String
+    let hostKey: String
+    let cipher: String
+    let mac: String
+
+    var description: String { "\(keyExchange) \(hostKey) \(cipher) \(mac)" }
+}
+
+extension SessionConnection {
+    var negotiatedAlgorithms: NegotiatedAlgorithms {
+        func method(_ type: Int32) -> String {
+            libssh2_session_methods(session, type).map { String(cString: $0) } ?? ""
+        }
+        return NegotiatedAlgorithms(
+            keyExchange: method(LIBSSH2_METHOD_KEX), hostKey: method(LIBSSH2_METHOD_HOSTKEY),
+            cipher: method(LIBSSH2_METHOD_CRYPT_CS), mac: method(LIBSSH2_METHOD_MAC_CS))
     }
 }
 

@@ -14,21 +14,25 @@ struct StandaloneFixture: Sendable {
     let sshd: StandaloneSSHD
     let reactor: SSHReactor
 
-    init(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = []) throws {
+    init(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = [], sshdConfig: [String] = [])
+        throws
+    {
         clientDirectory = try makeTemporaryDirectory("govuk-fab-client")
         clientKey = try makeUserKey(in: clientDirectory)
         sshd = try StandaloneSSHD(
-            hostKeyTypes: hostKeyTypes, authorizedKeys: [try readText(clientKey + ".pub")] + extraAuthorizedKeys)
+            hostKeyTypes: hostKeyTypes, authorizedKeys: [try readText(clientKey + ".pub")] + extraAuthorizedKeys,
+            extraConfig: sshdConfig)
         reactor = try SSHReactor()
     }
 
     /// Starts the fixture off the concurrency pool: starting sshd blocks for a while, and the pool's
     /// one thread per core is what every running SSH session (here and in other suites) waits on.
-    static func make(hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = []) async throws
-        -> StandaloneFixture
-    {
+    static func make(
+        hostKeyTypes: [String] = ["ed25519", "ecdsa"], extraAuthorizedKeys: [String] = [], sshdConfig: [String] = []
+    ) async throws -> StandaloneFixture {
         try await offPool {
-            try StandaloneFixture(hostKeyTypes: hostKeyTypes, extraAuthorizedKeys: extraAuthorizedKeys)
+            try StandaloneFixture(
+                hostKeyTypes: hostKeyTypes, extraAuthorizedKeys: extraAuthorizedKeys, sshdConfig: sshdConfig)
         }
     }
 

@@ -142,7 +142,7 @@ final class StandaloneSSHD: @unchecked Sendable {
     /// Host key files (private) by type, e.g. "ed25519" → dir/host_ed25519.
     let hostKeys: [String: String]
 
-    init(hostKeyTypes: [String] = ["ed25519", "ecdsa"], authorizedKeys: [String]) throws {
+    init(hostKeyTypes: [String] = ["ed25519", "ecdsa"], authorizedKeys: [String], extraConfig: [String] = []) throws {
         let directory = try makeTemporaryDirectory("govuk-fab-sshd")
         self.directory = directory
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
@@ -167,6 +167,7 @@ final class StandaloneSSHD: @unchecked Sendable {
             PidFile \(directory)/sshd.pid
             Subsystem sftp /usr/lib/openssh/sftp-server
             LogLevel VERBOSE
+            \(extraConfig.joined(separator: "\n"))
             """
         try config.write(toFile: "\(directory)/sshd_config", atomically: true, encoding: .utf8)
         pid = try spawnShell(
