@@ -28,11 +28,14 @@ let package = Package(
         .systemLibrary(
             name: "CPcap", pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]),
+        // <sys/epoll.h>, which Swift's Glibc module does not import (libc, nothing to link).
+        .systemLibrary(name: "CEpoll"),
 
         // govuk-fab: SSH transport, fleet model, tasks, CLI.
         .target(
             name: "SSHTransport",
             dependencies: [
+                "CEpoll",
                 "CLibSSH2",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import CEpoll
 import CLibSSH2
 import Foundation
 import Synchronization
@@ -344,61 +345,36 @@ final class ReactorCore: Sendable {
     }
 }
 
-/// `struct epoll_event`, laid out as the kernel's: packed (data at offset 4) on x86-64, naturally
-/// aligned elsewhere. The transport only ever stores a descriptor in the data union.
-struct EpollEvent {
-    var events: UInt32
-    #if arch(x86_64)
-        private var dataLow: UInt32
-        private var dataHigh: UInt32 = 0
-    #else
-        private var padding: UInt32 = 0
-        private var dataLow: UInt32
-        private var dataHigh: UInt32 = 0
-    #endif
+/// `struct epoll_event` from the C header; the transport only ever stores a descriptor in its data.
+typealias EpollEvent = epoll_event
 
+extension EpollEvent {
     init(events: UInt32, fd: Int32) {
+        self.init()
         self.events = events
-        self.dataLow = UInt32(bitPattern: fd)
+        self.data.fd = fd
     }
 
-    var fd: Int32 { Int32(bitPattern: dataLow) }
+    var fd: Int32 { data.fd }
 }
 
-/// The epoll calls, looked up once with `dlsym`: Swift's Glibc module does not import `<sys/epoll.h>`.
-/// Event bits are poll's (`EPOLLIN` == `POLLIN` and so on), so `PollRequest.events` pass through.
+/// The epoll calls. Event bits are poll's (`EPOLLIN` == `POLLIN` and so on), so
+/// `PollRequest.events` pass through.
 enum Epoll {
-    static let input: UInt32 = 0x001
-    static let oneShot: UInt32 = 1 << 30
-    static let add: Int32 = 1
-    static let modify: Int32 = 3
-    /// `EPOLL_CLOEXEC` (== `O_CLOEXEC`).
-    private static let closeOnExec: Int32 = 0o2_000_000
+    static let input = EPOLLIN.rawValue
+    static let oneShot = EPOLLONESHOT.rawValue
+    static let add = EPOLL_CTL_ADD
+    static let modify = EPOLL_CTL_MOD
 
-    private typealias CreateFunction = @convention(c) (Int32) -> Int32
-    private typealias ControlFunction = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
-    private typealias WaitFunction = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
-
-    private static func symbol<F>(_ name: String, as type: F.Type) -> F {
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else {
-            fatalError("\(name) is missing from the C library")
-        }
-        return unsafeBitCast(address, to: type)
-    }
-
-    private static let createFunction = symbol("epoll_create1", as: CreateFunction.self)
-    private static let controlFunction = symbol("epoll_ctl", as: ControlFunction.self)
-    private static let waitFunction = symbol("epoll_wait", as: WaitFunction.self)
-
-    static func create() -> Int32 { createFunction(closeOnExec) }
+    static func create() -> Int32 { epoll_create1(Int32(EPOLL_CLOEXEC)) }
 
     static func control(_ epollFD: Int32, _ operation: Int32, _ fd: Int32, _ event: inout EpollEvent) -> Int32 {
-        withUnsafeMutablePointer(to: &event) { controlFunction(epollFD, operation, fd, UnsafeMutableRawPointer($0)) }
+        epoll_ctl(epollFD, operation, fd, &event)
     }
 
     static func wait(_ epollFD: Int32, _ events: UnsafeMutablePointer<EpollEvent>?, _ count: Int32, _ timeoutMS: Int32)
         -> Int32
     {
-        waitFunction(epollFD, UnsafeMutableRawPointer(events), count, timeoutMS)
+        epoll_wait(epollFD, events, count, timeoutMS)
     }
 }

@@ -1,0 +1,6 @@
+#ifndef GOVUK_FAB_CEPOLL_SHIM_H
+#define GOVUK_FAB_CEPOLL_SHIM_H
+// Swift's Glibc module leaves out <sys/epoll.h>; the SSH reactor waits with epoll. Importing the
+// header keeps struct epoll_event's layout (packed on x86-64) the C compiler's business.
+#include <sys/epoll.h>
+#endif
