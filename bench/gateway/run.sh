@@ -37,6 +37,15 @@
 # fleet, gateway and relays up for the next run), RELAY_QUICKACK=1 (the client↔gateway relay ACKs
 # every segment at once instead of Linux's delayed ACK: a diagnostic). Each tool run logs the delay
 # relays' CPU (they are single Python processes; a saturated relay would delay every tool).
+#
+# Opt-in, the same for every tool: SCHED=1 records the scheduler's events of every CPU while each
+# tool runs (`perf record -a`) and bench/gateway/runqueue.py sums the run-queue wait and run time of
+# the fleet's sshd trees (split into sshd and the remote shell), the gateway's, the relays', the
+# client's and everything else's (RESULTS.runqueue; KEEP_PERF=1 keeps the perf data).
+# SSHD_NO_REEXEC=1 runs every sshd of the bench (hosts and gateway) with `-r` (no re-exec per
+# connection: ~7 of the ~21 ms of CPU a connection costs its host); the fleet is restarted when
+# the setting changes. RELAY_NICE=N runs both delay relays at nice N (e.g. -10) so the network
+# stand-in is not queued behind the processes it carries.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,6 +122,12 @@ relay_start() { # name ns args...: a delay relay, waits until it listens
   done
 }
 
+relay_nice() { # both delay relays at nice RELAY_NICE (default 0): they stand in for the network
+  local pids; pids=$(cat "$GWB_DIR"/relay-gateway.pid "$GWB_DIR"/relay-hosts.pid 2>/dev/null) || true
+  python3 -c 'import os, sys
+for p in sys.argv[2:]: os.setpriority(os.PRIO_PROCESS, int(p), int(sys.argv[1]))' "${RELAY_NICE:-0}" $pids
+}
+
 set_rtt() { # client ↔ gateway round trip in ms (a relay with no delay at 0, so every point pays the same hop)
   relay_start gateway "$NS_C" --rtt-ms "$1" ${RELAY_QUICKACK:+--quickack} "$GW_ADDR:$GW_PORT=$GW_REAL:$GW_PORT"
 }
@@ -132,8 +147,11 @@ fleet_up() { # N: hosts 1..N in the fleet namespace, the gateway, the known_host
   # a larger fleet already up serves (inventories take its first N hosts)
   if (( have < n )) || ! inf bash "$SHARED/fleet.sh" status >/dev/null 2>&1; then
     inf bash "$SHARED/fleet.sh" up "$(( have > n ? have : n ))" >&2
+    # hosts it started run plainly: restart all if the rest ran with other flags
+    if [[ -f $GWB_DIR/sshd.mode ]]; then echo mixed >"$GWB_DIR/sshd.mode"; fi
   fi
   n=$(cat "$GWB_DIR/fleet.n")
+  sshd_mode "$n"
   mkdir -p "$GWB_DIR/gateway"
   if [[ -z $(gateway_pid) ]]; then
     cat >"$GWB_DIR/gateway/sshd_config" <<EOF
@@ -156,7 +174,7 @@ MaxStartups 2000:30:4000
 MaxSessions 2000
 LogLevel ERROR
 EOF
-    inf /usr/sbin/sshd -f "$GWB_DIR/gateway/sshd_config" -E "$GWB_DIR/gateway/sshd.log"
+    inf /usr/sbin/sshd $(sshd_flags) -f "$GWB_DIR/gateway/sshd_config" -E "$GWB_DIR/gateway/sshd.log"
     local tries=0
     until [[ -n $(gateway_pid) ]]; do
       (( ++tries < 100 )) || die "gateway sshd did not start (see $GWB_DIR/gateway/sshd.log)"
@@ -174,12 +192,56 @@ EOF
   { cat "$GWB_DIR/sshd.pids"; gateway_pid; } >"$GWB_DIR/server.pids"
 }
 
+# SSHD_NO_REEXEC=1: every sshd of the bench (the fleet's hosts and the gateway) runs with `-r`, so a
+# connection is served by the listener's fork instead of a freshly exec'd sshd (OpenSSH 9.2 still
+# takes the flag: 9.8 split sshd-session out and dropped it). That takes ~7 of the ~21 ms of CPU a
+# connection costs its host off the cores the client shares; every tool meets the same servers.
+sshd_flags() { if [[ -n ${SSHD_NO_REEXEC:-} ]]; then echo -r; fi; }
+
+sshd_mode() { # N: restart the hosts' listeners and the gateway if they run with the other flags
+  local n=$1 want have i pid tries
+  want=$( [[ -n ${SSHD_NO_REEXEC:-} ]] && echo no-reexec || echo reexec )
+  have=$(cat "$GWB_DIR/sshd.mode" 2>/dev/null || echo reexec)
+  [[ $have == "$want" ]] && return 0
+  log "restarting the fleet's $n sshd and the gateway's ($have -> $want)"
+  local pids=()
+  for (( i = 1; i <= n; i++ )); do
+    pid=$(cat "$GWB_DIR/hosts/$i/sshd.pid" 2>/dev/null) || continue
+    if [[ -d /proc/$pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$GWB_DIR/hosts/$i/sshd_config"; then
+      pids+=("$pid")
+    fi
+  done
+  pid=$(gateway_pid)
+  if [[ -n $pid ]]; then pids+=("$pid"); fi
+  if (( ${#pids[@]} )); then kill "${pids[@]}" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do
+    tries=0
+    while [[ -d /proc/$pid ]] && (( ++tries < 100 )); do sleep 0.05; done
+  done
+  for (( i = 1; i <= n; i++ )); do
+    rm -f "$GWB_DIR/hosts/$i/sshd.pid"
+    inf /usr/sbin/sshd $(sshd_flags) -f "$GWB_DIR/hosts/$i/sshd_config" -E "$GWB_DIR/hosts/$i/sshd.log" ||
+      die "sshd for host $i did not restart"
+  done
+  for (( i = 1; i <= n; i++ )); do
+    tries=0
+    until [[ -s $GWB_DIR/hosts/$i/sshd.pid ]]; do
+      (( ++tries < 100 )) || die "host $i did not come back"
+      sleep 0.05
+    done
+  done
+  for (( i = 1; i <= n; i++ )); do cat "$GWB_DIR/hosts/$i/sshd.pid"; done >"$GWB_DIR/sshd.pids"
+  rm -f "$GWB_DIR/gateway/sshd.pid" # fleet_up starts the gateway again, with the same flags
+  echo "$want" >"$GWB_DIR/sshd.mode"
+}
+
 net_down() {
   local pid
   relay_stop gateway; relay_stop hosts; rm -f "$GWB_DIR/relay-hosts.n"
   pid=$(gateway_pid)
   if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi
   bash "$SHARED/fleet.sh" down >&2 || true
+  rm -f "$GWB_DIR/sshd.mode"
   ip netns del "$NS_C" 2>/dev/null || true
   ip netns del "$NS_F" 2>/dev/null || true
 }
@@ -312,8 +374,25 @@ run_tool() { # tool N PAR DIR RTT run# -> one TSV row
   rm -f "$GWB_DIR"/cm-* 2>/dev/null || true
   load=$(cut -d' ' -f1 /proc/loadavg)
   local relay0; relay0=$(relay_cpu)
-  json=$(inc python3 "$SHARED/measure.py" --sample 0.1 --ok-regex "$OK_RE" --server-pids "$GWB_DIR/server.pids" \
-           --out "$out" -- timeout -k 5 "$TIMEOUT" "${CMD[@]}")
+  relay_nice
+  local rec=()
+  if [[ -n ${SCHED:-} ]]; then # scheduler events of every CPU while the tool runs (runqueue.py reads them)
+    rec=(perf record -q -B -a -m 8M -o "$out.perf" -e sched:sched_switch -e sched:sched_wakeup
+         -e sched:sched_wakeup_new -e sched:sched_process_fork --)
+  fi
+  # the wrapper execs into measure.py: its pid roots the client's process tree for runqueue.py
+  json=$("${rec[@]}" bash -c 'echo $$ >"$0"; exec "$@"' "$out.client.pid" ip netns exec "$NS_C" \
+           python3 "$SHARED/measure.py" --sample 0.1 --ok-regex "$OK_RE" --server-pids "$GWB_DIR/server.pids" \
+           --out "$out" -- timeout -k 5 "$TIMEOUT" "${CMD[@]}" 2>"$out.perf.err")
+  if [[ -n ${SCHED:-} ]]; then
+    local wall; wall=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["wall_s"])' "$json")
+    local rq; rq=$(python3 "$HERE/runqueue.py" --perf-data "$out.perf" --wall-s "$wall" --per-host hosts \
+      --group "hosts=$(paste -sd, "$GWB_DIR/sshd.pids")" --group "gateway=$(gateway_pid)" \
+      --group "relays=$(cat "$GWB_DIR"/relay-*.pid | paste -sd,)" --group "client=$(<"$out.client.pid")")
+    if [[ -z ${KEEP_PERF:-} ]]; then rm -f "$out.perf"; fi
+    printf '%s\t%s\t%s\t%s\n' "$tool" "$r" "$load" "$rq" >>"$RESULTS.runqueue"
+    log "$tool run $r run-queue wait: $rq"
+  fi
   printf '%s\t%s\t%s\t%s\t%s\tRUN\t%s\t%s\t%s\n' "$tool" "$LABEL" "$rtt" "$n" "$par" "$json" "$load" \
     "$(printf '%q ' "${CMD[@]}")" >>"$RESULTS"
   log "$tool rtt=$rtt N=$n P=$par (load $load): $json; delay relays' CPU $(( $(relay_cpu) - relay0 )) ticks"
@@ -362,6 +441,7 @@ cmd_matrix() {
   done
   local table; table=$(render "$RESULTS")
   echo "$table"
+  if [[ -f $RESULTS.runqueue ]]; then echo; cat "$RESULTS.runqueue"; fi
   if [[ -n ${MD:-} ]]; then
     { echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'): \`bench/gateway/run.sh matrix \"$points\"\` RUNS=$RUNS TIMEOUT=$TIMEOUT"
       echo; echo "$table"; echo; echo "Raw: \`$RESULTS\`"; } >"$MD"
@@ -434,6 +514,7 @@ cmd_timeline() {
   render "$RESULTS"
   echo
   cat "$times"
+  if [[ -f $RESULTS.runqueue ]]; then echo; cat "$RESULTS.runqueue"; fi
 }
 
 case ${1:-} in
@@ -441,5 +522,5 @@ case ${1:-} in
   turns) shift; cmd_turns "${1:-30}" ;;
   timeline) shift; cmd_timeline "${1:?a point, e.g. 30:200:100}" ;;
   down) net_down ;;
-  *) sed -n '2,35p' "$0"; exit 2 ;;
+  *) sed -n '2,45p' "$0"; exit 2 ;;
 esac
