@@ -60,7 +60,12 @@ extension SSHSession {
     ///
     /// The watcher finds those holders by the pipes' identity: it keeps read ends of them (opened
     /// through /proc; a reader never delays sshd's EOF) and compares each process's fd 1 and 2 with
-    /// them. Without /proc it only sends the hangup. The watcher is started from a subshell so that it is
+    /// them. That scan reads every process's fds (~25 ms of the host's CPU with ~1,000 processes), so it
+    /// is skipped when it cannot find anything: if the shell's parent is sshd (which keeps only the read
+    /// ends), held the pipes when the watcher started and holds neither any more, it has read both to
+    /// EOF, so nothing holds their write ends (under sudo the parent is sudo's or setsid's process, which
+    /// holds write ends, and the scan always runs). Without /proc the
+    /// watcher only sends the hangup. The watcher is started from a subshell so that it is
     /// not the shell's job (a bare `wait` in the command must not wait for it). Under bash it is a
     /// builtin `read -t`, so a command costs two forks and no exec; other shells use coreutils `timeout`
     /// and `cat`. A command killed by signal N makes the shell kill itself with N, so the server reports
@@ -89,15 +94,16 @@ extension SSHSession {
         return """
             exec 3<&0 </dev/null; _gf_pid=$$
             _gf_held() { _gf_h=; for _gf_d in /proc/[0-9]*; do for _gf_r in 4 5; do if [ $_gf_d/fd/1 -ef /proc/self/fd/$_gf_r ] || [ $_gf_d/fd/2 -ef /proc/self/fd/$_gf_r ]; then _gf_h="$_gf_h ${_gf_d#/proc/}"; break; fi; done; done; [ -n "$_gf_h" ]; }
+            _gf_ph() { for _gf_f in /proc/$PPID/fd/*; do if [ $_gf_f -ef /proc/self/fd/4 ] || [ $_gf_f -ef /proc/self/fd/5 ]; then return 0; fi; done; return 1; }
             _gf_stop() { trap '' TERM
             if kill -0 $_gf_pid; then kill -TERM -$_gf_pid || kill -TERM $_gf_pid; sleep 2; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; exit 0; fi
-            sleep 0.5; kill -HUP -$_gf_pid; [ -e /proc/self/fd/5 ] || exit 0; _gf_n=0
+            sleep 0.5; kill -HUP -$_gf_pid; [ -e /proc/self/fd/5 ] || exit 0; [ -z "$_gf_pp" ] || _gf_ph || exit 0; _gf_n=0
             while _gf_held; do case $_gf_n in 2) kill -TERM $_gf_h;; 6) kill -KILL $_gf_h; exit 0;; esac; _gf_n=$((_gf_n + 1)); sleep 0.5; done; }
-            _gf_watch() { trap '' HUP; exec 6>&2 2>/dev/null; [ -e /proc/self/fd/6 ] && command exec 4</proc/self/fd/1 5</proc/self/fd/6; exec >/dev/null 6>&-; }
+            _gf_watch() { trap '' HUP; exec 6>&2 2>/dev/null; [ -e /proc/self/fd/6 ] && command exec 4</proc/self/fd/1 5</proc/self/fd/6; exec >/dev/null 6>&-; _gf_pp=; read -r _gf_c </proc/$PPID/comm && [ "$_gf_c" = sshd ] && _gf_ph && _gf_pp=1; }
             if [ -n "${BASH_VERSION-}" ]; then ( { _gf_watch; \(bashWait); _gf_stop; } & )
             else ( { _gf_watch; \(otherWait); _gf_stop; } & )
             fi
-            exec 3<&-; unset -f _gf_held _gf_stop _gf_watch
+            exec 3<&-; unset -f _gf_held _gf_ph _gf_stop _gf_watch
             eval \(shellQuote(command))
             _gf_s=$?; [ $_gf_s -gt 128 ] && [ $_gf_s -lt 160 ] && kill -$((_gf_s - 128)) $$
             exit $_gf_s
