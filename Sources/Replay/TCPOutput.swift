@@ -148,6 +148,9 @@ final class TCPOutputWorker: Sendable {
         var stopped = false
         /// Sequence numbers written on the current connection, not acknowledged yet.
         var unacknowledged: Set<UInt64> = []
+        /// Records taken off the queue by `send` and not yet written: neither queued nor awaiting an
+        /// acknowledgement, so without this a worker mid-batch would look idle and `close` would stop it.
+        var takenForSending = 0
         var connected = false
         var lastError: String?
     }
@@ -164,7 +167,9 @@ final class TCPOutputWorker: Sendable {
         self.slot = slot
     }
 
-    var isIdle: Bool { state.withLockedValue { $0.queue.isEmpty && $0.unacknowledged.isEmpty } }
+    var isIdle: Bool {
+        state.withLockedValue { $0.queue.isEmpty && $0.takenForSending == 0 && $0.unacknowledged.isEmpty }
+    }
 
     /// Queues; false when full or stopped.
     func enqueue(_ message: ReplayMessage) -> Bool {
@@ -300,7 +305,10 @@ final class TCPOutputWorker: Sendable {
         }
         while channel.isActive {
             let batch = state.withLockedValue { state -> [ReplayMessage] in
-                defer { state.queue.removeAll(keepingCapacity: true) }
+                defer {
+                    state.takenForSending = state.queue.count
+                    state.queue.removeAll(keepingCapacity: true)
+                }
                 return state.queue
             }
             if batch.isEmpty {
@@ -324,6 +332,7 @@ final class TCPOutputWorker: Sendable {
                         statistics.updateOutput(slot) { $0.unacknowledged += 1 }
                     }
                     state.unacknowledged.insert(number)
+                    state.takenForSending -= 1
                 }
                 do {
                     try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
@@ -341,6 +350,7 @@ final class TCPOutputWorker: Sendable {
     private func requeue(_ messages: [ReplayMessage]) {
         state.withLockedValue { state in
             state.queue.insert(contentsOf: messages, at: 0)
+            state.takenForSending = 0
         }
     }
 }

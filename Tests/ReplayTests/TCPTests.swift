@@ -270,12 +270,11 @@ struct TCPTests {
         #expect(
             Set(server.requestTexts.map { String($0.split(separator: " ")[1]) }) == Set((0..<50).map { "/f/\($0)" }))
         #expect(server.requests.count == 50)
-        // Every record is accounted for. Under heavy load a connection has been seen to end with
-        // 2–4 delivered records still unconfirmed (counted, never resent): a known gap in the
-        // acknowledgement path, so this asserts the accounting, not that none was in flight.
-        let acknowledged = sender.counter("acknowledged") ?? 0
-        #expect(acknowledged + (sender.counter("unacknowledged") ?? 0) == 50, "\(sender.errorText)")
-        #expect(acknowledged >= 40, "\(sender.errorText)")
+        // Every record is confirmed. A worker that had taken a batch off its queue but not yet
+        // written it once looked idle, so the sender stopped it and closed with acknowledgements
+        // still on their way (38 of 50 under load on 2026-12-03).
+        #expect(sender.counter("acknowledged") == 50, "\(sender.errorText)")
+        #expect(sender.counter("unacknowledged") == 0, "\(sender.errorText)")
         // Replayed responses were used for acknowledgements only: not written anywhere.
         #expect(replayed.errorText.contains("requests read 50"), "\(replayed.errorText)")
     }
