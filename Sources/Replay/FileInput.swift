@@ -59,8 +59,13 @@ public struct GorFileInput: MessageInput {
     }
 
     public func messages() -> AsyncThrowingStream<ReplayMessage, any Error> {
-        let state = FileReplayState(paths: paths, options: options, statistics: statistics)
+        let state = makeReader()
         return AsyncThrowingStream { try await state.next() }
+    }
+
+    /// What `messages()` reads from, for a caller that can call `next()` itself.
+    func makeReader() -> FileReplayState {
+        FileReplayState(paths: paths, options: options, statistics: statistics)
     }
 }
 
@@ -182,18 +187,31 @@ final class FileReplayState: @unchecked Sendable {
 /// complete) replay in timestamp order. Stable for equal timestamps.
 public struct ReorderWindow: Sendable {
     public let depth: Int
+    /// Records from `head` on are waiting; those before it were handed out
+    /// and are dropped in one move once `depth` of them pile up, so a pop
+    /// does not shift the whole window (it did, once per record).
     private var records: [ReplayMessage] = []
+    private var head = 0
 
     public init(depth: Int) {
         self.depth = max(1, depth)
-        records.reserveCapacity(self.depth)
+        records.reserveCapacity(self.depth * 2)
     }
 
-    public var isFull: Bool { records.count >= depth }
+    public var isFull: Bool { records.count - head >= depth }
 
     public mutating func insert(_ message: ReplayMessage) {
+        if head >= depth {
+            records.removeFirst(head)
+            head = 0
+        }
+        // In-order records (the usual case) go at the end without a search.
+        if let last = records.last, head < records.count, last.timestamp <= message.timestamp {
+            records.append(message)
+            return
+        }
         // After the last record with a timestamp ≤ this one (binary search).
-        var low = 0
+        var low = head
         var high = records.count
         while low < high {
             let middle = (low + high) / 2
@@ -203,6 +221,20 @@ public struct ReorderWindow: Sendable {
     }
 
     public mutating func popEarliest() -> ReplayMessage? {
-        records.isEmpty ? nil : records.removeFirst()
+        guard head < records.count else { return nil }
+        let message = records[head]
+        // Let the payload go now rather than at the next compaction.
+        records[head] = ReplayMessage.placeholder
+        head += 1
+        if head == records.count {
+            records.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return message
     }
+}
+
+extension ReplayMessage {
+    /// Fills a handed-out slot of a `ReorderWindow` (holds no storage).
+    fileprivate static let placeholder = ReplayMessage(type: .request, id: "", timestamp: 0, latency: nil, payload: [])
 }

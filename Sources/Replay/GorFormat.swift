@@ -42,8 +42,9 @@ public enum GorFormat {
     /// Parses one record: the bytes between two separators.
     public static func decodeRecord(_ record: ArraySlice<UInt8>) throws(GorRecordError) -> ReplayMessage {
         guard let newline = record.firstIndex(of: 0x0A) else { throw .missingMetaLine }
-        // Split the meta line on spaces without building intermediate strings.
-        var fields: [Range<Int>] = []
+        // Split the meta line on spaces without building intermediate strings
+        // or an array: only the first four fields are read.
+        var fields = MetaFields()
         var start = record.startIndex
         var position = start
         while position <= newline {
@@ -68,6 +69,32 @@ public enum GorFormat {
         guard let id = String(validating: record[fields[1]], as: UTF8.self) else { throw .malformedMeta(metaText()) }
         let payload = Array(record[(newline + 1)...])
         return ReplayMessage(type: type, id: id, timestamp: timestamp, latency: latency, payload: payload)
+    }
+
+    /// The first four fields of a meta line, and how many there were.
+    private struct MetaFields {
+        private var first: (Range<Int>, Range<Int>, Range<Int>, Range<Int>) = (0..<0, 0..<0, 0..<0, 0..<0)
+        private(set) var count = 0
+
+        mutating func append(_ field: Range<Int>) {
+            switch count {
+            case 0: first.0 = field
+            case 1: first.1 = field
+            case 2: first.2 = field
+            case 3: first.3 = field
+            default: break
+            }
+            count += 1
+        }
+
+        subscript(index: Int) -> Range<Int> {
+            switch index {
+            case 0: first.0
+            case 1: first.1
+            case 2: first.2
+            default: first.3
+            }
+        }
     }
 
     /// A decimal Int64 with optional minus sign; nil on anything else or overflow.

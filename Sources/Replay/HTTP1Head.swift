@@ -366,12 +366,13 @@ public struct HTTP1Head: Sendable, Equatable {
             hasTransferEncoding = true
             transferEncodingLine = field.number
             // The codings of every Transfer-Encoding line form one list: its last entry decides.
-            let last = value.split(separator: 0x2c, omittingEmptySubsequences: true).last.map(Self.trimmed)
-            chunked = last.map { ASCII.equalsIgnoringCase($0, "chunked".utf8) } ?? chunked
+            var last: UnsafeRawBufferPointer?
+            Self.forEachListItem(in: value) { item, untrimmedEmpty in if !untrimmedEmpty { last = item } }
+            if let last { chunked = ASCII.equalsIgnoringCase(last, "chunked") }
         case 10 where ASCII.equalsIgnoringCase(name, "connection"):
-            for option in value.split(separator: 0x2c).map(Self.trimmed) {
-                if ASCII.equalsIgnoringCase(option, "close".utf8) { connectionClose = true }
-                if ASCII.equalsIgnoringCase(option, "keep-alive".utf8) { connectionKeepAlive = true }
+            Self.forEachListItem(in: value) { option, _ in
+                if ASCII.equalsIgnoringCase(option, "close") { connectionClose = true }
+                if ASCII.equalsIgnoringCase(option, "keep-alive") { connectionKeepAlive = true }
             }
         case 6 where ASCII.equalsIgnoringCase(name, "expect"):
             if ASCII.equalsIgnoringCase(value, "100-continue".utf8) { expectContinueLine = field.line }
@@ -465,10 +466,20 @@ public struct HTTP1Head: Sendable, Equatable {
         return value
     }
 
-    private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        var result = bytes
-        while let first = result.first, ASCII.isWhitespace(first) { result = result.dropFirst() }
-        while let last = result.last, ASCII.isWhitespace(last) { result = result.dropLast() }
-        return result
+    /// Calls `body` with each comma-separated item of `value`, trimmed (empty
+    /// items included, flagged by whether they were empty before trimming); no
+    /// arrays, as this runs for every replayed response.
+    static func forEachListItem(in value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Bool) -> Void) {
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != 0x2c { end += 1 }
+            var low = start
+            var high = end
+            while low < high && ASCII.isWhitespace(value[low]) { low += 1 }
+            while high > low && ASCII.isWhitespace(value[high - 1]) { high -= 1 }
+            body(UnsafeRawBufferPointer(rebasing: value[low..<high]), end == start)
+            start = end + 1
+        }
     }
 }

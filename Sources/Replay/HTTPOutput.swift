@@ -39,10 +39,16 @@ public struct HTTPOutputOptions: Sendable {
     public init() {}
 }
 
-/// A request on its way to the target: its bytes are already in the buffer
-/// the connection writes, so the event loop neither allocates nor copies.
+/// A request on its way to the target: the captured bytes and where the
+/// Host value goes. The connection writes it into a buffer it reuses, so a
+/// request costs no allocation beyond the payload the input decoded (a
+/// prepared `ByteBuffer` was two more, freed on another thread).
 struct PendingRequest: Sendable {
-    var bytes: ByteBuffer
+    var payload: [UInt8]
+    /// Where the target's Host value replaces the captured one (nil: sent as is).
+    var hostValue: Range<Int>?
+    /// The captured header had no space after its colon: add one.
+    var hostNeedsSpace = false
     var id: String
     var isHead: Bool
     /// Safe to send again when a reused connection turns out closed
@@ -50,17 +56,36 @@ struct PendingRequest: Sendable {
     var isIdempotent: Bool
     var retried = false
 
-    init(bytes: ByteBuffer, id: String, isHead: Bool) {
-        self.bytes = bytes
+    init(payload: [UInt8], hostValue: Range<Int>? = nil, hostNeedsSpace: Bool = false, id: String, isHead: Bool) {
+        self.payload = payload
+        self.hostValue = hostValue
+        self.hostNeedsSpace = hostNeedsSpace
         self.id = id
         self.isHead = isHead
-        self.isIdempotent = bytes.withUnsafeReadableBytes { raw in
-            Self.idempotentMethods.contains { method in raw.starts(with: method) }
+        self.isIdempotent = payload.withUnsafeBytes { raw in
+            Self.startsWith(raw, "GET ") || Self.startsWith(raw, "HEAD ") || Self.startsWith(raw, "OPTIONS ")
+                || Self.startsWith(raw, "PUT ") || Self.startsWith(raw, "DELETE ") || Self.startsWith(raw, "TRACE ")
         }
     }
 
-    private static let idempotentMethods: [[UInt8]] = ["GET ", "HEAD ", "OPTIONS ", "PUT ", "DELETE ", "TRACE "].map {
-        Array($0.utf8)
+    /// Appends the request as sent, with `host` in place of the captured Host value.
+    func write(into buffer: inout ByteBuffer, host: [UInt8]) {
+        guard let value = hostValue else {
+            buffer.writeBytes(payload)
+            return
+        }
+        payload.withUnsafeBytes { raw in
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[..<value.lowerBound]))
+            if hostNeedsSpace { buffer.writeInteger(UInt8(0x20)) }
+            buffer.writeBytes(host)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[value.upperBound...]))
+        }
+    }
+
+    private static func startsWith(_ raw: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard raw.count >= count, let base = raw.baseAddress else { return false }
+        return memcmp(base, literal.utf8Start, count) == 0
     }
 }
 
@@ -89,7 +114,6 @@ public final class HTTPOutput: MessageOutput {
     private let reportedFailures = NIOLockedValueBox(Set<String>())
     /// Set once the idle reaper runs, so `emit` checks it without a lock.
     private let reaperStarted = Atomic(false)
-    private let allocator = ByteBufferAllocator()
 
     private struct IdleConnection {
         var connection: ReplayConnectionHandle
@@ -135,37 +159,66 @@ public final class HTTPOutput: MessageOutput {
         }
     }
 
-    /// The request bytes as sent: the Host header set to the target (unless
-    /// original-host), the target replaced when the URL has a path.
-    func prepare(_ payload: [UInt8]) -> (bytes: [UInt8], isHead: Bool)? {
+    /// The request to send for `message`: the Host header set to the target
+    /// (unless original-host), the target replaced when the URL has a path.
+    /// The common case (only the Host value changes) is left to the
+    /// connection, which writes the target's host in its place; the rest go
+    /// through the parser. Nil for requests not replayed (CONNECT).
+    func prepare(_ message: ReplayMessage) -> PendingRequest? {
+        let payload = message.payload
         if target.pathAndQuery == nil && target.authorization == nil,
-            let fast = Self.replacingHost(in: payload, with: options.originalHost ? nil : hostHeaderBytes)
+            let fast = Self.hostRewrite(in: payload, with: options.originalHost ? nil : hostHeaderBytes)
         {
-            return fast
+            switch fast.rewrite {
+            case .unchanged:
+                return PendingRequest(payload: payload, id: message.id, isHead: fast.isHead)
+            case .replace(let value, let addSpace):
+                return PendingRequest(
+                    payload: payload, hostValue: value, hostNeedsSpace: addSpace, id: message.id, isHead: fast.isHead)
+            }
         }
-        return parsedPrepare(payload)
+        guard let prepared = parsedPrepare(payload) else { return nil }
+        return PendingRequest(payload: prepared.bytes, id: message.id, isHead: prepared.isHead)
     }
 
-    /// `prepare`, written straight into the buffer a connection sends.
-    func prepareBuffer(_ payload: [UInt8]) -> (bytes: ByteBuffer, isHead: Bool)? {
-        guard let prepared = prepare(payload) else { return nil }
-        return (allocator.buffer(bytes: prepared.bytes), prepared.isHead)
+    /// What the fast path does to a request's Host header.
+    enum HostRewrite: Equatable {
+        case unchanged
+        /// Replace the bytes of `value` with the target's host (after a space
+        /// when the header had none after its colon).
+        case replace(value: Range<Int>, addSpace: Bool)
     }
 
     /// Byte-level Host rewrite for the common case (no other change): finds
     /// the Host line without building Strings. Nil when the request needs
     /// the full parser (e.g. it is not HTTP or has no Host header).
-    static func replacingHost(in payload: [UInt8], with host: [UInt8]?) -> (bytes: [UInt8], isHead: Bool)? {
-        let isHead = payload.starts(with: "HEAD ".utf8)
-        if payload.starts(with: "CONNECT ".utf8) { return nil }
+    static func hostRewrite(in payload: [UInt8], with host: [UInt8]?) -> (rewrite: HostRewrite, isHead: Bool)? {
+        payload.withUnsafeBufferPointer { bytes in hostRewrite(in: bytes, with: host) }
+    }
+
+    private static func hostRewrite(in payload: UnsafeBufferPointer<UInt8>, with host: [UInt8]?)
+        -> (rewrite: HostRewrite, isHead: Bool)?
+    {
+        func startsWith(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard payload.count >= count else { return false }
+            let expected = literal.utf8Start
+            for offset in 0..<count where payload[offset] != expected[offset] { return false }
+            return true
+        }
+        let isHead = startsWith("HEAD ")
+        if startsWith("CONNECT ") { return nil }
         // An absolute-form target (`GET http://host/x`, a proxy's request)
         // needs the parser to become origin-form.
-        if let space = payload.prefix(16).firstIndex(of: 0x20),
-            payload[(space + 1)...].prefix(4).map({ $0 | 0x20 }).elementsEqual("http".utf8)
+        var space = 0
+        while space < min(16, payload.count) && payload[space] != 0x20 { space += 1 }
+        if space < min(16, payload.count), payload.count >= space + 5,
+            payload[space + 1] | 0x20 == 0x68, payload[space + 2] | 0x20 == 0x74,
+            payload[space + 3] | 0x20 == 0x74, payload[space + 4] | 0x20 == 0x70
         {
             return nil
         }
-        guard let host else { return (payload, isHead) }
+        guard let host else { return (.unchanged, isHead) }
         guard var lineStart = payload.firstIndex(of: 0x0A).map({ $0 + 1 }) else { return nil }
         while lineStart < payload.count {
             guard let lineEnd = payload[lineStart...].firstIndex(of: 0x0A) else { return nil }
@@ -185,14 +238,8 @@ public final class HTTPOutput: MessageOutput {
                 while valueEnd > valueStart && (payload[valueEnd - 1] == 0x20 || payload[valueEnd - 1] == 0x09) {
                     valueEnd -= 1
                 }
-                if payload[valueStart..<valueEnd].elementsEqual(host) { return (payload, isHead) }
-                var bytes: [UInt8] = []
-                bytes.reserveCapacity(payload.count + host.count)
-                bytes.append(contentsOf: payload[..<valueStart])
-                if valueStart == lineStart + 5 { bytes.append(0x20) }
-                bytes.append(contentsOf: host)
-                bytes.append(contentsOf: payload[valueEnd...])
-                return (bytes, isHead)
+                if payload[valueStart..<valueEnd].elementsEqual(host) { return (.unchanged, isHead) }
+                return (.replace(value: valueStart..<valueEnd, addSpace: valueStart == lineStart + 5), isHead)
             }
             lineStart = lineEnd + 1
         }
@@ -235,8 +282,7 @@ public final class HTTPOutput: MessageOutput {
     }
 
     public func emit(_ message: ReplayMessage) {
-        guard message.type == .request, let prepared = prepareBuffer(message.payload) else { return }
-        let pending = PendingRequest(bytes: prepared.bytes, id: message.id, isHead: prepared.isHead)
+        guard message.type == .request, let pending = prepare(message) else { return }
         if !reaperStarted.load(ordering: .relaxed) { startReaperIfNeeded() }
         let dropped = dispatch(pending, retry: false)
         statistics.updateOutput(slot) { counters in
@@ -489,7 +535,9 @@ public final class HTTPOutput: MessageOutput {
             counters.sent += batch.responses
             counters.responses += batch.responses
             for (status, count) in batch.statusCodes { counters.statusCodes[status, default: 0] += count }
-            counters.latency.merge(batch.latency)
+            for latency in batch.latencies {
+                counters.latency.record(nanoseconds: latency.nanoseconds, bucket: latency.bucket)
+            }
         }
     }
 
@@ -511,7 +559,7 @@ public final class HTTPOutput: MessageOutput {
         while ContinuousClock.now < deadline {
             let busy = state.withLock { $0.inFlight > 0 || !$0.queue.isEmpty }
             if !busy { break }
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await Task.sleep(for: .milliseconds(1))
         }
         reaper.withLockedValue { task in
             task?.cancel()
@@ -529,7 +577,7 @@ public final class HTTPOutput: MessageOutput {
         // Let the closes run so counters settle.
         let settle = ContinuousClock.now + .seconds(1)
         while ContinuousClock.now < settle, state.withLock({ $0.connections > 0 }) {
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await Task.sleep(for: .milliseconds(1))
         }
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// An input with the rate limit from its address suffix.
 public struct InputRoute: Sendable {
@@ -43,7 +44,7 @@ public final class ReplayPipeline: Sendable {
     private let middlewareBox = NIOLockedValueBox<Middleware?>(nil)
     /// Settles acknowledgements of `--input-tcp` records (see `AcknowledgementBook`).
     public let acknowledgements = AcknowledgementBook()
-    private let acknowledgeOnRoute = NIOLockedValueBox(true)
+    private let acknowledgeOnRoute = Atomic(true)
 
     public init(
         modifier: HTTPModifier, splitOutput: Bool = false, maxPayloadSize: Int? = nil,
@@ -78,7 +79,7 @@ public final class ReplayPipeline: Sendable {
     /// When requests go to an HTTP output, a `--input-tcp` record is
     /// acknowledged once its replayed response arrives, not when routed.
     public func acknowledgeRequestsOnReplayedResponse() {
-        acknowledgeOnRoute.withLockedValue { $0 = false }
+        acknowledgeOnRoute.store(false, ordering: .relaxed)
     }
 
     /// Reads every input to its end (or until cancelled), concurrently.
@@ -128,31 +129,45 @@ public final class ReplayPipeline: Sendable {
     private func pump(_ route: InputRoute) async {
         var limiter = route.limit.map(RateLimiter.init)
         do {
-            for try await message in route.input.messages() {
-                if Task.isCancelled { break }
-                if message.type == .request, limiter?.allow() == false {
-                    statistics.updatePipeline {
-                        $0.requestsRead += 1
-                        $0.inputRateLimited += 1
-                    }
-                    droppedIDs.withLockedValue { $0.insert(message.id) }
-                    acknowledgements.settle(id: message.id, type: message.type)
-                    continue
+            if let file = route.input as? GorFileInput {
+                // Straight from the reader: the stream's per-element
+                // cancellation handler cost more than decoding the record.
+                let records = file.makeReader()
+                while !Task.isCancelled, let message = try await records.next() {
+                    await take(message, from: route, limiter: &limiter)
                 }
-                if let middleware, route.input is GorFileInput {
-                    // A file can wait for the middleware (GoReplay blocks every input);
-                    // live and TCP inputs cannot, and drop when its queue is full.
-                    while !middleware.hasRoom(forBytes: message.payload.count), !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(1))
-                    }
+            } else {
+                for try await message in route.input.messages() {
+                    if Task.isCancelled { break }
+                    await take(message, from: route, limiter: &limiter)
                 }
-                admit(message)
             }
         } catch is CancellationError {
             // Stopped by --exit-after or a signal: not a failure.
         } catch {
             logger.error("input \(route.input.name) failed: \(error)")
         }
+    }
+
+    /// One message from an input: its rate limit, then on to the middleware or filters.
+    private func take(_ message: ReplayMessage, from route: InputRoute, limiter: inout RateLimiter?) async {
+        if message.type == .request, limiter?.allow() == false {
+            statistics.updatePipeline {
+                $0.requestsRead += 1
+                $0.inputRateLimited += 1
+            }
+            droppedIDs.withLockedValue { $0.insert(message.id) }
+            acknowledgements.settle(id: message.id, type: message.type)
+            return
+        }
+        if let middleware, route.input is GorFileInput {
+            // A file can wait for the middleware (GoReplay blocks every input);
+            // live and TCP inputs cannot, and drop when its queue is full.
+            while !middleware.hasRoom(forBytes: message.payload.count), !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        admit(message)
     }
 
     /// Filters, rewrites and routes one message (also used for replayed
@@ -183,7 +198,7 @@ public final class ReplayPipeline: Sendable {
             }
         }
         route(message)
-        if message.type != .request || acknowledgeOnRoute.withLockedValue({ $0 }) {
+        if message.type != .request || acknowledgeOnRoute.load(ordering: .relaxed) {
             acknowledgements.settle(id: message.id, type: message.type)
         }
     }

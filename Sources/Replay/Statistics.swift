@@ -19,11 +19,21 @@ public struct LatencyHistogram: Sendable {
     public init() {}
 
     public mutating func record(nanoseconds: Int64) {
-        count += 1
-        if nanoseconds > max { max = nanoseconds }
+        record(nanoseconds: nanoseconds, bucket: Self.bucket(of: nanoseconds))
+    }
+
+    /// The bucket `nanoseconds` falls in; with `record(nanoseconds:bucket:)`
+    /// the logarithm can be taken before a lock around the histogram.
+    static func bucket(of nanoseconds: Int64) -> Int {
         let value = Double(Swift.max(nanoseconds, 1))
         let index = value <= Self.base ? 0 : Int(log(value / Self.base) * Self.inverseLogRatio)
-        buckets[Swift.min(index, Self.bucketCount - 1)] += 1
+        return Swift.min(index, Self.bucketCount - 1)
+    }
+
+    mutating func record(nanoseconds: Int64, bucket: Int) {
+        count += 1
+        if nanoseconds > max { max = nanoseconds }
+        buckets[bucket] += 1
     }
 
     private static let inverseLogRatio = 1 / log(ratio)

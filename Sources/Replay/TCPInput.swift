@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// `HOST:PORT`, `:PORT` or `[V6]:PORT` of `--input-tcp` / `--output-tcp`.
 public struct TCPAddress: Sendable, Equatable, CustomStringConvertible {
@@ -55,6 +56,9 @@ public final class AcknowledgementBook: Sendable {
     /// Entries kept at most; beyond, arbitrary ones are forgotten (never acknowledged).
     let capacity: Int
     private let state = NIOLockedValueBox(State())
+    /// Set by the first `register`: until then `settle` (called for every
+    /// message) has nothing to look up and takes no lock.
+    private let used = Atomic(false)
 
     public init(capacity: Int = 100_000) {
         self.capacity = capacity
@@ -62,6 +66,7 @@ public final class AcknowledgementBook: Sendable {
 
     /// Calls `acknowledge` when the record `id`/`type` is settled.
     public func register(id: String, type: PayloadType, acknowledge: @escaping @Sendable () -> Void) {
+        if !used.load(ordering: .relaxed) { used.store(true, ordering: .releasing) }
         state.withLockedValue { state in
             if state.count >= capacity, let victim = state.pending.keys.first {
                 state.count -= state.pending.removeValue(forKey: victim)?.count ?? 0
@@ -73,6 +78,7 @@ public final class AcknowledgementBook: Sendable {
 
     /// Acknowledges the oldest pending record `id`/`type`, if any.
     public func settle(id: String, type: PayloadType) {
+        guard used.load(ordering: .acquiring) else { return }
         let action: (@Sendable () -> Void)? = state.withLockedValue { state in
             guard state.count > 0 else { return nil }
             let key = Key(id: id, type: type.rawValue)

@@ -75,6 +75,21 @@ struct GorFormatTests {
         #expect(reader.skippedReasons.contains(.unknownType("7")))
     }
 
+    @Test("meta lines: repeated spaces, a fifth field ignored, a bad latency refused")
+    func metaFields() throws {
+        let payload = Array("GET / HTTP/1.1\r\n\r\n".utf8)
+        func decode(_ meta: String) throws(GorRecordError) -> ReplayMessage {
+            try GorFormat.decodeRecord(ArraySlice(Array((meta + "\n").utf8) + payload))
+        }
+        let spaced = try decode("1  ab   17 ")
+        #expect(spaced.type == .request && spaced.id == "ab" && spaced.timestamp == 17 && spaced.latency == nil)
+        let five = try decode("2 cd 18 40 extra")
+        #expect(five.type == .response && five.id == "cd" && five.timestamp == 18 && five.latency == 40)
+        #expect(five.payload == payload)
+        #expect(throws: GorRecordError.malformedMeta("3 ef 19 x")) { try decode("3 ef 19 x") }
+        #expect(throws: GorRecordError.malformedMeta("1 gh")) { try decode("1 gh") }
+    }
+
     @Test("a truncated last record is counted, earlier ones are read")
     func truncatedFile() throws {
         let directory = try makeTemporaryDirectory()

@@ -100,6 +100,13 @@ struct HTTP1HeadTests {
             try head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").bodyFraming() == .fixed(5))
         #expect(try head("GET / HTTP/1.1\r\n\r\n").bodyFraming() == .none)
 
+        // Comma lists: items trimmed, empty ones skipped, any position.
+        #expect(
+            try head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip ,\tchunked,\r\n\r\n").bodyFraming() == .chunked)
+        #expect(try !head("HTTP/1.1 200 OK\r\nConnection: Upgrade, ,  close\r\n\r\n", .response).isPersistent)
+        #expect(try head("HTTP/1.0 200 OK\r\nConnection: ,keep-alive,\r\n\r\n", .response).isPersistent)
+        #expect(try head("HTTP/1.1 200 OK\r\nConnection: closed, keep-alive-x\r\n\r\n", .response).isPersistent)
+        #expect(try head("HTTP/1.1 200 OK\r\nConnection:\r\n\r\n", .response).isPersistent)
         #expect(try !head("HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n", .response).isPersistent)
         #expect(try !head("HTTP/1.0 200 OK\r\n\r\n", .response).isPersistent)
         #expect(try head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n", .response).isPersistent)

@@ -50,6 +50,34 @@ struct HTTPReplayTests {
         }
     }
 
+    @Test("the Host rewrite on bytes: no space after the colon, already the target, whitespace, absolute form")
+    func hostRewriteEdges() async throws {
+        try await withServer { server, directory in
+            let target = "127.0.0.1:\(server.port)"
+            let input = try gorFile(
+                [
+                    request("GET /a HTTP/1.1\nHost:www.gov.uk\nX: 1"),
+                    request("GET /b HTTP/1.1\nHost: \(target)"),
+                    request("GET /c HTTP/1.1\nX-First: 1\nHOST:\t www.gov.uk \t\nX: 2"),
+                    request("GET http://www.gov.uk/d?x=1 HTTP/1.1\nHost: www.gov.uk"),
+                    request("GET /e HTTP/1.1\nX: no host"),
+                ], in: directory)
+            let run = await runGoReplay([
+                "--input-file", input, "--output-http", server.url, "--output-http-workers", "1",
+            ])
+            #expect(run.status == 0)
+            #expect(
+                server.requestTexts.sorted() == [
+                    "GET /a HTTP/1.1\r\nHost: \(target)\r\nX: 1\r\n\r\n",
+                    "GET /b HTTP/1.1\r\nHost: \(target)\r\n\r\n",
+                    "GET /c HTTP/1.1\r\nX-First: 1\r\nHOST:\t \(target) \t\r\nX: 2\r\n\r\n",
+                    "GET /d?x=1 HTTP/1.1\r\nHost: \(target)\r\n\r\n",
+                    // No Host header: the parser adds one after the request line.
+                    "GET /e HTTP/1.1\r\nHost: \(target)\r\nX: no host\r\n\r\n",
+                ])
+        }
+    }
+
     @Test("--http-original-host keeps Host; a URL path replaces the request target")
     func originalHostAndPath() async throws {
         try await withServer { server, directory in

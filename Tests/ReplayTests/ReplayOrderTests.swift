@@ -49,6 +49,32 @@ struct ReplayOrderTests {
         #expect(ids == [9, 0, 1, 2, 3, 4].map { String(format: "%024x", $0 + 1) })
     }
 
+    @Test("inserts and pops interleaved past the depth match a sorted reference")
+    func interleavedAgainstReference() {
+        var window = ReorderWindow(depth: 4)
+        var reference: [ReplayMessage] = []
+        var popped: [String] = []
+        var expected: [String] = []
+        // A fixed jumble of timestamps: runs in order, steps back, repeats.
+        let stamps: [Int64] = (0..<200).map { Int64(($0 * 37) % 23 + $0 / 3) }
+        for (index, stamp) in stamps.enumerated() {
+            let message = requestMessage(index, [], timestamp: stamp)
+            window.insert(message)
+            let position = reference.firstIndex { $0.timestamp > stamp } ?? reference.count
+            reference.insert(message, at: position)
+            if window.isFull {
+                popped.append(window.popEarliest()!.id)
+                expected.append(reference.removeFirst().id)
+            }
+            #expect(!window.isFull)
+        }
+        while let message = window.popEarliest() { popped.append(message.id) }
+        expected += reference.map(\.id)
+        #expect(popped == expected)
+        #expect(popped.count == 200)
+        #expect(window.popEarliest() == nil)
+    }
+
     @Test("0, 600, 300, 700 ms replays a, b, c, d to the target, with the recorded pacing")
     func issueExample() async throws {
         let server = try await TestHTTPServer()
