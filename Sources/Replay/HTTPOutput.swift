@@ -104,6 +104,11 @@ public final class HTTPOutput: MessageOutput {
     let sslContext: NIOSSLContext?
     let responseSink: (@Sendable (ReplayMessage) -> Void)?
     let hostHeaderBytes: [UInt8]
+    /// The target's address when its host is an IP literal: connecting to it
+    /// skips NIO's resolver, which runs getaddrinfo on a Dispatch thread per
+    /// connection (tens of milliseconds before the first request on a busy
+    /// machine). Nil for names, which are resolved per connection.
+    let literalAddress: SocketAddress?
     // A Mutex spins briefly before it sleeps: the event loops and the input take it
     // once per request each, and a pthread mutex put them to sleep on every collision.
     private let state = Mutex(PoolState())
@@ -150,6 +155,8 @@ public final class HTTPOutput: MessageOutput {
         self.slot = statistics.registerOutput(name: target.description)
         self.responseSink = responseSink
         self.hostHeaderBytes = Array(target.hostHeader.utf8)
+        self.literalAddress =
+            target.host.isIPAddress ? try? SocketAddress(ipAddress: target.host, port: target.port) : nil
         if target.isTLS {
             var configuration = TLSConfiguration.makeClientConfiguration()
             if options.skipVerify { configuration.certificateVerification = .none }
@@ -396,7 +403,7 @@ public final class HTTPOutput: MessageOutput {
         let sslContext = self.sslContext
         let serverName = target.host.isIPAddress ? nil : target.host
         let connectTimeout = TimeAmount(options.timeout)
-        ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
@@ -409,16 +416,17 @@ public final class HTTPOutput: MessageOutput {
                     try channel.pipeline.syncOperations.addHandler(HTTPReplayConnection(output: self))
                 }
             }
-            .connect(host: target.host, port: target.port)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    channel.eventLoop.execute { self.started(channel, first: first) }
-                case .failure(let error):
-                    self.recordFailure(timeout: false, reason: self.describeConnectFailure(error))
-                    self.connectionEnded(nil, hadRequest: true)
-                }
+        let connected =
+            literalAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: target.host, port: target.port)
+        connected.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                channel.eventLoop.execute { self.started(channel, first: first) }
+            case .failure(let error):
+                self.recordFailure(timeout: false, reason: self.describeConnectFailure(error))
+                self.connectionEnded(nil, hadRequest: true)
             }
+        }
     }
 
     /// On the new channel's event loop: registers its connection and sends its first request.
