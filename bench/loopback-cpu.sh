@@ -7,8 +7,8 @@
 # RUNS rounds, each round every BINARY once in the order given (A B A B…, so drift in the
 # machine's load hits every binary alike). For each run it prints the binary, the client's
 # task-clock from `perf stat` (the govuk-fab process only: sshd is not counted), ms per host, the
-# hosts that answered "ok" and the 1-minute load average. Each timed run holds
-# /work/tools/bench.lock when it exists (the machine is shared).
+# hosts that answered "ok" and the 1-minute load average. With BENCH_LOCK=FILE each timed run
+# holds that flock, so benchmarks sharing a machine take turns.
 #
 # Environment: FLEET_DIR (default /tmp/fleet), FLEET_NETNS (a network namespace the fleet runs in,
 # default none), OUT (scratch directory, default /tmp/loopback-cpu).
@@ -35,7 +35,7 @@ inv=$OUT/inv-$n.yml
 netns=()
 [[ -n ${FLEET_NETNS:-} ]] && netns=(ip netns exec "$FLEET_NETNS")
 lock=()
-[[ -e /work/tools/bench.lock ]] && lock=(flock /work/tools/bench.lock)
+[[ -n ${BENCH_LOCK:-} ]] && lock=(flock "$BENCH_LOCK")
 
 printf '%-40s %10s %8s %5s %6s\n' binary task-ms ms/host ok load1
 for ((r = 1; r <= runs; r++)); do
