@@ -49,7 +49,10 @@ extension SSHSession {
     /// channel's stdin and waits for EOF or for `timeout`. sshd closes that stdin when the shell exits,
     /// and the channel's closing (cancellation, a lost connection) closes it too, so the watcher wakes
     /// for both:
-    /// - the shell still running (timeout, channel closed): SIGTERM to its process group, SIGKILL 2 s later;
+    /// - the shell still running (timeout, channel closed): SIGTERM to its process group and to whatever
+    ///   else holds the command's output (found as below: a `setsid` child would otherwise outlive an
+    ///   interrupted run; never the shell's parent, sshd or sudo, which holds them too), SIGKILL to both
+    ///   2 s later. Holders first: the watcher is in the group, and the group's SIGKILL ends it too;
     /// - the shell gone (the command finished): the session ends as a terminal's hangup ends it under
     ///   Fabric's default pty. 0.5 s later (time for a `nohup` just started to ignore the hangup, which
     ///   under Fabric's pty it often had not) SIGHUP goes to the shell's process group, so a `cmd &`
@@ -94,16 +97,17 @@ extension SSHSession {
         return """
             exec 3<&0 </dev/null; _gf_pid=$$
             _gf_held() { _gf_h=; for _gf_d in /proc/[0-9]*; do for _gf_r in 4 5; do if [ $_gf_d/fd/1 -ef /proc/self/fd/$_gf_r ] || [ $_gf_d/fd/2 -ef /proc/self/fd/$_gf_r ]; then _gf_h="$_gf_h ${_gf_d#/proc/}"; break; fi; done; done; [ -n "$_gf_h" ]; }
+            _gf_kh() { [ -e /proc/self/fd/5 ] && _gf_held || return 0; for _gf_p in $_gf_h; do [ "$_gf_p" = "$PPID" ] || kill -$1 $_gf_p; done; }
             _gf_ph() { for _gf_f in /proc/$PPID/fd/*; do if [ $_gf_f -ef /proc/self/fd/4 ] || [ $_gf_f -ef /proc/self/fd/5 ]; then return 0; fi; done; return 1; }
             _gf_stop() { trap '' TERM
-            if kill -0 $_gf_pid; then kill -TERM -$_gf_pid || kill -TERM $_gf_pid; sleep 2; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; exit 0; fi
+            if kill -0 $_gf_pid; then kill -TERM -$_gf_pid || kill -TERM $_gf_pid; _gf_kh TERM; sleep 2; _gf_kh KILL; kill -KILL -$_gf_pid || kill -KILL $_gf_pid; exit 0; fi
             sleep 0.5; kill -HUP -$_gf_pid; [ -e /proc/self/fd/5 ] || exit 0; [ -z "$_gf_pp" ] || _gf_ph || exit 0; _gf_n=0
             while _gf_held; do case $_gf_n in 2) kill -TERM $_gf_h;; 6) kill -KILL $_gf_h; exit 0;; esac; _gf_n=$((_gf_n + 1)); sleep 0.5; done; }
             _gf_watch() { trap '' HUP; exec 6>&2 2>/dev/null; [ -e /proc/self/fd/6 ] && command exec 4</proc/self/fd/1 5</proc/self/fd/6; exec >/dev/null 6>&-; _gf_pp=; read -r _gf_c </proc/$PPID/comm && [ "$_gf_c" = sshd ] && _gf_ph && _gf_pp=1; }
             if [ -n "${BASH_VERSION-}" ]; then ( { _gf_watch; \(bashWait); _gf_stop; } & )
             else ( { _gf_watch; \(otherWait); _gf_stop; } & )
             fi
-            exec 3<&-; unset -f _gf_held _gf_ph _gf_stop _gf_watch
+            exec 3<&-; unset -f _gf_held _gf_kh _gf_ph _gf_stop _gf_watch
             eval \(shellQuote(command))
             _gf_s=$?; [ $_gf_s -gt 128 ] && [ $_gf_s -lt 160 ] && kill -$((_gf_s - 128)) $$
             exit $_gf_s

@@ -57,6 +57,26 @@ struct BackgroundJobTests {
         }
     }
 
+    @Test("an interrupted run also stops a setsid child that still holds the command's output")
+    func interruptedRunStopsEscapedHolders() async throws {
+        let fleet = try await onThread { try FleetInventory(hosts: 1, prefix: "bgi") }
+        for (seconds, verb) in [(3111, "do"), (3112, "sdo")] {
+            // The marker proves the command had started before the interrupt; without it the test
+            // could pass because nothing ever ran.
+            let marker = "/tmp/govuk-fab-interrupt-\(seconds)"
+            _ = try await onThread { try fleet.fleet.run(on: fleet.names[0], "rm -f \(marker)") }
+            let task = "\(verb):setsid sleep \(seconds) & touch \(marker); sleep 300"
+            let result = try await fleet.fab(["all", task], interruptAfter: .seconds(6))
+            #expect(result.status == 130, "\(task): \(result)")
+            let started = try await onThread {
+                try fleet.fleet.run(on: fleet.names[0], "test -e \(marker) && echo started || echo not").output
+            }
+            #expect(started.contains("started"), "\(task): interrupted before the command started")
+            let left = try await sleeps(seconds, on: fleet)
+            #expect(left.isEmpty, "\(task) left running after the interrupt: \(left)")
+        }
+    }
+
     @Test("a job detached with nohup or setsid and its output redirected keeps running")
     func detachedJobsSurvive() async throws {
         let fleet = try await onThread { try FleetInventory(hosts: 1, prefix: "bgd") }
