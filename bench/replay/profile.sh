@@ -15,30 +15,10 @@ CONNS=${3:-50}
 shift $(($# < 3 ? $# : 3))
 BIN=${GOREPLAY:?set GOREPLAY to a release build of goreplay}
 WORK=$(mktemp -d /tmp/replay-profile.XXXXXX)
-NGINX_PID=""
-cleanup() {
-    if [[ -n "$NGINX_PID" ]]; then kill "$NGINX_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/replay/nginx-target.sh
+trap 'replay_target_down "$WORK"' EXIT
 
-python3 bench/replay/make_gor.py "$REQUESTS" "$WORK/requests.gor"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server { listen 127.0.0.1:$PORT; location / { return 200 "ok\n"; } }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -p "$WORK" &
-NGINX_PID=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+replay_target_up "$WORK" "$REQUESTS"
 perf record "$@" -o "$OUT" -- "$BIN" --input-file "$WORK/requests.gor|100000000%" \
     --output-http "http://127.0.0.1:$PORT" --output-http-workers "$CONNS" \
     --output-http-queue-len "$REQUESTS" 2>&1 >/dev/null | grep -E '^goreplay: (summary|output)'

@@ -13,14 +13,9 @@ cd "$(dirname "$0")/../.."
 REQUESTS=${1:-100000}
 CONNS=${2:-50}
 WORK=$(mktemp -d /tmp/replay-bench.XXXXXX)
-NGINX_PID=""
-cleanup() {
-    if [[ -n "$NGINX_PID" ]]; then kill "$NGINX_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/replay/nginx-target.sh
+trap 'replay_target_down "$WORK"' EXIT
 
-command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx-light" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 
 # GOREPLAY=path uses that binary (e.g. one built with --scratch-path
@@ -35,23 +30,7 @@ else
 fi
 echo "== machine: $(uptime)"
 
-python3 bench/replay/make_gor.py "$REQUESTS" "$WORK/requests.gor"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server { listen 127.0.0.1:$PORT; location / { return 200 "ok\n"; } }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -p "$WORK" &
-NGINX_PID=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+replay_target_up "$WORK" "$REQUESTS"
 
 echo "== goreplay: $REQUESTS requests, $CONNS connections, nginx (1 worker) on 127.0.0.1:$PORT"
 # perf stat's task-clock (CPU ms, all threads) per 100,000 requests is the
