@@ -152,12 +152,7 @@ public final class ReplayPipeline: Sendable {
     /// One message from an input: its rate limit, then on to the middleware or filters.
     private func take(_ message: ReplayMessage, from route: InputRoute, limiter: inout RateLimiter?) async {
         if message.type == .request, limiter?.allow() == false {
-            statistics.updatePipeline {
-                $0.requestsRead += 1
-                $0.inputRateLimited += 1
-            }
-            droppedIDs.withLockedValue { $0.insert(message.id) }
-            acknowledgements.settle(id: message.id, type: message.type)
+            dropRequest(message, counting: \.inputRateLimited)
             return
         }
         if let middleware, route.input is GorFileInput {
@@ -170,6 +165,18 @@ public final class ReplayPipeline: Sendable {
         admit(message)
     }
 
+    /// A request dropped on purpose (rate limit or filter): counted, its response dropped with it,
+    /// and acknowledged, since the replayer is done with it.
+    private func dropRequest(_ message: ReplayMessage, counting reason: WritableKeyPath<ReplayStatistics.Pipeline, Int>)
+    {
+        statistics.updatePipeline {
+            $0.requestsRead += 1
+            $0[keyPath: reason] += 1
+        }
+        droppedIDs.withLockedValue { $0.insert(message.id) }
+        acknowledgements.settle(id: message.id, type: message.type)
+    }
+
     /// Filters, rewrites and routes one message (also used for replayed
     /// responses coming back from HTTP outputs).
     public func process(_ original: ReplayMessage) {
@@ -179,12 +186,7 @@ public final class ReplayPipeline: Sendable {
         }
         if message.type == .request {
             guard let payload = modifier.apply(to: message.payload) else {
-                statistics.updatePipeline {
-                    $0.requestsRead += 1
-                    $0.filtered += 1
-                }
-                droppedIDs.withLockedValue { $0.insert(message.id) }
-                acknowledgements.settle(id: message.id, type: message.type)
+                dropRequest(message, counting: \.filtered)
                 return
             }
             message.payload = payload
