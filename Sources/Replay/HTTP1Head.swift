@@ -27,6 +27,13 @@ public enum ASCII {
         return true
     }
 
+    /// `bytes` begins with `literal`, byte for byte (a method and its space, say).
+    public static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count >= count, let base = bytes.baseAddress else { return false }
+        return memcmp(base, literal.utf8Start, count) == 0
+    }
+
     /// RFC 9110 tchar.
     public static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {

@@ -63,8 +63,8 @@ struct PendingRequest: Sendable {
         self.id = id
         self.isHead = isHead
         self.isIdempotent = payload.withUnsafeBytes { raw in
-            Self.startsWith(raw, "GET ") || Self.startsWith(raw, "HEAD ") || Self.startsWith(raw, "OPTIONS ")
-                || Self.startsWith(raw, "PUT ") || Self.startsWith(raw, "DELETE ") || Self.startsWith(raw, "TRACE ")
+            ASCII.hasPrefix(raw, "GET ") || ASCII.hasPrefix(raw, "HEAD ") || ASCII.hasPrefix(raw, "OPTIONS ")
+                || ASCII.hasPrefix(raw, "PUT ") || ASCII.hasPrefix(raw, "DELETE ") || ASCII.hasPrefix(raw, "TRACE ")
         }
     }
 
@@ -80,12 +80,6 @@ struct PendingRequest: Sendable {
             buffer.writeBytes(host)
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[value.upperBound...]))
         }
-    }
-
-    private static func startsWith(_ raw: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard raw.count >= count, let base = raw.baseAddress else { return false }
-        return memcmp(base, literal.utf8Start, count) == 0
     }
 }
 
@@ -206,13 +200,7 @@ public final class HTTPOutput: MessageOutput {
     private static func hostRewrite(in payload: UnsafeBufferPointer<UInt8>, with host: [UInt8]?)
         -> (rewrite: HostRewrite, isHead: Bool)?
     {
-        func startsWith(_ literal: StaticString) -> Bool {
-            let count = literal.utf8CodeUnitCount
-            guard payload.count >= count else { return false }
-            let expected = literal.utf8Start
-            for offset in 0..<count where payload[offset] != expected[offset] { return false }
-            return true
-        }
+        func startsWith(_ literal: StaticString) -> Bool { ASCII.hasPrefix(UnsafeRawBufferPointer(payload), literal) }
         let isHead = startsWith("HEAD ")
         if startsWith("CONNECT ") { return nil }
         // An absolute-form target (`GET http://host/x`, a proxy's request)
