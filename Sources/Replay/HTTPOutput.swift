@@ -386,9 +386,12 @@ public final class HTTPOutput: MessageOutput {
         state.withLock { ($0.connections, $0.idle.count) }
     }
 
-    /// Opens a connection and sends `first` on it.
+    /// Opens a connection and sends `first` on it: plain http on a `SocketLoop`, https through NIO.
     private func connect(with first: PendingRequest) {
-        let sslContext = self.sslContext
+        guard let sslContext else {
+            connectPlain(with: first)
+            return
+        }
         let serverName = target.host.isIPAddress ? nil : target.host
         let connectTimeout = TimeAmount(options.timeout)
         let bootstrap = ClientBootstrap(group: group)
@@ -396,10 +399,8 @@ public final class HTTPOutput: MessageOutput {
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
-                        try channel.pipeline.syncOperations.addHandler(tls)
-                    }
+                    let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandler(tls)
                     // Made on the channel's loop and never leaves it: the pool holds a handle.
                     try channel.pipeline.syncOperations.addHandler(HTTPReplayConnection(output: self))
                 }
@@ -415,6 +416,72 @@ public final class HTTPOutput: MessageOutput {
                 self.connectionEnded(nil, hadRequest: true)
             }
         }
+    }
+
+    private func connectPlain(with first: PendingRequest) {
+        let loop = SocketLoopGroup.shared.next()
+        if let literalAddress {
+            loop.execute {
+                PlainHTTPConnection.start(output: self, loop: loop, addresses: [literalAddress], first: first)
+            }
+            return
+        }
+        // getaddrinfo blocks: resolve off the loop, per connection, as NIO's resolver and Go's dialer do.
+        let host = target.host
+        let port = target.port
+        DispatchQueue.global().async {
+            switch Self.resolve(host: host, port: port) {
+            case .success(let addresses):
+                loop.execute { PlainHTTPConnection.start(output: self, loop: loop, addresses: addresses, first: first) }
+            case .failure(let error):
+                self.recordFailure(timeout: false, reason: self.describeConnectFailure(error.description))
+                self.connectionEnded(nil, hadRequest: true)
+            }
+        }
+    }
+
+    /// Why a target's name gave no address.
+    struct ResolutionError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Every TCP address of `host`, in getaddrinfo's order.
+    static func resolve(host: String, port: Int) -> Result<[SocketAddress], ResolutionError> {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_protocol = Int32(IPPROTO_TCP)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let list else {
+            return .failure(
+                ResolutionError(
+                    description: "cannot resolve the name: " + String(cString: gai_strerror(status)).lowercased()))
+        }
+        defer { freeaddrinfo(list) }
+        var addresses: [SocketAddress] = []
+        var entry: UnsafeMutablePointer<addrinfo>? = list
+        while let current = entry {
+            if let address = current.pointee.ai_addr {
+                switch current.pointee.ai_family {
+                case AF_INET:
+                    let ipv4 = UnsafeRawPointer(address).load(as: sockaddr_in.self)
+                    addresses.append(SocketAddress(ipv4, host: host))
+                case AF_INET6:
+                    let ipv6 = UnsafeRawPointer(address).load(as: sockaddr_in6.self)
+                    addresses.append(SocketAddress(ipv6, host: host))
+                default:
+                    break
+                }
+            }
+            entry = current.pointee.ai_next
+        }
+        if addresses.isEmpty { return .failure(ResolutionError(description: "cannot resolve the name: no address")) }
+        return .success(addresses)
+    }
+
+    /// A plain connection opened: the pool can close it from now on.
+    func connectionOpened(_ handle: ReplayConnectionHandle) {
+        state.withLock { $0.live[handle.id] = handle }
     }
 
     /// On the new channel's event loop: registers its connection and sends its first request.
@@ -490,6 +557,10 @@ public final class HTTPOutput: MessageOutput {
         state.withLock { $0.inFlight -= 1 }
     }
 
+    func describeConnectFailure(_ text: String) -> String {
+        "cannot connect to \(target.host):\(target.port): \(text)"
+    }
+
     func describeConnectFailure(_ error: any Error) -> String {
         var error = error
         if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
@@ -503,7 +574,7 @@ public final class HTTPOutput: MessageOutput {
         } else {
             text = "\(error)"
         }
-        return "cannot connect to \(target.host):\(target.port): \(text)"
+        return describeConnectFailure(text)
     }
 
     /// A one-line cause for a channel error; for TLS, the flag that helps.

@@ -44,24 +44,53 @@ struct ResponseBatch {
     }
 }
 
-/// A pooled connection as the pool and other threads hold it: the handler
-/// is reached only on its channel's event loop (`NIOLoopBound` checks it).
+/// A pooled connection as the pool and other threads hold it: a TLS connection's NIO handler, reached
+/// only on its channel's event loop, or a plain-http socket, reached only on its `SocketLoop` (both
+/// checked on access).
 struct ReplayConnectionHandle: Sendable {
     let id: ObjectIdentifier
-    let eventLoop: any EventLoop
-    let connection: NIOLoopBound<HTTPReplayConnection>
+    private let transport: Transport
 
-    /// Sends on the connection, hopping to its loop unless already there.
+    private enum Transport: Sendable {
+        case channel(any EventLoop, NIOLoopBound<HTTPReplayConnection>)
+        case socket(SocketLoopBound<PlainHTTPConnection>)
+    }
+
+    init(_ connection: HTTPReplayConnection, eventLoop: any EventLoop) {
+        id = ObjectIdentifier(connection)
+        transport = .channel(eventLoop, NIOLoopBound(connection, eventLoop: eventLoop))
+    }
+
+    init(_ connection: SocketLoopBound<PlainHTTPConnection>) {
+        id = connection.id
+        transport = .socket(connection)
+    }
+
+    /// Sends on the connection, hopping to its thread unless already there.
     func send(_ request: PendingRequest) {
-        if eventLoop.inEventLoop {
-            connection.value.send(request)
-        } else {
-            eventLoop.execute { connection.value.send(request) }
+        switch transport {
+        case .channel(let eventLoop, let connection):
+            if eventLoop.inEventLoop {
+                connection.value.send(request)
+            } else {
+                eventLoop.execute { connection.value.send(request) }
+            }
+        case .socket(let connection):
+            if connection.loop.inLoop {
+                connection.value.send(request)
+            } else {
+                connection.loop.execute { connection.value.send(request) }
+            }
         }
     }
 
     func close() {
-        eventLoop.execute { connection.value.closeChannel() }
+        switch transport {
+        case .channel(let eventLoop, let connection):
+            eventLoop.execute { connection.value.closeChannel() }
+        case .socket(let connection):
+            connection.loop.execute { connection.value.closeConnection() }
+        }
     }
 }
 
@@ -124,9 +153,7 @@ final class HTTPReplayConnection: ChannelInboundHandler {
         self.context = context
         isActive = context.channel.isActive
         sendBuffer = context.channel.allocator.buffer(capacity: 1024)
-        handle = ReplayConnectionHandle(
-            id: ObjectIdentifier(self), eventLoop: context.eventLoop,
-            connection: NIOLoopBound(self, eventLoop: context.eventLoop))
+        handle = ReplayConnectionHandle(self, eventLoop: context.eventLoop)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

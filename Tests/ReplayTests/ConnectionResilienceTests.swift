@@ -88,6 +88,68 @@ struct ConnectionResilienceTests {
         #expect(result.counter("sent") == 40)
     }
 
+    @Test("a target that does not answer in --output-http-timeout: each request fails as a timeout, on time")
+    func unansweredTimesOut() async throws {
+        let server = try await TestHTTPServer(responseDelay: .seconds(4))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 3, spacing: 1_000_000, in: directory)
+        let started = ContinuousClock.now
+        let run = await runGoReplay([
+            "--input-file", input, "--output-http", server.url, "--output-http-timeout", "500ms",
+        ])
+        let elapsed = ContinuousClock.now - started
+        await server.shutdown()
+        #expect(run.counter("failed") == 3, "\(run.errorText)")
+        #expect(run.errorText.contains("(timeouts 3)"), "\(run.errorText)")
+        #expect(run.errorText.contains("no response within --output-http-timeout"), "\(run.errorText)")
+        // Given up at 0.5 s, not at the target's 4 s answer.
+        #expect(elapsed < .seconds(3.5), "\(elapsed)")
+    }
+
+    @Test("a target given by a name is resolved before connecting (127.1 is not an address literal)")
+    func namedTarget() async throws {
+        let server = try await TestHTTPServer()
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 20, spacing: 1_000_000, in: directory)
+        let run = await runGoReplay(["--input-file", input, "--output-http", "http://127.1:\(server.port)"])
+        await server.shutdown()
+        #expect(run.counter("failed") == 0, "\(run.errorText)")
+        #expect(Set(paths(server)) == Set((0..<20).map { "/item/\($0)" }))
+        #expect(server.requestTexts.allSatisfy { $0.contains("Host: 127.1:\(server.port)\r\n") })
+    }
+
+    @Test("requests larger than the socket's send buffer arrive whole, and the connection is reused after them")
+    func largeRequestBodies() async throws {
+        let server = try await TestHTTPServer()
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 4 MiB does not fit a new loopback socket's send buffer, so the first write is partial and the
+        // rest waits for the socket (strace: one sendmsg, then a send of the rest). The file input
+        // cuts payloads at 5 MiB (--copy-buffer-size's default), so larger ones would not be whole.
+        let size = 4 << 20
+        let body = String(repeating: "x", count: size)
+        let path = directory.appendingPathComponent("large.gor")
+        try writeGor(
+            (0..<3).map {
+                requestMessage(
+                    $0, request("POST /upload/\($0) HTTP/1.1\nHost: a\nContent-Length: \(size)", body: body),
+                    timestamp: Int64($0) * 1_000_000)
+            } + [requestMessage(3, request("GET /after HTTP/1.1\nHost: a"), timestamp: 3_000_000)],
+            to: path)
+        let run = await runGoReplay([
+            "--input-file", path.path, "--output-http", server.url, "--output-http-workers", "1",
+        ])
+        await server.shutdown()
+        #expect(run.counter("failed") == 0, "\(run.errorText)")
+        #expect(paths(server) == ["/upload/0", "/upload/1", "/upload/2", "/after"])
+        for request in server.requests.prefix(3) {
+            #expect(request.count > size && request.suffix(size).allSatisfy { $0 == UInt8(ascii: "x") })
+        }
+        #expect(server.connections == 1)
+    }
+
     @Test("a POST on a connection the server closed is not sent twice")
     func nonIdempotentNotRetried() async throws {
         let server = try await TestHTTPServer(closing: .afterEachResponse)
