@@ -37,7 +37,10 @@ final class SocketLoop: @unchecked Sendable {
     static let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
     static let writable = EPOLLOUT.rawValue
 
+    private let name: String
+
     init(name: String) {
+        self.name = name
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
         // Both only fail when the process is out of descriptors or memory at start-up.
@@ -48,9 +51,7 @@ final class SocketLoop: @unchecked Sendable {
         event.events = EPOLLIN.rawValue
         event.data.u64 = UInt64(UInt32.max)
         epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event)
-        let thread = Thread { [self] in run() }
-        thread.name = name // for top -H and perf
-        thread.start()
+        Thread { [self] in run() }.start()
     }
 
     var inLoop: Bool { threadID.load(ordering: .acquiring) == UInt(pthread_self()) }
@@ -105,6 +106,8 @@ final class SocketLoop: @unchecked Sendable {
 
     private func run() {
         threadID.store(UInt(pthread_self()), ordering: .releasing)
+        // Named for top -H and perf; Foundation's Thread.name does not reach the kernel on Linux.
+        _ = pthread_setname_np(pthread_self(), name)
         let capacity: Int32 = 64
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(capacity))
         var taken: [@Sendable () -> Void] = []

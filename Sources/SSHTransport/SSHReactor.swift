@@ -40,9 +40,11 @@ public final class SSHReactor: Sendable {
         Self.raiseOpenFileLimit()
         core = try ReactorCore()
         let core = self.core
-        let thread = Thread { core.run() }
-        thread.name = "SSHReactor"
-        thread.start()
+        Thread {
+            // Named for top -H and perf; Foundation's Thread.name does not reach the kernel on Linux.
+            _ = pthread_setname_np(pthread_self(), "SSHReactor")
+            core.run()
+        }.start()
     }
 
     deinit {
