@@ -188,6 +188,7 @@ public final class TCPInput: MessageInput {
         let counters = NIOLockedValueBox(Counters())
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let maxRecord = options.maxRecordBytes
+        let serverTLS = tls // an immutable copy for the channel initialiser, which runs on the event loop
         let host = address.host.isEmpty ? "0.0.0.0" : address.host
         let channel: any Channel
         do {
@@ -196,8 +197,8 @@ public final class TCPInput: MessageInput {
                 .childChannelInitializer { channel in
                     counters.withLockedValue { $0.connections += 1 }
                     return channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        if let serverTLS {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
                         }
                         try channel.pipeline.syncOperations.addHandler(
                             RecordReceiver(

@@ -251,8 +251,10 @@ public final class MirrorMetrics: Sendable {
         return registry.emitToBuffer()
     }
 
+    /// A metric by its full name: the unit is already its suffix (`_total`, `_seconds`), and empty
+    /// name components are left out of the exposed name.
     static func described(_ name: String, _ help: String) -> MetricNameDescriptor {
-        MetricNameDescriptor(metricName: name, helpText: help)
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// `HTTP/1.1 503 …` → 503.
