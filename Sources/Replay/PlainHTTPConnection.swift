@@ -21,7 +21,7 @@ final class PlainHTTPConnection: SocketLoopClient {
         case closed
     }
 
-    private let output: HTTPOutput
+    private var exchange: ReplayExchange
     private let loop: SocketLoop
     private var phase = Phase.connecting
     private var fd: Int32 = -1
@@ -31,39 +31,19 @@ final class PlainHTTPConnection: SocketLoopClient {
     /// Sent once the socket connects.
     private var first: PendingRequest?
     private var connectDeadline: Int64
-    private var current: PendingRequest?
+    private let hostBytes: [UInt8]
     /// The current request's bytes from `unsentOffset` on, when the socket did not take them at once.
     private var unsent: [UInt8] = []
     private var unsentOffset = 0
-    private var framer: HTTPResponseFramer
-    private var sentAt: Int64 = 0
-    private var sentAtWall: Int64 = 0
-    private var deadline: Int64 = .max
-    private let timeoutNanoseconds: Int64
-    private let trackResponses: Bool
-    private let hostBytes: [UInt8]
-    private var ended = false
-    /// True from `send` until the pool takes this connection back as idle.
-    private var holdsSlot = false
-    private var batch = ResponseBatch()
-    private var lastBatchFlush: Int64 = 0
-    /// Responses completed here: a closed connection that had served one is a stale keep-alive.
-    private var served = 0
-    private var receivedAny = false
-    /// Why the socket failed (reset, refused write), for the failure count.
-    private var failureReason: String?
 
     private init(output: HTTPOutput, loop: SocketLoop, addresses: [SocketAddress], first: PendingRequest) {
-        self.output = output
+        self.exchange = ReplayExchange(output: output)
         self.loop = loop
         self.addresses = addresses[...]
         self.first = first
-        self.timeoutNanoseconds = output.options.timeout.nanoseconds
-        self.connectDeadline = monotonicNanoseconds() + timeoutNanoseconds
-        self.trackResponses = output.options.trackResponses
+        self.connectDeadline = monotonicNanoseconds() + output.options.timeout.nanoseconds
         self.hostBytes = output.hostHeaderBytes
-        self.framer = HTTPResponseFramer(
-            keepsRaw: output.options.trackResponses, rawLimit: output.options.responseBufferSize)
+        exchange.connectionID = ObjectIdentifier(self)
     }
 
     /// On `loop`: opens a connection to the first of `addresses` that accepts, then sends `first`.
@@ -112,7 +92,7 @@ final class PlainHTTPConnection: SocketLoopClient {
     private func connected() {
         phase = .open
         loop.modify(fd, events: SocketLoop.readable)
-        output.connectionOpened(handle)
+        exchange.output.connectionOpened(handle)
         if let request = first {
             first = nil
             send(request)
@@ -122,8 +102,8 @@ final class PlainHTTPConnection: SocketLoopClient {
     /// The connection never opened: the first request fails with `text`, and the pool's slot is freed.
     private func failConnect(_ text: String) {
         phase = .closed
-        ended = true
         first = nil
+        let output = exchange.output
         output.recordFailure(timeout: false, reason: output.describeConnectFailure(text))
         output.connectionEnded(nil, hadRequest: true)
     }
@@ -168,12 +148,11 @@ final class PlainHTTPConnection: SocketLoopClient {
             failConnect("connect timed out (--output-http-timeout)")
             return .max
         case .open:
-            guard current != nil else { return .max }
-            guard now >= deadline else { return deadline }
-            current = nil
-            output.recordFailure(timeout: true, reason: "no response within --output-http-timeout")
-            closeConnection()
-            return .max
+            if exchange.timeOut(now: now) {
+                closeConnection()
+                return .max
+            }
+            return exchange.current == nil ? .max : exchange.deadline
         case .closed:
             return .max
         }
@@ -183,25 +162,8 @@ final class PlainHTTPConnection: SocketLoopClient {
 
     /// Sends `request`, or hands it back to the pool when the connection has closed.
     func send(_ request: PendingRequest, now: Int64 = monotonicNanoseconds()) {
-        holdsSlot = true
-        guard phase == .open, !ended else {
-            // Closed while idle: let the pool start a fresh connection for it.
-            output.requeue(request)
-            if ended {
-                holdsSlot = false
-                output.releaseSlot()
-            } else {
-                finishConnection()
-            }
-            return
-        }
-        current = request
-        receivedAny = false
-        framer.reset(requestMethodIsHead: request.isHead)
-        sentAt = now
-        if trackResponses { sentAtWall = wallNanoseconds() }
-        deadline = now + timeoutNanoseconds
-        loop.noteDeadline(deadline)
+        guard exchange.start(request, isOpen: phase == .open, now: now) else { return }
+        loop.noteDeadline(exchange.deadline)
         write(request)
     }
 
@@ -293,54 +255,33 @@ final class PlainHTTPConnection: SocketLoopClient {
             if errno != EAGAIN && errno != EWOULDBLOCK { failed(errno: errno) }
             return
         }
-        guard current != nil else { return } // stray bytes after a timeout
-        receivedAny = true
-        do {
-            if try framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { completeCurrent() }
-        } catch {
-            current = nil
-            output.recordFailure(timeout: false, reason: "unreadable response: \(error)")
-            closeConnection()
+        switch exchange.receive(UnsafeRawBufferPointer(rebasing: buffer[..<count])) {
+        case .incomplete: break
+        case .complete: completeCurrent()
+        case .unreadable: closeConnection()
         }
     }
 
     private func completeCurrent() {
-        var taken: PendingRequest?
-        swap(&taken, &current) // a move: no retain of its buffers
-        guard let request = taken else { return }
-        served += 1
         let now = monotonicNanoseconds()
-        let latency = now - sentAt
-        batch.record(status: framer.statusCode, latency: latency)
-        if batch.isFull || now - lastBatchFlush > 100_000_000 { flushBatch(now: now) }
-        if trackResponses, let sink = output.responseSink {
-            sink(
-                ReplayMessage(
-                    type: .replayedResponse, id: request.id, timestamp: sentAtWall, latency: latency,
-                    payload: framer.raw))
-        }
         // A server may answer before it has read the whole request (a 413, say): the rest of the
         // request would then be read as the next one, so the connection is not reused.
-        if framer.closesConnection || !unsent.isEmpty {
-            closeConnection()
-            return
-        }
-        if let next = output.nextRequest(after: handle) {
-            send(next, now: now)
-        } else {
-            holdsSlot = false
+        switch exchange.finishResponse(of: handle, mustClose: !unsent.isEmpty, now: now) {
+        case .send(let next): send(next, now: now)
+        case .idle: break
+        case .close: closeConnection()
         }
     }
 
     // MARK: Closing
 
     private func failed(errno code: Int32) {
-        if failureReason == nil { failureReason = "connection error: " + Self.errorText(code) }
+        exchange.noteFailure("connection error: " + Self.errorText(code))
         closeConnection()
     }
 
-    /// Closes the socket and settles the request in flight, as NIO's `channelInactive` does for
-    /// the TLS connections. Also what the pool's `close` runs.
+    /// Closes the socket and settles the request in flight (`ReplayExchange.closed`). Also what
+    /// the pool's `close` runs.
     func closeConnection() {
         switch phase {
         case .closed:
@@ -349,51 +290,14 @@ final class PlainHTTPConnection: SocketLoopClient {
             loop.closeSocket(fd)
             fd = -1
             failConnect("closed before it connected")
-            return
         case .open:
-            break
+            phase = .closed
+            loop.closeSocket(fd)
+            fd = -1
+            unsent = []
+            unsentOffset = 0
+            exchange.closed(handle)
         }
-        phase = .closed
-        loop.closeSocket(fd)
-        fd = -1
-        unsent = []
-        unsentOffset = 0
-        if let request = current {
-            if framer.isCloseDelimited {
-                completeCurrent()
-            } else if served > 0, !receivedAny, request.isIdempotent, !request.retried, !output.isClosing {
-                // The server closed this keep-alive connection as we reused it (idle timeout,
-                // request limit): send it once more on a fresh one, as Go's client does.
-                current = nil
-                holdsSlot = false
-                output.retry(request)
-                output.releaseSlotWithoutStarting()
-            } else {
-                current = nil
-                let reason =
-                    failureReason
-                    ?? (receivedAny ? "connection closed mid-response" : "connection closed before a response")
-                output.recordFailure(timeout: false, reason: reason)
-            }
-        }
-        flushBatch()
-        finishConnection()
-    }
-
-    private func flushBatch(now: Int64 = monotonicNanoseconds()) {
-        batch.settleStatusRun()
-        output.recordResponses(batch)
-        batch.removeAll()
-        lastBatchFlush = now
-    }
-
-    /// Reports the end of this connection to the pool, once.
-    private func finishConnection() {
-        guard !ended else { return }
-        ended = true
-        let hadRequest = holdsSlot
-        holdsSlot = false
-        output.connectionEnded(ObjectIdentifier(self), hadRequest: hadRequest)
     }
 
     private static func errorText(_ code: Int32) -> String {

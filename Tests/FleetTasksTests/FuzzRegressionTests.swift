@@ -40,7 +40,7 @@ struct PlaybookFuzzRegressionTests {
                 )), as: UTF8.self)
         func load() -> PlaybookError? {
             do { _ = try PlaybookLoader.parse(text, file: "playbooks/found.yml") } catch {
-                return error as? PlaybookError
+                return error
             }
             return nil
         }
