@@ -68,6 +68,13 @@ struct PendingRequest: Sendable {
         }
     }
 
+    /// The request as sent, with `host` in place of the captured Host value.
+    func bytes(host: [UInt8]) -> [UInt8] {
+        var buffer = ByteBuffer()
+        write(into: &buffer, host: host)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+
     /// Appends the request as sent, with `host` in place of the captured Host value.
     func write(into buffer: inout ByteBuffer, host: [UInt8]) {
         guard let value = hostValue else {

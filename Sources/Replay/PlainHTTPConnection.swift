@@ -8,9 +8,9 @@ import NIOCore
 
 /// One pooled plain-http connection on a `SocketLoop`: a non-blocking socket, the request written
 /// with one `sendmsg` straight from the captured bytes, the response read into the loop's buffer
-/// and framed. It keeps `HTTPReplayConnection`'s rules (keep-alive reuse, one retry of an
-/// idempotent request on a stale connection, timeouts, close-delimited bodies); https stays on NIO
-/// with TLS.
+/// and framed by `ReplayExchange`, whose rules (keep-alive reuse, one retry of an idempotent
+/// request on a stale connection, timeouts, close-delimited bodies) the https connection on NIO
+/// follows too.
 ///
 /// Confined to its loop's thread, like the NIO handler to its event loop; the pool holds a
 /// `ReplayConnectionHandle`.
@@ -208,18 +208,9 @@ final class PlainHTTPConnection: SocketLoopClient {
             return
         }
         // The socket's buffer is full (rare for a request): keep the rest for when it drains.
-        unsent = Self.bytes(of: request, host: hostBytes)
+        unsent = request.bytes(host: hostBytes)
         unsentOffset = max(0, sent)
         loop.modify(fd, events: SocketLoop.readable | SocketLoop.writable)
-    }
-
-    private static func bytes(of request: PendingRequest, host: [UInt8]) -> [UInt8] {
-        guard let value = request.hostValue else { return request.payload }
-        var bytes = Array(request.payload[..<value.lowerBound])
-        if request.hostNeedsSpace { bytes.append(0x20) }
-        bytes += host
-        bytes += request.payload[value.upperBound...]
-        return bytes
     }
 
     private func writeUnsent() {
