@@ -426,7 +426,14 @@ public final class HTTPOutput: MessageOutput {
     }
 
     private func connectPlain(with first: PendingRequest) {
-        let loop = SocketLoopGroup.shared.next()
+        let loop: SocketLoop
+        switch SocketLoopGroup.shared {
+        case .success(let group): loop = group.next()
+        case .failure(let error):
+            recordFailure(timeout: false, reason: describeConnectFailure(error.description))
+            connectionEnded(nil, hadRequest: true)
+            return
+        }
         if let literalAddress {
             loop.execute {
                 PlainHTTPConnection.start(output: self, loop: loop, addresses: [literalAddress], first: first)

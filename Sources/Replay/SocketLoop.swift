@@ -39,13 +39,18 @@ final class SocketLoop: @unchecked Sendable {
 
     private let name: String
 
-    init(name: String) {
+    /// Starts the loop's thread; throws when the process has no descriptor left for its epoll
+    /// instance or wake-up eventfd.
+    init(name: String) throws(SocketLoopError) {
         self.name = name
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw SocketLoopError(errno: errno) }
         wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
-        // Both only fail when the process is out of descriptors or memory at start-up.
-        precondition(
-            epollFD >= 0 && wakeFD >= 0, "cannot create an epoll instance: \(String(cString: strerror(errno)))")
+        guard wakeFD >= 0 else {
+            let code = errno
+            close(epollFD)
+            throw SocketLoopError(errno: code)
+        }
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
@@ -157,17 +162,33 @@ final class SocketLoop: @unchecked Sendable {
     }
 }
 
+/// Why replay's socket loops could not start.
+struct SocketLoopError: Error, CustomStringConvertible {
+    var errno: Int32
+
+    var description: String {
+        "cannot start a socket loop: " + String(cString: strerror(errno)).lowercased()
+            + " (raise the open-file limit, ulimit -n)"
+    }
+}
+
 /// Loops handed out in turn.
 final class SocketLoopGroup: Sendable {
     /// The loops replay's plain-http connections share, one per core, started on first use and
-    /// left waiting for the process's life (as NIO's singleton group is).
-    static let shared = SocketLoopGroup(count: max(1, ProcessInfo.processInfo.activeProcessorCount))
+    /// left waiting for the process's life (as NIO's singleton group is). An error when they
+    /// could not start: each connection then fails with it.
+    static let shared: Result<SocketLoopGroup, SocketLoopError> = Result {
+        () throws(SocketLoopError) in
+        try SocketLoopGroup(count: max(1, ProcessInfo.processInfo.activeProcessorCount))
+    }
 
     private let loops: [SocketLoop]
     private let nextIndex = Atomic(0)
 
-    init(count: Int) {
-        loops = (0..<count).map { SocketLoop(name: "replay-loop-\($0)") }
+    init(count: Int) throws(SocketLoopError) {
+        var loops: [SocketLoop] = []
+        for index in 0..<count { loops.append(try SocketLoop(name: "replay-loop-\(index)")) }
+        self.loops = loops
     }
 
     func next() -> SocketLoop {
