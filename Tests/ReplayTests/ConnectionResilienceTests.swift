@@ -278,6 +278,50 @@ struct ConnectionResilienceTests {
         #expect(server.requests.count == 2)
     }
 
+    @Test("a target that never completes the TCP handshake fails on the connect timeout, not later")
+    func unansweredConnectTimesOut() async throws {
+        // A listener that never accepts, its accept queue filled: Linux drops further SYNs, so a
+        // connect neither succeeds nor is refused (as with a firewalled staging host).
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 0) == 0
+                    && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        var fillers: [Int32] = []
+        defer { for filler in fillers { close(filler) } }
+        for _ in 0..<3 {
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            fillers.append(filler)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200)) // the first filler's handshake fills the queue
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = try gorFile(count: 2, spacing: 1_000_000, in: directory)
+        let started = ContinuousClock.now
+        let run = await runGoReplay([
+            "--input-file", input, "--output-http", "http://127.0.0.1:\(port)", "--output-http-timeout", "1s",
+        ])
+        let elapsed = ContinuousClock.now - started
+        #expect(run.counter("failed") == 2, "\(run.errorText)")
+        #expect(
+            run.errorText.contains("cannot connect to 127.0.0.1:\(port): connect timed out (--output-http-timeout)"),
+            "\(run.errorText)")
+        #expect(elapsed < .seconds(4), "\(elapsed)")
+    }
+
     @Test("a refused connection says so")
     func refusedExplained() async throws {
         let directory = try makeTemporaryDirectory()
