@@ -419,8 +419,7 @@ public final class HTTPOutput: MessageOutput {
             case .success(let channel):
                 channel.eventLoop.execute { self.started(channel, first: first) }
             case .failure(let error):
-                self.recordFailure(timeout: false, reason: self.describeConnectFailure(error))
-                self.connectionEnded(nil, hadRequest: true)
+                self.connectFailed(Self.connectFailureCause(error))
             }
         }
     }
@@ -430,8 +429,7 @@ public final class HTTPOutput: MessageOutput {
         switch SocketLoopGroup.shared {
         case .success(let group): loop = group.next()
         case .failure(let error):
-            recordFailure(timeout: false, reason: describeConnectFailure(error.description))
-            connectionEnded(nil, hadRequest: true)
+            connectFailed(error.description)
             return
         }
         if let literalAddress {
@@ -448,8 +446,7 @@ public final class HTTPOutput: MessageOutput {
             case .success(let addresses):
                 loop.execute { PlainHTTPConnection.start(output: self, loop: loop, addresses: addresses, first: first) }
             case .failure(let error):
-                self.recordFailure(timeout: false, reason: self.describeConnectFailure(error.description))
-                self.connectionEnded(nil, hadRequest: true)
+                self.connectFailed(error.description)
             }
         }
     }
@@ -571,24 +568,22 @@ public final class HTTPOutput: MessageOutput {
         state.withLock { $0.inFlight -= 1 }
     }
 
-    func describeConnectFailure(_ text: String) -> String {
-        "cannot connect to \(target.host):\(target.port): \(text)"
+    /// A connection that never opened (refused, timed out, no address, no loop): its first request
+    /// fails as "cannot connect to HOST:PORT: `cause`", and its slot goes to a waiting request.
+    func connectFailed(_ cause: String) {
+        recordFailure(timeout: false, reason: "cannot connect to \(target.host):\(target.port): \(cause)")
+        connectionEnded(nil, hadRequest: true)
     }
 
-    func describeConnectFailure(_ error: any Error) -> String {
+    /// Why NIO could not connect, in a few words.
+    static func connectFailureCause(_ error: any Error) -> String {
         var error = error
         if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
             error = first.error // happy eyeballs wraps the socket's error
         }
-        let text: String
-        if let error = error as? IOError {
-            text = String(cString: strerror(error.errnoCode)).lowercased()
-        } else if error is ChannelError, case .connectTimeout = error as? ChannelError {
-            text = "connect timed out (--output-http-timeout)"
-        } else {
-            text = "\(error)"
-        }
-        return describeConnectFailure(text)
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if case .connectTimeout = error as? ChannelError { return "connect timed out (--output-http-timeout)" }
+        return "\(error)"
     }
 
     /// A one-line cause for a channel error; for TLS, the flag that helps.

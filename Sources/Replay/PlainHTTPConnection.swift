@@ -103,9 +103,7 @@ final class PlainHTTPConnection: SocketLoopClient {
     private func failConnect(_ text: String) {
         phase = .closed
         first = nil
-        let output = exchange.output
-        output.recordFailure(timeout: false, reason: output.describeConnectFailure(text))
-        output.connectionEnded(nil, hadRequest: true)
+        exchange.output.connectFailed(text)
     }
 
     // MARK: Events

@@ -8,13 +8,20 @@ import Testing
 /// and that a server allowing only algorithms further down the list still connects.
 @Suite("Negotiated algorithms", .enabled(if: isRoot, "needs root to run sshd"))
 struct AlgorithmTests {
+    /// Connects to `fixture`'s sshd trusting its `keyType` host key; the caller closes the session.
+    private func connect(_ fixture: StandaloneFixture, keyType: String) async throws -> (
+        SSHSession, NegotiatedAlgorithms
+    ) {
+        let knownHosts = try fixture.knownHosts([try fixture.sshd.knownHostsLine(keyType)])
+        let session = try await fixture.connect(fixture.options(knownHosts: knownHosts))
+        return (session, await session.negotiatedAlgorithms())
+    }
+
     @Test("against OpenSSH's defaults: curve25519-sha256, ssh-ed25519, aes128-ctr, hmac-sha2-256")
     func defaults() async throws {
         let fixture = try await StandaloneFixture.make()
         defer { fixture.cleanUp() }
-        let knownHosts = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ed25519")])
-        let session = try await fixture.connect(fixture.options(knownHosts: knownHosts))
-        let algorithms = await session.negotiatedAlgorithms()
+        let (session, algorithms) = try await connect(fixture, keyType: "ed25519")
         await session.close()
         #expect(
             algorithms
@@ -31,9 +38,7 @@ struct AlgorithmTests {
                 "KexAlgorithms diffie-hellman-group14-sha256", "Ciphers aes256-ctr", "MACs hmac-sha2-512",
             ])
         defer { fixture.cleanUp() }
-        let knownHosts = try fixture.knownHosts([try fixture.sshd.knownHostsLine("ecdsa")])
-        let session = try await fixture.connect(fixture.options(knownHosts: knownHosts))
-        let algorithms = await session.negotiatedAlgorithms()
+        let (session, algorithms) = try await connect(fixture, keyType: "ecdsa")
         let (result, stdout, _) = try await session.run("echo ok")
         await session.close()
         #expect(
